@@ -1,0 +1,88 @@
+# tessera: the single entry point.
+#   make run    install dependencies, build (Release), train        (RUN_BIN below)
+#   make test   install dependencies, build, run every test and check (Release -Werror, lint, ASan)
+# Other targets: build, test-asan, lint, format, bench, clean, help.
+# Variables: JOBS=2 (build and ctest parallelism), RUN_ARGS=..., CMAKE_ARGS=..., WERROR=ON|OFF,
+#            SKIP_DEPS=1 (do not check or install Debian packages).
+
+JOBS        ?= 2
+RELEASE_DIR ?= build/release
+ASAN_DIR    ?= build/asan
+# The main job. For now the core MLP example; later the `tessera` binary with a config.
+RUN_BIN     ?= $(RELEASE_DIR)/examples/train_mlp
+RUN_ARGS    ?=
+CMAKE_ARGS  ?=
+# Unset: keep what the build directory was configured with. `make test` sets ON.
+WERROR      ?=
+
+CMAKE      := cmake
+CTEST      := ctest
+SHELL      := /bin/bash
+werror_arg  = $(if $(WERROR),-DTESSERA_WERROR=$(WERROR))
+
+# Sanitizer runtime options for the ASan/UBSan suite. OpenMPI leaks by design in MPI_Init;
+# tools/lsan.supp hides those (it matches only with full stacks: an MPI test sets
+# ASAN_OPTIONS=fast_unwind_on_malloc=0 itself).
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+asan_env = LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0
+
+# Targets run one after another; ninja and ctest parallelise inside them.
+.NOTPARALLEL:
+.DEFAULT_GOAL := build
+.PHONY: run test test-release test-asan build configure configure-asan build-asan bench lint \
+        format clean deps bench-deps help
+
+help:
+	@sed -n '2,7p' Makefile | sed 's/^# \{0,1\}//'
+
+deps:
+ifeq ($(SKIP_DEPS),)
+	scripts/install-deps.sh
+endif
+
+bench-deps:
+ifeq ($(SKIP_DEPS),)
+	scripts/install-bench-deps.sh
+endif
+
+configure: deps
+	$(CMAKE) -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(werror_arg) $(CMAKE_ARGS)
+
+build: configure
+	$(CMAKE) --build $(RELEASE_DIR) -j $(JOBS)
+
+run: build
+	$(RUN_BIN) $(RUN_ARGS)
+
+test: WERROR = ON
+test: test-release lint test-asan
+
+test-release: build
+	$(CTEST) --test-dir $(RELEASE_DIR) --output-on-failure -j $(JOBS)
+
+configure-asan: deps
+	$(CMAKE) -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=ON \
+	  -DTESSERA_BUILD_BENCH=OFF $(CMAKE_ARGS)
+
+build-asan: configure-asan
+	$(CMAKE) --build $(ASAN_DIR) -j $(JOBS)
+
+test-asan: build-asan
+	$(asan_env) $(CTEST) --test-dir $(ASAN_DIR) --output-on-failure -j $(JOBS)
+
+# Runs every check and fails at the end if any failed, so one run shows all problems.
+lint: configure
+	@rc=0; \
+	tools/check_layers.sh || rc=1; \
+	tools/check_format.sh || rc=1; \
+	JOBS=$(JOBS) tools/check_tidy.sh $(RELEASE_DIR) || rc=1; \
+	exit $$rc
+
+format:
+	tools/check_format.sh --fix
+
+bench: bench-deps build
+	bench/run_core.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "tessera/tensor/device.h"
+
+namespace tessera {
+
+// A block of memory, 64-byte aligned (a cache line; what AVX-512 loads want). Shared by every
+// tensor that views it through std::shared_ptr<Storage>; freed with the last one.
+class Storage {
+ public:
+  static constexpr size_t kAlignment = 64;
+  // Uninitialised memory for nbytes.
+  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = {});
+
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage();
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+ private:
+  Storage(void* data, size_t nbytes, Device device)
+      : data_(data), nbytes_(nbytes), device_(device) {}
+  void* data_;
+  size_t nbytes_;
+  Device device_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,13 @@
+#pragma once
+
+namespace tessera {
+
+// Sets the intra-op thread count for tessera's kernels and for OpenBLAS together, so that the two
+// never run more threads than the setting (oversubscribed cores cost 5x on small machines).
+void set_num_threads(int n);
+
+// Applies the current setting (TESSERA_NUM_THREADS or cores / local ranks) to OpenBLAS.
+// Called before the first BLAS call; idempotent.
+void apply_blas_threads();
+
+}  // namespace tessera

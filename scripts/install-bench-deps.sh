@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Installs the peer that benchmarks measure against (PyTorch on CPU). Benchmarks only: never a
+# dependency of the library. Idempotent: installs only what is missing.
+set -euo pipefail
+
+exec "$(dirname "${BASH_SOURCE[0]}")/ensure-packages.sh" python3-torch python3-numpy

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what tessera needs to build, test and train (Debian 12 packages; see DESIGN.md's
+# dependency table). Idempotent: installs only what is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config  # toolchain
+  clang-format clang-tidy                       # format and naming checks (make lint)
+  libopenblas-dev                               # sgemm
+  libgtest-dev libgmock-dev googletest          # unit tests
+  libbenchmark-dev                              # micro-benchmarks
+  zlib1g-dev                                    # gzipped IDX data
+  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev  # config, command line, JSON
+  libgloo-dev                                   # collectives over TCP (default backend)
+  libopenmpi-dev openmpi-bin                    # MPI backend and mpirun
+  dataset-fashion-mnist                         # the real data set, in /usr/share
+  time iproute2                                 # /usr/bin/time, ip/ss for e2e tests
+)
+
+exec "$(dirname "${BASH_SOURCE[0]}")/ensure-packages.sh" "${packages[@]}"

@@ -1,0 +1,184 @@
+#include "tessera/optim/optimizer.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "tessera/core/error.h"
+#include "tessera/tensor/tensor_io.h"
+
+namespace tessera::optim {
+namespace {
+
+constexpr uint32_t kStateVersion = 1;
+// Longer than any kind tag; a corrupt length is refused before allocating.
+constexpr size_t kMaxKindLength = 64;
+
+}  // namespace
+
+Optimizer::Optimizer(std::vector<autograd::Variable> params, double lr)
+    : params_(std::move(params)), states_(params_.size()), lr_(lr) {
+  if (params_.empty()) throw ValueError("optimizer: got an empty parameter list");
+  if (!(lr >= 0.0) || !std::isfinite(lr)) {
+    throw ValueError(detail::concat("optimizer: invalid lr ", lr, " (must be finite and >= 0)"));
+  }
+  std::unordered_map<const autograd::VariableImpl*, size_t> seen;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const autograd::Variable& p = params_[i];
+    if (!p.defined()) throw ValueError(detail::concat("optimizer: parameter ", i, " is undefined"));
+    if (!p.is_leaf()) {
+      throw ValueError(detail::concat("optimizer: ", param_label(i),
+                                      " is not a leaf (it is the result of an operation)"));
+    }
+    DType dtype = p.data().dtype();
+    if (dtype != DType::kFloat32 && dtype != DType::kFloat64) {
+      throw DTypeError(detail::concat("optimizer: ", param_label(i), " is ", dtype_name(dtype),
+                                      ", expected float32 or float64"));
+    }
+    if (!p.data().is_contiguous()) {
+      throw ValueError(detail::concat("optimizer: ", param_label(i), " of shape ",
+                                      shape_str(p.shape()), " is not contiguous"));
+    }
+    auto [it, inserted] = seen.emplace(p.impl(), i);
+    if (!inserted) {
+      throw ValueError(detail::concat("optimizer: ", param_label(i), " repeats parameter ",
+                                      it->second, "; it would be updated twice per step"));
+    }
+  }
+}
+
+void Optimizer::set_lr(double lr) {
+  if (!(lr >= 0.0) || !std::isfinite(lr)) {
+    throw ValueError(detail::concat(kind(), ": invalid lr ", lr, " (must be finite and >= 0)"));
+  }
+  lr_ = lr;
+}
+
+std::string Optimizer::param_label(size_t index) const {
+  const std::string& name = params_[index].name();
+  if (name.empty()) return detail::concat("parameter ", index);
+  return detail::concat("parameter ", index, " ('", name, "')");
+}
+
+void Optimizer::check_param(size_t index) const {
+  const autograd::Variable& p = params_[index];
+  const Tensor& data = p.data();
+  const Tensor& grad = p.grad();
+  if (grad.shape() != data.shape()) {
+    throw ShapeError(detail::concat(kind(), ".step: ", param_label(index), " has shape ",
+                                    shape_str(data.shape()), " but its gradient ",
+                                    shape_str(grad.shape())));
+  }
+  if (grad.dtype() != data.dtype()) {
+    throw DTypeError(detail::concat(kind(), ".step: ", param_label(index), " is ",
+                                    dtype_name(data.dtype()), " but its gradient ",
+                                    dtype_name(grad.dtype())));
+  }
+  if (!data.is_contiguous()) {
+    throw ValueError(detail::concat(kind(), ".step: ", param_label(index),
+                                    " is no longer contiguous (replaced by set_data?)"));
+  }
+  for (const Tensor& buffer : states_[index].buffers) {
+    // Buffers were made for this parameter; a set_data of another shape or dtype breaks them.
+    if (buffer.shape() != data.shape() || buffer.dtype() != data.dtype()) {
+      throw ShapeError(detail::concat(kind(), ".step: ", param_label(index), " is now ",
+                                      dtype_name(data.dtype()), " ", shape_str(data.shape()),
+                                      " but its state was made for ", dtype_name(buffer.dtype()),
+                                      " ", shape_str(buffer.shape())));
+    }
+  }
+}
+
+void Optimizer::step() {
+  // Check every parameter before touching any, so a bad one does not leave half a step applied.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].grad().defined()) check_param(i);
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const autograd::Variable& p = params_[i];
+    if (!p.grad().defined()) continue;
+    // The update loops read the gradient as a flat array; a strided one is rare enough to copy.
+    const Tensor& grad = p.grad();
+    ParamState& state = states_[i];
+    ++state.step;
+    update(p.data(), grad.is_contiguous() ? grad : grad.contiguous(), state);
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (autograd::Variable& p : params_) p.zero_grad();
+}
+
+void Optimizer::save_state(BinaryWriter& out) const {
+  out.write_string(kind());
+  out.write_u32(kStateVersion);
+  out.write_f64(lr_);
+  out.write_u64(params_.size());
+  for (const ParamState& state : states_) {
+    out.write_i64(state.step);
+    out.write_u32(static_cast<uint32_t>(state.buffers.size()));
+    for (const Tensor& buffer : state.buffers) write_tensor(out, buffer);
+  }
+}
+
+void Optimizer::load_state(BinaryReader& in) {
+  const std::string where = detail::concat(kind(), ".load_state: ", in.source());
+  std::string saved_kind = in.read_string(kMaxKindLength);
+  if (saved_kind != kind()) {
+    throw FormatError(detail::concat(where, ": state is for optimizer '", saved_kind,
+                                     "', expected '", kind(), "'"));
+  }
+  uint32_t version = in.read_u32();
+  if (version != kStateVersion) {
+    throw FormatError(
+        detail::concat(where, ": state version ", version, ", expected ", kStateVersion));
+  }
+  double lr = in.read_f64();
+  if (!(lr >= 0.0) || !std::isfinite(lr)) {
+    throw FormatError(detail::concat(where, ": invalid lr ", lr));
+  }
+  uint64_t count = in.read_u64();
+  if (count != params_.size()) {
+    throw FormatError(detail::concat(where, ": state holds ", count,
+                                     " parameters, the optimizer has ", params_.size()));
+  }
+  // Read everything into a fresh state first so a failure leaves this optimizer as it was.
+  std::vector<ParamState> states(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& data = params_[i].data();
+    ParamState& state = states[i];
+    state.step = in.read_i64();
+    if (state.step < 0) {
+      throw FormatError(
+          detail::concat(where, ": ", param_label(i), ": negative step count ", state.step));
+    }
+    uint32_t buffers = in.read_u32();
+    // Buffers exist exactly when the parameter has been updated (and the options keep any).
+    const size_t expected = state.step == 0 ? 0 : num_buffers();
+    if (buffers != expected) {
+      throw FormatError(detail::concat(where, ": ", param_label(i), ": ", buffers,
+                                       " state buffers after ", state.step, " steps, expected ",
+                                       expected, " for these options"));
+    }
+    for (uint32_t b = 0; b < buffers; ++b) {
+      Tensor buffer = read_tensor(in);
+      if (buffer.shape() != data.shape()) {
+        throw ShapeError(detail::concat(where, ": ", param_label(i), " has shape ",
+                                        shape_str(data.shape()), " but its state buffer ", b,
+                                        " has shape ", shape_str(buffer.shape())));
+      }
+      if (buffer.dtype() != DType::kFloat32 && buffer.dtype() != DType::kFloat64) {
+        throw FormatError(detail::concat(where, ": ", param_label(i), ": state buffer ", b, " is ",
+                                         dtype_name(buffer.dtype())));
+      }
+      // As PyTorch's load_state_dict: state follows the parameter's dtype.
+      state.buffers.push_back(buffer.to(data.dtype()));
+    }
+  }
+  states_ = std::move(states);
+  lr_ = lr;
+}
+
+}  // namespace tessera::optim
