@@ -127,19 +127,19 @@ int main(int argc, char** argv) {
     run_module(c, "batchnorm.", bn);
     for (std::string name : {"ce.", "ce_smooth."}) {
       Variable logits(c.in(name + "logits"), true);
-      Variable loss = ag::cross_entropy(logits, c.in(name + "labels"),
-                                        c.in(name + "smoothing").item());
+      Variable loss =
+          ag::cross_entropy(logits, c.in(name + "labels"), c.in(name + "smoothing").item());
       loss.backward();
       c.out(name + "loss", loss.data());
       c.out(name + "dlogits", logits.grad());
     }
     run_optimizer(c, "sgd.", [](Variable p) {
-      return std::make_unique<optim::Sgd>(std::vector{p}, optim::SgdOptions{
-          .lr = 0.1, .momentum = 0.9, .weight_decay = 1e-2});
+      return std::make_unique<optim::Sgd>(
+          std::vector{p}, optim::SgdOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-2});
     });
     run_optimizer(c, "nesterov.", [](Variable p) {
-      return std::make_unique<optim::Sgd>(std::vector{p}, optim::SgdOptions{
-          .lr = 0.1, .momentum = 0.9, .nesterov = true});
+      return std::make_unique<optim::Sgd>(
+          std::vector{p}, optim::SgdOptions{.lr = 0.1, .momentum = 0.9, .nesterov = true});
     });
     run_optimizer(c, "adam.", [](Variable p) {
       return std::make_unique<optim::Adam>(std::vector{p},

@@ -49,10 +49,20 @@ struct LaterFirst {
 
 void run_backward(const Variable& root, const Tensor& grad_output) {
   if (!root.defined() || !root.requires_grad()) {
-    throw ValueError("backward: the output does not require grad (no input had requires_grad, or "
-                     "it was computed under NoGradGuard)");
+    throw ValueError(
+        "backward: the output does not require grad (no input had requires_grad, or "
+        "it was computed under NoGradGuard)");
   }
-  check_grad_shape(grad_output, root.data(), "the output");
+  // The caller's gradient is a user's input (ShapeError/DTypeError); a node's is an invariant.
+  if (!grad_output.defined() || grad_output.shape() != root.shape()) {
+    throw ShapeError(detail::concat(
+        "backward: gradient ", grad_output.defined() ? shape_str(grad_output.shape()) : "undefined",
+        " does not match the output ", shape_str(root.shape())));
+  }
+  if (grad_output.dtype() != root.dtype()) {
+    throw DTypeError(detail::concat("backward: gradient ", dtype_name(grad_output.dtype()),
+                                    " does not match the output ", dtype_name(root.dtype())));
+  }
   NoGradGuard no_grad;  // backward closures must not record graphs of their own
   if (root.is_leaf()) {
     accumulate_leaf(*root.impl(), grad_output.clone());

@@ -18,19 +18,20 @@ using Needs = std::vector<bool>;
 
 Variable add(const Variable& a, const Variable& b) {
   Shape sa = a.shape(), sb = b.shape();
-  return make_result(t::add(a.data(), b.data()), "add", {a, b},
-                     [sa, sb](const Tensor& g, const Needs& n) -> Grads {
-                       return {n[0] ? t::sum_to(g, sa) : Tensor(), n[1] ? t::sum_to(g, sb) : Tensor()};
-                     });
+  return make_result(
+      t::add(a.data(), b.data()), "add", {a, b},
+      [sa, sb](const Tensor& g, const Needs& n) -> Grads {
+        return {n[0] ? t::sum_to(g, sa) : Tensor(), n[1] ? t::sum_to(g, sb) : Tensor()};
+      });
 }
 
 Variable sub(const Variable& a, const Variable& b) {
   Shape sa = a.shape(), sb = b.shape();
-  return make_result(t::sub(a.data(), b.data()), "sub", {a, b},
-                     [sa, sb](const Tensor& g, const Needs& n) -> Grads {
-                       return {n[0] ? t::sum_to(g, sa) : Tensor(),
-                               n[1] ? t::sum_to(t::neg(g), sb) : Tensor()};
-                     });
+  return make_result(
+      t::sub(a.data(), b.data()), "sub", {a, b},
+      [sa, sb](const Tensor& g, const Needs& n) -> Grads {
+        return {n[0] ? t::sum_to(g, sa) : Tensor(), n[1] ? t::sum_to(t::neg(g), sb) : Tensor()};
+      });
 }
 
 Variable mul(const Variable& a, const Variable& b) {
@@ -95,8 +96,9 @@ Variable sqrt(const Variable& a) {
 
 Variable tanh(const Variable& a) {
   Tensor y = t::tanh(a.data());
-  return make_result(y, "tanh", {a},
-                     [y](const Tensor& g, const Needs&) -> Grads { return {t::tanh_backward(g, y)}; });
+  return make_result(y, "tanh", {a}, [y](const Tensor& g, const Needs&) -> Grads {
+    return {t::tanh_backward(g, y)};
+  });
 }
 
 Variable sigmoid(const Variable& a) {
@@ -108,14 +110,16 @@ Variable sigmoid(const Variable& a) {
 
 Variable relu(const Variable& a) {
   Tensor y = t::relu(a.data());
-  return make_result(y, "relu", {a},
-                     [y](const Tensor& g, const Needs&) -> Grads { return {t::relu_backward(g, y)}; });
+  return make_result(y, "relu", {a}, [y](const Tensor& g, const Needs&) -> Grads {
+    return {t::relu_backward(g, y)};
+  });
 }
 
 Variable gelu(const Variable& a) {
   Tensor x = a.data();
-  return make_result(t::gelu(x), "gelu", {a},
-                     [x](const Tensor& g, const Needs&) -> Grads { return {t::gelu_backward(g, x)}; });
+  return make_result(t::gelu(x), "gelu", {a}, [x](const Tensor& g, const Needs&) -> Grads {
+    return {t::gelu_backward(g, x)};
+  });
 }
 
 Variable matmul(const Variable& a, const Variable& b) {
@@ -124,11 +128,10 @@ Variable matmul(const Variable& a, const Variable& b) {
     throw ShapeError(detail::concat("matmul: autograd supports 2-D operands, got lhs ",
                                     shape_str(x.shape()), " and rhs ", shape_str(y.shape())));
   }
-  return make_result(t::matmul(x, y), "matmul", {a, b},
-                     [x, y](const Tensor& g, const Needs& n) -> Grads {
-                       return {n[0] ? t::matmul(g, y.t()) : Tensor(),
-                               n[1] ? t::matmul(x.t(), g) : Tensor()};
-                     });
+  return make_result(
+      t::matmul(x, y), "matmul", {a, b}, [x, y](const Tensor& g, const Needs& n) -> Grads {
+        return {n[0] ? t::matmul(g, y.t()) : Tensor(), n[1] ? t::matmul(x.t(), g) : Tensor()};
+      });
 }
 
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
@@ -174,9 +177,10 @@ Variable sum(const Variable& a, const std::vector<int64_t>& axes, bool keepdim) 
     if (!reduced || keepdim) out_shape.push_back(kept_shape[d]);
   }
   Tensor out = kept.reshape(out_shape);
-  return make_result(out, "sum", {a}, [in_shape, kept_shape](const Tensor& g, const Needs&) -> Grads {
-    return {g.reshape(kept_shape).expand(in_shape).contiguous()};
-  });
+  return make_result(out, "sum", {a},
+                     [in_shape, kept_shape](const Tensor& g, const Needs&) -> Grads {
+                       return {g.reshape(kept_shape).expand(in_shape).contiguous()};
+                     });
 }
 
 Variable mean(const Variable& a, const std::vector<int64_t>& axes, bool keepdim) {
@@ -187,8 +191,9 @@ Variable mean(const Variable& a, const std::vector<int64_t>& axes, bool keepdim)
 
 Variable reshape(const Variable& a, const Shape& shape) {
   Shape in_shape = a.shape();
-  return make_result(a.data().reshape(shape), "reshape", {a},
-                     [in_shape](const Tensor& g, const Needs&) -> Grads { return {g.reshape(in_shape)}; });
+  return make_result(
+      a.data().reshape(shape), "reshape", {a},
+      [in_shape](const Tensor& g, const Needs&) -> Grads { return {g.reshape(in_shape)}; });
 }
 
 Variable transpose(const Variable& a, int64_t axis0, int64_t axis1) {
@@ -202,13 +207,14 @@ Variable slice(const Variable& a, int64_t axis, int64_t start, int64_t end, int6
   Tensor out = a.data().slice(axis, start, end, step);
   Shape in_shape = a.shape();
   DType dtype = a.dtype();
-  return make_result(out, "slice", {a},
-                     [in_shape, dtype, axis, start, end, step](const Tensor& g, const Needs&) -> Grads {
-                       Tensor full = Tensor::zeros(in_shape, dtype);
-                       Tensor view = full.slice(axis, start, end, step);
-                       view.copy_from(g);
-                       return {full};
-                     });
+  return make_result(
+      out, "slice", {a},
+      [in_shape, dtype, axis, start, end, step](const Tensor& g, const Needs&) -> Grads {
+        Tensor full = Tensor::zeros(in_shape, dtype);
+        Tensor view = full.slice(axis, start, end, step);
+        view.copy_from(g);
+        return {full};
+      });
 }
 
 Variable softmax(const Variable& a, int64_t axis) {
@@ -231,13 +237,14 @@ Variable conv2d(const Variable& input, const Variable& weight, const Variable& b
   Tensor out = t::conv2d(x, w, bias.defined() ? bias.data() : Tensor(), options);
   std::vector<Variable> inputs{input, weight};
   if (bias.defined()) inputs.push_back(bias);
-  return make_result(out, "conv2d", inputs, [x, w, options](const Tensor& g, const Needs& n) -> Grads {
-    bool need_bias = n.size() > 2 && n[2];
-    Conv2dGrads cg = t::conv2d_backward(g, x, w, options, n[0], need_bias);
-    Grads grads{cg.input, n[1] ? cg.weight : Tensor()};
-    if (n.size() > 2) grads.push_back(cg.bias);
-    return grads;
-  });
+  return make_result(out, "conv2d", inputs,
+                     [x, w, options](const Tensor& g, const Needs& n) -> Grads {
+                       bool need_bias = n.size() > 2 && n[2];
+                       Conv2dGrads cg = t::conv2d_backward(g, x, w, options, n[0], need_bias);
+                       Grads grads{cg.input, n[1] ? cg.weight : Tensor()};
+                       if (n.size() > 2) grads.push_back(cg.bias);
+                       return grads;
+                     });
 }
 
 Variable max_pool2d(const Variable& input, const Pool2dOptions& options) {
@@ -276,10 +283,11 @@ Variable dropout(const Variable& a, double p, Generator& gen) {
 Variable cross_entropy(const Variable& logits, const Tensor& labels, double label_smoothing) {
   CrossEntropyResult r = t::softmax_cross_entropy(logits.data(), labels, label_smoothing);
   Tensor probs = r.probs;
-  return make_result(r.loss, "cross_entropy", {logits},
-                     [probs, labels, label_smoothing](const Tensor& g, const Needs&) -> Grads {
-                       return {t::softmax_cross_entropy_backward(g, probs, labels, label_smoothing)};
-                     });
+  return make_result(
+      r.loss, "cross_entropy", {logits},
+      [probs, labels, label_smoothing](const Tensor& g, const Needs&) -> Grads {
+        return {t::softmax_cross_entropy_backward(g, probs, labels, label_smoothing)};
+      });
 }
 
 Variable mse_loss(const Variable& input, const Variable& target) {
@@ -309,6 +317,68 @@ Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable
                        if (n[1]) gy = t::mul_scalar(x, -s);
                        return {gx, gy};
                      });
+}
+
+}  // namespace tessera::autograd
+
+namespace tessera::autograd {
+
+Variable layer_norm(const Variable& x, const Variable& weight, const Variable& bias, double eps) {
+  if (x.dim() < 1 || weight.dim() != 1 || bias.dim() != 1 || x.size(-1) != weight.size(0) ||
+      bias.size(0) != weight.size(0)) {
+    throw ShapeError(detail::concat("layer_norm: input ", shape_str(x.shape()), ", weight ",
+                                    shape_str(weight.shape()), " and bias ",
+                                    shape_str(bias.shape()), ": expected [..., F], [F], [F]"));
+  }
+  Variable centered = sub(x, mean(x, {-1}, true));
+  Variable var = mean(mul(centered, centered), {-1}, true);
+  Variable normed = div(centered, sqrt(add_scalar(var, eps)));
+  return add(mul(normed, weight), bias);
+}
+
+Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias,
+                    Tensor running_mean, Tensor running_var, bool training, double momentum,
+                    double eps) {
+  const int64_t channels = weight.numel();
+  if ((x.dim() != 2 && x.dim() != 4) || x.size(1) != channels || bias.numel() != channels) {
+    throw ShapeError(detail::concat("batch_norm: input ", shape_str(x.shape()), ", weight ",
+                                    shape_str(weight.shape()), " and bias ",
+                                    shape_str(bias.shape()),
+                                    ": expected [N, C] or [N, C, H, W] with [C] weight and bias"));
+  }
+  Shape channel_shape(x.dim(), 1);
+  channel_shape[1] = channels;
+  std::vector<int64_t> axes =
+      x.dim() == 2 ? std::vector<int64_t>{0} : std::vector<int64_t>{0, 2, 3};
+  Variable w = reshape(weight, channel_shape);
+  Variable b = reshape(bias, channel_shape);
+  if (!training) {
+    if (!running_mean.defined() || !running_var.defined()) {
+      throw ValueError("batch_norm: evaluation mode needs running statistics");
+    }
+    Variable mu(running_mean.reshape(channel_shape));
+    Variable inv_std(t::div(Tensor::ones(channel_shape, x.dtype()),
+                            t::sqrt(t::add_scalar(running_var.reshape(channel_shape), eps))));
+    return add(mul(mul(sub(x, mu), inv_std), w), b);
+  }
+  const int64_t count = x.numel() / channels;
+  if (count < 2) {
+    throw ShapeError(detail::concat(
+        "batch_norm: training needs more than one value per channel, got ", shape_str(x.shape())));
+  }
+  Variable mu = mean(x, axes, true);
+  Variable centered = sub(x, mu);
+  Variable var = mean(mul(centered, centered), axes, true);
+  if (running_mean.defined() && running_var.defined()) {
+    Tensor batch_mean = mu.data().reshape({channels});
+    Tensor unbiased = t::mul_scalar(var.data().reshape({channels}),
+                                    static_cast<double>(count) / static_cast<double>(count - 1));
+    running_mean.copy_from(
+        t::add(t::mul_scalar(running_mean, 1.0 - momentum), t::mul_scalar(batch_mean, momentum)));
+    running_var.copy_from(
+        t::add(t::mul_scalar(running_var, 1.0 - momentum), t::mul_scalar(unbiased, momentum)));
+  }
+  return add(mul(div(centered, sqrt(add_scalar(var, eps))), w), b);
 }
 
 }  // namespace tessera::autograd

@@ -1,5 +1,6 @@
 #include "tessera/core/env.h"
 
+#include <cerrno>
 #include <cstdlib>
 
 #include "tessera/core/error.h"
@@ -16,10 +17,12 @@ std::optional<long> env_int(const char* name) {
   auto text = env_string(name);
   if (!text) return std::nullopt;
   char* end = nullptr;
+  errno = 0;
   long value = std::strtol(text->c_str(), &end, 10);
-  if (end == text->c_str() || *end != '\0') {
-    throw ValueError(detail::concat("environment variable ", name, "='", *text,
-                                    "' is not an integer"));
+  // ERANGE: strtol clamps an out-of-range value to LONG_MIN/LONG_MAX; refuse it instead.
+  if (end == text->c_str() || *end != '\0' || errno == ERANGE) {
+    throw ValueError(detail::concat("environment variable ", name, "='", *text, "' is not ",
+                                    errno == ERANGE ? "in the range of long" : "an integer"));
   }
   return value;
 }

@@ -10,7 +10,8 @@ namespace tessera {
 static_assert(std::endian::native == std::endian::little, "tessera's formats are little-endian");
 
 void BinaryWriter::write_bytes(std::span<const std::byte> bytes) {
-  out_.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out_.write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
   if (!out_) throw FormatError("write failed");
 }
 
@@ -31,6 +32,20 @@ void BinaryReader::read_bytes(std::span<std::byte> bytes) {
                                      bytes.size(), " more bytes"));
   }
   offset_ += got;
+}
+
+std::optional<uint64_t> BinaryReader::remaining() const {
+  const std::istream::pos_type here = in_.tellg();
+  if (here == std::istream::pos_type(-1)) return std::nullopt;
+  in_.seekg(0, std::ios::end);
+  const std::istream::pos_type end = in_.tellg();
+  if (!in_ || end == std::istream::pos_type(-1)) {
+    in_.clear();
+    in_.seekg(here);
+    return std::nullopt;
+  }
+  in_.seekg(here);
+  return static_cast<uint64_t>(end - here);
 }
 
 uint32_t BinaryReader::read_u32() {

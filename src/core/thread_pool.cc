@@ -56,7 +56,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   const int64_t step = (n + chunks - 1) / chunks;
   std::exception_ptr error;
   std::mutex error_mutex;
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
+#pragma omp parallel for num_threads(static_cast <int>(chunks)) schedule(static, 1)
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     int64_t begin = chunk * step;
     int64_t end = std::min(n, begin + step);

@@ -30,8 +30,8 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, G
 
 Variable Conv2d::forward(const Variable& input) {
   if (input.dim() != 4 || input.size(1) != in_channels_) {
-    throw ShapeError(detail::concat(name(), ": expected input [N, ", in_channels_,
-                                    ", H, W], got ", shape_str(input.shape())));
+    throw ShapeError(detail::concat(name(), ": expected input [N, ", in_channels_, ", H, W], got ",
+                                    shape_str(input.shape())));
   }
   return autograd::conv2d(input, weight_, bias_, conv_);
 }
@@ -47,8 +47,8 @@ MaxPool2d::MaxPool2d(int64_t kernel_size, int64_t stride, int64_t padding)
 Variable MaxPool2d::forward(const Variable& input) { return autograd::max_pool2d(input, options_); }
 
 std::string MaxPool2d::name() const {
-  return detail::concat("MaxPool2d(", options_.kernel, ", stride=",
-                        options_.stride == 0 ? options_.kernel : options_.stride, ")");
+  return detail::concat("MaxPool2d(", options_.kernel,
+                        ", stride=", options_.stride == 0 ? options_.kernel : options_.stride, ")");
 }
 
 }  // namespace tessera::nn

@@ -10,7 +10,8 @@ int64_t fan_in(const Tensor& t) {
 }
 
 int64_t fan_out(const Tensor& t) {
-  if (t.dim() < 2) throw ShapeError("init: fan_out needs at least 2-D, got " + shape_str(t.shape()));
+  if (t.dim() < 2)
+    throw ShapeError("init: fan_out needs at least 2-D, got " + shape_str(t.shape()));
   return t.numel() / t.size(1);
 }
 

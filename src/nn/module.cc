@@ -91,7 +91,8 @@ void Module::load_state(BinaryReader& in) {
   for (const auto& [name, target] : targets) {
     auto it = entries.find(name);
     if (it == entries.end()) {
-      throw FormatError(detail::concat(in.source(), ": missing entry '", name, "' for ", this->name()));
+      throw FormatError(
+          detail::concat(in.source(), ": missing entry '", name, "' for ", this->name()));
     }
     if (it->second.shape() != target.shape() || it->second.dtype() != target.dtype()) {
       throw ShapeError(detail::concat(in.source(), ": entry '", name, "' is ",
@@ -105,8 +106,8 @@ void Module::load_state(BinaryReader& in) {
       bool known = false;
       for (const auto& target : targets) known = known || target.first == name;
       if (!known) {
-        throw FormatError(detail::concat(in.source(), ": unexpected entry '", name, "' for ",
-                                         this->name()));
+        throw FormatError(
+            detail::concat(in.source(), ": unexpected entry '", name, "' for ", this->name()));
       }
     }
   }

@@ -1,17 +1,8 @@
 #include "tessera/nn/normalization.h"
 
 #include "tessera/autograd/functions.h"
-#include "tessera/autograd/grad_mode.h"
-#include "tessera/tensor/elementwise.h"
 
 namespace tessera::nn {
-
-using autograd::add_scalar;
-using autograd::mean;
-using autograd::mul;
-using autograd::reshape;
-using autograd::sqrt;
-using autograd::sub;
 
 LayerNorm::LayerNorm(int64_t features, double eps, DType dtype) : features_(features), eps_(eps) {
   weight_ = register_parameter("weight", Tensor::ones({features}, dtype));
@@ -23,10 +14,7 @@ Variable LayerNorm::forward(const Variable& x) {
     throw ShapeError(detail::concat(name(), ": expected last dimension ", features_, ", got ",
                                     shape_str(x.shape())));
   }
-  Variable centered = sub(x, mean(x, {-1}, true));
-  Variable var = mean(mul(centered, centered), {-1}, true);
-  Variable normed = autograd::div(centered, sqrt(add_scalar(var, eps_)));
-  return autograd::add(mul(normed, weight_), bias_);
+  return autograd::layer_norm(x, weight_, bias_, eps_);
 }
 
 std::string LayerNorm::name() const { return detail::concat("LayerNorm(", features_, ")"); }
@@ -46,38 +34,8 @@ Variable BatchNorm::forward(const Variable& x) {
     throw ShapeError(detail::concat(name(), ": expected [N, ", channels_, "] or [N, ", channels_,
                                     ", H, W], got ", shape_str(x.shape())));
   }
-  Shape channel_shape(x.dim(), 1);
-  channel_shape[1] = channels_;
-  std::vector<int64_t> axes = x.dim() == 2 ? std::vector<int64_t>{0} : std::vector<int64_t>{0, 2, 3};
-  Variable w = reshape(weight_, channel_shape);
-  Variable b = reshape(bias_, channel_shape);
-  if (!is_training()) {
-    Variable mu(running_mean_.reshape(channel_shape));
-    Variable inv_std(tessera::div(Tensor::ones(channel_shape, x.dtype()),
-                                  tessera::sqrt(tessera::add_scalar(running_var_, eps_)))
-                         .reshape(channel_shape));
-    return autograd::add(mul(mul(sub(x, mu), inv_std), w), b);
-  }
-  int64_t count = x.numel() / channels_;
-  if (count < 2) {
-    throw ShapeError(detail::concat(name(), ": training needs more than one value per channel, got ",
-                                    shape_str(x.shape())));
-  }
-  Variable mu = mean(x, axes, true);
-  Variable centered = sub(x, mu);
-  Variable var = mean(mul(centered, centered), axes, true);
-  {
-    autograd::NoGradGuard no_grad;
-    Tensor batch_mean = mu.data().reshape({channels_});
-    Tensor unbiased = tessera::mul_scalar(var.data().reshape({channels_}),
-                                          static_cast<double>(count) / (count - 1));
-    running_mean_.copy_from(tessera::add(tessera::mul_scalar(running_mean_, 1.0 - momentum_),
-                                         tessera::mul_scalar(batch_mean, momentum_)));
-    running_var_.copy_from(tessera::add(tessera::mul_scalar(running_var_, 1.0 - momentum_),
-                                        tessera::mul_scalar(unbiased, momentum_)));
-  }
-  Variable normed = autograd::div(centered, sqrt(add_scalar(var, eps_)));
-  return autograd::add(mul(normed, w), b);
+  return autograd::batch_norm(x, weight_, bias_, running_mean_, running_var_, is_training(),
+                              momentum_, eps_);
 }
 
 std::string BatchNorm::name() const { return detail::concat("BatchNorm(", channels_, ")"); }

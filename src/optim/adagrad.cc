@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "for_each_chunk.h"
 #include "tessera/core/error.h"
 
 namespace tessera::optim {
@@ -59,11 +60,14 @@ void Adagrad::update(const Tensor& param, const Tensor& grad, ParamState& state)
     const auto c = static_cast<T>(clr);
     const auto wd = static_cast<T>(options_.weight_decay);
     const auto eps = static_cast<T>(options_.eps);
-    if (options_.weight_decay != 0.0) {
-      adagrad_loop<T, true>(p, g, sum, param.numel(), c, wd, eps);
-    } else {
-      adagrad_loop<T, false>(p, g, sum, param.numel(), c, wd, eps);
-    }
+    const bool decay = options_.weight_decay != 0.0;
+    for_each_chunk(param.numel(), [&](int64_t b, int64_t e) {
+      if (decay) {
+        adagrad_loop<T, true>(p + b, g + b, sum + b, e - b, c, wd, eps);
+      } else {
+        adagrad_loop<T, false>(p + b, g + b, sum + b, e - b, c, wd, eps);
+      }
+    });
   });
 }
 

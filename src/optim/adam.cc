@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "for_each_chunk.h"
 #include "tessera/core/error.h"
 
 namespace tessera::optim {
@@ -75,8 +76,13 @@ void adam_loop(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamCoeff
 
 template <typename T, Decay kDecay>
 void adam_update(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamCoeffs<T>& c) {
-  if (vmax != nullptr) return adam_loop<T, kDecay, true>(p, g, m, v, vmax, n, c);
-  adam_loop<T, kDecay, false>(p, g, m, v, vmax, n, c);
+  for_each_chunk(n, [&](int64_t b, int64_t e) {
+    if (vmax != nullptr) {
+      adam_loop<T, kDecay, true>(p + b, g + b, m + b, v + b, vmax + b, e - b, c);
+    } else {
+      adam_loop<T, kDecay, false>(p + b, g + b, m + b, v + b, nullptr, e - b, c);
+    }
+  });
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 #include "tessera/optim/clip.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
+#include "for_each_chunk.h"
 #include "tessera/core/error.h"
+#include "tessera/core/thread_pool.h"
 
 namespace tessera::optim {
 namespace {
@@ -11,13 +15,43 @@ namespace {
 // PyTorch's guard against dividing by a zero norm, kept for identical results.
 constexpr double kNormEps = 1e-6;
 
+// Sum of squares of one block, in double. Eight running sums in a fixed order: the compiler may
+// vectorise them (it may not reorder a single sum) and the result stays the same on every run.
+template <typename T>
+double block_sum_of_squares(const T* g, int64_t n) {
+  constexpr int kLanes = 8;
+  double lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      const auto x = static_cast<double>(g[i + k]);
+      lanes[k] += x * x;
+    }
+  }
+  for (; i < n; ++i) {
+    const auto x = static_cast<double>(g[i]);
+    lanes[0] += x * x;
+  }
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+// Blocks of a fixed size, summed in order after the threads finish: the norm does not depend on
+// the thread count, so every rank and every rerun clips alike.
 template <typename T>
 double sum_of_squares(const T* g, int64_t n) {
+  const int64_t blocks = (n + kParallelGrain - 1) / kParallelGrain;
+  if (blocks <= 1) return block_sum_of_squares(g, n);
+  std::vector<double> partial(static_cast<size_t>(blocks));
+  parallel_for(blocks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * kParallelGrain;
+      partial[static_cast<size_t>(b)] =
+          block_sum_of_squares(g + begin, std::min(kParallelGrain, n - begin));
+    }
+  });
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const auto x = static_cast<double>(g[i]);
-    sum += x * x;
-  }
+  for (double s : partial) sum += s;
   return sum;
 }
 
@@ -49,7 +83,9 @@ double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_
       // PyTorch multiplies by the coefficient as a tensor of the gradient's dtype.
       const auto c = static_cast<scalar_t>(coef);
       scalar_t* data = g.data<scalar_t>();
-      for (int64_t i = 0, n = g.numel(); i < n; ++i) data[i] *= c;
+      for_each_chunk(g.numel(), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) data[i] *= c;
+      });
     });
   }
   return norm;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "tessera/core/error.h"
+#include "tessera/optim/optimizer.h"
 
 namespace tessera::optim {
 
@@ -20,6 +21,10 @@ LinearWarmup::LinearWarmup(Optimizer& optimizer, int64_t warmup_steps,
   if (!(start_factor > 0.0 && start_factor <= 1.0)) {
     throw ValueError(detail::concat("LinearWarmup: invalid start_factor ", start_factor,
                                     " (must be in (0, 1])"));
+  }
+  if (after_ && &after_->optimizer() != &optimizer) {
+    throw ValueError(detail::concat("LinearWarmup: the following ", after_->kind(),
+                                    " schedule drives another optimizer"));
   }
   apply();
 }

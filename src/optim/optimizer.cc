@@ -56,6 +56,14 @@ void Optimizer::set_lr(double lr) {
   lr_ = lr;
 }
 
+const ParamState& Optimizer::state(size_t index) const {
+  if (index >= states_.size()) {
+    throw IndexError(
+        detail::concat(kind(), ".state: index ", index, " with ", states_.size(), " parameters"));
+  }
+  return states_[index];
+}
+
 std::string Optimizer::param_label(size_t index) const {
   const std::string& name = params_[index].name();
   if (name.empty()) return detail::concat("parameter ", index);

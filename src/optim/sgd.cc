@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "for_each_chunk.h"
 #include "tessera/core/error.h"
 
 namespace tessera::optim {
@@ -70,8 +71,8 @@ void sgd_loop(T* p, const T* g, T* buf, int64_t n, const SgdCoeffs<T>& c) {
 }
 
 template <typename T, bool kDecay>
-void sgd_update(T* p, const T* g, T* buf, int64_t n, const SgdCoeffs<T>& c, bool nesterov,
-                bool first) {
+void sgd_chunk(T* p, const T* g, T* buf, int64_t n, const SgdCoeffs<T>& c, bool nesterov,
+               bool first) {
   if (buf == nullptr) return sgd_loop<T, kDecay, false, false, false>(p, g, buf, n, c);
   if (nesterov) {
     if (first) return sgd_loop<T, kDecay, true, true, true>(p, g, buf, n, c);
@@ -79,6 +80,15 @@ void sgd_update(T* p, const T* g, T* buf, int64_t n, const SgdCoeffs<T>& c, bool
   }
   if (first) return sgd_loop<T, kDecay, true, false, true>(p, g, buf, n, c);
   sgd_loop<T, kDecay, true, false, false>(p, g, buf, n, c);
+}
+
+template <typename T, bool kDecay>
+void sgd_update(T* p, const T* g, T* buf, int64_t n, const SgdCoeffs<T>& c, bool nesterov,
+                bool first) {
+  for_each_chunk(n, [&](int64_t begin, int64_t end) {
+    sgd_chunk<T, kDecay>(p + begin, g + begin, buf ? buf + begin : nullptr, end - begin, c,
+                         nesterov, first);
+  });
 }
 
 }  // namespace

@@ -49,8 +49,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 int64_t normalize_axis(int64_t axis, int64_t dim, const char* op) {
   int64_t a = axis < 0 ? axis + dim : axis;
   if (a < 0 || a >= dim) {
-    throw IndexError(detail::concat(op, ": axis ", axis, " out of range for a tensor of ", dim,
-                                    " dims"));
+    throw IndexError(
+        detail::concat(op, ": axis ", axis, " out of range for a tensor of ", dim, " dims"));
   }
   return a;
 }

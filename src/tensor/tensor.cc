@@ -12,24 +12,42 @@ namespace {
 // Reads element i of a buffer of dtype as double; writes double into dtype.
 double load_as_double(const void* base, DType dtype, int64_t i) {
   switch (dtype) {
-    case DType::kFloat32: return static_cast<const float*>(base)[i];
-    case DType::kFloat64: return static_cast<const double*>(base)[i];
-    case DType::kInt32: return static_cast<const int32_t*>(base)[i];
-    case DType::kInt64: return static_cast<double>(static_cast<const int64_t*>(base)[i]);
-    case DType::kBFloat16: return from_bfloat16(static_cast<const BFloat16*>(base)[i]);
-    case DType::kFloat16: return from_float16(static_cast<const Float16*>(base)[i]);
+    case DType::kFloat32:
+      return static_cast<const float*>(base)[i];
+    case DType::kFloat64:
+      return static_cast<const double*>(base)[i];
+    case DType::kInt32:
+      return static_cast<const int32_t*>(base)[i];
+    case DType::kInt64:
+      return static_cast<double>(static_cast<const int64_t*>(base)[i]);
+    case DType::kBFloat16:
+      return from_bfloat16(static_cast<const BFloat16*>(base)[i]);
+    case DType::kFloat16:
+      return from_float16(static_cast<const Float16*>(base)[i]);
   }
   return 0.0;
 }
 
 void store_from_double(void* base, DType dtype, int64_t i, double v) {
   switch (dtype) {
-    case DType::kFloat32: static_cast<float*>(base)[i] = static_cast<float>(v); break;
-    case DType::kFloat64: static_cast<double*>(base)[i] = v; break;
-    case DType::kInt32: static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v); break;
-    case DType::kInt64: static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v); break;
-    case DType::kBFloat16: static_cast<BFloat16*>(base)[i] = to_bfloat16(static_cast<float>(v)); break;
-    case DType::kFloat16: static_cast<Float16*>(base)[i] = to_float16(static_cast<float>(v)); break;
+    case DType::kFloat32:
+      static_cast<float*>(base)[i] = static_cast<float>(v);
+      break;
+    case DType::kFloat64:
+      static_cast<double*>(base)[i] = v;
+      break;
+    case DType::kInt32:
+      static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v);
+      break;
+    case DType::kInt64:
+      static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v);
+      break;
+    case DType::kBFloat16:
+      static_cast<BFloat16*>(base)[i] = to_bfloat16(static_cast<float>(v));
+      break;
+    case DType::kFloat16:
+      static_cast<Float16*>(base)[i] = to_float16(static_cast<float>(v));
+      break;
   }
 }
 
@@ -37,17 +55,17 @@ template <typename T>
 void copy_same_type(const Tensor& dst, const Tensor& src) {
   T* d = dst.data<T>();
   const T* s = src.data<T>();
-  kernels::strided_loop<2>(dst.shape(), {dst.strides(), src.strides()},
-                           [&](const std::array<int64_t, 2>& off, int64_t n,
-                               const std::array<int64_t, 2>& inc) {
-                             T* dp = d + off[0];
-                             const T* sp = s + off[1];
-                             if (inc[0] == 1 && inc[1] == 1) {
-                               std::memcpy(dp, sp, static_cast<size_t>(n) * sizeof(T));
-                             } else {
-                               for (int64_t i = 0; i < n; ++i) dp[i * inc[0]] = sp[i * inc[1]];
-                             }
-                           });
+  kernels::strided_loop<2>(
+      dst.shape(), {dst.strides(), src.strides()},
+      [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& inc) {
+        T* dp = d + off[0];
+        const T* sp = s + off[1];
+        if (inc[0] == 1 && inc[1] == 1) {
+          std::memcpy(dp, sp, static_cast<size_t>(n) * sizeof(T));
+        } else {
+          for (int64_t i = 0; i < n; ++i) dp[i * inc[0]] = sp[i * inc[1]];
+        }
+      });
 }
 
 }  // namespace
@@ -66,8 +84,8 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t s : shape) {
     if (s < 0) throw ShapeError("Tensor::empty: negative dimension in shape " + shape_str(shape));
   }
-  auto storage = Storage::allocate(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype),
-                                   device);
+  auto storage =
+      Storage::allocate(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 
@@ -232,8 +250,8 @@ Tensor Tensor::permute(const std::vector<int64_t>& order) const {
 
 Tensor Tensor::expand(const Shape& shape) const {
   if (shape.size() < shape_.size()) {
-    throw ShapeError(detail::concat("expand: cannot expand ", shape_str(shape_), " to ",
-                                    shape_str(shape)));
+    throw ShapeError(
+        detail::concat("expand: cannot expand ", shape_str(shape_), " to ", shape_str(shape)));
   }
   size_t lead = shape.size() - shape_.size();
   Shape strides(shape.size(), 0);
@@ -243,8 +261,8 @@ Tensor Tensor::expand(const Shape& shape) const {
     if (own == shape[i]) {
       strides[i] = strides_[i - lead];
     } else if (own != 1) {
-      throw ShapeError(detail::concat("expand: cannot expand ", shape_str(shape_), " to ",
-                                      shape_str(shape)));
+      throw ShapeError(
+          detail::concat("expand: cannot expand ", shape_str(shape_), " to ", shape_str(shape)));
     }
   }
   return view_with(shape, strides, offset_);
@@ -261,26 +279,38 @@ void Tensor::copy_from(const Tensor& src) {
   Tensor s = src.shape_ == shape_ ? src : src.expand(shape_);
   if (s.dtype_ == dtype_) {
     switch (dtype_) {
-      case DType::kFloat32: copy_same_type<float>(*this, s); return;
-      case DType::kFloat64: copy_same_type<double>(*this, s); return;
-      case DType::kInt32: copy_same_type<int32_t>(*this, s); return;
-      case DType::kInt64: copy_same_type<int64_t>(*this, s); return;
-      case DType::kBFloat16: copy_same_type<BFloat16>(*this, s); return;
-      case DType::kFloat16: copy_same_type<Float16>(*this, s); return;
+      case DType::kFloat32:
+        copy_same_type<float>(*this, s);
+        return;
+      case DType::kFloat64:
+        copy_same_type<double>(*this, s);
+        return;
+      case DType::kInt32:
+        copy_same_type<int32_t>(*this, s);
+        return;
+      case DType::kInt64:
+        copy_same_type<int64_t>(*this, s);
+        return;
+      case DType::kBFloat16:
+        copy_same_type<BFloat16>(*this, s);
+        return;
+      case DType::kFloat16:
+        copy_same_type<Float16>(*this, s);
+        return;
     }
   }
   void* d = raw_data();
   const void* sp = s.raw_data();
   DType dd = dtype_;
   DType sd = s.dtype_;
-  kernels::strided_loop<2>(shape_, {strides_, s.strides_},
-                           [&](const std::array<int64_t, 2>& off, int64_t n,
-                               const std::array<int64_t, 2>& inc) {
-                             for (int64_t i = 0; i < n; ++i) {
-                               store_from_double(d, dd, off[0] + i * inc[0],
-                                                 load_as_double(sp, sd, off[1] + i * inc[1]));
-                             }
-                           });
+  kernels::strided_loop<2>(
+      shape_, {strides_, s.strides_},
+      [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& inc) {
+        for (int64_t i = 0; i < n; ++i) {
+          store_from_double(d, dd, off[0] + i * inc[0],
+                            load_as_double(sp, sd, off[1] + i * inc[1]));
+        }
+      });
 }
 
 Tensor& Tensor::fill_(double value) {
@@ -299,7 +329,8 @@ double Tensor::item() const {
 
 double Tensor::at(const std::vector<int64_t>& index) const {
   if (static_cast<int64_t>(index.size()) != dim()) {
-    throw IndexError(detail::concat("at: ", index.size(), " indices for shape ", shape_str(shape_)));
+    throw IndexError(
+        detail::concat("at: ", index.size(), " indices for shape ", shape_str(shape_)));
   }
   int64_t off = 0;
   for (size_t i = 0; i < index.size(); ++i) {

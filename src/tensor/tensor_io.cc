@@ -1,5 +1,7 @@
 #include "tessera/tensor/tensor_io.h"
 
+#include <algorithm>
+
 namespace tessera {
 namespace {
 constexpr uint32_t kMaxRank = 16;
@@ -32,11 +34,26 @@ Tensor read_tensor(BinaryReader& in) {
       throw FormatError(detail::concat(in.source(), ": at byte ", at, ": bad dimension ", s));
     }
   }
-  if (shape_numel(shape) > kMaxElements) {
-    throw FormatError(detail::concat(in.source(), ": at byte ", at, ": tensor of shape ",
-                                     shape_str(shape), " is too large"));
+  // Bounded at each step: corrupt dimensions could overflow int64 to a small (even zero) product
+  // and pass a check made afterwards.
+  if (std::find(shape.begin(), shape.end(), 0) == shape.end()) {
+    int64_t numel = 1;
+    for (int64_t s : shape) {
+      if (numel > kMaxElements / s) {
+        throw FormatError(detail::concat(in.source(), ": at byte ", at, ": tensor of shape ",
+                                         shape_str(shape), " is too large"));
+      }
+      numel *= s;
+    }
   }
-  Tensor t = Tensor::empty(shape, static_cast<DType>(code));
+  const auto dtype = static_cast<DType>(code);
+  const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
+  if (auto left = in.remaining(); left && *left < nbytes) {
+    throw FormatError(detail::concat(in.source(), ": at byte ", at, ": tensor of shape ",
+                                     shape_str(shape), " needs ", nbytes, " bytes, only ", *left,
+                                     " left (truncated)"));
+  }
+  Tensor t = Tensor::empty(shape, dtype);
   in.read_bytes(std::span(static_cast<std::byte*>(t.raw_data()), t.nbytes()));
   return t;
 }

@@ -8,6 +8,7 @@
 
 #include "optim_test_util.h"
 #include "tessera/core/error.h"
+#include "tessera/core/thread_pool.h"
 
 namespace tessera::optim {
 namespace {
@@ -40,6 +41,14 @@ TEST(ClipGradNorm, LeavesGradientsAloneBelowMaxNorm) {
   EXPECT_EQ(values(a.grad()), (std::vector<double>{3, 4}));
 }
 
+TEST(ClipGradNorm, ScalesWhenNormIsJustAboveMaxNorm) {
+  auto a = make_param({0, 0});
+  set_grad(a, {3, 4});
+  EXPECT_DOUBLE_EQ(clip_grad_norm({a}, 4.75), 5.0);
+  const double coef = 4.75 / (5.0 + 1e-6);
+  expect_near(values(a.grad()), {3 * coef, 4 * coef}, 1e-15);
+}
+
 TEST(ClipGradNorm, ZeroWithoutGradients) {
   auto a = make_param({1, 2});
   EXPECT_EQ(clip_grad_norm({a}, 1.0), 0.0);
@@ -52,6 +61,22 @@ TEST(ClipGradNorm, NormOfFloat32GradientsIsAccumulatedInDouble) {
   autograd::Variable a(Tensor::zeros({n}), true);
   a.set_grad(Tensor::ones({n}));
   EXPECT_DOUBLE_EQ(clip_grad_norm({a}, 1e9), std::sqrt(static_cast<double>(n)));
+}
+
+TEST(ClipGradNorm, NormDoesNotDependOnThreadCount) {
+  std::vector<double> g(300007);
+  for (size_t i = 0; i < g.size(); ++i) g[i] = std::sin(static_cast<double>(i) * 0.37);
+  const int saved_threads = num_threads();
+  std::vector<double> norms;
+  for (int threads : {1, 2, 5}) {
+    set_core_num_threads(threads);
+    auto a = make_param(std::vector<double>(g.size()), DType::kFloat32);
+    set_grad(a, g);
+    norms.push_back(clip_grad_norm({a}, 1e9));
+  }
+  set_core_num_threads(saved_threads);
+  EXPECT_EQ(norms[0], norms[1]);
+  EXPECT_EQ(norms[0], norms[2]);
 }
 
 TEST(ClipGradNorm, NonFiniteNormLeavesGradientsUntouched) {

@@ -146,6 +146,12 @@ TEST(LrScheduler, RejectsInvalidArguments) {
               LinearWarmup(opt, 5, nullptr, 1.5);
             }).find("start_factor 1.5"),
             std::string::npos);
+  auto q = make_param({1.0});
+  Sgd other({q}, SgdOptions{});
+  EXPECT_NE(thrown_message<ValueError>([&] {
+              LinearWarmup(opt, 5, std::make_unique<CosineLr>(other, 10));
+            }).find("another optimizer"),
+            std::string::npos);
 }
 
 }  // namespace

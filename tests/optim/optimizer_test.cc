@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "optim_test_util.h"
 #include "tessera/core/error.h"
+#include "tessera/core/thread_pool.h"
 #include "tessera/optim/adagrad.h"
 #include "tessera/optim/adam.h"
 #include "tessera/optim/adamw.h"
@@ -96,6 +98,31 @@ TEST(Optimizer, StepSkipsParametersWithoutGradient) {
     EXPECT_EQ(opt->state(1).step, 1);
     EXPECT_EQ(values(b.data()), values(ref.data()));
   }
+}
+
+TEST(Optimizer, LargeParameterGivesSameResultOnAnyThreadCount) {
+  // 100003 elements: several chunks of the parallel loop, and a ragged last one.
+  const size_t n = 100003;
+  std::vector<double> start(n);
+  for (size_t i = 0; i < n; ++i) start[i] = std::sin(static_cast<double>(i));
+  const int saved_threads = num_threads();
+  for (auto& [label, make] : all_optimizers()) {
+    SCOPED_TRACE(label);
+    std::vector<std::vector<double>> results;
+    for (int threads : {1, 3}) {
+      set_core_num_threads(threads);
+      auto p = make_param(start, DType::kFloat32);
+      auto opt = make({p});
+      for (int s = 0; s < 3; ++s) {
+        set_grad(p, grad_at(s, n));
+        opt->step();
+      }
+      results.push_back(values(p.data()));
+    }
+    EXPECT_EQ(results[0], results[1]);
+    EXPECT_NE(results[0], start);
+  }
+  set_core_num_threads(saved_threads);
 }
 
 TEST(Optimizer, ZeroGradMakesGradientsUndefined) {
@@ -263,6 +290,18 @@ TEST(Optimizer, GradientShapeMismatchThrowsBeforeAnyUpdate) {
   EXPECT_EQ(opt.state(0).step, 0);
 }
 
+TEST(Optimizer, StepRejectsParameterReplacedByAnotherShape) {
+  auto a = make_param({1.0, 2.0}, DType::kFloat64, {}, "w");
+  Adam opt({a}, AdamOptions{});
+  set_grad(a, {1.0, 1.0});
+  opt.step();
+  // The moments were made for [2]; updating a [4] parameter with them would overrun them.
+  a.set_data(Tensor::zeros({4}, DType::kFloat64));
+  set_grad(a, {1.0, 1.0, 1.0, 1.0});
+  const std::string message = thrown_message<ShapeError>([&] { opt.step(); });
+  EXPECT_NE(message.find("parameter 0 ('w') is now float64 [4]"), std::string::npos) << message;
+}
+
 TEST(Optimizer, GradientDtypeMismatchThrows) {
   auto a = make_param({1.0});
   Sgd opt({a}, SgdOptions{});
@@ -290,6 +329,12 @@ TEST(Optimizer, RejectsBadParameterLists) {
             }).find("not contiguous"),
             std::string::npos);
   EXPECT_THROW(Sgd({autograd::Variable()}, SgdOptions{}), ValueError);
+}
+
+TEST(Optimizer, StateIndexOutOfRangeThrowsIndexError) {
+  auto a = make_param({1.0});
+  Sgd opt({a}, SgdOptions{});
+  EXPECT_THROW((void)opt.state(1), IndexError);
 }
 
 TEST(Optimizer, SetLrRejectsNegative) {

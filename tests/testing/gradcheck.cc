@@ -29,7 +29,9 @@ double set_element(const Tensor& t, int64_t k, double v) {
   });
 }
 
-std::vector<double> as_doubles(const Tensor& t) { return t.to(DType::kFloat64).to_vector<double>(); }
+std::vector<double> as_doubles(const Tensor& t) {
+  return t.to(DType::kFloat64).to_vector<double>();
+}
 
 std::string index_str(const Shape& shape, int64_t k) {
   Shape index(shape.size());
@@ -101,8 +103,8 @@ Tensor build_input(const Tensor& values, Layout layout) {
     }
     case Layout::kStrided: {
       if (values.dim() < 1 || values.size(-1) < 2) {
-        throw std::invalid_argument("gradcheck: Layout::kStrided needs a last axis of 2 or more, got " +
-                                    shape_str(shape));
+        throw std::invalid_argument(
+            "gradcheck: Layout::kStrided needs a last axis of 2 or more, got " + shape_str(shape));
       }
       Shape wide = shape;
       wide.back() *= 2;
@@ -171,8 +173,8 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<InputSpec>& in
     set_element(w, j, (gen.uniform() < 0.5 ? -1.0 : 1.0) * gen.uniform(0.5, 1.5));
   }
   const std::vector<double> weights = as_doubles(w);
-  bool any_grad = std::any_of(inputs.begin(), inputs.end(),
-                              [](const InputSpec& s) { return s.requires_grad; });
+  bool any_grad =
+      std::any_of(inputs.begin(), inputs.end(), [](const InputSpec& s) { return s.requires_grad; });
   if (any_grad) {
     if (!y.requires_grad()) {
       result.report = "the output does not require grad although an input does";

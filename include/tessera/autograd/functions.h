@@ -56,6 +56,17 @@ Variable mse_loss(const Variable& input, const Variable& target);
 // Mean of max(x,0) - x*y + log(1 + exp(-|x|)), stable for any logit.
 Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable& target);
 
+// Normalises over the last axis, then scales by weight and shifts by bias (each [last]); as
+// torch.nn.functional.layer_norm over one axis.
+Variable layer_norm(const Variable& x, const Variable& weight, const Variable& bias, double eps);
+// Batch normalisation over axis 1 of [N, C] or [N, C, H, W]; weight and bias are [C]. In training
+// it normalises with the batch statistics (biased variance) and, when running_mean/running_var are
+// defined, updates them in place: r = (1 - momentum) r + momentum * batch (unbiased variance).
+// Otherwise it normalises with the running statistics.
+Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias,
+                    Tensor running_mean, Tensor running_var, bool training, double momentum,
+                    double eps);
+
 inline Variable operator+(const Variable& a, const Variable& b) { return add(a, b); }
 inline Variable operator-(const Variable& a, const Variable& b) { return sub(a, b); }
 inline Variable operator*(const Variable& a, const Variable& b) { return mul(a, b); }

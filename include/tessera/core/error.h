@@ -62,21 +62,21 @@ std::string concat(const Args&... args) {
 }  // namespace tessera
 
 // Throws InternalError with file:line when an internal invariant does not hold.
-#define TESSERA_CHECK(cond, ...)                                                             \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
-      throw ::tessera::InternalError(::tessera::detail::concat(                              \
-          __FILE__, ":", __LINE__, ": check failed: " #cond " ", ##__VA_ARGS__));            \
-    }                                                                                        \
+#define TESSERA_CHECK(cond, ...)                                                  \
+  do {                                                                            \
+    if (!(cond)) {                                                                \
+      throw ::tessera::InternalError(::tessera::detail::concat(                   \
+          __FILE__, ":", __LINE__, ": check failed: " #cond " ", ##__VA_ARGS__)); \
+    }                                                                             \
   } while (0)
 
-#define TESSERA_CHECK_EQ(a, b, ...)                                                          \
-  do {                                                                                       \
-    const auto& tessera_a_ = (a);                                                            \
-    const auto& tessera_b_ = (b);                                                            \
-    if (!(tessera_a_ == tessera_b_)) {                                                       \
-      throw ::tessera::InternalError(::tessera::detail::concat(                              \
-          __FILE__, ":", __LINE__, ": check failed: " #a " == " #b " (", tessera_a_, " vs ", \
-          tessera_b_, ") ", ##__VA_ARGS__));                                                 \
-    }                                                                                        \
+#define TESSERA_CHECK_EQ(a, b, ...)                                                                \
+  do {                                                                                             \
+    const auto& tessera_a_ = (a);                                                                  \
+    const auto& tessera_b_ = (b);                                                                  \
+    if (!(tessera_a_ == tessera_b_)) {                                                             \
+      throw ::tessera::InternalError(                                                              \
+          ::tessera::detail::concat(__FILE__, ":", __LINE__, ": check failed: " #a " == " #b " (", \
+                                    tessera_a_, " vs ", tessera_b_, ") ", ##__VA_ARGS__));         \
+    }                                                                                              \
   } while (0)

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -38,6 +39,9 @@ class BinaryReader {
   std::string read_string(size_t max_len = 1 << 20);
   void read_bytes(std::span<std::byte> bytes);
   uint64_t offset() const { return offset_; }
+  // Bytes left to read when the stream can tell (a file, a string stream), else nullopt. Lets a
+  // reader refuse a corrupt length before allocating for it.
+  std::optional<uint64_t> remaining() const;
   const std::string& source() const { return what_; }
 
  private:

@@ -24,8 +24,8 @@ class LinearWarmup : public LrScheduler {
  public:
   static constexpr double kDefaultStartFactor = 1.0 / 3.0;
 
-  // Throws ValueError when warmup_steps < 1 or start_factor lies outside (0, 1] (PyTorch's
-  // bounds).
+  // Throws ValueError when warmup_steps < 1, start_factor lies outside (0, 1] (PyTorch's
+  // bounds), or `after` drives another optimizer.
   LinearWarmup(Optimizer& optimizer, int64_t warmup_steps,
                std::unique_ptr<LrScheduler> after = nullptr,
                double start_factor = kDefaultStartFactor);

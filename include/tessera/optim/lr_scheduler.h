@@ -28,6 +28,8 @@ class LrScheduler {
   [[nodiscard]] virtual double lr_at(int64_t t) const = 0;
   // The number of step() calls so far.
   [[nodiscard]] int64_t step_count() const { return step_count_; }
+  // The optimizer this schedule sets the lr of.
+  [[nodiscard]] const Optimizer& optimizer() const { return optimizer_; }
   // The optimizer's lr when this schedule was constructed.
   [[nodiscard]] double base_lr() const { return base_lr_; }
   // "step_lr", "cosine_lr", "linear_warmup": the tag save_state writes and load_state checks.

@@ -46,7 +46,8 @@ class Optimizer {
   void set_lr(double lr);
 
   [[nodiscard]] const std::vector<autograd::Variable>& params() const { return params_; }
-  [[nodiscard]] const ParamState& state(size_t index) const { return states_.at(index); }
+  // Throws IndexError when index >= params().size().
+  [[nodiscard]] const ParamState& state(size_t index) const;
   // "sgd", "adam", "adamw", "adagrad": the tag save_state writes and load_state checks.
   [[nodiscard]] virtual const char* kind() const = 0;
 

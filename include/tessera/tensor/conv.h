@@ -17,9 +17,9 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const Conv2dOptions& options = {});
 
 struct Conv2dGrads {
-  Tensor input;   // undefined unless requested
+  Tensor input;  // undefined unless requested
   Tensor weight;
-  Tensor bias;    // undefined unless requested
+  Tensor bias;  // undefined unless requested
 };
 Conv2dGrads conv2d_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
                             const Conv2dOptions& options, bool need_input, bool need_bias);

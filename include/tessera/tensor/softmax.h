@@ -22,7 +22,7 @@ struct CrossEntropyResult {
 CrossEntropyResult softmax_cross_entropy(const Tensor& logits, const Tensor& labels,
                                          double label_smoothing = 0.0);
 // d loss / d logits = (probs - target) * grad / N.
-Tensor softmax_cross_entropy_backward(const Tensor& grad, const Tensor& probs,
-                                      const Tensor& labels, double label_smoothing = 0.0);
+Tensor softmax_cross_entropy_backward(const Tensor& grad, const Tensor& probs, const Tensor& labels,
+                                      double label_smoothing = 0.0);
 
 }  // namespace tessera

@@ -27,7 +27,9 @@ class Tensor {
   static Tensor zeros(const Shape& shape, DType dtype = DType::kFloat32);
   static Tensor ones(const Shape& shape, DType dtype = DType::kFloat32);
   static Tensor full(const Shape& shape, double value, DType dtype = DType::kFloat32);
-  static Tensor scalar(double value, DType dtype = DType::kFloat32) { return full({}, value, dtype); }
+  static Tensor scalar(double value, DType dtype = DType::kFloat32) {
+    return full({}, value, dtype);
+  }
   // 0, 1, ..., n-1.
   static Tensor arange(int64_t n, DType dtype = DType::kFloat32);
   // Standard normal / uniform [low, high) values drawn from gen.
@@ -107,8 +109,8 @@ class Tensor {
 template <typename T>
 T* Tensor::data() const {
   if (dtype_of<T>() != dtype_) {
-    throw DTypeError(detail::concat("Tensor::data: tensor is ", dtype_name(dtype_),
-                                    ", requested ", dtype_name(dtype_of<T>())));
+    throw DTypeError(detail::concat("Tensor::data: tensor is ", dtype_name(dtype_), ", requested ",
+                                    dtype_name(dtype_of<T>())));
   }
   return static_cast<T*>(raw_data());
 }

@@ -37,13 +37,23 @@ ConvGeometry conv_geometry(const Tensor& input, const Tensor& weight, const Tens
     throw ValueError(detail::concat("conv2d: stride ", opt.stride, " must be >= 1 and padding ",
                                     opt.padding, " >= 0"));
   }
-  ConvGeometry g{input.size(0), input.size(1), input.size(2), input.size(3), weight.size(0),
-                 weight.size(2), weight.size(3), 0, 0, opt.stride, opt.padding};
+  ConvGeometry g{input.size(0),
+                 input.size(1),
+                 input.size(2),
+                 input.size(3),
+                 weight.size(0),
+                 weight.size(2),
+                 weight.size(3),
+                 0,
+                 0,
+                 opt.stride,
+                 opt.padding};
   g.oh = (g.h + 2 * g.pad - g.kh) / g.stride + 1;
   g.ow = (g.w + 2 * g.pad - g.kw) / g.stride + 1;
   if (g.h + 2 * g.pad < g.kh || g.w + 2 * g.pad < g.kw) {
-    throw ShapeError(detail::concat("conv2d: kernel ", g.kh, "x", g.kw, " larger than padded input ",
-                                    shape_str(input.shape()), " with padding ", g.pad));
+    throw ShapeError(detail::concat("conv2d: kernel ", g.kh, "x", g.kw,
+                                    " larger than padded input ", shape_str(input.shape()),
+                                    " with padding ", g.pad));
   }
   return g;
 }
@@ -119,12 +129,12 @@ void col2im(const T* cols, const ConvGeometry& g, int64_t first, int64_t count, 
 
 }  // namespace
 
-Tensor conv2d(const Tensor& input_, const Tensor& weight_, const Tensor& bias_,
+Tensor conv2d(const Tensor& input_view, const Tensor& weight_view, const Tensor& bias_view,
               const Conv2dOptions& options) {
-  ConvGeometry g = conv_geometry(input_, weight_, bias_, options);
-  Tensor input = input_.contiguous();
-  Tensor weight = weight_.contiguous();
-  Tensor bias = bias_.defined() ? bias_.contiguous() : bias_;
+  ConvGeometry g = conv_geometry(input_view, weight_view, bias_view, options);
+  Tensor input = input_view.contiguous();
+  Tensor weight = weight_view.contiguous();
+  Tensor bias = bias_view.defined() ? bias_view.contiguous() : bias_view;
   Tensor out = Tensor::empty({g.n, g.o, g.oh, g.ow}, input.dtype());
   if (input.dtype() == DType::kFloat32) {
     kernels::dnnl_conv2d_forward(dnnl_shape(g), input.data<float>(), weight.data<float>(),
@@ -161,18 +171,18 @@ Tensor conv2d(const Tensor& input_, const Tensor& weight_, const Tensor& bias_,
   return out;
 }
 
-Conv2dGrads conv2d_backward(const Tensor& grad_output_, const Tensor& input_,
-                            const Tensor& weight_, const Conv2dOptions& options, bool need_input,
-                            bool need_bias) {
-  ConvGeometry g = conv_geometry(input_, weight_, Tensor(), options);
+Conv2dGrads conv2d_backward(const Tensor& grad_output_view, const Tensor& input_view,
+                            const Tensor& weight_view, const Conv2dOptions& options,
+                            bool need_input, bool need_bias) {
+  ConvGeometry g = conv_geometry(input_view, weight_view, Tensor(), options);
   Shape expected{g.n, g.o, g.oh, g.ow};
-  if (grad_output_.shape() != expected) {
-    throw ShapeError(detail::concat("conv2d_backward: grad ", shape_str(grad_output_.shape()),
+  if (grad_output_view.shape() != expected) {
+    throw ShapeError(detail::concat("conv2d_backward: grad ", shape_str(grad_output_view.shape()),
                                     " != output shape ", shape_str(expected)));
   }
-  Tensor input = input_.contiguous();
-  Tensor weight = weight_.contiguous();
-  Tensor grad_output = grad_output_.contiguous();
+  Tensor input = input_view.contiguous();
+  Tensor weight = weight_view.contiguous();
+  Tensor grad_output = grad_output_view.contiguous();
   Conv2dGrads grads;
   if (input.dtype() == DType::kFloat32) {
     grads.weight = Tensor::empty(weight.shape(), weight.dtype());
@@ -206,8 +216,7 @@ Conv2dGrads conv2d_backward(const Tensor& grad_output_, const Tensor& input_,
         for (int64_t so = begin; so < end; ++so) {
           int64_t s = so / g.o;
           int64_t o = so % g.o;
-          std::memcpy(gy_cols.data() + o * ld + s * g.ohw(),
-                      gy + ((first + s) * g.o + o) * g.ohw(),
+          std::memcpy(gy_cols.data() + o * ld + s * g.ohw(), gy + ((first + s) * g.o + o) * g.ohw(),
                       static_cast<size_t>(g.ohw()) * sizeof(scalar_t));
         }
       });
@@ -235,9 +244,10 @@ Conv2dGrads conv2d_backward(const Tensor& grad_output_, const Tensor& input_,
   return grads;
 }
 
-MaxPoolResult max_pool2d(const Tensor& input_, const Pool2dOptions& options) {
-  if (input_.dim() != 4) {
-    throw ShapeError("max_pool2d: expected input [N, C, H, W], got " + shape_str(input_.shape()));
+MaxPoolResult max_pool2d(const Tensor& input_view, const Pool2dOptions& options) {
+  if (input_view.dim() != 4) {
+    throw ShapeError("max_pool2d: expected input [N, C, H, W], got " +
+                     shape_str(input_view.shape()));
   }
   const int64_t k = options.kernel;
   const int64_t s = options.stride == 0 ? k : options.stride;
@@ -246,7 +256,7 @@ MaxPoolResult max_pool2d(const Tensor& input_, const Pool2dOptions& options) {
     throw ValueError(detail::concat("max_pool2d: kernel ", k, ", stride ", s, ", padding ", p,
                                     ": need kernel, stride >= 1 and 0 <= padding <= kernel/2"));
   }
-  Tensor input = input_.contiguous();
+  Tensor input = input_view.contiguous();
   const int64_t n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   if (h + 2 * p < k || w + 2 * p < k) {
     throw ShapeError(detail::concat("max_pool2d: kernel ", k, " larger than padded input ",
@@ -290,15 +300,15 @@ MaxPoolResult max_pool2d(const Tensor& input_, const Pool2dOptions& options) {
   return result;
 }
 
-Tensor max_pool2d_backward(const Tensor& grad_output_, const Tensor& indices_,
+Tensor max_pool2d_backward(const Tensor& grad_output_view, const Tensor& indices_view,
                            const Shape& input_shape) {
-  if (grad_output_.shape() != indices_.shape() || input_shape.size() != 4) {
-    throw ShapeError(detail::concat("max_pool2d_backward: grad ", shape_str(grad_output_.shape()),
-                                    ", indices ", shape_str(indices_.shape()), ", input ",
-                                    shape_str(input_shape)));
+  if (grad_output_view.shape() != indices_view.shape() || input_shape.size() != 4) {
+    throw ShapeError(detail::concat(
+        "max_pool2d_backward: grad ", shape_str(grad_output_view.shape()), ", indices ",
+        shape_str(indices_view.shape()), ", input ", shape_str(input_shape)));
   }
-  Tensor grad_output = grad_output_.contiguous();
-  Tensor indices = indices_.contiguous();
+  Tensor grad_output = grad_output_view.contiguous();
+  Tensor indices = indices_view.contiguous();
   Tensor grad_input = Tensor::zeros(input_shape, grad_output.dtype());
   const int64_t planes = input_shape[0] * input_shape[1];
   const int64_t in_plane = input_shape[2] * input_shape[3];

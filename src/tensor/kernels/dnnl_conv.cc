@@ -50,12 +50,13 @@ void from_layout(memory result, memory user, dnnl::stream& stream) {
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvShape& g, bool with_bias) {
   Descs any = descs(g, Tag::any);
-  auto desc = with_bias ? dnnl::convolution_forward::desc(
-                              dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                              any.src, any.weights, any.bias, any.dst, any.strides, any.pad, any.pad)
-                        : dnnl::convolution_forward::desc(
-                              dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                              any.src, any.weights, any.dst, any.strides, any.pad, any.pad);
+  auto desc = with_bias
+                  ? dnnl::convolution_forward::desc(
+                        dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                        any.src, any.weights, any.bias, any.dst, any.strides, any.pad, any.pad)
+                  : dnnl::convolution_forward::desc(
+                        dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                        any.src, any.weights, any.dst, any.strides, any.pad, any.pad);
   return {desc, cpu_engine()};
 }
 
@@ -80,8 +81,10 @@ void dnnl_conv2d_forward(const ConvShape& g, const float* input, const float* we
     memory user_dst = user_memory({g.n, g.o, g.oh, g.ow}, Tag::nchw, output);
     memory src = to_layout(user_src, pd.src_desc(), stream);
     memory w = to_layout(user_w, pd.weights_desc(), stream);
-    memory dst = pd.dst_desc() == user_dst.get_desc() ? user_dst : memory(pd.dst_desc(), cpu_engine());
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}};
+    memory dst =
+        pd.dst_desc() == user_dst.get_desc() ? user_dst : memory(pd.dst_desc(), cpu_engine());
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}};
     if (bias) args[DNNL_ARG_BIAS] = user_memory({g.o}, Tag::x, bias);
     dnnl::convolution_forward(pd).execute(stream, args);
     from_layout(dst, user_dst, stream);
@@ -104,7 +107,7 @@ void dnnl_conv2d_backward_data(const ConvShape& g, const float* grad_output, con
     memory gy = to_layout(user_gy, pd.diff_dst_desc(), stream);
     memory w = to_layout(user_w, pd.weights_desc(), stream);
     memory gx = pd.diff_src_desc() == user_gx.get_desc() ? user_gx
-                                                          : memory(pd.diff_src_desc(), cpu_engine());
+                                                         : memory(pd.diff_src_desc(), cpu_engine());
     dnnl::convolution_backward_data(pd).execute(
         stream, {{DNNL_ARG_DIFF_DST, gy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, gx}});
     from_layout(gx, user_gx, stream);
@@ -112,18 +115,18 @@ void dnnl_conv2d_backward_data(const ConvShape& g, const float* grad_output, con
   });
 }
 
-void dnnl_conv2d_backward_weights(const ConvShape& g, const float* input,
-                                  const float* grad_output, float* grad_weight, float* grad_bias) {
+void dnnl_conv2d_backward_weights(const ConvShape& g, const float* input, const float* grad_output,
+                                  float* grad_weight, float* grad_bias) {
   guarded("conv2d_backward", [&] {
     dnnl::stream stream(cpu_engine());
     auto hint = forward_pd(g, grad_bias != nullptr);
     Descs any = descs(g, Tag::any);
     auto desc = grad_bias ? dnnl::convolution_backward_weights::desc(
-                                dnnl::algorithm::convolution_direct, any.src, any.weights,
-                                any.bias, any.dst, any.strides, any.pad, any.pad)
+                                dnnl::algorithm::convolution_direct, any.src, any.weights, any.bias,
+                                any.dst, any.strides, any.pad, any.pad)
                           : dnnl::convolution_backward_weights::desc(
-                                dnnl::algorithm::convolution_direct, any.src, any.weights,
-                                any.dst, any.strides, any.pad, any.pad);
+                                dnnl::algorithm::convolution_direct, any.src, any.weights, any.dst,
+                                any.strides, any.pad, any.pad);
     dnnl::convolution_backward_weights::primitive_desc pd(desc, cpu_engine(), hint);
     memory user_x = user_memory({g.n, g.c, g.h, g.w}, Tag::nchw, input);
     memory user_gy = user_memory({g.n, g.o, g.oh, g.ow}, Tag::nchw, grad_output);

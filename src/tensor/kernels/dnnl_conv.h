@@ -17,7 +17,7 @@ void dnnl_conv2d_forward(const ConvShape& g, const float* input, const float* we
                          const float* bias, float* output);
 void dnnl_conv2d_backward_data(const ConvShape& g, const float* grad_output, const float* weight,
                                float* grad_input);
-void dnnl_conv2d_backward_weights(const ConvShape& g, const float* input,
-                                  const float* grad_output, float* grad_weight, float* grad_bias);
+void dnnl_conv2d_backward_weights(const ConvShape& g, const float* input, const float* grad_output,
+                                  float* grad_weight, float* grad_bias);
 
 }  // namespace tessera::kernels

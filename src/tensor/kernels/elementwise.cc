@@ -161,7 +161,8 @@ Tensor sigmoid_backward(const Tensor& grad, const Tensor& output) {
 Tensor gelu_backward(const Tensor& grad, const Tensor& input) {
   return binary(grad, input, "gelu_backward", [](auto g, auto x) {
     using T = decltype(x);
-    const T pdf = std::exp(T(-0.5) * x * x) * T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+    const T pdf =
+        std::exp(T(-0.5) * x * x) * T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
     return g * (erf_cdf(x) + x * pdf);
   });
 }

@@ -9,20 +9,20 @@ template <typename I>
 int64_t checked_row(const I* idx, int64_t pos, int64_t rows, const char* op) {
   int64_t r = static_cast<int64_t>(idx[pos]);
   if (r < 0 || r >= rows) {
-    throw IndexError(detail::concat(op, ": index ", r, " at position ", pos,
-                                    " out of range for ", rows, " rows"));
+    throw IndexError(detail::concat(op, ": index ", r, " at position ", pos, " out of range for ",
+                                    rows, " rows"));
   }
   return r;
 }
 
 }  // namespace
 
-Tensor embedding(const Tensor& weight_, const Tensor& indices_) {
-  if (weight_.dim() != 2) {
-    throw ShapeError("embedding: weight must be [V, D], got " + shape_str(weight_.shape()));
+Tensor embedding(const Tensor& weight_view, const Tensor& indices_view) {
+  if (weight_view.dim() != 2) {
+    throw ShapeError("embedding: weight must be [V, D], got " + shape_str(weight_view.shape()));
   }
-  Tensor weight = weight_.contiguous();
-  Tensor indices = indices_.contiguous();
+  Tensor weight = weight_view.contiguous();
+  Tensor indices = indices_view.contiguous();
   const int64_t rows = weight.size(0);
   const int64_t d = weight.size(1);
   Shape out_shape = indices.shape();
@@ -41,9 +41,9 @@ Tensor embedding(const Tensor& weight_, const Tensor& indices_) {
   return out;
 }
 
-Tensor embedding_backward(const Tensor& grad_, const Tensor& indices_, int64_t num_rows) {
-  Tensor grad = grad_.contiguous();
-  Tensor indices = indices_.contiguous();
+Tensor embedding_backward(const Tensor& grad_view, const Tensor& indices_view, int64_t num_rows) {
+  Tensor grad = grad_view.contiguous();
+  Tensor indices = indices_view.contiguous();
   const int64_t d = grad.dim() == 0 ? 0 : grad.size(-1);
   if (grad.numel() != indices.numel() * d) {
     throw ShapeError(detail::concat("embedding_backward: grad ", shape_str(grad.shape()),

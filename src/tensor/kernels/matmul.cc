@@ -71,8 +71,8 @@ void gemm2d(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, d
 
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, double alpha, double beta) {
   if (a.dim() != 2 || b.dim() != 2) {
-    throw ShapeError(detail::concat("matmul: expected 2-D operands, got lhs ",
-                                    shape_str(a.shape()), " and rhs ", shape_str(b.shape())));
+    throw ShapeError(detail::concat("matmul: expected 2-D operands, got lhs ", shape_str(a.shape()),
+                                    " and rhs ", shape_str(b.shape())));
   }
   check_inner(a, b, "matmul");
   Shape expected{a.size(0), b.size(1)};

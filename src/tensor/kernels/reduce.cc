@@ -117,15 +117,13 @@ MaxResult max(const Tensor& a, int64_t axis, bool keepdim) {
   return result;
 }
 
-Tensor argmax(const Tensor& a, int64_t axis, bool keepdim) {
-  return max(a, axis, keepdim).indices;
-}
+Tensor argmax(const Tensor& a, int64_t axis, bool keepdim) { return max(a, axis, keepdim).indices; }
 
 Tensor sum_to(const Tensor& a, const Shape& shape) {
   if (a.shape() == shape) return a;
   if (shape.size() > a.shape().size()) {
-    throw ShapeError(detail::concat("sum_to: cannot reduce ", shape_str(a.shape()), " to ",
-                                    shape_str(shape)));
+    throw ShapeError(
+        detail::concat("sum_to: cannot reduce ", shape_str(a.shape()), " to ", shape_str(shape)));
   }
   size_t lead = a.shape().size() - shape.size();
   std::vector<int64_t> axes;
@@ -133,8 +131,8 @@ Tensor sum_to(const Tensor& a, const Shape& shape) {
     if (d < lead || (shape[d - lead] == 1 && a.shape()[d] != 1)) {
       axes.push_back(static_cast<int64_t>(d));
     } else if (shape[d - lead] != a.shape()[d]) {
-      throw ShapeError(detail::concat("sum_to: cannot reduce ", shape_str(a.shape()), " to ",
-                                      shape_str(shape)));
+      throw ShapeError(
+          detail::concat("sum_to: cannot reduce ", shape_str(a.shape()), " to ", shape_str(shape)));
     }
   }
   if (axes.empty()) return a.reshape(shape);

@@ -46,8 +46,10 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols) {
                      if (!kLog) yr[c] = e;
                    }
                    if (kLog) {
-                     T lse = mx + std::log(total);
-                     for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] - lse;
+                     // (x - max) - log(total), not x - (max + log(total)): the latter rounds
+                     // log(total) to the precision of |max| and loses digits for large logits.
+                     T log_total = std::log(total);
+                     for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - mx) - log_total;
                    } else {
                      T inv = T(1) / total;
                      for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
@@ -109,8 +111,8 @@ void check_cross_entropy(const Tensor& logits, const Tensor& labels, double smoo
                                     " [N]"));
   }
   if (smoothing < 0.0 || smoothing > 1.0) {
-    throw ValueError(detail::concat("cross_entropy: label_smoothing ", smoothing,
-                                    " must lie in [0, 1]"));
+    throw ValueError(
+        detail::concat("cross_entropy: label_smoothing ", smoothing, " must lie in [0, 1]"));
   }
 }
 
@@ -119,8 +121,8 @@ template <typename I>
 int64_t label_at(const I* labels, int64_t n, int64_t classes) {
   int64_t y = static_cast<int64_t>(labels[n]);
   if (y < 0 || y >= classes) {
-    throw IndexError(detail::concat("cross_entropy: label ", y, " at row ", n,
-                                    " out of range for ", classes, " classes"));
+    throw IndexError(detail::concat("cross_entropy: label ", y, " at row ", n, " out of range for ",
+                                    classes, " classes"));
   }
   return y;
 }
@@ -158,18 +160,20 @@ CrossEntropyResult softmax_cross_entropy(const Tensor& logits, const Tensor& lab
         int64_t y = label_at(py, r, c);
         scalar_t mx = *std::max_element(row, row + c);
         scalar_t sum_exp = 0;
-        scalar_t sum_x = 0;
+        double sum_shifted = 0.0;  // sum of (x - max), in double
         for (int64_t k = 0; k < c; ++k) {
           scalar_t e = std::exp(row[k] - mx);
           prow[k] = e;
           sum_exp += e;
-          sum_x += row[k];
+          sum_shifted += static_cast<double>(row[k] - mx);
         }
-        scalar_t lse = mx + std::log(sum_exp);
         scalar_t inv = scalar_t(1) / sum_exp;
         for (int64_t k = 0; k < c; ++k) prow[k] *= inv;
-        double nll = lse - row[y];
-        double smooth = lse - sum_x / static_cast<scalar_t>(c);  // mean over classes of -log p
+        // -log p_k = log(sum_exp) - (x_k - max); kept relative to the max so that large logits
+        // do not round log(sum_exp) away.
+        const double log_sum = std::log(static_cast<double>(sum_exp));
+        double nll = log_sum - static_cast<double>(row[y] - mx);
+        double smooth = log_sum - sum_shifted / static_cast<double>(c);  // mean over k of -log p_k
         total += (1.0 - label_smoothing) * nll + label_smoothing * smooth;
       }
       *result.loss.data<scalar_t>() = static_cast<scalar_t>(n > 0 ? total / n : 0.0);
@@ -178,8 +182,8 @@ CrossEntropyResult softmax_cross_entropy(const Tensor& logits, const Tensor& lab
   return result;
 }
 
-Tensor softmax_cross_entropy_backward(const Tensor& grad, const Tensor& probs,
-                                      const Tensor& labels, double label_smoothing) {
+Tensor softmax_cross_entropy_backward(const Tensor& grad, const Tensor& probs, const Tensor& labels,
+                                      double label_smoothing) {
   check_cross_entropy(probs, labels, label_smoothing);
   Tensor lab = labels.contiguous();
   Tensor pc = probs.contiguous();

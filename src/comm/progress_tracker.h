@@ -1,0 +1,80 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "call_signature.h"
+#include "tessera/comm/store.h"
+
+namespace tessera::comm {
+
+// Keeps this rank's position in a group's sequence of collectives in the store, where the other
+// ranks read it when an operation fails, to say which ranks did not arrive and which issued a
+// different call.
+//
+// A position is written only once it has held still for a poll interval: a busy group whose
+// operations complete quickly writes nothing, while a rank that is stuck or idle is visible to
+// the others within publish_delay(). A record can therefore lag the truth only for a rank that
+// is moving, never for one that is stuck in or before the operation that failed.
+//
+// enter()/complete() are called by the group's worker thread; read_all() by any thread.
+class ProgressTracker {
+ public:
+  struct Position {
+    std::uint64_t entered = 0;    // sequence number of the last collective started
+    std::uint64_t completed = 0;  // ... and of the last one finished
+    std::string call;             // CallSignature::describe() of the last one started
+  };
+  struct RankRecord {
+    int rank = 0;
+    bool known = false;  // false when the record could not be read
+    Position position;
+  };
+
+  // Publishes the starting position (nothing entered) before returning; throws what the store
+  // throws. `timeout` is the group's operation timeout, which sets the poll interval.
+  ProgressTracker(std::shared_ptr<Store> store, std::string key_prefix, int rank, int size,
+                  std::chrono::milliseconds timeout);
+  ProgressTracker(const ProgressTracker&) = delete;
+  ProgressTracker& operator=(const ProgressTracker&) = delete;
+  ~ProgressTracker();
+
+  void enter(std::uint64_t seq, const CallSignature& call);
+  void complete(std::uint64_t seq);
+
+  // Longest time a position that holds still takes to reach the store.
+  [[nodiscard]] std::chrono::milliseconds publish_delay() const { return 2 * poll_ + poll_ / 2; }
+
+  // Every rank's record (this rank's from memory); reads give up after `timeout` each.
+  [[nodiscard]] std::vector<RankRecord> read_all(std::chrono::milliseconds timeout);
+
+  void stop() noexcept;
+
+ private:
+  void run() noexcept;
+  [[nodiscard]] std::string key(int rank) const;
+  [[nodiscard]] static std::string encode(const Position& p);
+  [[nodiscard]] static bool decode(const std::string& text, Position* p);
+
+  std::shared_ptr<Store> store_;
+  const std::string key_prefix_;
+  const int rank_;
+  const int size_;
+  const std::chrono::milliseconds poll_;
+
+  std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  Position position_;
+  CallSignature call_;
+  std::uint64_t version_ = 0;  // bumped by every enter()/complete()
+  std::thread thread_;
+};
+
+}  // namespace tessera::comm

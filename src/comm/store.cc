@@ -1,0 +1,15 @@
+#include "tessera/comm/store.h"
+
+#include "tessera/core/error.h"
+
+namespace tessera::comm {
+
+Store::Store(std::chrono::milliseconds timeout) : timeout_(timeout) {
+  if (timeout.count() <= 0) {
+    throw ValueError(detail::concat("Store: timeout ", timeout.count(), " ms must be positive"));
+  }
+}
+
+Store::~Store() = default;
+
+}  // namespace tessera::comm

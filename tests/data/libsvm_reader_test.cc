@@ -1,0 +1,94 @@
+#include "tessera/data/libsvm_reader.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "data_test_util.h"
+#include "tessera/core/error.h"
+
+namespace tessera::data {
+namespace {
+
+using testing::TempDir;
+
+TEST(LibsvmReader, ReadsSparseRowsIntoDenseWithInferredWidth) {
+  TempDir dir;
+  const auto path =
+      dir.write("a.svm", "+1 1:0.5 3:2\n-1 2:-1.25\n\n3 qid:7 4:1e-1 # comment 9:9\n");
+  const InMemoryDataset data = read_libsvm(path);
+  ASSERT_EQ(data.size(), 3);
+  EXPECT_EQ(data.sample_shape(), (Shape{4}));
+  EXPECT_EQ(data.labels().to_vector<int64_t>(), (std::vector<int64_t>{1, -1, 3}));
+  EXPECT_EQ(data.features().to_vector<float>(),
+            (std::vector<float>{0.5f, 0, 2, 0, 0, -1.25f, 0, 0, 0, 0, 0, 0.1f}));
+}
+
+TEST(LibsvmReader, DeclaredWidthPadsWithZeros) {
+  TempDir dir;
+  const auto path = dir.write("b.svm", "0 2:1\n1\n");  // a record with no features
+  const InMemoryDataset data = read_libsvm(path, {.num_features = 5});
+  EXPECT_EQ(data.sample_shape(), (Shape{5}));
+  EXPECT_EQ(data.features().to_vector<float>(), (std::vector<float>{0, 1, 0, 0, 0, 0, 0, 0, 0, 0}));
+}
+
+TEST(LibsvmReader, IndexAboveDeclaredWidthNamesFileAndLine) {
+  TempDir dir;
+  const auto path = dir.write("c.svm", "1 1:1 4:1\n0 2:1 6:1\n");
+  EXPECT_THROW_WITH(read_libsvm(path, {.num_features = 5}), FormatError,
+                    path.string() + ":2:", "'6:1'", "index 6", "above num_features 5");
+}
+
+TEST(LibsvmReader, IndexZeroIsRejected) {
+  TempDir dir;
+  const auto path = dir.write("d.svm", "1 0:1 2:1\n");
+  EXPECT_THROW_WITH(read_libsvm(path), FormatError, path.string() + ":1:3:", "'0:1'", "1-based");
+}
+
+TEST(LibsvmReader, IndicesMustIncrease) {
+  TempDir dir;
+  const auto path = dir.write("e.svm", "1 1:1\n1 3:1 2:1\n");
+  EXPECT_THROW_WITH(read_libsvm(path), FormatError, path.string() + ":2:", "index 2 after 3",
+                    "strictly increasing");
+  const auto dup = dir.write("dup.svm", "1 3:1 3:2\n");
+  EXPECT_THROW_WITH(read_libsvm(dup), FormatError, dup.string() + ":1:", "index 3 after 3");
+}
+
+TEST(LibsvmReader, MalformedPairsNameFileAndLine) {
+  TempDir dir;
+  const auto no_colon = dir.write("f.svm", "1 1:1\n\n1 17\n");
+  EXPECT_THROW_WITH(read_libsvm(no_colon), FormatError, no_colon.string() + ":3:3:", "'17'",
+                    "expected index:value");
+  const auto bad_index = dir.write("g.svm", "1 x:1\n");
+  EXPECT_THROW_WITH(read_libsvm(bad_index), FormatError, bad_index.string() + ":1:", "'x:1'",
+                    "integer feature index");
+  const auto bad_value = dir.write("h.svm", "1 2:abc\n");
+  EXPECT_THROW_WITH(read_libsvm(bad_value), FormatError, bad_value.string() + ":1:5:", "'2:abc'",
+                    "a number after ':'");
+  const auto empty_value = dir.write("i.svm", "1 2:\n");
+  EXPECT_THROW_WITH(read_libsvm(empty_value), FormatError,
+                    empty_value.string() + ":1:", "expected index:value");
+  const auto bad_label = dir.write("j.svm", "one 1:1\n");
+  EXPECT_THROW_WITH(read_libsvm(bad_label), FormatError,
+                    bad_label.string() + ":1:1:", "integer class label", "'one'");
+}
+
+TEST(LibsvmReader, EmptyFileIsAClearFormatError) {
+  TempDir dir;
+  const auto empty = dir.write("empty.svm", "");
+  EXPECT_THROW_WITH(read_libsvm(empty), FormatError, empty.string(), "no records");
+  const auto comments = dir.write("comments.svm", "# only a comment\n\n");
+  EXPECT_THROW_WITH(read_libsvm(comments), FormatError, comments.string(), "no records");
+  const auto no_features = dir.write("nofeat.svm", "1\n0\n");
+  EXPECT_THROW_WITH(read_libsvm(no_features), FormatError, no_features.string(), "num_features");
+}
+
+TEST(LibsvmReader, BadOptionsAndMissingFileAreValueErrors) {
+  TempDir dir;
+  const auto path = dir.write("k.svm", "1 1:1\n");
+  EXPECT_THROW_WITH(read_libsvm(path, {.num_features = -1}), ValueError, "num_features is -1");
+  EXPECT_THROW_WITH(read_libsvm(dir / "absent.svm"), ValueError, "absent.svm", "cannot open");
+}
+
+}  // namespace
+}  // namespace tessera::data
