@@ -61,9 +61,9 @@ float bfloat16_to_float(std::uint16_t bits) {
 std::uint16_t float16_from_float(float value) {
   const float scale_to_inf = 0x1.0p+112f;
   const float scale_to_zero = 0x1.0p-110f;
-  float base = (std::bit_cast<float>(std::bit_cast<std::uint32_t>(value) & 0x7fffffffu) *
-                scale_to_inf) *
-               scale_to_zero;
+  float base =
+      (std::bit_cast<float>(std::bit_cast<std::uint32_t>(value) & 0x7fffffffu) * scale_to_inf) *
+      scale_to_zero;
   const std::uint32_t w = std::bit_cast<std::uint32_t>(value);
   const std::uint32_t shl1_w = w + w;
   const std::uint32_t sign = w & 0x80000000u;

@@ -50,7 +50,8 @@ void HashStore::do_wait(const std::vector<std::string>& keys, std::chrono::milli
   const auto start = Clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   auto all_set = [&] {
-    return std::all_of(keys.begin(), keys.end(), [&](const auto& k) { return values_.count(k) > 0; });
+    return std::all_of(keys.begin(), keys.end(),
+                       [&](const auto& k) { return values_.count(k) > 0; });
   };
   if (!changed_.wait_until(lock, start + timeout, all_set)) {
     std::vector<std::string> missing;

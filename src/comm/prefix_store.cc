@@ -28,8 +28,7 @@ std::string PrefixStore::do_get(const std::string& key, std::chrono::millisecond
   return store_->get(full_key(key), timeout);
 }
 
-void PrefixStore::do_wait(const std::vector<std::string>& keys,
-                          std::chrono::milliseconds timeout) {
+void PrefixStore::do_wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
   store_->wait(full_keys(keys), timeout);
 }
 

@@ -54,8 +54,8 @@ namespace {
 
 void check_types(const char* op, const std::string& group, DataType dtype) {
   if (!is_valid(dtype)) {
-    throw ValueError(detail::concat(op, " on group ", group, ": invalid DataType ",
-                                    static_cast<int>(dtype)));
+    throw ValueError(
+        detail::concat(op, " on group ", group, ": invalid DataType ", static_cast<int>(dtype)));
   }
 }
 

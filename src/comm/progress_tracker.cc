@@ -6,6 +6,23 @@
 #include <sstream>
 
 namespace tessera::comm {
+namespace {
+
+const char* state_name(ProgressTracker::State state) {
+  switch (state) {
+    case ProgressTracker::State::kRunning:
+      return "running";
+    case ProgressTracker::State::kTimedOut:
+      return "timedout";
+    case ProgressTracker::State::kFailed:
+      return "failed";
+    case ProgressTracker::State::kClosed:
+      return "closed";
+  }
+  return "running";
+}
+
+}  // namespace
 
 ProgressTracker::ProgressTracker(std::shared_ptr<Store> store, std::string key_prefix, int rank,
                                  int size, std::chrono::milliseconds timeout)
@@ -15,10 +32,9 @@ ProgressTracker::ProgressTracker(std::shared_ptr<Store> store, std::string key_p
       size_(size),
       // A twentieth of the timeout leaves the record fresh long before anyone times out; the
       // bounds keep a short test timeout cheap and a long one responsive.
-      poll_(std::clamp(timeout / 20, std::chrono::milliseconds(5),
-                       std::chrono::milliseconds(250))) {
-  position_.call = "none";
-  store_->set(key(rank_), encode(position_));
+      poll_(
+          std::clamp(timeout / 20, std::chrono::milliseconds(5), std::chrono::milliseconds(250))) {
+  store_->set(key(rank_), encode(snapshot_locked()));
   thread_ = std::thread([this] { run(); });
 }
 
@@ -28,16 +44,31 @@ std::string ProgressTracker::key(int rank) const {
   return key_prefix_ + "/progress/" + std::to_string(rank);
 }
 
+// "<entered> <completed> <state> <failed> <call>"; the call, last, may contain spaces.
 std::string ProgressTracker::encode(const Position& p) {
-  return std::to_string(p.entered) + " " + std::to_string(p.completed) + " " + p.call;
+  std::ostringstream out;
+  out << p.entered << " " << p.completed << " " << state_name(p.state) << " " << p.failed << " "
+      << p.call;
+  return out.str();
 }
 
 bool ProgressTracker::decode(const std::string& text, Position* p) {
   std::istringstream in(text);
-  if (!(in >> p->entered >> p->completed)) return false;
+  std::string state;
+  if (!(in >> p->entered >> p->completed >> state >> p->failed)) return false;
+  p->state = state == "timedout" ? State::kTimedOut
+             : state == "failed" ? State::kFailed
+             : state == "closed" ? State::kClosed
+                                 : State::kRunning;
   in >> std::ws;
   std::getline(in, p->call);
   return true;
+}
+
+ProgressTracker::Position ProgressTracker::snapshot_locked() const {
+  Position p = position_;
+  p.call = position_.entered == 0 ? "none" : call_.describe();
+  return p;
 }
 
 void ProgressTracker::enter(std::uint64_t seq, const CallSignature& call) {
@@ -53,13 +84,40 @@ void ProgressTracker::complete(std::uint64_t seq) {
   ++version_;
 }
 
+void ProgressTracker::record_failure(std::uint64_t seq, bool timed_out) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (position_.state != State::kRunning) return;  // the first failure is the one to report
+    position_.state = timed_out ? State::kTimedOut : State::kFailed;
+    position_.failed = seq;
+    ++version_;
+  }
+  publish_now();
+}
+
+void ProgressTracker::publish_now() noexcept {
+  std::string text;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    text = encode(snapshot_locked());
+  }
+  try {
+    store_->set(key(rank_), text);
+  } catch (...) {  // NOLINT(bugprone-empty-catch)
+    // The store is unreachable: the peers' diagnosis will say this rank's record is unknown.
+  }
+}
+
 void ProgressTracker::stop() noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
     stopping_ = true;
+    if (position_.state == State::kRunning) position_.state = State::kClosed;
   }
   stop_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  publish_now();
 }
 
 void ProgressTracker::run() noexcept {
@@ -70,16 +128,13 @@ void ProgressTracker::run() noexcept {
   for (;;) {
     if (stop_cv_.wait_for(lock, poll_, [&] { return stopping_; })) return;
     if (version_ == seen && version_ != published) {
-      Position snapshot = position_;
-      snapshot.call = position_.entered == 0 ? "none" : call_.describe();
+      const std::string text = encode(snapshot_locked());
       const std::uint64_t version = version_;
       lock.unlock();
       try {
-        store_->set(key(rank_), encode(snapshot));
+        store_->set(key(rank_), text);
         published = version;
-      } catch (...) {  // NOLINT(bugprone-empty-catch)
-        // The store is unreachable: the next poll retries; a failure diagnosis will say the
-        // records are unknown.
+      } catch (...) {  // NOLINT(bugprone-empty-catch): the next poll retries
       }
       lock.lock();
     }
@@ -96,8 +151,7 @@ std::vector<ProgressTracker::RankRecord> ProgressTracker::read_all(
     record.rank = r;
     if (r == rank_) {
       std::lock_guard<std::mutex> lock(mutex_);
-      record.position = position_;
-      record.position.call = position_.entered == 0 ? "none" : call_.describe();
+      record.position = snapshot_locked();
       record.known = true;
       continue;
     }

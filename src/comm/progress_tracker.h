@@ -15,21 +15,26 @@
 namespace tessera::comm {
 
 // Keeps this rank's position in a group's sequence of collectives in the store, where the other
-// ranks read it when an operation fails, to say which ranks did not arrive and which issued a
-// different call.
+// ranks read it when an operation fails, to say which ranks did not arrive, which issued a
+// different call, which timed out and which left.
 //
 // A position is written only once it has held still for a poll interval: a busy group whose
 // operations complete quickly writes nothing, while a rank that is stuck or idle is visible to
 // the others within publish_delay(). A record can therefore lag the truth only for a rank that
-// is moving, never for one that is stuck in or before the operation that failed.
+// is moving, never for one that is stuck in or before the operation that failed. Failures and
+// shutdown are written at once.
 //
-// enter()/complete() are called by the group's worker thread; read_all() by any thread.
+// enter()/complete() are called by the group's worker thread; the rest by any thread.
 class ProgressTracker {
  public:
+  enum class State : std::uint8_t { kRunning, kTimedOut, kFailed, kClosed };
+
   struct Position {
     std::uint64_t entered = 0;    // sequence number of the last collective started
     std::uint64_t completed = 0;  // ... and of the last one finished
-    std::string call;             // CallSignature::describe() of the last one started
+    State state = State::kRunning;
+    std::uint64_t failed = 0;  // the collective that timed out or failed, with those states
+    std::string call;          // CallSignature::describe() of the last one started
   };
   struct RankRecord {
     int rank = 0;
@@ -47,17 +52,23 @@ class ProgressTracker {
 
   void enter(std::uint64_t seq, const CallSignature& call);
   void complete(std::uint64_t seq);
+  // Records, at once, that collective `seq` failed here (by timeout or otherwise), before the
+  // group closes its connections: a peer that sees the connections drop reads why.
+  void record_failure(std::uint64_t seq, bool timed_out) noexcept;
 
   // Longest time a position that holds still takes to reach the store.
   [[nodiscard]] std::chrono::milliseconds publish_delay() const { return 2 * poll_ + poll_ / 2; }
 
-  // Every rank's record (this rank's from memory); reads give up after `timeout` each.
+  // Every rank's record (this rank's from memory); gives up on the store after `timeout`.
   [[nodiscard]] std::vector<RankRecord> read_all(std::chrono::milliseconds timeout);
 
+  // Stops publishing and records that this rank left the group (unless it recorded a failure).
   void stop() noexcept;
 
  private:
   void run() noexcept;
+  void publish_now() noexcept;
+  [[nodiscard]] Position snapshot_locked() const;
   [[nodiscard]] std::string key(int rank) const;
   [[nodiscard]] static std::string encode(const Position& p);
   [[nodiscard]] static bool decode(const std::string& text, Position* p);
@@ -73,7 +84,7 @@ class ProgressTracker {
   bool stopping_ = false;
   Position position_;
   CallSignature call_;
-  std::uint64_t version_ = 0;  // bumped by every enter()/complete()
+  std::uint64_t version_ = 0;  // bumped by every change of position_
   std::thread thread_;
 };
 

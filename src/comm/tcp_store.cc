@@ -113,14 +113,14 @@ std::unique_ptr<TcpStore::Connection> TcpStore::acquire(Clock::time_point deadli
     Socket socket = connect_tcp(options_.host, options_.port, deadline, &last_error);
     if (socket.valid()) {
       auto connection = std::make_unique<Connection>(std::move(socket));
-      const std::string reply = connection->exchange(
-          address_, "the handshake",
-          FrameWriter()
-              .u8(static_cast<std::uint8_t>(StoreCommand::kHandshake))
-              .str(kStoreMagic)
-              .str(options_.token)
-              .finish(),
-          std::max(deadline, Clock::now() + std::chrono::seconds(5)));
+      const std::string reply =
+          connection->exchange(address_, "the handshake",
+                               FrameWriter()
+                                   .u8(static_cast<std::uint8_t>(StoreCommand::kHandshake))
+                                   .str(kStoreMagic)
+                                   .str(options_.token)
+                                   .finish(),
+                               std::max(deadline, Clock::now() + std::chrono::seconds(5)));
       FrameReader reader(reply);
       const auto status = reader.u8();
       if (status == static_cast<std::uint8_t>(StoreStatus::kOk)) return connection;
@@ -131,15 +131,16 @@ std::unique_ptr<TcpStore::Connection> TcpStore::acquire(Clock::time_point deadli
       throw CommError(detail::concat("store at ", address_, ": unexpected handshake reply"));
     }
     const auto now = Clock::now();
-    if (now + delay >= deadline) {
+    if (now >= deadline) {
       throw TimeoutError(detail::concat("could not connect to the store at ", address_,
                                         ": tried for ", to_ms(now - start), " ms (", attempts,
                                         attempts == 1 ? " attempt" : " attempts",
                                         "); last error: ", last_error));
     }
-    std::this_thread::sleep_for(delay);
-    delay = std::min(delay * 2, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    kMaxRetryDelay));
+    // The server may not be up yet: back off, and make the last attempt at the deadline.
+    std::this_thread::sleep_for(std::min<Clock::duration>(delay, deadline - now));
+    delay =
+        std::min(delay * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxRetryDelay));
   }
 }
 
@@ -158,19 +159,21 @@ std::string TcpStore::request(std::string_view what, const std::string& frame,
 }
 
 void TcpStore::set(const std::string& key, std::string_view value) {
-  request("set", FrameWriter().u8(static_cast<std::uint8_t>(StoreCommand::kSet)).str(key).str(value).finish(),
-          Clock::now() + timeout());
+  request(
+      "set",
+      FrameWriter().u8(static_cast<std::uint8_t>(StoreCommand::kSet)).str(key).str(value).finish(),
+      Clock::now() + timeout());
 }
 
 std::string TcpStore::do_get(const std::string& key, std::chrono::milliseconds timeout) {
   const auto start = Clock::now();
-  const std::string reply =
-      request("get", FrameWriter()
-                         .u8(static_cast<std::uint8_t>(StoreCommand::kGet))
-                         .str(key)
-                         .i64(timeout.count())
-                         .finish(),
-              start + timeout + kReplyGrace);
+  const std::string reply = request("get",
+                                    FrameWriter()
+                                        .u8(static_cast<std::uint8_t>(StoreCommand::kGet))
+                                        .str(key)
+                                        .i64(timeout.count())
+                                        .finish(),
+                                    start + timeout + kReplyGrace);
   FrameReader reader(reply);
   const auto status = reader.u8();
   if (status == static_cast<std::uint8_t>(StoreStatus::kTimeout)) {
@@ -187,13 +190,13 @@ std::string TcpStore::do_get(const std::string& key, std::chrono::milliseconds t
 
 void TcpStore::do_wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
   const auto start = Clock::now();
-  const std::string reply =
-      request("wait", FrameWriter()
-                          .u8(static_cast<std::uint8_t>(StoreCommand::kWait))
-                          .strs(keys)
-                          .i64(timeout.count())
-                          .finish(),
-              start + timeout + kReplyGrace);
+  const std::string reply = request("wait",
+                                    FrameWriter()
+                                        .u8(static_cast<std::uint8_t>(StoreCommand::kWait))
+                                        .strs(keys)
+                                        .i64(timeout.count())
+                                        .finish(),
+                                    start + timeout + kReplyGrace);
   FrameReader reader(reply);
   const auto status = reader.u8();
   if (status == static_cast<std::uint8_t>(StoreStatus::kOk)) return;
@@ -221,13 +224,10 @@ bool TcpStore::check(const std::vector<std::string>& keys) {
 }
 
 std::int64_t TcpStore::add(const std::string& key, std::int64_t delta) {
-  const std::string reply = request("add",
-                                    FrameWriter()
-                                        .u8(static_cast<std::uint8_t>(StoreCommand::kAdd))
-                                        .str(key)
-                                        .i64(delta)
-                                        .finish(),
-                                    Clock::now() + timeout());
+  const std::string reply = request(
+      "add",
+      FrameWriter().u8(static_cast<std::uint8_t>(StoreCommand::kAdd)).str(key).i64(delta).finish(),
+      Clock::now() + timeout());
   FrameReader reader(reply);
   const auto status = reader.u8();
   if (status == static_cast<std::uint8_t>(StoreStatus::kError)) {

@@ -113,7 +113,8 @@ class Server {
   int poll_timeout_ms() const {
     std::optional<Clock::time_point> next;
     for (const auto& c : connections_) {
-      if (!c->authenticated) next = next ? std::min(*next, c->handshake_deadline) : c->handshake_deadline;
+      if (!c->authenticated)
+        next = next ? std::min(*next, c->handshake_deadline) : c->handshake_deadline;
       if (c->pending) next = next ? std::min(*next, c->pending->deadline) : c->pending->deadline;
     }
     if (!next) return -1;
@@ -265,7 +266,8 @@ class Server {
         auto key = r.str();
         auto timeout = r.i64();
         if (!timeout || !r.at_end()) return malformed(c);
-        c.pending = Pending{StoreCommand::kGet, {std::move(*key)},
+        c.pending = Pending{StoreCommand::kGet,
+                            {std::move(*key)},
                             Clock::now() + std::chrono::milliseconds(*timeout)};
         if (ready(*c.pending)) answer_pending(c);
         return;
@@ -305,18 +307,16 @@ class Server {
         }
         const std::string current = it == values_.end() ? std::string() : it->second;
         return reply(
-            c,
-            FrameWriter().u8(static_cast<std::uint8_t>(StoreStatus::kOk)).str(current).finish());
+            c, FrameWriter().u8(static_cast<std::uint8_t>(StoreStatus::kOk)).str(current).finish());
       }
       case StoreCommand::kCheck: {
         auto keys = r.strs();
         if (!keys || !r.at_end()) return malformed(c);
         const bool all = std::all_of(keys->begin(), keys->end(),
                                      [&](const auto& k) { return values_.count(k) > 0; });
-        return reply(c, FrameWriter()
-                            .u8(static_cast<std::uint8_t>(StoreStatus::kOk))
-                            .u8(all ? 1 : 0)
-                            .finish());
+        return reply(
+            c,
+            FrameWriter().u8(static_cast<std::uint8_t>(StoreStatus::kOk)).u8(all ? 1 : 0).finish());
       }
       case StoreCommand::kWait: {
         auto keys = r.strs();
@@ -364,11 +364,11 @@ class Server {
     for (auto& c : connections_) {
       if (c->dead) continue;
       if (!c->authenticated && !c->closing && now >= c->handshake_deadline) {
-        std::fprintf(stderr, "tessera store at %s: dropped %s: no handshake within %lld s\n",
-                     address_.c_str(), c->peer.c_str(),
-                     static_cast<long long>(
-                         std::chrono::duration_cast<std::chrono::seconds>(kHandshakeTimeout)
-                             .count()));
+        std::fprintf(
+            stderr, "tessera store at %s: dropped %s: no handshake within %lld s\n",
+            address_.c_str(), c->peer.c_str(),
+            static_cast<long long>(
+                std::chrono::duration_cast<std::chrono::seconds>(kHandshakeTimeout).count()));
         c->dead = true;
         continue;
       }
@@ -405,13 +405,15 @@ bool is_wildcard(const std::string& host) {
 
 TcpStoreServer::TcpStoreServer(TcpStoreServerOptions options) : options_(std::move(options)) {
   if (options_.host.empty()) {
-    throw ValueError("TcpStoreServer: empty host; pass the address to listen on (127.0.0.1 on one host)");
+    throw ValueError(
+        "TcpStoreServer: empty host; pass the address to listen on (127.0.0.1 on one host)");
   }
   if (options_.token.empty()) {
     throw ValueError("TcpStoreServer: empty job token; every store needs one (make_job_token())");
   }
   if (options_.port < 0 || options_.port > 65535) {
-    throw ValueError(detail::concat("TcpStoreServer: port ", options_.port, " is not in [0, 65535]"));
+    throw ValueError(
+        detail::concat("TcpStoreServer: port ", options_.port, " is not in [0, 65535]"));
   }
   if (options_.host == "*") options_.host = "0.0.0.0";
   if (is_wildcard(options_.host)) {

@@ -60,9 +60,8 @@ TEST(IdxFile, ConvertsBigEndianMultiByteTypes) {
 
 TEST(IdxFile, TruncatedDataNamesFileAndOffset) {
   TempDir dir;
-  auto bytes = idx_bytes(0x08, {2, 3, 4}, ramp(24));
-  bytes.resize(30);  // header 16 + 14 of 24 data bytes
-  const auto path = dir.write("short-idx3-ubyte", bytes);
+  // Header 16 bytes, then 14 of the 24 data bytes.
+  const auto path = dir.write("short-idx3-ubyte", idx_bytes(0x08, {2, 3, 4}, ramp(14)));
   EXPECT_THROW_WITH(IdxFile::read(path), FormatError, path.string(), "truncated", "byte offset 30",
                     "40 bytes");
 }

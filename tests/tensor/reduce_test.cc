@@ -72,6 +72,18 @@ TEST(Reduce, SumOfLeadingAxesOfALargeTensorIsExact) {
   EXPECT_TRUE(tensors_close(sum(b, {0, 1}), Tensor::full({3}, 200.0, DType::kFloat64)));
 }
 
+TEST(Reduce, SumOverAnEmptyAxisIsZero) {
+  // An empty batch: whichever path the sum takes, the result is written (not left uninitialised).
+  (void)Tensor::full({64}, 7.0,
+                     DType::kFloat64);  // leave non-zero bytes for the allocator to reuse
+  EXPECT_TRUE(tensors_close(sum(Tensor::zeros({0, 3}, DType::kFloat64), {0}),
+                            Tensor::zeros({3}, DType::kFloat64)));
+  EXPECT_TRUE(tensors_close(sum(Tensor::zeros({2, 0, 3}, DType::kFloat64), {0, 1}, true),
+                            Tensor::zeros({1, 1, 3}, DType::kFloat64)));
+  EXPECT_TRUE(tensors_close(sum(Tensor::zeros({3, 0}), {1}), Tensor::zeros({3})));
+  EXPECT_TRUE(tensors_close(sum_to(Tensor::zeros({0, 4}), {4}), Tensor::zeros({4})));
+}
+
 TEST(Reduce, MaxAndArgmaxPickTheFirstMaximumAlongAnAxis) {
   // Ties: the first index wins.
   Tensor a = Tensor::from_vector<double>({1, 5, 5, 2,   //

@@ -163,9 +163,8 @@ class ProcessGroup {
   virtual std::shared_ptr<Work> do_allgatherv(const void* in, void* out,
                                               const std::vector<std::size_t>& counts,
                                               DataType dtype) = 0;
-  virtual std::shared_ptr<Work> do_reduce_scatter(const void* in, void* out,
-                                                  std::size_t recv_count, DataType dtype,
-                                                  ReduceOp op) = 0;
+  virtual std::shared_ptr<Work> do_reduce_scatter(const void* in, void* out, std::size_t recv_count,
+                                                  DataType dtype, ReduceOp op) = 0;
   virtual std::shared_ptr<Work> do_gather(const void* in, void* out, std::size_t count,
                                           DataType dtype, int root) = 0;
   virtual std::shared_ptr<Work> do_scatter(const void* in, void* out, std::size_t count,

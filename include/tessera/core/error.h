@@ -42,6 +42,35 @@ class FormatError : public Error {
   using Error::Error;
 };
 
+// A configuration mistake: names the file, the line (0 when unknown, e.g. a --set override) and
+// the key ("optimizer.lr"); what() reads "FILE:LINE: KEY: MESSAGE".
+class ConfigError : public Error {
+ public:
+  ConfigError(std::string file, int line, std::string key, const std::string& message)
+      : Error(format(file, line, key, message)),
+        file_(std::move(file)),
+        line_(line),
+        key_(std::move(key)) {}
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  const std::string& key() const { return key_; }
+
+ private:
+  static std::string format(const std::string& file, int line, const std::string& key,
+                            const std::string& message) {
+    std::ostringstream out;
+    out << file;
+    if (line > 0) out << ':' << line;
+    out << ": ";
+    if (!key.empty()) out << key << ": ";
+    out << message;
+    return out.str();
+  }
+  std::string file_;
+  int line_;
+  std::string key_;
+};
+
 // An internal invariant failed: a bug in tessera, not in the caller's input.
 class InternalError : public Error {
  public:

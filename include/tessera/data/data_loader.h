@@ -29,8 +29,9 @@ struct DataLoaderOptions {
 // Batches of this rank's indices (from a DistributedSampler) of a dataset, prepared on a
 // background thread while the caller trains.
 //
-//   DataLoader loader(dataset, DistributedSampler(dataset.size(), rank, world), {.batch_size =
-//   64}); for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+//   DistributedSampler sampler(dataset.size(), rank, world_size, {.seed = 1});
+//   DataLoader loader(dataset, sampler, {.batch_size = 64});
+//   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
 //     loader.set_epoch(epoch);
 //     while (std::optional<Batch> batch = loader.next()) { ... }
 //   }

@@ -1,7 +1,7 @@
 #include "gloo_group.h"
 
-#include <array>
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstring>
 #include <thread>
@@ -80,8 +80,7 @@ bool mentions_timeout(const std::string& message) {
   std::string lower(message);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return lower.find("timed out") != std::string::npos ||
-         lower.find("timeout") != std::string::npos;
+  return lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos;
 }
 
 std::string rank_list(const std::vector<int>& ranks) {
@@ -217,9 +216,8 @@ std::shared_ptr<Work> GlooGroup::enqueue(const CallSignature& call, Body body) {
 void GlooGroup::run(std::uint64_t seq, const CallSignature& call, const Body& body,
                     AsyncWork& work) {
   if (std::string reason = broken_reason(); !reason.empty()) {
-    work.fail(std::make_exception_ptr(
-        CommError(detail::concat(describe_op(call.kind, seq),
-                                 ": not run: the group failed earlier: ", reason))));
+    work.fail(std::make_exception_ptr(CommError(detail::concat(
+        describe_op(call.kind, seq), ": not run: the group failed earlier: ", reason))));
     return;
   }
   const auto start = Clock::now();
@@ -246,13 +244,15 @@ void GlooGroup::run(std::uint64_t seq, const CallSignature& call, const Body& bo
   }
   std::exception_ptr error;
   std::string message;
+  bool timed_out = false;
   try {
-    error = diagnose(seq, call, start, cause, &message);
+    error = diagnose(seq, call, start, cause, &message, &timed_out);
   } catch (...) {
     error = std::current_exception();
     message = cause;
   }
   mark_broken(message);
+  tracker_->record_failure(seq, timed_out);
   // Gloo closes the connections of a context after its own timeouts but not after every error;
   // closing them all makes the peers fail now instead of at their deadline.
   try {
@@ -277,65 +277,92 @@ void GlooGroup::check_consistency(std::uint64_t seq, const CallSignature& call,
     const CallSignature theirs =
         CallSignature::decode(all.data() + static_cast<std::size_t>(r) * CallSignature::kWireSize);
     if (!(theirs == first)) {
-      throw CollectiveMismatchError(detail::concat(
-          describe_op(call.kind, seq), ": collectives differ across ranks: rank ", r, " issued ",
-          theirs.describe(), " where rank 0 issued ", first.describe()));
+      throw CollectiveMismatchError(
+          detail::concat(describe_op(call.kind, seq), ": collectives differ across ranks: rank ", r,
+                         " issued ", theirs.describe(), " where rank 0 issued ", first.describe()));
     }
   }
 }
 
 std::exception_ptr GlooGroup::diagnose(std::uint64_t seq, const CallSignature& call,
                                        Clock::time_point start, const std::string& cause,
-                                       std::string* message) {
-  const auto waited = to_ms(Clock::now() - start);
+                                       std::string* message, bool* timed_out) {
+  using State = ProgressTracker::State;
   const auto timeout_ms = static_cast<long long>(options().timeout.count());
-  // A peer stuck in this operation shows in the store within publish_delay() of entering it;
-  // when the failure came sooner (a peer closed its connections), give the records that long.
-  std::this_thread::sleep_until(start + tracker_->publish_delay());
-  const auto records = tracker_->read_all(std::min(options().timeout, std::chrono::milliseconds(5000)));
+  const auto waited = to_ms(Clock::now() - start);
+  const auto read_records = [&] {
+    return tracker_->read_all(std::min(options().timeout, std::chrono::milliseconds(5000)));
+  };
+  auto records = read_records();
+  // A peer stuck in this operation shows in the store within publish_delay() of entering it.
+  // When the failure came sooner (a peer closed its connections) and a running peer still looks
+  // behind, give its record that long before calling it absent.
+  const bool maybe_stale = std::any_of(records.begin(), records.end(), [&](const auto& r) {
+    return r.rank != rank() && r.known && r.position.entered < seq &&
+           r.position.state == State::kRunning;
+  });
+  if (maybe_stale && Clock::now() < start + tracker_->publish_delay()) {
+    std::this_thread::sleep_until(start + tracker_->publish_delay());
+    records = read_records();
+  }
   const std::string mine = call.describe();
   const std::string op = describe_op(call.kind, seq);
   std::vector<int> behind;
   std::vector<int> unknown;
+  std::vector<int> timed_out_peers;
   int diverging = -1;
   std::string behind_detail;
   for (const auto& record : records) {
     if (record.rank == rank()) continue;
+    const auto& p = record.position;
     if (!record.known) {
       unknown.push_back(record.rank);
-    } else if (record.position.entered < seq) {
+      continue;
+    }
+    if (p.state == State::kTimedOut && p.failed == seq) timed_out_peers.push_back(record.rank);
+    if (p.entered < seq) {
       behind.push_back(record.rank);
-      const auto& p = record.position;
-      behind_detail += detail::concat(
-          "; rank ", record.rank,
-          p.entered == 0 ? std::string(" has issued no collective yet")
-          : p.completed >= p.entered
-              ? detail::concat(" last completed #", p.entered, " ", p.call)
-              : detail::concat(" is still in #", p.entered, " ", p.call));
-    } else if (record.position.entered == seq && record.position.call != mine && diverging < 0) {
+      std::string where = p.entered == 0 ? std::string(" has issued no collective")
+                          : p.completed >= p.entered
+                              ? detail::concat(" last completed #", p.entered, " ", p.call)
+                              : detail::concat(" is still in #", p.entered, " ", p.call);
+      if (p.state == State::kClosed) where += " and has shut its group down";
+      if (p.state == State::kTimedOut || p.state == State::kFailed) {
+        where += detail::concat(" and failed at #", p.failed);
+      }
+      behind_detail += detail::concat("; rank ", record.rank, where);
+    } else if (p.entered == seq && p.call != mine && diverging < 0) {
       diverging = record.rank;
     }
   }
+  // A timeout here, or a peer's (which then closed its connections, failing ours), or the wait
+  // reaching the deadline whatever the transport said.
+  *timed_out = mentions_timeout(cause) || !timed_out_peers.empty() || waited + 1 >= timeout_ms;
   const std::string unknown_note =
       unknown.empty() ? std::string()
                       : detail::concat(" (no progress record from ", rank_list(unknown), ")");
   if (diverging >= 0) {
-    *message = detail::concat(op, ": collectives differ across ranks: rank ", diverging,
-                              " issued ",
-                              records[static_cast<std::size_t>(diverging)].position.call,
-                              " as collective #", seq, " where rank ", rank(), " issued ", mine,
-                              " (found when the operation failed after ", waited, " ms: ", cause,
-                              ")");
+    *message =
+        detail::concat(op, ": collectives differ across ranks: rank ", diverging, " issued ",
+                       records[static_cast<std::size_t>(diverging)].position.call,
+                       " as collective #", seq, " where rank ", rank(), " issued ", mine,
+                       " (found when the operation failed after ", waited, " ms: ", cause, ")");
     return std::make_exception_ptr(CollectiveMismatchError(*message));
   }
   if (!behind.empty()) {
     *message = detail::concat(op, ": ", rank_list(behind), " did not arrive within ", waited,
                               " ms (timeout ", timeout_ms, " ms)", behind_detail, unknown_note);
-    return std::make_exception_ptr(TimeoutError(*message));
+    if (*timed_out) return std::make_exception_ptr(TimeoutError(*message));
+    *message += "; transport: " + cause;
+    return std::make_exception_ptr(CommError(*message));
   }
-  if (mentions_timeout(cause)) {
+  if (*timed_out) {
     *message = detail::concat(op, ": no progress within ", waited, " ms (timeout ", timeout_ms,
-                              " ms) although every rank entered it", unknown_note, ": ", cause);
+                              " ms) although every rank entered it", unknown_note,
+                              timed_out_peers.empty()
+                                  ? std::string()
+                                  : "; " + rank_list(timed_out_peers) + " timed out too",
+                              ": ", cause);
     return std::make_exception_ptr(TimeoutError(*message));
   }
   *message = detail::concat(op, " failed after ", waited, " ms", unknown_note, ": ", cause);
@@ -345,87 +372,89 @@ std::exception_ptr GlooGroup::diagnose(std::uint64_t seq, const CallSignature& c
 std::shared_ptr<Work> GlooGroup::do_allreduce(void* data, std::size_t count, DataType dtype,
                                               ReduceOp op) {
   const CallSignature call{.kind = OpKind::kAllreduce, .dtype = dtype, .op = op, .count = count};
-  return enqueue(call, [this, data, count, dtype, op](Clock::time_point deadline,
-                                                      std::uint32_t tag) {
-    if (count == 0) return;
-    // In place on the caller's buffer: Gloo's ring reduces into it, nothing is copied first.
-    ::gloo::AllreduceOptions opts(context_);
-    with_element_type(dtype, [&](auto* type) {
-      using T = std::remove_pointer_t<decltype(type)>;
-      opts.setOutput(typed<T>(data), count);
-    });
-    opts.setReduceFunction(reduce_function(dtype, op));
-    opts.setTag(tag);
-    opts.setTimeout(remaining(deadline));
-    ::gloo::allreduce(opts);
-    if (op == ReduceOp::kAvg) divide_in_place(data, count, dtype, size());
-  });
+  return enqueue(call,
+                 [this, data, count, dtype, op](Clock::time_point deadline, std::uint32_t tag) {
+                   if (count == 0) return;
+                   // In place on the caller's buffer: Gloo's ring reduces into it, nothing is
+                   // copied first.
+                   ::gloo::AllreduceOptions opts(context_);
+                   with_element_type(dtype, [&](auto* type) {
+                     using T = std::remove_pointer_t<decltype(type)>;
+                     opts.setOutput(typed<T>(data), count);
+                   });
+                   opts.setReduceFunction(reduce_function(dtype, op));
+                   opts.setTag(tag);
+                   opts.setTimeout(remaining(deadline));
+                   ::gloo::allreduce(opts);
+                   if (op == ReduceOp::kAvg) divide_in_place(data, count, dtype, size());
+                 });
 }
 
 std::shared_ptr<Work> GlooGroup::do_broadcast(void* data, std::size_t count, DataType dtype,
                                               int root) {
-  const CallSignature call{.kind = OpKind::kBroadcast, .dtype = dtype, .root = root, .count = count};
-  return enqueue(call, [this, data, count, dtype, root](Clock::time_point deadline,
-                                                        std::uint32_t tag) {
-    if (count == 0 || size() == 1) return;
-    ::gloo::BroadcastOptions opts(context_);
-    with_element_type(dtype, [&](auto* type) {
-      using T = std::remove_pointer_t<decltype(type)>;
-      opts.setOutput(typed<T>(data), count);
-    });
-    opts.setRoot(root);
-    opts.setTag(tag);
-    opts.setTimeout(remaining(deadline));
-    ::gloo::broadcast(opts);
-  });
+  const CallSignature call{
+      .kind = OpKind::kBroadcast, .dtype = dtype, .root = root, .count = count};
+  return enqueue(call,
+                 [this, data, count, dtype, root](Clock::time_point deadline, std::uint32_t tag) {
+                   if (count == 0 || size() == 1) return;
+                   ::gloo::BroadcastOptions opts(context_);
+                   with_element_type(dtype, [&](auto* type) {
+                     using T = std::remove_pointer_t<decltype(type)>;
+                     opts.setOutput(typed<T>(data), count);
+                   });
+                   opts.setRoot(root);
+                   opts.setTag(tag);
+                   opts.setTimeout(remaining(deadline));
+                   ::gloo::broadcast(opts);
+                 });
 }
 
 std::shared_ptr<Work> GlooGroup::do_reduce(void* data, std::size_t count, DataType dtype,
                                            ReduceOp op, int root) {
   const CallSignature call{
       .kind = OpKind::kReduce, .dtype = dtype, .op = op, .root = root, .count = count};
-  return enqueue(call, [this, data, count, dtype, op, root](Clock::time_point deadline,
-                                                            std::uint32_t tag) {
-    if (count == 0) return;
-    if (size() > 1) {
-      ::gloo::ReduceOptions opts(context_);
-      with_element_type(dtype, [&](auto* type) {
-        using T = std::remove_pointer_t<decltype(type)>;
-        opts.setOutput(typed<T>(data), count);
+  return enqueue(
+      call, [this, data, count, dtype, op, root](Clock::time_point deadline, std::uint32_t tag) {
+        if (count == 0) return;
+        if (size() > 1) {
+          ::gloo::ReduceOptions opts(context_);
+          with_element_type(dtype, [&](auto* type) {
+            using T = std::remove_pointer_t<decltype(type)>;
+            opts.setOutput(typed<T>(data), count);
+          });
+          opts.setRoot(root);
+          opts.setReduceFunction(reduce_function(dtype, op));
+          opts.setTag(tag);
+          opts.setTimeout(remaining(deadline));
+          ::gloo::reduce(opts);
+        }
+        if (op == ReduceOp::kAvg && rank() == root) divide_in_place(data, count, dtype, size());
       });
-      opts.setRoot(root);
-      opts.setReduceFunction(reduce_function(dtype, op));
-      opts.setTag(tag);
-      opts.setTimeout(remaining(deadline));
-      ::gloo::reduce(opts);
-    }
-    if (op == ReduceOp::kAvg && rank() == root) divide_in_place(data, count, dtype, size());
-  });
 }
 
 std::shared_ptr<Work> GlooGroup::do_allgather(const void* in, void* out, std::size_t count,
                                               DataType dtype) {
   const CallSignature call{.kind = OpKind::kAllgather, .dtype = dtype, .count = count};
-  return enqueue(call, [this, in, out, count, dtype](Clock::time_point deadline,
-                                                     std::uint32_t tag) {
-    if (count == 0) return;
-    const std::size_t block = count * data_type_size(dtype);
-    auto* own_block = static_cast<std::byte*>(out) + static_cast<std::size_t>(rank()) * block;
-    if (size() == 1) {
-      if (in != own_block) std::memmove(own_block, in, block);
-      return;
-    }
-    ::gloo::AllgatherOptions opts(context_);
-    with_element_type(dtype, [&](auto* type) {
-      using T = std::remove_pointer_t<decltype(type)>;
-      // Without an input Gloo gathers in place, from this rank's block of `out`.
-      if (in != own_block) opts.setInput(typed<T>(in), count);
-      opts.setOutput(typed<T>(out), count * static_cast<std::size_t>(size()));
-    });
-    opts.setTag(tag);
-    opts.setTimeout(remaining(deadline));
-    ::gloo::allgather(opts);
-  });
+  return enqueue(
+      call, [this, in, out, count, dtype](Clock::time_point deadline, std::uint32_t tag) {
+        if (count == 0) return;
+        const std::size_t block = count * data_type_size(dtype);
+        auto* own_block = static_cast<std::byte*>(out) + static_cast<std::size_t>(rank()) * block;
+        if (size() == 1) {
+          if (in != own_block) std::memmove(own_block, in, block);
+          return;
+        }
+        ::gloo::AllgatherOptions opts(context_);
+        with_element_type(dtype, [&](auto* type) {
+          using T = std::remove_pointer_t<decltype(type)>;
+          // Without an input Gloo gathers in place, from this rank's block of `out`.
+          if (in != own_block) opts.setInput(typed<T>(in), count);
+          opts.setOutput(typed<T>(out), count * static_cast<std::size_t>(size()));
+        });
+        opts.setTag(tag);
+        opts.setTimeout(remaining(deadline));
+        ::gloo::allgather(opts);
+      });
 }
 
 std::shared_ptr<Work> GlooGroup::do_allgatherv(const void* in, void* out,
@@ -437,27 +466,27 @@ std::shared_ptr<Work> GlooGroup::do_allgatherv(const void* in, void* out,
                            .dtype = dtype,
                            .count = total,
                            .counts_hash = hash_counts(counts)};
-  return enqueue(call, [this, in, out, counts, total, dtype](Clock::time_point deadline,
-                                                             std::uint32_t tag) {
-    if (total == 0) return;
-    const std::size_t esz = data_type_size(dtype);
-    const std::size_t mine = counts[static_cast<std::size_t>(rank())];
-    if (size() == 1) {
-      if (in != out) std::memmove(out, in, mine * esz);
-      return;
-    }
-    ::gloo::AllgathervOptions opts(context_);
-    with_element_type(dtype, [&](auto* type) {
-      using T = std::remove_pointer_t<decltype(type)>;
-      std::size_t offset = 0;
-      for (int r = 0; r < rank(); ++r) offset += counts[static_cast<std::size_t>(r)];
-      if (in != typed<T>(out) + offset) opts.setInput(typed<T>(in), mine);
-      opts.setOutput(typed<T>(out), counts);
-    });
-    opts.setTag(tag);
-    opts.setTimeout(remaining(deadline));
-    ::gloo::allgatherv(opts);
-  });
+  return enqueue(
+      call, [this, in, out, counts, total, dtype](Clock::time_point deadline, std::uint32_t tag) {
+        if (total == 0) return;
+        const std::size_t esz = data_type_size(dtype);
+        const std::size_t mine = counts[static_cast<std::size_t>(rank())];
+        if (size() == 1) {
+          if (in != out) std::memmove(out, in, mine * esz);
+          return;
+        }
+        ::gloo::AllgathervOptions opts(context_);
+        with_element_type(dtype, [&](auto* type) {
+          using T = std::remove_pointer_t<decltype(type)>;
+          std::size_t offset = 0;
+          for (int r = 0; r < rank(); ++r) offset += counts[static_cast<std::size_t>(r)];
+          if (in != typed<T>(out) + offset) opts.setInput(typed<T>(in), mine);
+          opts.setOutput(typed<T>(out), counts);
+        });
+        opts.setTag(tag);
+        opts.setTimeout(remaining(deadline));
+        ::gloo::allgatherv(opts);
+      });
 }
 
 std::shared_ptr<Work> GlooGroup::do_reduce_scatter(const void* in, void* out,
@@ -465,10 +494,10 @@ std::shared_ptr<Work> GlooGroup::do_reduce_scatter(const void* in, void* out,
                                                    ReduceOp op) {
   const CallSignature call{
       .kind = OpKind::kReduceScatter, .dtype = dtype, .op = op, .count = recv_count};
-  return enqueue(call, [this, in, out, recv_count, dtype, op](Clock::time_point deadline,
-                                                              std::uint32_t tag) {
-    reduce_scatter_ring(in, out, recv_count, dtype, op, deadline, tag);
-  });
+  return enqueue(
+      call, [this, in, out, recv_count, dtype, op](Clock::time_point deadline, std::uint32_t tag) {
+        reduce_scatter_ring(in, out, recv_count, dtype, op, deadline, tag);
+      });
 }
 
 // Ring reduce-scatter (Gloo's new API has none): in n-1 steps each rank passes a running partial
@@ -525,76 +554,77 @@ void GlooGroup::reduce_scatter_ring(const void* in, void* out, std::size_t recv_
 std::shared_ptr<Work> GlooGroup::do_gather(const void* in, void* out, std::size_t count,
                                            DataType dtype, int root) {
   const CallSignature call{.kind = OpKind::kGather, .dtype = dtype, .root = root, .count = count};
-  return enqueue(call, [this, in, out, count, dtype, root](Clock::time_point deadline,
-                                                           std::uint32_t tag) {
-    if (count == 0) return;
-    if (size() == 1) {
-      std::memmove(out, in, count * data_type_size(dtype));
-      return;
-    }
-    ::gloo::GatherOptions opts(context_);
-    with_element_type(dtype, [&](auto* type) {
-      using T = std::remove_pointer_t<decltype(type)>;
-      opts.setInput(typed<T>(in), count);
-      if (rank() == root) opts.setOutput(typed<T>(out), count * static_cast<std::size_t>(size()));
-    });
-    opts.setRoot(root);
-    opts.setTag(tag);
-    opts.setTimeout(remaining(deadline));
-    ::gloo::gather(opts);
-  });
+  return enqueue(
+      call, [this, in, out, count, dtype, root](Clock::time_point deadline, std::uint32_t tag) {
+        if (count == 0) return;
+        if (size() == 1) {
+          std::memmove(out, in, count * data_type_size(dtype));
+          return;
+        }
+        ::gloo::GatherOptions opts(context_);
+        with_element_type(dtype, [&](auto* type) {
+          using T = std::remove_pointer_t<decltype(type)>;
+          opts.setInput(typed<T>(in), count);
+          if (rank() == root)
+            opts.setOutput(typed<T>(out), count * static_cast<std::size_t>(size()));
+        });
+        opts.setRoot(root);
+        opts.setTag(tag);
+        opts.setTimeout(remaining(deadline));
+        ::gloo::gather(opts);
+      });
 }
 
 std::shared_ptr<Work> GlooGroup::do_scatter(const void* in, void* out, std::size_t count,
                                             DataType dtype, int root) {
   const CallSignature call{.kind = OpKind::kScatter, .dtype = dtype, .root = root, .count = count};
-  return enqueue(call, [this, in, out, count, dtype, root](Clock::time_point deadline,
-                                                           std::uint32_t tag) {
-    if (count == 0) return;
-    if (size() == 1) {
-      std::memmove(out, in, count * data_type_size(dtype));
-      return;
-    }
-    ::gloo::ScatterOptions opts(context_);
-    with_element_type(dtype, [&](auto* type) {
-      using T = std::remove_pointer_t<decltype(type)>;
-      if (rank() == root) {
-        // One buffer per destination, each a view into the caller's input: no copy.
-        std::vector<T*> blocks;
-        for (int r = 0; r < size(); ++r) {
-          blocks.push_back(typed<T>(in) + static_cast<std::size_t>(r) * count);
+  return enqueue(
+      call, [this, in, out, count, dtype, root](Clock::time_point deadline, std::uint32_t tag) {
+        if (count == 0) return;
+        if (size() == 1) {
+          std::memmove(out, in, count * data_type_size(dtype));
+          return;
         }
-        opts.setInputs(blocks, count);
-      }
-      opts.setOutput(typed<T>(out), count);
-    });
-    opts.setRoot(root);
-    opts.setTag(tag);
-    opts.setTimeout(remaining(deadline));
-    ::gloo::scatter(opts);
-  });
+        ::gloo::ScatterOptions opts(context_);
+        with_element_type(dtype, [&](auto* type) {
+          using T = std::remove_pointer_t<decltype(type)>;
+          if (rank() == root) {
+            // One buffer per destination, each a view into the caller's input: no copy.
+            std::vector<T*> blocks;
+            for (int r = 0; r < size(); ++r) {
+              blocks.push_back(typed<T>(in) + static_cast<std::size_t>(r) * count);
+            }
+            opts.setInputs(blocks, count);
+          }
+          opts.setOutput(typed<T>(out), count);
+        });
+        opts.setRoot(root);
+        opts.setTag(tag);
+        opts.setTimeout(remaining(deadline));
+        ::gloo::scatter(opts);
+      });
 }
 
 std::shared_ptr<Work> GlooGroup::do_alltoall(const void* in, void* out, std::size_t count,
                                              DataType dtype) {
   const CallSignature call{.kind = OpKind::kAlltoall, .dtype = dtype, .count = count};
-  return enqueue(call, [this, in, out, count, dtype](Clock::time_point deadline,
-                                                     std::uint32_t tag) {
-    if (count == 0) return;
-    if (size() == 1) {
-      std::memmove(out, in, count * data_type_size(dtype));
-      return;
-    }
-    ::gloo::AlltoallOptions opts(context_);
-    with_element_type(dtype, [&](auto* type) {
-      using T = std::remove_pointer_t<decltype(type)>;
-      opts.setInput(typed<T>(in), count * static_cast<std::size_t>(size()));
-      opts.setOutput(typed<T>(out), count * static_cast<std::size_t>(size()));
-    });
-    opts.setTag(tag);
-    opts.setTimeout(remaining(deadline));
-    ::gloo::alltoall(opts);
-  });
+  return enqueue(call,
+                 [this, in, out, count, dtype](Clock::time_point deadline, std::uint32_t tag) {
+                   if (count == 0) return;
+                   if (size() == 1) {
+                     std::memmove(out, in, count * data_type_size(dtype));
+                     return;
+                   }
+                   ::gloo::AlltoallOptions opts(context_);
+                   with_element_type(dtype, [&](auto* type) {
+                     using T = std::remove_pointer_t<decltype(type)>;
+                     opts.setInput(typed<T>(in), count * static_cast<std::size_t>(size()));
+                     opts.setOutput(typed<T>(out), count * static_cast<std::size_t>(size()));
+                   });
+                   opts.setTag(tag);
+                   opts.setTimeout(remaining(deadline));
+                   ::gloo::alltoall(opts);
+                 });
 }
 
 std::shared_ptr<Work> GlooGroup::do_barrier() {
@@ -653,8 +683,8 @@ std::shared_ptr<Work> GlooGroup::post_p2p(OpKind kind, void* data, std::size_t c
   p2p_waiter_->post([this, buffer, work, what, sending, peer, start] {
     const auto deadline = start + options().timeout;
     try {
-      const bool done = sending ? buffer->waitSend(remaining(deadline))
-                                : buffer->waitRecv(remaining(deadline));
+      const bool done =
+          sending ? buffer->waitSend(remaining(deadline)) : buffer->waitRecv(remaining(deadline));
       if (done) {
         work->complete();
       } else {
@@ -665,8 +695,8 @@ std::shared_ptr<Work> GlooGroup::post_p2p(OpKind kind, void* data, std::size_t c
       const auto waited = to_ms(Clock::now() - start);
       if (mentions_timeout(cause)) {
         const std::string message = detail::concat(
-            what, ": no matching ", sending ? "recv on rank " : "send from rank ", peer,
-            " within ", waited, " ms (timeout ", options().timeout.count(), " ms)");
+            what, ": no matching ", sending ? "recv on rank " : "send from rank ", peer, " within ",
+            waited, " ms (timeout ", options().timeout.count(), " ms)");
         mark_broken(message);
         work->fail(std::make_exception_ptr(TimeoutError(message)));
       } else {
@@ -682,7 +712,8 @@ std::shared_ptr<Work> GlooGroup::post_p2p(OpKind kind, void* data, std::size_t c
 std::unique_ptr<ProcessGroup> GlooGroup::do_split(int color, int key, std::string name) {
   const int index = ++splits_;
   auto exchange = std::make_shared<std::vector<std::int64_t>>(2 * static_cast<std::size_t>(size()));
-  auto mine = std::make_shared<std::array<std::int64_t, 2>>(std::array<std::int64_t, 2>{color, key});
+  auto mine =
+      std::make_shared<std::array<std::int64_t, 2>>(std::array<std::int64_t, 2>{color, key});
   const CallSignature call{.kind = OpKind::kSplit};
   auto work = enqueue(call, [this, exchange, mine](Clock::time_point deadline, std::uint32_t tag) {
     if (size() == 1) {
@@ -714,8 +745,8 @@ std::unique_ptr<ProcessGroup> GlooGroup::do_split(int color, int key, std::strin
   setup.rank = child_rank;
   setup.size = static_cast<int>(members.size());
   setup.options = options();
-  setup.options.name = name.empty() ? detail::concat(this->name(), "/split", index, ":", color)
-                                    : std::move(name);
+  setup.options.name =
+      name.empty() ? detail::concat(this->name(), "/split", index, ":", color) : std::move(name);
   setup.device = device_;
   return std::make_unique<GlooGroup>(std::move(setup));
 }
@@ -726,8 +757,7 @@ std::unique_ptr<ProcessGroup> make_gloo_group(std::shared_ptr<Store> store, int 
                                               GroupOptions options, GlooOptions gloo_options) {
   if (!store) throw ValueError("make_gloo_group: null store");
   if (size < 1 || rank < 0 || rank >= size) {
-    throw ValueError(
-        detail::concat("make_gloo_group: rank ", rank, " is not in [0, ", size, ")"));
+    throw ValueError(detail::concat("make_gloo_group: rank ", rank, " is not in [0, ", size, ")"));
   }
   if (options.name.empty()) throw ValueError("make_gloo_group: empty group name");
   if (options.timeout.count() <= 0) {
@@ -747,11 +777,10 @@ std::unique_ptr<ProcessGroup> make_gloo_group(std::shared_ptr<Store> store, int 
   try {
     device = ::gloo::transport::tcp::CreateDevice(attr);
   } catch (const std::exception& e) {
-    throw CommError(detail::concat(
-        "make_gloo_group: cannot open the TCP transport on ",
-        gloo_options.iface.empty() ? "host " + gloo_options.hostname
-                                   : "interface " + gloo_options.iface,
-        ": ", e.what()));
+    throw CommError(detail::concat("make_gloo_group: cannot open the TCP transport on ",
+                                   gloo_options.iface.empty() ? "host " + gloo_options.hostname
+                                                              : "interface " + gloo_options.iface,
+                                   ": ", e.what()));
   }
   gloo::GlooGroup::Setup setup;
   setup.store = std::move(store);

@@ -83,8 +83,11 @@ class GlooGroup final : public ProcessGroup {
   std::shared_ptr<Work> enqueue(const CallSignature& call, Body body);
   void run(std::uint64_t seq, const CallSignature& call, const Body& body, AsyncWork& work);
   void check_consistency(std::uint64_t seq, const CallSignature& call, Clock::time_point deadline);
+  // Explains why collective `seq` failed, from every rank's progress record: a call that differs
+  // (CollectiveMismatchError), ranks that did not arrive, a timeout here or at a peer
+  // (TimeoutError), else the transport's error (CommError). Sets *message and *timed_out.
   std::exception_ptr diagnose(std::uint64_t seq, const CallSignature& call, Clock::time_point start,
-                              const std::string& cause, std::string* message);
+                              const std::string& cause, std::string* message, bool* timed_out);
   std::shared_ptr<Work> post_p2p(OpKind kind, void* data, std::size_t count, DataType dtype,
                                  int peer, std::uint32_t tag);
   void reduce_scatter_ring(const void* in, void* out, std::size_t recv_count, DataType dtype,

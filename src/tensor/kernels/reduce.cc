@@ -61,7 +61,9 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& axes, bool keepdim) {
     if (leading_only && a.is_contiguous() && lead > 0 && lead < a.dim()) {
       int64_t rows = 1;
       for (int64_t d = 0; d < lead; ++d) rows *= a.size(d);
-      int64_t cols = a.numel() / std::max<int64_t>(rows, 1);
+      // Not numel / rows: with an empty leading axis that is 0 and the output stays unwritten.
+      int64_t cols = 1;
+      for (int64_t d = lead; d < a.dim(); ++d) cols *= a.size(d);
       const scalar_t* x = a.data<scalar_t>();
       std::fill(o, o + cols, scalar_t(0));
       for (int64_t r = 0; r < rows; ++r) {

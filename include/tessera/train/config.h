@@ -1,0 +1,101 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tessera::train {
+
+// One numeric or boolean setting of a layer, with the line it came from (for errors).
+struct LayerParam {
+  double value = 0.0;
+  bool is_integer = false;
+  bool is_bool = false;
+  int line = 0;
+};
+
+// One entry of [model] layers: `{ type = "linear", out = 512 }`.
+struct LayerSpec {
+  std::string type;
+  int line = 0;
+  std::map<std::string, LayerParam> params;
+};
+
+struct ModelConfig {
+  std::vector<LayerSpec> layers;
+  int line = 0;
+};
+
+struct DataConfig {
+  // "fashion-mnist:train", "mnist:test", "idx:IMAGES,LABELS", "csv:PATH", "libsvm:PATH".
+  std::string train = "fashion-mnist:train";
+  std::string test = "fashion-mnist:test";  // empty: no evaluation
+  int64_t batch_size = 64;                  // per rank
+  bool shuffle = true;
+  bool drop_last = false;
+  std::string label_column = "label";  // CSV: a column name, or its 0-based index as text
+  int64_t num_features = 0;            // LIBSVM: 0 infers it from the file
+  int64_t prefetch = 2;                // batches prepared ahead by a loader thread (0: none)
+};
+
+struct OptimizerConfig {
+  std::string name = "sgd";  // sgd | adam | adamw | adagrad
+  double lr = 0.1;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double clip_grad_norm = 0.0;      // 0: no clipping
+  std::string schedule = "constant";  // constant | step | cosine
+  int64_t step_size = 1;            // step: epochs between decays
+  double gamma = 0.1;               // step: decay factor
+  double min_lr = 0.0;              // cosine: final learning rate
+  int64_t warmup_steps = 0;         // linear warm-up over this many steps first
+};
+
+struct TrainConfig {
+  int64_t epochs = 10;
+  int64_t max_steps = 0;  // 0: no limit; else stop after this many optimizer steps
+  uint64_t seed = 0;
+  std::string run_dir;              // default: runs/<config file stem>
+  int64_t checkpoint_every = 0;     // steps between checkpoints; 0: at each epoch's end only
+  int64_t keep_checkpoints = 3;
+  int64_t log_every = 50;           // steps between metric lines
+  double label_smoothing = 0.0;
+  std::string loss = "cross_entropy";  // cross_entropy | mse
+  int64_t threads = 0;                  // 0: cores / local ranks
+};
+
+struct ParallelConfig {
+  std::string strategy = "none";  // none | ddp | zero
+  int64_t nproc = 1;
+  std::string backend = "auto";  // auto | gloo | mpi | shm
+};
+
+// The whole configuration of a training run, as `tessera train` reads it from TOML.
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  OptimizerConfig optimizer;
+  TrainConfig train;
+  ParallelConfig parallel;
+  std::string source;  // the file it was read from
+};
+
+// Reads a TOML config and applies overrides ("table.key=value", value in TOML syntax, e.g.
+// "optimizer.lr=0.05", "data.train=\"csv:x.csv\""). Unknown tables or keys, wrong types and bad
+// values throw ConfigError naming the file, line and key (with a suggestion for a misspelt key).
+[[nodiscard]] Config load_config(const std::string& path,
+                                 const std::vector<std::string>& overrides = {});
+// As load_config, from TOML text (`source` names it in errors).
+[[nodiscard]] Config parse_config(const std::string& text, const std::string& source,
+                                  const std::vector<std::string>& overrides = {});
+
+// The fully resolved config as TOML (every setting, defaults included); parse_config reads it back
+// to an equal Config.
+[[nodiscard]] std::string to_toml(const Config& config);
+
+}  // namespace tessera::train

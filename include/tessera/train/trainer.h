@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/data/dataset.h"
+#include "tessera/nn/module.h"
+#include "tessera/train/config.h"
+
+namespace tessera::train {
+
+struct TrainerOptions {
+  int rank = 0;
+  int world_size = 1;
+  // Continue from the newest valid checkpoint in <run_dir>/checkpoints (start afresh when none).
+  bool resume = false;
+  // Where progress goes (rank 0 only); nullptr: nowhere.
+  std::FILE* progress = stderr;
+};
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+  int64_t count = 0;
+  int64_t classes = 0;
+  // confusion[true * classes + predicted]
+  std::vector<int64_t> confusion;
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  int64_t epochs = 0;
+  EvalResult test;     // the last evaluation (count 0 when there is no test set)
+  double train_loss = 0.0;  // mean over the last epoch
+  double wall_seconds = 0.0;
+  double samples_per_s = 0.0;  // training throughput over the run, this rank
+  std::string last_checkpoint;
+};
+
+// Evaluates a classifier on a dataset in evaluation mode without recording gradients:
+// mean cross-entropy, accuracy and confusion matrix.
+[[nodiscard]] EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
+                                  int64_t classes);
+
+// Runs a training job from a Config: builds the data sets, model, optimizer and schedule, trains
+// for the configured epochs on this rank's shard, evaluates on the test set after each epoch,
+// writes metrics as JSON lines to <run_dir>/metrics.jsonl, shows progress, and checkpoints to
+// <run_dir>/checkpoints every train.checkpoint_every steps and at each epoch's end (keeping the
+// newest train.keep_checkpoints). A resumed run continues bit for bit where the checkpoint was
+// taken: model, optimizer, schedule, sampler position and random state are restored.
+// Not thread-safe; one per process.
+class Trainer {
+ public:
+  Trainer(Config config, TrainerOptions options);
+  ~Trainer();
+  TrainResult run();
+  [[nodiscard]] nn::Module& model();
+  [[nodiscard]] const Config& config() const { return config_; }
+
+ private:
+  struct State;
+  Config config_;
+  TrainerOptions options_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace tessera::train

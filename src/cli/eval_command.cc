@@ -1,0 +1,51 @@
+#include <cstdio>
+#include <string>
+
+#include "commands.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/data_source.h"
+#include "tessera/train/saved_model.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::cli {
+
+void add_eval_command(CLI::App& app) {
+  struct Args {
+    std::string checkpoint;
+    std::string data;
+    int64_t batch_size = 256;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval",
+      "Evaluate a checkpoint on a data set: loss, accuracy and confusion matrix.\n"
+      "Example: tessera eval runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt "
+      "--data fashion-mnist:test");
+  cmd->add_option("checkpoint", args->checkpoint, "Checkpoint file (.ckpt)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--data", args->data,
+                  "Data set: fashion-mnist:test, idx:IMAGES,LABELS, csv:PATH, libsvm:PATH")
+      ->required();
+  cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")
+      ->check(CLI::PositiveNumber);
+  cmd->callback([args] {
+    train::SavedModel saved = train::load_saved_model(train::read_checkpoint(args->checkpoint));
+    auto dataset = train::open_dataset(args->data, saved.config, "--data");
+    train::EvalResult r = train::evaluate(*saved.model, *dataset, args->batch_size, saved.classes);
+    std::printf("samples %lld  loss %.4f  accuracy %.2f%%\n", static_cast<long long>(r.count),
+                r.loss, 100.0 * r.accuracy);
+    std::printf("confusion matrix (rows: true class, columns: predicted)\n      ");
+    for (int64_t c = 0; c < r.classes; ++c) std::printf("%6lld", static_cast<long long>(c));
+    std::printf("\n");
+    for (int64_t t = 0; t < r.classes; ++t) {
+      std::printf("%6lld", static_cast<long long>(t));
+      for (int64_t p = 0; p < r.classes; ++p) {
+        std::printf("%6lld", static_cast<long long>(r.confusion[static_cast<size_t>(t * r.classes + p)]));
+      }
+      std::printf("\n");
+    }
+  });
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,50 @@
+// The `tessera` command: train from a TOML config, evaluate and inspect checkpoints.
+// Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "tessera/core/error.h"
+
+#ifndef TESSERA_VERSION
+#define TESSERA_VERSION "unknown"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"tessera: distributed machine-learning training.\n\n"
+               "Examples:\n"
+               "  tessera train examples/fashion_mnist_mlp.toml\n"
+               "  tessera train examples/fashion_mnist_cnn.toml --set optimizer.lr=0.05\n"
+               "  tessera eval runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt "
+               "--data fashion-mnist:test\n"
+               "  tessera inspect runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt\n"
+               "  tessera config show examples/fashion_mnist_mlp.toml\n",
+               "tessera"};
+  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
+  app.require_subcommand(1);
+  tessera::cli::add_train_command(app);
+  tessera::cli::add_eval_command(app);
+  tessera::cli::add_inspect_command(app);
+  tessera::cli::add_config_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const tessera::ConfigError& e) {
+    std::fprintf(stderr, "tessera: config error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tessera: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

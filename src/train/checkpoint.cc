@@ -1,0 +1,179 @@
+#include "tessera/train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tessera/core/crc32.h"
+#include "tessera/core/error.h"
+#include "tessera/core/serialize.h"
+
+namespace tessera::train {
+namespace {
+
+constexpr char kMagic[8] = {'T', 'S', 'R', 'A', 'C', 'K', 'P', 'T'};
+constexpr uint32_t kVersion = 1;
+constexpr uint64_t kMaxPayload = uint64_t{1} << 40;
+
+std::string errno_text() { return std::strerror(errno); }
+
+void write_fully(int fd, const std::string& bytes, const std::string& path) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error("checkpoint: cannot write " + path + ": " + errno_text());
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;  // best effort: some filesystems do not allow it
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+const std::string& Checkpoint::section(const std::string& name) const {
+  auto it = sections.find(name);
+  if (it == sections.end()) {
+    throw FormatError("checkpoint " + path + ": missing section '" + name + "'");
+  }
+  return it->second;
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
+  std::ostringstream payload;
+  BinaryWriter w(payload);
+  w.write_i64(checkpoint.step);
+  w.write_u64(checkpoint.sections.size());
+  for (const auto& [name, bytes] : checkpoint.sections) {
+    w.write_string(name);
+    w.write_string(bytes);
+  }
+  std::string body = payload.str();
+  std::ostringstream file;
+  BinaryWriter f(file);
+  f.write_bytes(std::as_bytes(std::span(kMagic)));
+  f.write_u32(kVersion);
+  f.write_u64(body.size());
+  f.write_bytes(std::as_bytes(std::span(body.data(), body.size())));
+  f.write_u32(crc32(std::as_bytes(std::span(body.data(), body.size()))));
+
+  std::filesystem::path target(path);
+  std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw Error("checkpoint: cannot create " + tmp + ": " + errno_text());
+  try {
+    write_fully(fd, file.str(), tmp);
+    if (::fsync(fd) != 0) throw Error("checkpoint: fsync of " + tmp + " failed: " + errno_text());
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string why = errno_text();
+    ::unlink(tmp.c_str());
+    throw Error("checkpoint: cannot rename " + tmp + " to " + path + ": " + why);
+  }
+  fsync_dir(dir);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError("checkpoint " + path + ": cannot open");
+  BinaryReader r(in, "checkpoint " + path);
+  char magic[8];
+  r.read_bytes(std::as_writable_bytes(std::span(magic)));
+  if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
+    throw FormatError("checkpoint " + path + ": not a tessera checkpoint (bad magic number)");
+  }
+  uint32_t version = r.read_u32();
+  if (version != kVersion) {
+    throw FormatError(detail::concat("checkpoint ", path, ": unsupported version ", version,
+                                     " (this build reads version ", kVersion, ")"));
+  }
+  uint64_t size = r.read_u64();
+  if (size > kMaxPayload) {
+    throw FormatError(detail::concat("checkpoint ", path, ": corrupt length ", size));
+  }
+  std::string body(size, '\0');
+  r.read_bytes(std::as_writable_bytes(std::span(body.data(), body.size())));
+  uint32_t stored = r.read_u32();
+  uint32_t actual = crc32(std::as_bytes(std::span(body.data(), body.size())));
+  if (stored != actual) {
+    throw FormatError(detail::concat("checkpoint ", path, ": checksum mismatch (stored ", std::hex,
+                                     stored, ", computed ", actual, "): the file is corrupt"));
+  }
+  std::istringstream payload(body);
+  BinaryReader p(payload, "checkpoint " + path);
+  Checkpoint c;
+  c.path = path;
+  c.step = p.read_i64();
+  uint64_t count = p.read_u64();
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string name = p.read_string();
+    c.sections[name] = p.read_string(kMaxPayload);
+  }
+  return c;
+}
+
+CheckpointDir::CheckpointDir(std::string dir, int64_t keep) : dir_(std::move(dir)), keep_(keep) {
+  if (keep < 1) throw ValueError(detail::concat("CheckpointDir: keep ", keep, " must be >= 1"));
+}
+
+std::vector<std::string> CheckpointDir::list() const {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind("step-", 0) != 0 || entry.path().extension() != ".ckpt") continue;
+    try {
+      found.emplace_back(std::stoll(name.substr(5)), entry.path().string());
+    } catch (const std::exception&) {
+      continue;  // not one of ours
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& [step, path] : found) out.push_back(path);
+  return out;
+}
+
+std::string CheckpointDir::save(const Checkpoint& checkpoint) {
+  std::filesystem::create_directories(dir_);
+  char name[64];
+  std::snprintf(name, sizeof(name), "step-%010lld.ckpt", static_cast<long long>(checkpoint.step));
+  std::string path = (std::filesystem::path(dir_) / name).string();
+  write_checkpoint(path, checkpoint);
+  auto all = list();
+  for (size_t i = 0; i + keep_ < all.size(); ++i) std::filesystem::remove(all[i]);
+  return path;
+}
+
+std::optional<Checkpoint> CheckpointDir::latest_valid(std::vector<std::string>* skipped) const {
+  auto all = list();
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      return read_checkpoint(*it);
+    } catch (const Error& e) {
+      if (skipped) skipped->push_back(e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace tessera::train

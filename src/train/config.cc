@@ -1,0 +1,413 @@
+#include "tessera/train/config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "tessera/core/error.h"
+
+namespace tessera::train {
+namespace {
+
+int line_of(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion(const std::string& key, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& k : known) {
+    size_t d = edit_distance(key, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  std::string known_list;
+  for (const auto& k : known) known_list += (known_list.empty() ? "" : ", ") + k;
+  return best.empty() ? " (known: " + known_list + ")" : " (did you mean '" + best + "'?)";
+}
+
+// Reads the keys of one table, checking types; finish() rejects keys nobody asked for.
+class Section {
+ public:
+  Section(const toml::table* table, std::string name, std::string file)
+      : table_(table), name_(std::move(name)), file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const {
+    throw ConfigError(file_, line(key), name_ + "." + key, message);
+  }
+
+  int line(const std::string& key) const {
+    if (table_ == nullptr) return 0;
+    const toml::node* node = table_->get(key);
+    return node ? line_of(*node) : line_of(*table_);
+  }
+
+  void read(const std::string& key, int64_t& out) {
+    if (const toml::node* n = find(key)) {
+      auto v = n->value<int64_t>();
+      if (!n->is_integer() || !v) fail(key, "expected an integer, got " + describe(*n));
+      out = *v;
+    }
+  }
+  void read(const std::string& key, uint64_t& out) {
+    int64_t v = static_cast<int64_t>(out);
+    read(key, v);
+    if (v < 0) fail(key, "expected a non-negative integer, got " + std::to_string(v));
+    out = static_cast<uint64_t>(v);
+  }
+  void read(const std::string& key, double& out) {
+    if (const toml::node* n = find(key)) {
+      if (!n->is_number()) fail(key, "expected a number, got " + describe(*n));
+      out = *n->value<double>();
+    }
+  }
+  void read(const std::string& key, bool& out) {
+    if (const toml::node* n = find(key)) {
+      if (!n->is_boolean()) fail(key, "expected true or false, got " + describe(*n));
+      out = *n->value<bool>();
+    }
+  }
+  void read(const std::string& key, std::string& out) {
+    if (const toml::node* n = find(key)) {
+      if (!n->is_string()) fail(key, "expected a string, got " + describe(*n));
+      out = *n->value<std::string>();
+    }
+  }
+  const toml::node* raw(const std::string& key) { return find(key); }
+
+  void finish() const {
+    if (table_ == nullptr) return;
+    for (const auto& [k, node] : *table_) {
+      std::string key(k.str());
+      if (std::find(known_.begin(), known_.end(), key) == known_.end()) {
+        throw ConfigError(file_, line_of(node), name_ + "." + key,
+                          "unknown key" + suggestion(key, known_));
+      }
+    }
+  }
+
+  static std::string describe(const toml::node& n) {
+    std::ostringstream out;
+    switch (n.type()) {
+      case toml::node_type::string: out << "the string \"" << *n.value<std::string>() << "\""; break;
+      case toml::node_type::integer: out << "the integer " << *n.value<int64_t>(); break;
+      case toml::node_type::floating_point: out << "the number " << *n.value<double>(); break;
+      case toml::node_type::boolean: out << "the boolean " << (*n.value<bool>() ? "true" : "false"); break;
+      case toml::node_type::array: out << "an array"; break;
+      case toml::node_type::table: out << "a table"; break;
+      default: out << "a date/time"; break;
+    }
+    return out.str();
+  }
+
+ private:
+  const toml::node* find(const std::string& key) {
+    known_.push_back(key);
+    return table_ ? table_->get(key) : nullptr;
+  }
+
+  const toml::table* table_;
+  std::string name_;
+  std::string file_;
+  std::vector<std::string> known_;
+};
+
+void require(Section& s, bool ok, const std::string& key, const std::string& message) {
+  if (!ok) s.fail(key, message);
+}
+
+void one_of(Section& s, const std::string& key, const std::string& value,
+            const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  s.fail(key, "'" + value + "' is not one of: " + list);
+}
+
+ModelConfig read_model(Section& s, const std::string& file) {
+  ModelConfig m;
+  m.line = s.line("layers");
+  const toml::node* layers = s.raw("layers");
+  if (layers == nullptr) s.fail("layers", "missing: list the model's layers, e.g. layers = [{ type = \"linear\", out = 10 }]");
+  const toml::array* arr = layers->as_array();
+  if (arr == nullptr || arr->empty()) s.fail("layers", "expected a non-empty array of tables");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::table* t = (*arr)[i].as_table();
+    std::string where = "model.layers[" + std::to_string(i) + "]";
+    if (t == nullptr) {
+      throw ConfigError(file, line_of((*arr)[i]), where, "expected a table like { type = \"relu\" }");
+    }
+    LayerSpec spec;
+    spec.line = line_of(*t);
+    for (const auto& [k, node] : *t) {
+      std::string key(k.str());
+      if (key == "type") {
+        auto type = node.value<std::string>();
+        if (!type) throw ConfigError(file, line_of(node), where + ".type", "expected a string");
+        spec.type = *type;
+        continue;
+      }
+      LayerParam p;
+      p.line = line_of(node);
+      if (node.is_boolean()) {
+        p.is_bool = true;
+        p.value = *node.value<bool>() ? 1.0 : 0.0;
+      } else if (node.is_integer()) {
+        p.is_integer = true;
+        p.value = static_cast<double>(*node.value<int64_t>());
+      } else if (node.is_floating_point()) {
+        p.value = *node.value<double>();
+      } else {
+        throw ConfigError(file, line_of(node), where + "." + key,
+                          "expected a number or boolean, got " + Section::describe(node));
+      }
+      spec.params[key] = p;
+    }
+    if (spec.type.empty()) throw ConfigError(file, spec.line, where + ".type", "missing layer type");
+    m.layers.push_back(std::move(spec));
+  }
+  return m;
+}
+
+void apply_override(toml::table& root, const std::string& item) {
+  auto eq = item.find('=');
+  std::string path = item.substr(0, eq);
+  auto dot = path.find('.');
+  if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 == path.size()) {
+    throw ConfigError("--set", 0, path, "expected table.key=value, got '" + item + "'");
+  }
+  std::string table = path.substr(0, dot);
+  std::string key = path.substr(dot + 1);
+  std::string value = item.substr(eq + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    // A bare word is taken as a string, so --set data.train=csv:x.csv works unquoted.
+    try {
+      parsed = toml::parse("v = \"" + value + "\"");
+    } catch (const toml::parse_error& e) {
+      throw ConfigError("--set", 0, path, "cannot parse value '" + value + "'");
+    }
+  }
+  toml::table* target = root[table].as_table();
+  if (target == nullptr) {
+    root.insert_or_assign(table, toml::table{});
+    target = root[table].as_table();
+  }
+  target->insert_or_assign(key, *parsed.get("v"));
+}
+
+Config build(const toml::table& root, const std::string& file) {
+  const std::vector<std::string> tables{"model", "data", "optimizer", "train", "parallel"};
+  for (const auto& [k, node] : root) {
+    std::string key(k.str());
+    if (std::find(tables.begin(), tables.end(), key) == tables.end()) {
+      throw ConfigError(file, line_of(node), key, "unknown table" + suggestion(key, tables));
+    }
+    if (!node.is_table()) throw ConfigError(file, line_of(node), key, "expected a [" + key + "] table");
+  }
+  Config c;
+  c.source = file;
+  Section model(root["model"].as_table(), "model", file);
+  if (root["model"].as_table() == nullptr) {
+    throw ConfigError(file, 0, "model", "missing [model] table with a layers list");
+  }
+  c.model = read_model(model, file);
+  model.finish();
+
+  Section data(root["data"].as_table(), "data", file);
+  DataConfig& d = c.data;
+  data.read("train", d.train);
+  data.read("test", d.test);
+  data.read("batch_size", d.batch_size);
+  data.read("shuffle", d.shuffle);
+  data.read("drop_last", d.drop_last);
+  data.read("label_column", d.label_column);
+  data.read("num_features", d.num_features);
+  data.read("prefetch", d.prefetch);
+  data.finish();
+  require(data, !d.train.empty(), "train", "must name a data set");
+  require(data, d.batch_size >= 1, "batch_size", "must be >= 1, got " + std::to_string(d.batch_size));
+  require(data, d.num_features >= 0, "num_features", "must be >= 0");
+  require(data, d.prefetch >= 0, "prefetch", "must be >= 0 (0: batches are read on the training thread)");
+
+  Section opt(root["optimizer"].as_table(), "optimizer", file);
+  OptimizerConfig& o = c.optimizer;
+  opt.read("name", o.name);
+  opt.read("lr", o.lr);
+  opt.read("momentum", o.momentum);
+  opt.read("nesterov", o.nesterov);
+  opt.read("weight_decay", o.weight_decay);
+  opt.read("beta1", o.beta1);
+  opt.read("beta2", o.beta2);
+  opt.read("eps", o.eps);
+  opt.read("clip_grad_norm", o.clip_grad_norm);
+  opt.read("schedule", o.schedule);
+  opt.read("step_size", o.step_size);
+  opt.read("gamma", o.gamma);
+  opt.read("min_lr", o.min_lr);
+  opt.read("warmup_steps", o.warmup_steps);
+  opt.finish();
+  one_of(opt, "name", o.name, {"sgd", "adam", "adamw", "adagrad"});
+  one_of(opt, "schedule", o.schedule, {"constant", "step", "cosine"});
+  require(opt, o.lr > 0, "lr", "must be > 0");
+  require(opt, o.momentum >= 0 && o.momentum < 1, "momentum", "must lie in [0, 1)");
+  require(opt, !o.nesterov || o.momentum > 0, "nesterov", "needs momentum > 0");
+  require(opt, o.weight_decay >= 0, "weight_decay", "must be >= 0");
+  require(opt, o.beta1 >= 0 && o.beta1 < 1, "beta1", "must lie in [0, 1)");
+  require(opt, o.beta2 >= 0 && o.beta2 < 1, "beta2", "must lie in [0, 1)");
+  require(opt, o.eps > 0, "eps", "must be > 0");
+  require(opt, o.clip_grad_norm >= 0, "clip_grad_norm", "must be >= 0 (0 turns clipping off)");
+  require(opt, o.step_size >= 1, "step_size", "must be >= 1");
+  require(opt, o.gamma > 0, "gamma", "must be > 0");
+  require(opt, o.min_lr >= 0, "min_lr", "must be >= 0");
+  require(opt, o.warmup_steps >= 0, "warmup_steps", "must be >= 0");
+
+  Section tr(root["train"].as_table(), "train", file);
+  TrainConfig& t = c.train;
+  tr.read("epochs", t.epochs);
+  tr.read("max_steps", t.max_steps);
+  tr.read("seed", t.seed);
+  tr.read("run_dir", t.run_dir);
+  tr.read("checkpoint_every", t.checkpoint_every);
+  tr.read("keep_checkpoints", t.keep_checkpoints);
+  tr.read("log_every", t.log_every);
+  tr.read("label_smoothing", t.label_smoothing);
+  tr.read("loss", t.loss);
+  tr.read("threads", t.threads);
+  tr.finish();
+  require(tr, t.epochs >= 1, "epochs", "must be >= 1");
+  require(tr, t.max_steps >= 0, "max_steps", "must be >= 0 (0: no limit)");
+  require(tr, t.checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
+  require(tr, t.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
+  require(tr, t.log_every >= 1, "log_every", "must be >= 1");
+  require(tr, t.label_smoothing >= 0 && t.label_smoothing <= 1, "label_smoothing",
+          "must lie in [0, 1]");
+  require(tr, t.threads >= 0, "threads", "must be >= 0 (0: automatic)");
+  one_of(tr, "loss", t.loss, {"cross_entropy", "mse"});
+  if (t.run_dir.empty()) {
+    std::string stem = file;
+    if (auto slash = stem.find_last_of('/'); slash != std::string::npos) stem = stem.substr(slash + 1);
+    if (auto dot = stem.find_last_of('.'); dot != std::string::npos && dot > 0) stem = stem.substr(0, dot);
+    t.run_dir = "runs/" + stem;
+  }
+
+  Section par(root["parallel"].as_table(), "parallel", file);
+  ParallelConfig& p = c.parallel;
+  par.read("strategy", p.strategy);
+  par.read("nproc", p.nproc);
+  par.read("backend", p.backend);
+  par.finish();
+  one_of(par, "strategy", p.strategy, {"none", "ddp", "zero"});
+  one_of(par, "backend", p.backend, {"auto", "gloo", "mpi", "shm"});
+  require(par, p.nproc >= 1, "nproc", "must be >= 1");
+  return c;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+std::string number(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  std::string s(buf, end);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // TOML floats need a dot
+  return s;
+}
+
+std::string boolean(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+Config parse_config(const std::string& text, const std::string& source,
+                    const std::vector<std::string>& overrides) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(source, static_cast<int>(e.source().begin.line), "",
+                      std::string(e.description()));
+  }
+  for (const auto& item : overrides) apply_override(root, item);
+  return build(root, source);
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path, 0, "", "cannot open the config file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path, overrides);
+}
+
+std::string to_toml(const Config& c) {
+  std::ostringstream out;
+  out << "[model]\nlayers = [\n";
+  for (const auto& layer : c.model.layers) {
+    out << "  { type = " << quote(layer.type);
+    for (const auto& [key, p] : layer.params) {
+      out << ", " << key << " = ";
+      if (p.is_bool) {
+        out << boolean(p.value != 0);
+      } else if (p.is_integer) {
+        out << static_cast<int64_t>(p.value);
+      } else {
+        out << number(p.value);
+      }
+    }
+    out << " },\n";
+  }
+  out << "]\n\n[data]\n";
+  const DataConfig& d = c.data;
+  out << "train = " << quote(d.train) << "\ntest = " << quote(d.test)
+      << "\nbatch_size = " << d.batch_size << "\nshuffle = " << boolean(d.shuffle)
+      << "\ndrop_last = " << boolean(d.drop_last) << "\nlabel_column = " << quote(d.label_column)
+      << "\nnum_features = " << d.num_features << "\nprefetch = " << d.prefetch << "\n\n";
+  const OptimizerConfig& o = c.optimizer;
+  out << "[optimizer]\nname = " << quote(o.name) << "\nlr = " << number(o.lr)
+      << "\nmomentum = " << number(o.momentum) << "\nnesterov = " << boolean(o.nesterov)
+      << "\nweight_decay = " << number(o.weight_decay) << "\nbeta1 = " << number(o.beta1)
+      << "\nbeta2 = " << number(o.beta2) << "\neps = " << number(o.eps)
+      << "\nclip_grad_norm = " << number(o.clip_grad_norm) << "\nschedule = " << quote(o.schedule)
+      << "\nstep_size = " << o.step_size << "\ngamma = " << number(o.gamma)
+      << "\nmin_lr = " << number(o.min_lr) << "\nwarmup_steps = " << o.warmup_steps << "\n\n";
+  const TrainConfig& t = c.train;
+  out << "[train]\nepochs = " << t.epochs << "\nmax_steps = " << t.max_steps
+      << "\nseed = " << t.seed << "\nrun_dir = " << quote(t.run_dir)
+      << "\ncheckpoint_every = " << t.checkpoint_every
+      << "\nkeep_checkpoints = " << t.keep_checkpoints << "\nlog_every = " << t.log_every
+      << "\nlabel_smoothing = " << number(t.label_smoothing) << "\nloss = " << quote(t.loss)
+      << "\nthreads = " << t.threads << "\n\n";
+  const ParallelConfig& p = c.parallel;
+  out << "[parallel]\nstrategy = " << quote(p.strategy) << "\nnproc = " << p.nproc
+      << "\nbackend = " << quote(p.backend) << "\n";
+  return out.str();
+}
+
+}  // namespace tessera::train

@@ -1,0 +1,169 @@
+#include "tessera/train/model_builder.h"
+
+#include <optional>
+#include <set>
+
+#include "tessera/core/error.h"
+#include "tessera/nn/activation.h"
+#include "tessera/nn/conv2d.h"
+#include "tessera/nn/linear.h"
+#include "tessera/nn/normalization.h"
+
+namespace tessera::train {
+namespace {
+
+// Reads a layer's settings, checking names and types; unknown keys are errors.
+class LayerReader {
+ public:
+  LayerReader(const LayerSpec& spec, size_t index, const std::string& file)
+      : spec_(spec), where_("model.layers[" + std::to_string(index) + "]"), file_(file) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const {
+    auto it = spec_.params.find(key);
+    int line = it == spec_.params.end() ? spec_.line : it->second.line;
+    throw ConfigError(file_, line, where_ + (key.empty() ? "" : "." + key),
+                      spec_.type + ": " + message);
+  }
+
+  int64_t integer(const std::string& key, std::optional<int64_t> fallback = std::nullopt) {
+    known_.insert(key);
+    auto it = spec_.params.find(key);
+    if (it == spec_.params.end()) {
+      if (!fallback) fail(key, "missing required setting '" + key + "'");
+      return *fallback;
+    }
+    if (!it->second.is_integer) fail(key, "expected an integer");
+    return static_cast<int64_t>(it->second.value);
+  }
+
+  double real(const std::string& key, double fallback) {
+    known_.insert(key);
+    auto it = spec_.params.find(key);
+    if (it == spec_.params.end()) return fallback;
+    if (it->second.is_bool) fail(key, "expected a number");
+    return it->second.value;
+  }
+
+  bool flag(const std::string& key, bool fallback) {
+    known_.insert(key);
+    auto it = spec_.params.find(key);
+    if (it == spec_.params.end()) return fallback;
+    if (!it->second.is_bool) fail(key, "expected true or false");
+    return it->second.value != 0;
+  }
+
+  void finish() const {
+    for (const auto& [key, p] : spec_.params) {
+      if (known_.count(key)) continue;
+      std::string list;
+      for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
+      fail(key, "unknown setting '" + key + "'" +
+                    (list.empty() ? " (this layer takes none)" : " (known: " + list + ")"));
+    }
+  }
+
+ private:
+  const LayerSpec& spec_;
+  std::string where_;
+  std::string file_;
+  std::set<std::string> known_;
+};
+
+}  // namespace
+
+std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& sample_shape,
+                                            Generator& gen, Shape* output_shape) {
+  auto model = std::make_shared<nn::Sequential>();
+  Shape shape = sample_shape;  // per sample, no batch dimension
+  const std::string& file = config.source;
+  for (size_t i = 0; i < config.model.layers.size(); ++i) {
+    const LayerSpec& spec = config.model.layers[i];
+    LayerReader r(spec, i, file);
+    auto positive = [&](const std::string& key, int64_t v) {
+      if (v < 1) r.fail(key, detail::concat("must be >= 1, got ", v));
+      return v;
+    };
+    const std::string& type = spec.type;
+    if (type == "linear") {
+      if (shape.size() != 1) {
+        r.fail("", "expects a flat input but gets " + shape_str(shape) +
+                       "; add { type = \"flatten\" } before it");
+      }
+      int64_t in = r.integer("in", shape[0]);
+      if (in != shape[0]) r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " features"));
+      int64_t out = positive("out", r.integer("out"));
+      bool bias = r.flag("bias", true);
+      model->push_back(std::make_shared<nn::Linear>(in, out, gen, nn::LinearOptions{.bias = bias}));
+      shape = {out};
+    } else if (type == "conv2d") {
+      if (shape.size() != 3) {
+        r.fail("", "expects [channels, height, width] input but gets " + shape_str(shape));
+      }
+      int64_t in = r.integer("in", shape[0]);
+      if (in != shape[0]) r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " channels"));
+      int64_t out = positive("out", r.integer("out"));
+      int64_t kernel = positive("kernel", r.integer("kernel"));
+      int64_t stride = positive("stride", r.integer("stride", 1));
+      int64_t padding = r.integer("padding", 0);
+      if (padding < 0) r.fail("padding", "must be >= 0");
+      bool bias = r.flag("bias", true);
+      int64_t h = (shape[1] + 2 * padding - kernel) / stride + 1;
+      int64_t w = (shape[2] + 2 * padding - kernel) / stride + 1;
+      if (h < 1 || w < 1) {
+        r.fail("kernel", detail::concat(kernel, " does not fit input ", shape_str(shape),
+                                        " with padding ", padding));
+      }
+      model->push_back(std::make_shared<nn::Conv2d>(
+          in, out, kernel, gen,
+          nn::Conv2dOptions{.stride = stride, .padding = padding, .bias = bias}));
+      shape = {out, h, w};
+    } else if (type == "maxpool2d") {
+      if (shape.size() != 3) {
+        r.fail("", "expects [channels, height, width] input but gets " + shape_str(shape));
+      }
+      int64_t kernel = positive("kernel", r.integer("kernel"));
+      int64_t stride = positive("stride", r.integer("stride", kernel));
+      int64_t padding = r.integer("padding", 0);
+      if (padding < 0 || padding > kernel / 2) r.fail("padding", "must lie in [0, kernel/2]");
+      int64_t h = (shape[1] + 2 * padding - kernel) / stride + 1;
+      int64_t w = (shape[2] + 2 * padding - kernel) / stride + 1;
+      if (h < 1 || w < 1) r.fail("kernel", "larger than the input " + shape_str(shape));
+      model->push_back(std::make_shared<nn::MaxPool2d>(kernel, stride, padding));
+      shape = {shape[0], h, w};
+    } else if (type == "flatten") {
+      model->push_back(std::make_shared<nn::Flatten>());
+      shape = {shape_numel(shape)};
+    } else if (type == "relu") {
+      model->push_back(std::make_shared<nn::ReLU>());
+    } else if (type == "gelu") {
+      model->push_back(std::make_shared<nn::GELU>());
+    } else if (type == "tanh") {
+      model->push_back(std::make_shared<nn::Tanh>());
+    } else if (type == "sigmoid") {
+      model->push_back(std::make_shared<nn::Sigmoid>());
+    } else if (type == "dropout") {
+      double p = r.real("p", 0.5);
+      if (p < 0 || p >= 1) r.fail("p", "must lie in [0, 1)");
+      model->push_back(std::make_shared<nn::Dropout>(p));  // default_generator: checkpointed
+    } else if (type == "layernorm") {
+      double eps = r.real("eps", 1e-5);
+      model->push_back(std::make_shared<nn::LayerNorm>(shape.back(), eps));
+    } else if (type == "batchnorm") {
+      if (shape.size() != 1 && shape.size() != 3) {
+        r.fail("", "expects [features] or [channels, height, width] input, gets " + shape_str(shape));
+      }
+      double eps = r.real("eps", 1e-5);
+      double momentum = r.real("momentum", 0.1);
+      model->push_back(std::make_shared<nn::BatchNorm>(shape[0], eps, momentum));
+    } else {
+      r.fail("type", "unknown layer type '" + type +
+                         "' (known: linear, conv2d, maxpool2d, flatten, relu, gelu, tanh, sigmoid, "
+                         "dropout, layernorm, batchnorm)");
+    }
+    r.finish();
+  }
+  if (output_shape) *output_shape = shape;
+  return model;
+}
+
+}  // namespace tessera::train

@@ -1,0 +1,345 @@
+#include "tessera/train/trainer.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/autograd/functions.h"
+#include "tessera/autograd/grad_mode.h"
+#include "tessera/core/random.h"
+#include "tessera/data/data_loader.h"
+#include "tessera/nn/sequential.h"
+#include "tessera/optim/adagrad.h"
+#include "tessera/optim/adam.h"
+#include "tessera/optim/adamw.h"
+#include "tessera/optim/clip.h"
+#include "tessera/optim/cosine_lr.h"
+#include "tessera/optim/linear_warmup.h"
+#include "tessera/optim/sgd.h"
+#include "tessera/optim/step_lr.h"
+#include "tessera/tensor/reduce.h"
+#include "tessera/tensor/threads.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/data_source.h"
+#include "tessera/train/model_builder.h"
+#include "tessera/train/progress.h"
+
+namespace tessera::train {
+namespace {
+
+using autograd::Variable;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& o,
+                                                 std::vector<Variable> params) {
+  if (o.name == "sgd") {
+    return std::make_unique<optim::Sgd>(std::move(params),
+                                        optim::SgdOptions{.lr = o.lr,
+                                                          .momentum = o.momentum,
+                                                          .weight_decay = o.weight_decay,
+                                                          .nesterov = o.nesterov});
+  }
+  if (o.name == "adam") {
+    return std::make_unique<optim::Adam>(
+        std::move(params), optim::AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2,
+                                              .eps = o.eps, .weight_decay = o.weight_decay});
+  }
+  if (o.name == "adamw") {
+    return std::make_unique<optim::AdamW>(
+        std::move(params), optim::AdamWOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2,
+                                               .eps = o.eps, .weight_decay = o.weight_decay});
+  }
+  return std::make_unique<optim::Adagrad>(
+      std::move(params), optim::AdagradOptions{.lr = o.lr, .weight_decay = o.weight_decay});
+}
+
+std::unique_ptr<optim::LrScheduler> make_schedule(const OptimizerConfig& o, optim::Optimizer& opt,
+                                                  int64_t steps_per_epoch, int64_t total_steps) {
+  std::unique_ptr<optim::LrScheduler> after;
+  if (o.schedule == "step") {
+    after = std::make_unique<optim::StepLr>(opt, o.step_size * steps_per_epoch, o.gamma);
+  } else if (o.schedule == "cosine") {
+    after = std::make_unique<optim::CosineLr>(
+        opt, std::max<int64_t>(1, total_steps - o.warmup_steps), o.min_lr);
+  }
+  if (o.warmup_steps > 0) {
+    return std::make_unique<optim::LinearWarmup>(opt, o.warmup_steps, std::move(after));
+  }
+  return after;
+}
+
+std::string to_bytes(const std::function<void(BinaryWriter&)>& write) {
+  std::ostringstream out;
+  BinaryWriter w(out);
+  write(w);
+  return out.str();
+}
+
+void from_bytes(const std::string& bytes, const std::string& what,
+                const std::function<void(BinaryReader&)>& read) {
+  std::istringstream in(bytes);
+  BinaryReader r(in, what);
+  read(r);
+}
+
+}  // namespace
+
+EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
+                    int64_t classes) {
+  EvalResult result;
+  result.classes = classes;
+  result.confusion.assign(static_cast<size_t>(classes * classes), 0);
+  bool was_training = model.is_training();
+  model.eval();
+  autograd::NoGradGuard no_grad;
+  data::DataLoader loader(dataset, data::DistributedSampler(dataset.size(), 0, 1, {.shuffle = false}),
+                          {.batch_size = batch_size});
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  while (auto batch = loader.next()) {
+    Variable logits = model(Variable(batch->x));
+    Variable loss = autograd::cross_entropy(logits, batch->y);
+    int64_t n = batch->size();
+    loss_sum += loss.data().item() * static_cast<double>(n);
+    Tensor predicted = argmax(logits.data(), 1);
+    const int64_t* p = predicted.data<int64_t>();
+    const int64_t* y = batch->y.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      correct += p[i] == y[i];
+      ++result.confusion[static_cast<size_t>(y[i] * classes + p[i])];
+    }
+    result.count += n;
+  }
+  model.train(was_training);
+  if (result.count > 0) {
+    result.loss = loss_sum / static_cast<double>(result.count);
+    result.accuracy = static_cast<double>(correct) / static_cast<double>(result.count);
+  }
+  return result;
+}
+
+struct Trainer::State {
+  std::unique_ptr<data::Dataset> train_data;
+  std::unique_ptr<data::Dataset> test_data;
+  std::shared_ptr<nn::Sequential> model;
+  int64_t classes = 0;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  std::unique_ptr<optim::LrScheduler> schedule;
+  std::unique_ptr<data::DataLoader> loader;
+  std::unique_ptr<CheckpointDir> checkpoints;
+  int64_t step = 0;
+};
+
+Trainer::Trainer(Config config, TrainerOptions options)
+    : config_(std::move(config)), options_(options), state_(std::make_unique<State>()) {
+  if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
+  State& s = *state_;
+  s.train_data = open_dataset(config_.data.train, config_, "data.train");
+  if (!config_.data.test.empty()) s.test_data = open_dataset(config_.data.test, config_, "data.test");
+  manual_seed(config_.train.seed);
+  Generator init(config_.train.seed);
+  Shape out_shape;
+  s.model = build_model(config_, s.train_data->sample_shape(), init, &out_shape);
+  if (out_shape.size() != 1) {
+    throw ConfigError(config_.source, config_.model.line, "model.layers",
+                      "the last layer must give one score per class, but gives " +
+                          shape_str(out_shape) + " per sample");
+  }
+  s.classes = out_shape[0];
+  s.optimizer = make_optimizer(config_.optimizer, s.model->parameters());
+  s.loader = std::make_unique<data::DataLoader>(
+      *s.train_data,
+      data::DistributedSampler(s.train_data->size(), options_.rank, options_.world_size,
+                               {.seed = config_.train.seed,
+                                .shuffle = config_.data.shuffle,
+                                .drop_last = config_.data.drop_last}),
+      data::DataLoaderOptions{.batch_size = config_.data.batch_size,
+                              .drop_last_batch = config_.data.drop_last,
+                              .prefetch = static_cast<int>(config_.data.prefetch)});
+  int64_t per_epoch = s.loader->num_batches();
+  int64_t total = per_epoch * config_.train.epochs;
+  if (config_.train.max_steps > 0) total = std::min(total, config_.train.max_steps);
+  s.schedule = make_schedule(config_.optimizer, *s.optimizer, per_epoch, total);
+  s.checkpoints = std::make_unique<CheckpointDir>(
+      (std::filesystem::path(config_.train.run_dir) / "checkpoints").string(),
+      config_.train.keep_checkpoints);
+}
+
+Trainer::~Trainer() = default;
+
+nn::Module& Trainer::model() { return *state_->model; }
+
+TrainResult Trainer::run() {
+  State& s = *state_;
+  const bool lead = options_.rank == 0;
+  std::filesystem::create_directories(config_.train.run_dir);
+  std::ofstream metrics;
+  if (lead) {
+    metrics.open(std::filesystem::path(config_.train.run_dir) / "metrics.jsonl", std::ios::app);
+    if (!metrics) throw Error("cannot write " + config_.train.run_dir + "/metrics.jsonl");
+  }
+  auto log = [&](const nlohmann::json& line) {
+    if (lead) metrics << line.dump() << "\n" << std::flush;
+  };
+
+  data::SamplerState start{0, 0};
+  if (options_.resume) {
+    std::vector<std::string> skipped;
+    auto ckpt = s.checkpoints->latest_valid(&skipped);
+    for (const auto& why : skipped) {
+      if (lead && options_.progress) std::fprintf(options_.progress, "resume: skipped %s\n", why.c_str());
+    }
+    if (ckpt) {
+      from_bytes(ckpt->section("model"), ckpt->path, [&](BinaryReader& r) { s.model->load_state(r); });
+      from_bytes(ckpt->section("optimizer"), ckpt->path,
+                 [&](BinaryReader& r) { s.optimizer->load_state(r); });
+      if (s.schedule) {
+        from_bytes(ckpt->section("schedule"), ckpt->path,
+                   [&](BinaryReader& r) { s.schedule->load_state(r); });
+      }
+      from_bytes(ckpt->section("sampler"), ckpt->path, [&](BinaryReader& r) {
+        start.epoch = r.read_i64();
+        start.position = r.read_i64();
+      });
+      default_generator().set_state(ckpt->section("rng"));
+      s.step = ckpt->step;
+      if (lead && options_.progress) {
+        std::fprintf(options_.progress, "resumed from %s (step %lld, epoch %lld)\n",
+                     ckpt->path.c_str(), static_cast<long long>(s.step),
+                     static_cast<long long>(start.epoch + 1));
+      }
+    } else if (lead && options_.progress) {
+      std::fprintf(options_.progress, "resume: no valid checkpoint in %s, starting afresh\n",
+                   s.checkpoints->dir().c_str());
+    }
+  }
+
+  TrainResult result;
+  auto save = [&](data::SamplerState at) {
+    if (!lead) return;
+    Checkpoint c;
+    c.step = s.step;
+    c.sections["model"] = to_bytes([&](BinaryWriter& w) { s.model->save_state(w); });
+    c.sections["optimizer"] = to_bytes([&](BinaryWriter& w) { s.optimizer->save_state(w); });
+    if (s.schedule) c.sections["schedule"] = to_bytes([&](BinaryWriter& w) { s.schedule->save_state(w); });
+    c.sections["sampler"] = to_bytes([&](BinaryWriter& w) {
+      w.write_i64(at.epoch);
+      w.write_i64(at.position);
+    });
+    c.sections["rng"] = default_generator().state();
+    c.sections["config"] = to_toml(config_);
+    nlohmann::json meta{{"step", s.step},
+                        {"epoch", at.epoch},
+                        {"sample_shape", s.train_data->sample_shape()},
+                        {"classes", s.classes},
+                        {"world_size", options_.world_size}};
+    c.sections["meta"] = meta.dump();
+    result.last_checkpoint = s.checkpoints->save(c);
+  };
+
+  Progress progress(lead ? options_.progress : nullptr, config_.train.log_every);
+  const auto run_start = Clock::now();
+  int64_t trained_samples = 0;
+  double train_seconds = 0.0;
+  const int64_t max_steps = config_.train.max_steps;
+  const bool use_mse = config_.train.loss == "mse";
+  bool stop = false;
+  s.model->train();
+  for (int64_t epoch = start.epoch; epoch < config_.train.epochs && !stop; ++epoch) {
+    if (epoch == start.epoch && start.position > 0) {
+      s.loader->set_state(start);
+    } else {
+      s.loader->set_epoch(epoch);
+    }
+    const int64_t per_epoch = s.loader->num_batches();
+    progress.start_epoch(epoch, config_.train.epochs, per_epoch);
+    int64_t done = s.loader->state().position / std::max<int64_t>(1, config_.data.batch_size);
+    double loss_sum = 0.0;
+    int64_t loss_count = 0;
+    auto window_start = Clock::now();
+    int64_t window_samples = 0;
+    while (true) {
+      if (max_steps > 0 && s.step >= max_steps) {
+        stop = true;
+        break;
+      }
+      auto batch_start = Clock::now();
+      std::optional<data::Batch> batch = s.loader->next();
+      if (!batch) break;
+      s.optimizer->zero_grad();
+      Variable logits = (*s.model)(Variable(batch->x));
+      Variable loss;
+      if (use_mse) {
+        Tensor onehot = Tensor::zeros(logits.shape(), logits.dtype());
+        for (int64_t i = 0; i < batch->size(); ++i) {
+          onehot.data<float>()[i * s.classes + batch->y.data<int64_t>()[i]] = 1.0f;
+        }
+        loss = autograd::mse_loss(logits, Variable(onehot));
+      } else {
+        loss = autograd::cross_entropy(logits, batch->y, config_.train.label_smoothing);
+      }
+      loss.backward();
+      if (config_.optimizer.clip_grad_norm > 0) {
+        optim::clip_grad_norm(s.model->parameters(), config_.optimizer.clip_grad_norm);
+      }
+      s.optimizer->step();
+      if (s.schedule) s.schedule->step();
+      ++s.step;
+      ++done;
+      double l = loss.data().item();
+      loss_sum += l;
+      ++loss_count;
+      trained_samples += batch->size();
+      window_samples += batch->size();
+      train_seconds += seconds_since(batch_start);
+      double rate = window_samples / std::max(1e-9, seconds_since(window_start));
+      progress.update(done, l, rate);
+      if (s.step % config_.train.log_every == 0) {
+        log({{"step", s.step}, {"epoch", epoch + 1}, {"loss", l}, {"lr", s.optimizer->lr()},
+             {"samples_per_s", rate}, {"wall_time", seconds_since(run_start)}});
+        window_start = Clock::now();
+        window_samples = 0;
+      }
+      if (config_.train.checkpoint_every > 0 && s.step % config_.train.checkpoint_every == 0) {
+        save(s.loader->state());
+      }
+    }
+    result.train_loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
+    std::string summary;
+    nlohmann::json line{{"step", s.step},
+                        {"epoch", epoch + 1},
+                        {"train_loss", result.train_loss},
+                        {"wall_time", seconds_since(run_start)}};
+    if (s.test_data) {
+      result.test = evaluate(*s.model, *s.test_data, std::max<int64_t>(config_.data.batch_size, 256),
+                             s.classes);
+      line["test_loss"] = result.test.loss;
+      line["test_accuracy"] = result.test.accuracy;
+      char text[160];
+      std::snprintf(text, sizeof(text), "epoch %lld: train loss %.4f, test loss %.4f, test accuracy %.2f%%",
+                    static_cast<long long>(epoch + 1), result.train_loss, result.test.loss,
+                    100.0 * result.test.accuracy);
+      summary = text;
+    }
+    log(line);
+    progress.end_epoch(summary);
+    result.epochs = epoch + 1;
+    // At an epoch's end the next position is the following epoch's start.
+    data::SamplerState next = stop ? s.loader->state() : data::SamplerState{epoch + 1, 0};
+    save(next);
+  }
+  result.steps = s.step;
+  result.wall_seconds = seconds_since(run_start);
+  result.samples_per_s = train_seconds > 0 ? trained_samples / train_seconds : 0.0;
+  return result;
+}
+
+}  // namespace tessera::train
