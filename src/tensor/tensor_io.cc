@@ -49,9 +49,10 @@ Tensor read_tensor(BinaryReader& in) {
   const auto dtype = static_cast<DType>(code);
   const uint64_t nbytes = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
   if (auto left = in.remaining(); left && *left < nbytes) {
-    throw FormatError(detail::concat(in.source(), ": at byte ", at, ": tensor of shape ",
-                                     shape_str(shape), " needs ", nbytes, " bytes, only ", *left,
-                                     " left (truncated)"));
+    // Worded as BinaryReader words a short read: the stream ends at offset + left.
+    throw FormatError(detail::concat(in.source(), ": truncated at byte ", in.offset() + *left,
+                                     ": tensor of shape ", shape_str(shape), " (header at byte ",
+                                     at, ") needs ", nbytes, " bytes of data, ", *left, " left"));
   }
   Tensor t = Tensor::empty(shape, dtype);
   in.read_bytes(std::span(static_cast<std::byte*>(t.raw_data()), t.nbytes()));

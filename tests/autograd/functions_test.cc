@@ -36,7 +36,7 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-TEST(Dropout, ZeroesOrScalesEveryElementAndTheGradientUsesTheSameMask) {
+TEST(DropoutOp, ZeroesOrScalesEveryElementAndTheGradientUsesTheSameMask) {
   Generator gen(5);
   Variable x(Tensor::ones({2000}, DType::kFloat64), true);
   Variable y = dropout(x, 0.3, gen);
@@ -56,14 +56,14 @@ TEST(Dropout, ZeroesOrScalesEveryElementAndTheGradientUsesTheSameMask) {
   EXPECT_TRUE(tensors_close(x.grad(), y.data()));
 }
 
-TEST(Dropout, KeepsTheExpectedValue) {
+TEST(DropoutOp, KeepsTheExpectedValue) {
   Generator gen(9);
   Variable x(Tensor::full({20000}, 2.0, DType::kFloat64), false);
   double m = mean(dropout(x, 0.5, gen)).data().item();
   EXPECT_NEAR(m, 2.0, 0.05);
 }
 
-TEST(Dropout, DrawsTheSameMaskFromTheSameSeed) {
+TEST(DropoutOp, DrawsTheSameMaskFromTheSameSeed) {
   Variable x(Tensor::ones({64}), false);
   Generator a(42), b(42), c(43);
   Tensor ya = dropout(x, 0.5, a).data();
@@ -73,21 +73,21 @@ TEST(Dropout, DrawsTheSameMaskFromTheSameSeed) {
   EXPECT_FALSE(testing::tensors_equal(ya, yc));
 }
 
-TEST(Dropout, WithZeroProbabilityIsTheIdentity) {
+TEST(DropoutOp, WithZeroProbabilityIsTheIdentity) {
   Generator gen(1);
   Variable x(tensor({1, -2, 3}, {3}), true);
   Variable y = dropout(x, 0.0, gen);
   EXPECT_TRUE(testing::tensors_equal(y.data(), x.data()));
 }
 
-TEST(Dropout, RejectsAProbabilityOutsideZeroToOne) {
+TEST(DropoutOp, RejectsAProbabilityOutsideZeroToOne) {
   Generator gen(1);
   Variable x(tensor({1, 2}, {2}), true);
   EXPECT_THROW(dropout(x, 1.0, gen), ValueError);
   EXPECT_THROW(dropout(x, -0.1, gen), ValueError);
 }
 
-TEST(Reductions, SumAndMeanGiveTheShapesOfTheirAxes) {
+TEST(SumAndMean, SumAndMeanGiveTheShapesOfTheirAxes) {
   Variable x(Tensor::ones({2, 3, 4}, DType::kFloat64), true);
   EXPECT_EQ(sum(x).shape(), Shape{});
   EXPECT_EQ(sum(x, {1}).shape(), (Shape{2, 4}));
@@ -156,7 +156,7 @@ TEST(Normalization, BatchNormUpdatesRunningStatisticsWithTheUnbiasedVariance) {
   EXPECT_NEAR(e.at({1, 1}), (6 - 0.4) / std::sqrt(1.7), 1e-12);
 }
 
-TEST(Errors, LinearNamesTheOpAndBothShapes) {
+TEST(AutogradErrors, LinearNamesTheOpAndBothShapes) {
   Variable x(Tensor::zeros({2, 3}), true);
   Variable w(Tensor::zeros({4, 5}), true);
   std::string what = error_of<ShapeError>([&] { (void)linear(x, w, Variable()); });
@@ -171,7 +171,7 @@ TEST(Errors, LinearNamesTheOpAndBothShapes) {
   EXPECT_TRUE(contains(what, "[4,3]")) << what;
 }
 
-TEST(Errors, MatmulNamesTheOpAndBothShapes) {
+TEST(AutogradErrors, MatmulNamesTheOpAndBothShapes) {
   Variable a(Tensor::zeros({2, 3}), true);
   Variable b(Tensor::zeros({4, 5}), true);
   std::string what = error_of<ShapeError>([&] { (void)matmul(a, b); });
@@ -179,7 +179,7 @@ TEST(Errors, MatmulNamesTheOpAndBothShapes) {
       << what;
 }
 
-TEST(Errors, CrossEntropyLabelOutOfRangeNamesTheRowAndTheLabel) {
+TEST(AutogradErrors, CrossEntropyLabelOutOfRangeNamesTheRowAndTheLabel) {
   Variable logits(Tensor::zeros({3, 4}), true);
   Tensor labels = Tensor::from_vector<int64_t>({0, 1, 7}, {3});
   std::string what = error_of<IndexError>([&] { (void)cross_entropy(logits, labels); });
@@ -191,7 +191,7 @@ TEST(Errors, CrossEntropyLabelOutOfRangeNamesTheRowAndTheLabel) {
   EXPECT_TRUE(contains(what, "label -1") && contains(what, "row 1")) << what;
 }
 
-TEST(Errors, LossesOfMismatchedShapesNameBothShapes) {
+TEST(AutogradErrors, LossesOfMismatchedShapesNameBothShapes) {
   Variable a(Tensor::zeros({2, 3}), true);
   Variable b(Tensor::zeros({3, 2}), false);
   std::string what = error_of<ShapeError>([&] { (void)mse_loss(a, b); });
@@ -209,7 +209,7 @@ TEST(Errors, LossesOfMismatchedShapesNameBothShapes) {
       << what;
 }
 
-TEST(Errors, EmbeddingIndexOutOfRangeNamesTheIndexAndTheRows) {
+TEST(AutogradErrors, EmbeddingIndexOutOfRangeNamesTheIndexAndTheRows) {
   Variable w(Tensor::zeros({5, 2}), true);
   Tensor idx = Tensor::from_vector<int64_t>({1, 5}, {2});
   std::string what = error_of<IndexError>([&] { (void)embedding(w, idx); });
@@ -217,7 +217,7 @@ TEST(Errors, EmbeddingIndexOutOfRangeNamesTheIndexAndTheRows) {
       << what;
 }
 
-TEST(Errors, NormalizationNamesTheShapes) {
+TEST(AutogradErrors, NormalizationNamesTheShapes) {
   Variable x(Tensor::zeros({2, 3}), true);
   Variable w(Tensor::zeros({4}), true);
   std::string what = error_of<ShapeError>([&] { (void)layer_norm(x, w, w, 1e-5); });
@@ -229,7 +229,7 @@ TEST(Errors, NormalizationNamesTheShapes) {
       << what;
 }
 
-TEST(Errors, DtypeMismatchNamesBothDtypes) {
+TEST(AutogradErrors, DtypeMismatchNamesBothDtypes) {
   Variable a(Tensor::zeros({2}), true);
   Variable b(Tensor::zeros({2}, DType::kFloat64), true);
   std::string what = error_of<DTypeError>([&] { (void)add(a, b); });

@@ -320,7 +320,7 @@ void register_composite_cases() {
   return true;
 }();
 
-TESSERA_GRADCHECK_DRIVER();
+TESSERA_GRADCHECK_DRIVER(Autograd);
 
 // exp whose backward is off by `scale`: what a wrong gradient looks like to the driver.
 Variable exp_with_wrong_gradient(const Variable& a, double scale) {

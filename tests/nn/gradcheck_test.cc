@@ -60,4 +60,4 @@ const bool kConvLayer = testing::register_gradcheck(
 }  // namespace
 }  // namespace tessera::nn
 
-TESSERA_GRADCHECK_DRIVER();
+TESSERA_GRADCHECK_DRIVER(Nn);

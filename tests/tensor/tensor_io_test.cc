@@ -66,14 +66,16 @@ TEST(TensorIo, WritesViewsAsTheirLogicalContents) {
   EXPECT_TRUE(back.is_contiguous());
 }
 
-TEST(TensorIo, EveryTruncationThrowsFormatErrorNamingTheSource) {
+TEST(TensorIo, EveryTruncationThrowsFormatErrorNamingSourceAndOffset) {
   std::string bytes = serialized({Tensor::arange(6, DType::kFloat32).reshape({2, 3})});
   for (size_t len = 0; len < bytes.size(); ++len) {
     try {
       (void)read_one(bytes.substr(0, len), "weights.bin");
       ADD_FAILURE() << "no exception at length " << len;
     } catch (const FormatError& e) {
-      EXPECT_NE(std::string(e.what()).find("weights.bin"), std::string::npos) << e.what();
+      std::string what = e.what();
+      EXPECT_NE(what.find("weights.bin"), std::string::npos) << what;
+      EXPECT_NE(what.find("truncated at byte " + std::to_string(len)), std::string::npos) << what;
     }
   }
 }

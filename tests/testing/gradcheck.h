@@ -132,9 +132,15 @@ const GradcheckCase& find_gradcheck(const std::string& name);
 
 }  // namespace tessera::testing
 
-// Defines the tests that run every registered case: All/RegisteredGradcheck.Float64/<name> and
-// .Float32/<name>. Use once in each test binary that registers cases, at namespace scope.
-#define TESSERA_GRADCHECK_DRIVER()                                                                 \
+// Defines the tests that run every registered case: <Prefix>/RegisteredGradcheck.Float64/<name>
+// and .Float32/<name>. Use once in each test binary that registers cases, at namespace scope,
+// with a prefix naming the binary so that test names stay unique across binaries (ctest lists them
+// all): TESSERA_GRADCHECK_DRIVER(Autograd). Without an argument the prefix is All.
+#define TESSERA_GRADCHECK_DRIVER(...) \
+  TESSERA_GRADCHECK_DRIVER_NAMED(TESSERA_GRADCHECK_FIRST(__VA_ARGS__ __VA_OPT__(, ) All))
+#define TESSERA_GRADCHECK_FIRST(...) TESSERA_GRADCHECK_FIRST_(__VA_ARGS__)
+#define TESSERA_GRADCHECK_FIRST_(first, ...) first
+#define TESSERA_GRADCHECK_DRIVER_NAMED(prefix)                                                     \
   class RegisteredGradcheck : public ::testing::TestWithParam<std::string> {};                     \
   TEST_P(RegisteredGradcheck, Float64) {                                                           \
     const auto& c = ::tessera::testing::find_gradcheck(GetParam());                                \
@@ -150,6 +156,6 @@ const GradcheckCase& find_gradcheck(const std::string& name);
   }                                                                                                \
   GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(RegisteredGradcheck);                              \
   INSTANTIATE_TEST_SUITE_P(                                                                        \
-      All, RegisteredGradcheck,                                                                    \
+      prefix, RegisteredGradcheck,                                                                 \
       ::testing::ValuesIn(::tessera::testing::registered_gradcheck_names()),                       \
       [](const ::testing::TestParamInfo<std::string>& info) { return info.param; })

@@ -74,7 +74,7 @@ int64_t group_size(const ConvGeometry& g) {
 template <typename T>
 void im2col(const T* input, const ConvGeometry& g, int64_t first, int64_t count, T* cols) {
   const int64_t ld = count * g.ohw();
-  parallel_for(g.k(), 1, [&](int64_t begin, int64_t end) {
+  parallel_for(g.k(), grain_for(count * g.ohw()), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       int64_t c = row / (g.kh * g.kw);
       int64_t i = row / g.kw % g.kh;
@@ -105,7 +105,7 @@ template <typename T>
 void col2im(const T* cols, const ConvGeometry& g, int64_t first, int64_t count, T* grad_input) {
   const int64_t ld = count * g.ohw();
   // Parallel over (sample, channel) planes: each plane is written by one thread only.
-  parallel_for(count * g.c, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(count * g.c, grain_for(g.kh * g.kw * g.ohw()), [&](int64_t begin, int64_t end) {
     for (int64_t sc = begin; sc < end; ++sc) {
       int64_t s = sc / g.c;
       int64_t c = sc % g.c;
@@ -156,7 +156,7 @@ Tensor conv2d(const Tensor& input_view, const Tensor& weight_view, const Tensor&
       kernels::gemm<scalar_t>(false, false, g.o, ld, g.k(), 1, wt, g.k(), cols.data(), ld, 0,
                               tmp.data(), ld);
       // tmp is [O, (s, oh, ow)]: scatter to [s, O, oh, ow] and add the bias.
-      parallel_for(count * g.o, 1, [&](int64_t begin, int64_t end) {
+      parallel_for(count * g.o, grain_for(g.ohw()), [&](int64_t begin, int64_t end) {
         for (int64_t so = begin; so < end; ++so) {
           int64_t s = so / g.o;
           int64_t o = so % g.o;
@@ -212,7 +212,7 @@ Conv2dGrads conv2d_backward(const Tensor& grad_output_view, const Tensor& input_
       int64_t count = std::min(group, g.n - first);
       int64_t ld = count * g.ohw();
       // gy_cols[o, (s, p)] = grad_output[first + s, o, p]
-      parallel_for(count * g.o, 1, [&](int64_t begin, int64_t end) {
+      parallel_for(count * g.o, grain_for(g.ohw()), [&](int64_t begin, int64_t end) {
         for (int64_t so = begin; so < end; ++so) {
           int64_t s = so / g.o;
           int64_t o = so % g.o;
@@ -270,7 +270,7 @@ MaxPoolResult max_pool2d(const Tensor& input_view, const Pool2dOptions& options)
     const scalar_t* x = input.data<scalar_t>();
     scalar_t* y = result.output.data<scalar_t>();
     int64_t* idx = result.indices.data<int64_t>();
-    parallel_for(n * c, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(n * c, grain_for(oh * ow * k * k), [&](int64_t begin, int64_t end) {
       for (int64_t plane = begin; plane < end; ++plane) {
         const scalar_t* xp = x + plane * h * w;
         for (int64_t i = 0; i < oh; ++i) {
@@ -317,7 +317,7 @@ Tensor max_pool2d_backward(const Tensor& grad_output_view, const Tensor& indices
     const scalar_t* gy = grad_output.data<scalar_t>();
     const int64_t* idx = indices.data<int64_t>();
     scalar_t* gx = grad_input.data<scalar_t>();
-    parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(planes, grain_for(out_plane), [&](int64_t begin, int64_t end) {
       for (int64_t plane = begin; plane < end; ++plane) {
         for (int64_t q = 0; q < out_plane; ++q) {
           gx[plane * in_plane + idx[plane * out_plane + q]] += gy[plane * out_plane + q];

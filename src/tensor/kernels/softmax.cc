@@ -33,7 +33,7 @@ Tensor restore(const Tensor& rows, const LastAxis& l) {
 
 template <typename T, bool kLog>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols) {
-  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(cols, 1)),
+  parallel_for(rows, grain_for(cols),
                [&](int64_t begin, int64_t end) {
                  for (int64_t r = begin; r < end; ++r) {
                    const T* xr = x + r * cols;

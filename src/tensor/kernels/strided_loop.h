@@ -65,9 +65,7 @@ void strided_loop(const Shape& shape, const std::array<Shape, N>& strides, F&& f
       }
     }
   };
-  constexpr int64_t kMinElementsPerThread = 32768;
-  int64_t grain = std::max<int64_t>(1, kMinElementsPerThread / std::max<int64_t>(inner, 1));
-  parallel_for(outer, grain, run);
+  parallel_for(outer, grain_for(inner), run);
 }
 
 }  // namespace tessera::kernels
