@@ -8,9 +8,9 @@
 JOBS        ?= 2
 RELEASE_DIR ?= build/release
 ASAN_DIR    ?= build/asan
-# The main job. For now the core MLP example; later the `tessera` binary with a config.
-RUN_BIN     ?= $(RELEASE_DIR)/examples/train_mlp
-RUN_ARGS    ?=
+# The main job: train the Fashion-MNIST MLP from its config.
+RUN_BIN     ?= $(RELEASE_DIR)/tessera
+RUN_ARGS    ?= train examples/fashion_mnist_mlp.toml
 CMAKE_ARGS  ?=
 # Unset: keep what the build directory was configured with. `make test` sets ON.
 WERROR      ?=
@@ -83,6 +83,7 @@ format:
 
 bench: bench-deps build
 	bench/run_core.sh
+	bench/run_train.sh
 
 clean:
 	rm -rf build

@@ -22,12 +22,14 @@ int main(int argc, char** argv) {
   auto train = data::load_builtin("fashion-mnist:train");
   auto test = data::load_builtin("fashion-mnist:test");
   Generator gen(1);
-  nn::Sequential model({std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(784, 512, gen),
-                        std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(512, 10, gen)});
+  nn::Sequential model({std::make_shared<nn::Flatten>(),
+                        std::make_shared<nn::Linear>(784, 512, gen), std::make_shared<nn::ReLU>(),
+                        std::make_shared<nn::Linear>(512, 10, gen)});
   optim::Sgd opt(model.parameters(), {.lr = 0.05, .momentum = 0.9});
   data::DataLoader loader(*train, data::DistributedSampler(train->size(), 0, 1, {.seed = 1}),
                           {.batch_size = 128});
-  data::DataLoader test_loader(*test, data::DistributedSampler(test->size(), 0, 1, {.shuffle = false}),
+  data::DataLoader test_loader(*test,
+                               data::DistributedSampler(test->size(), 0, 1, {.shuffle = false}),
                                {.batch_size = 1000});
   for (int epoch = 0; epoch < epochs; ++epoch) {
     loader.set_epoch(epoch);

@@ -41,7 +41,8 @@ void add_eval_command(CLI::App& app) {
     for (int64_t t = 0; t < r.classes; ++t) {
       std::printf("%6lld", static_cast<long long>(t));
       for (int64_t p = 0; p < r.classes; ++p) {
-        std::printf("%6lld", static_cast<long long>(r.confusion[static_cast<size_t>(t * r.classes + p)]));
+        std::printf("%6lld",
+                    static_cast<long long>(r.confusion[static_cast<size_t>(t * r.classes + p)]));
       }
       std::printf("\n");
     }

@@ -16,7 +16,9 @@ void add_inspect_command(CLI::App& app) {
       "Show a checkpoint: step, checksum status, sections, parameters and their shapes.\n"
       "Exits 1 when the checksum does not match.\n"
       "Example: tessera inspect runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt");
-  cmd->add_option("checkpoint", *path, "Checkpoint file (.ckpt)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("checkpoint", *path, "Checkpoint file (.ckpt)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->callback([path] {
     train::Checkpoint c;
     try {

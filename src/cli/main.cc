@@ -13,15 +13,16 @@
 #endif
 
 int main(int argc, char** argv) {
-  CLI::App app{"tessera: distributed machine-learning training.\n\n"
-               "Examples:\n"
-               "  tessera train examples/fashion_mnist_mlp.toml\n"
-               "  tessera train examples/fashion_mnist_cnn.toml --set optimizer.lr=0.05\n"
-               "  tessera eval runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt "
-               "--data fashion-mnist:test\n"
-               "  tessera inspect runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt\n"
-               "  tessera config show examples/fashion_mnist_mlp.toml\n",
-               "tessera"};
+  CLI::App app{
+      "tessera: distributed machine-learning training.\n\n"
+      "Examples:\n"
+      "  tessera train examples/fashion_mnist_mlp.toml\n"
+      "  tessera train examples/fashion_mnist_cnn.toml --set optimizer.lr=0.05\n"
+      "  tessera eval runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt "
+      "--data fashion-mnist:test\n"
+      "  tessera inspect runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt\n"
+      "  tessera config show examples/fashion_mnist_mlp.toml\n",
+      "tessera"};
   app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
   app.require_subcommand(1);
   tessera::cli::add_train_command(app);

@@ -31,8 +31,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("-q,--quiet", args->quiet, "No progress output (metrics are still written)");
   cmd->callback([args] {
     train::Config config = train::load_config(args->config, args->overrides);
-    train::Trainer trainer(config, {.resume = args->resume,
-                                    .progress = args->quiet ? nullptr : stderr});
+    train::Trainer trainer(config,
+                           {.resume = args->resume, .progress = args->quiet ? nullptr : stderr});
     train::TrainResult r = trainer.run();
     std::printf("trained %lld steps in %.1f s (%.0f samples/s)", static_cast<long long>(r.steps),
                 r.wall_seconds, r.samples_per_s);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -24,12 +25,21 @@ class AsyncWork final : public Work {
   void complete();
   void fail(std::exception_ptr error);
 
+  // Lets a waiter run the operation itself when it has not started (OpWorker::run_inline):
+  // `runner` returns whether it ran it. A wait(timeout) shorter than `op_timeout` never does,
+  // since the operation may take up to its own timeout. Call before handing the Work out.
+  void set_inline_runner(std::function<bool()> runner, std::chrono::milliseconds op_timeout);
+
  private:
+  void try_run_inline(std::chrono::milliseconds timeout);
+
   const std::string description_;
   mutable std::mutex mutex_;
   std::condition_variable done_cv_;
   bool done_ = false;
   std::exception_ptr error_;
+  std::function<bool()> runner_;
+  std::chrono::milliseconds op_timeout_{0};
 };
 
 }  // namespace tessera::comm

@@ -10,13 +10,31 @@ OpWorker::OpWorker(std::string name) : name_(std::move(name)) {
 
 OpWorker::~OpWorker() { stop(); }
 
-void OpWorker::post(std::function<void()> task) {
+std::shared_ptr<OpWorker::Task> OpWorker::post(std::function<void()> fn) {
+  auto task = std::make_shared<Task>(std::move(fn));
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_) return;
-    tasks_.push_back(std::move(task));
+    if (stopping_) return nullptr;
+    tasks_.push_back(task);
   }
-  ready_.notify_one();
+  ready_.notify_all();
+  return task;
+}
+
+bool OpWorker::run_inline(const std::shared_ptr<Task>& task) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (running_ || tasks_.empty() || tasks_.front() != task) return false;
+    tasks_.pop_front();
+    running_ = true;
+  }
+  task->fn_();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_ = false;
+  }
+  ready_.notify_all();  // the worker may go on with the tasks behind it
+  return true;
 }
 
 void OpWorker::stop() noexcept {
@@ -24,22 +42,24 @@ void OpWorker::stop() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
-  ready_.notify_one();
+  ready_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 void OpWorker::run() noexcept {
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+  std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    std::function<void()> task;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      ready_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;  // stopping, and everything posted has run
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
-    }
-    task();
+    ready_.wait(lock, [&] { return (stopping_ && !running_) || (!tasks_.empty() && !running_); });
+    if (tasks_.empty()) return;  // stopping, and everything posted has run
+    std::shared_ptr<Task> task = std::move(tasks_.front());
+    tasks_.pop_front();
+    running_ = true;
+    lock.unlock();
+    task->fn_();
+    task.reset();
+    lock.lock();
+    running_ = false;
   }
 }
 

@@ -3,9 +3,34 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
 
 namespace tessera::comm {
+
+struct ProgressTracker::Shared {
+  std::shared_ptr<Store> store;
+  std::string key;
+  std::chrono::milliseconds poll;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool stopping = false;
+  bool finished = false;  // the thread has made its last write and returns
+  Position position;
+  CallSignature call;
+  std::uint64_t version = 0;    // bumped by every change of position
+  std::uint64_t urgent = 0;     // a version to write at once (failure, shutdown)
+  std::uint64_t attempted = 0;  // the last version the thread tried to write
+
+  [[nodiscard]] Position snapshot() const {
+    Position p = position;
+    p.call = position.entered == 0 ? "none" : call.describe();
+    return p;
+  }
+};
+
 namespace {
 
 const char* state_name(ProgressTracker::State state) {
@@ -22,37 +47,16 @@ const char* state_name(ProgressTracker::State state) {
   return "running";
 }
 
-}  // namespace
-
-ProgressTracker::ProgressTracker(std::shared_ptr<Store> store, std::string key_prefix, int rank,
-                                 int size, std::chrono::milliseconds timeout)
-    : store_(std::move(store)),
-      key_prefix_(std::move(key_prefix)),
-      rank_(rank),
-      size_(size),
-      // A twentieth of the timeout leaves the record fresh long before anyone times out; the
-      // bounds keep a short test timeout cheap and a long one responsive.
-      poll_(
-          std::clamp(timeout / 20, std::chrono::milliseconds(5), std::chrono::milliseconds(250))) {
-  store_->set(key(rank_), encode(snapshot_locked()));
-  thread_ = std::thread([this] { run(); });
-}
-
-ProgressTracker::~ProgressTracker() { stop(); }
-
-std::string ProgressTracker::key(int rank) const {
-  return key_prefix_ + "/progress/" + std::to_string(rank);
-}
-
 // "<entered> <completed> <state> <failed> <call>"; the call, last, may contain spaces.
-std::string ProgressTracker::encode(const Position& p) {
+std::string encode(const ProgressTracker::Position& p) {
   std::ostringstream out;
   out << p.entered << " " << p.completed << " " << state_name(p.state) << " " << p.failed << " "
       << p.call;
   return out.str();
 }
 
-bool ProgressTracker::decode(const std::string& text, Position* p) {
+bool decode(const std::string& text, ProgressTracker::Position* p) {
+  using State = ProgressTracker::State;
   std::istringstream in(text);
   std::string state;
   if (!(in >> p->entered >> p->completed >> state >> p->failed)) return false;
@@ -65,80 +69,108 @@ bool ProgressTracker::decode(const std::string& text, Position* p) {
   return true;
 }
 
-ProgressTracker::Position ProgressTracker::snapshot_locked() const {
-  Position p = position_;
-  p.call = position_.entered == 0 ? "none" : call_.describe();
-  return p;
+}  // namespace
+
+ProgressTracker::ProgressTracker(std::shared_ptr<Store> store, std::string key_prefix, int rank,
+                                 int size, std::chrono::milliseconds timeout)
+    : store_(std::move(store)),
+      key_prefix_(std::move(key_prefix)),
+      rank_(rank),
+      size_(size),
+      // A twentieth of the timeout leaves the record fresh long before anyone times out; the
+      // bounds keep a short test timeout cheap and a long one responsive.
+      poll_(std::clamp(timeout / 20, std::chrono::milliseconds(5),
+                       std::chrono::milliseconds(250))),
+      shared_(std::make_shared<Shared>()) {
+  shared_->store = store_;
+  shared_->key = key(rank_);
+  shared_->poll = poll_;
+  store_->set(shared_->key, encode(shared_->snapshot()));
+  // The thread holds the shared state, not the tracker: stop() may leave it behind.
+  thread_ = std::thread([s = shared_]() noexcept {
+    pthread_setname_np(pthread_self(), "tessera-progres");
+    std::uint64_t written = 0;
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(s->mutex);
+    for (;;) {
+      s->changed.wait_for(lock, s->poll, [&] { return s->stopping || s->urgent > s->attempted; });
+      const bool now = s->stopping || s->urgent > s->attempted;
+      if ((now || s->version == seen) && s->version != written) {
+        const std::string text = encode(s->snapshot());
+        const std::uint64_t version = s->version;
+        lock.unlock();
+        try {
+          s->store->set(s->key, text);
+          written = version;
+        } catch (...) {  // NOLINT(bugprone-empty-catch)
+          // The store is unreachable: peers will report this rank's record as unknown.
+        }
+        lock.lock();
+        s->attempted = version;
+        s->changed.notify_all();
+      }
+      if (s->stopping && s->attempted >= s->version) {
+        s->finished = true;
+        s->changed.notify_all();
+        return;
+      }
+      seen = s->version;
+    }
+  });
+}
+
+ProgressTracker::~ProgressTracker() { stop(); }
+
+std::string ProgressTracker::key(int rank) const {
+  return key_prefix_ + "/progress/" + std::to_string(rank);
 }
 
 void ProgressTracker::enter(std::uint64_t seq, const CallSignature& call) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  position_.entered = seq;
-  call_ = call;  // described lazily by the publisher: formatting is not free
-  ++version_;
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  shared_->position.entered = seq;
+  shared_->call = call;  // described by the publisher, only when written: formatting is not free
+  ++shared_->version;
 }
 
 void ProgressTracker::complete(std::uint64_t seq) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  position_.completed = seq;
-  ++version_;
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  shared_->position.completed = seq;
+  ++shared_->version;
 }
 
 void ProgressTracker::record_failure(std::uint64_t seq, bool timed_out) noexcept {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (position_.state != State::kRunning) return;  // the first failure is the one to report
-    position_.state = timed_out ? State::kTimedOut : State::kFailed;
-    position_.failed = seq;
-    ++version_;
-  }
-  publish_now();
-}
-
-void ProgressTracker::publish_now() noexcept {
-  std::string text;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    text = encode(snapshot_locked());
-  }
-  try {
-    store_->set(key(rank_), text);
-  } catch (...) {  // NOLINT(bugprone-empty-catch)
-    // The store is unreachable: the peers' diagnosis will say this rank's record is unknown.
-  }
+  Shared& s = *shared_;
+  std::unique_lock<std::mutex> lock(s.mutex);
+  if (s.position.state != State::kRunning || s.stopping) return;  // the first failure counts
+  s.position.state = timed_out ? State::kTimedOut : State::kFailed;
+  s.position.failed = seq;
+  s.urgent = ++s.version;
+  s.changed.notify_all();
+  s.changed.wait_for(lock, kStoreGrace, [&] { return s.attempted >= s.urgent; });
 }
 
 void ProgressTracker::stop() noexcept {
+  Shared& s = *shared_;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-    if (position_.state == State::kRunning) position_.state = State::kClosed;
-  }
-  stop_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  publish_now();
-}
-
-void ProgressTracker::run() noexcept {
-  pthread_setname_np(pthread_self(), "tessera-progres");
-  std::uint64_t published = 0;
-  std::uint64_t seen = 0;
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (;;) {
-    if (stop_cv_.wait_for(lock, poll_, [&] { return stopping_; })) return;
-    if (version_ == seen && version_ != published) {
-      const std::string text = encode(snapshot_locked());
-      const std::uint64_t version = version_;
-      lock.unlock();
-      try {
-        store_->set(key(rank_), text);
-        published = version;
-      } catch (...) {  // NOLINT(bugprone-empty-catch): the next poll retries
-      }
-      lock.lock();
+    std::unique_lock<std::mutex> lock(s.mutex);
+    if (!s.stopping) {
+      s.stopping = true;
+      if (s.position.state == State::kRunning) s.position.state = State::kClosed;
+      ++s.version;
+      s.changed.notify_all();
     }
-    seen = version_;
+    s.changed.wait_for(lock, kStoreGrace, [&] { return s.finished; });
+  }
+  if (!thread_.joinable()) return;
+  bool finished = false;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    finished = s.finished;
+  }
+  if (finished) {
+    thread_.join();
+  } else {
+    thread_.detach();  // stuck on a store that does not answer; it owns what it uses
   }
 }
 
@@ -150,8 +182,8 @@ std::vector<ProgressTracker::RankRecord> ProgressTracker::read_all(
     RankRecord& record = records[static_cast<std::size_t>(r)];
     record.rank = r;
     if (r == rank_) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      record.position = snapshot_locked();
+      std::lock_guard<std::mutex> lock(shared_->mutex);
+      record.position = shared_->snapshot();
       record.known = true;
       continue;
     }

@@ -1,10 +1,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,7 +22,10 @@ namespace tessera::comm {
 // is moving, never for one that is stuck in or before the operation that failed. Failures and
 // shutdown are written at once.
 //
-// enter()/complete() are called by the group's worker thread; the rest by any thread.
+// The store is only ever written from the tracker's own thread, and nothing waits on that thread
+// for longer than kStoreGrace: a store that went away (its host exited first) delays neither a
+// failing operation nor shutdown. enter()/complete() are called by the group's worker thread;
+// the rest by any thread.
 class ProgressTracker {
  public:
   enum class State : std::uint8_t { kRunning, kTimedOut, kFailed, kClosed };
@@ -42,6 +43,9 @@ class ProgressTracker {
     Position position;
   };
 
+  // How long record_failure() and stop() wait for their write to reach the store.
+  static constexpr std::chrono::milliseconds kStoreGrace{2000};
+
   // Publishes the starting position (nothing entered) before returning; throws what the store
   // throws. `timeout` is the group's operation timeout, which sets the poll interval.
   ProgressTracker(std::shared_ptr<Store> store, std::string key_prefix, int rank, int size,
@@ -52,8 +56,9 @@ class ProgressTracker {
 
   void enter(std::uint64_t seq, const CallSignature& call);
   void complete(std::uint64_t seq);
-  // Records, at once, that collective `seq` failed here (by timeout or otherwise), before the
-  // group closes its connections: a peer that sees the connections drop reads why.
+  // Records that collective `seq` failed here (by timeout or otherwise) and waits, up to
+  // kStoreGrace, until the record is written: the group closes its connections next, and a peer
+  // that sees them drop reads why.
   void record_failure(std::uint64_t seq, bool timed_out) noexcept;
 
   // Longest time a position that holds still takes to reach the store.
@@ -62,29 +67,22 @@ class ProgressTracker {
   // Every rank's record (this rank's from memory); gives up on the store after `timeout`.
   [[nodiscard]] std::vector<RankRecord> read_all(std::chrono::milliseconds timeout);
 
-  // Stops publishing and records that this rank left the group (unless it recorded a failure).
+  // Records that this rank left the group (unless it recorded a failure), waits up to
+  // kStoreGrace for the write, and stops the thread. Idempotent.
   void stop() noexcept;
 
  private:
-  void run() noexcept;
-  void publish_now() noexcept;
-  [[nodiscard]] Position snapshot_locked() const;
+  struct Shared;
+
   [[nodiscard]] std::string key(int rank) const;
-  [[nodiscard]] static std::string encode(const Position& p);
-  [[nodiscard]] static bool decode(const std::string& text, Position* p);
 
   std::shared_ptr<Store> store_;
   const std::string key_prefix_;
   const int rank_;
   const int size_;
   const std::chrono::milliseconds poll_;
-
-  std::mutex mutex_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
-  Position position_;
-  CallSignature call_;
-  std::uint64_t version_ = 0;  // bumped by every change of position_
+  // State shared with the publishing thread, which may outlive the tracker when the store hangs.
+  std::shared_ptr<Shared> shared_;
   std::thread thread_;
 };
 

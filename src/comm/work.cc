@@ -8,7 +8,19 @@ namespace tessera::comm {
 
 Work::~Work() = default;
 
+void AsyncWork::set_inline_runner(std::function<bool()> runner,
+                                  std::chrono::milliseconds op_timeout) {
+  runner_ = std::move(runner);
+  op_timeout_ = op_timeout;
+}
+
+void AsyncWork::try_run_inline(std::chrono::milliseconds timeout) {
+  if (!runner_ || timeout < op_timeout_ || is_completed()) return;
+  runner_();  // completes this Work when it runs the operation
+}
+
 void AsyncWork::wait(std::chrono::milliseconds timeout) {
+  try_run_inline(timeout);
   std::unique_lock<std::mutex> lock(mutex_);
   if (!done_cv_.wait_for(lock, timeout, [&] { return done_; })) {
     throw TimeoutError(detail::concat("wait for ", description_, ": not completed after ",
@@ -19,6 +31,7 @@ void AsyncWork::wait(std::chrono::milliseconds timeout) {
 }
 
 void AsyncWork::wait() {
+  try_run_inline(std::chrono::milliseconds::max());
   // No deadline here: the backend completes or fails every operation by its own deadline.
   std::unique_lock<std::mutex> lock(mutex_);
   done_cv_.wait(lock, [&] { return done_; });

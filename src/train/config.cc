@@ -108,13 +108,27 @@ class Section {
   static std::string describe(const toml::node& n) {
     std::ostringstream out;
     switch (n.type()) {
-      case toml::node_type::string: out << "the string \"" << *n.value<std::string>() << "\""; break;
-      case toml::node_type::integer: out << "the integer " << *n.value<int64_t>(); break;
-      case toml::node_type::floating_point: out << "the number " << *n.value<double>(); break;
-      case toml::node_type::boolean: out << "the boolean " << (*n.value<bool>() ? "true" : "false"); break;
-      case toml::node_type::array: out << "an array"; break;
-      case toml::node_type::table: out << "a table"; break;
-      default: out << "a date/time"; break;
+      case toml::node_type::string:
+        out << "the string \"" << *n.value<std::string>() << "\"";
+        break;
+      case toml::node_type::integer:
+        out << "the integer " << *n.value<int64_t>();
+        break;
+      case toml::node_type::floating_point:
+        out << "the number " << *n.value<double>();
+        break;
+      case toml::node_type::boolean:
+        out << "the boolean " << (*n.value<bool>() ? "true" : "false");
+        break;
+      case toml::node_type::array:
+        out << "an array";
+        break;
+      case toml::node_type::table:
+        out << "a table";
+        break;
+      default:
+        out << "a date/time";
+        break;
     }
     return out.str();
   }
@@ -147,14 +161,17 @@ ModelConfig read_model(Section& s, const std::string& file) {
   ModelConfig m;
   m.line = s.line("layers");
   const toml::node* layers = s.raw("layers");
-  if (layers == nullptr) s.fail("layers", "missing: list the model's layers, e.g. layers = [{ type = \"linear\", out = 10 }]");
+  if (layers == nullptr)
+    s.fail("layers",
+           "missing: list the model's layers, e.g. layers = [{ type = \"linear\", out = 10 }]");
   const toml::array* arr = layers->as_array();
   if (arr == nullptr || arr->empty()) s.fail("layers", "expected a non-empty array of tables");
   for (size_t i = 0; i < arr->size(); ++i) {
     const toml::table* t = (*arr)[i].as_table();
     std::string where = "model.layers[" + std::to_string(i) + "]";
     if (t == nullptr) {
-      throw ConfigError(file, line_of((*arr)[i]), where, "expected a table like { type = \"relu\" }");
+      throw ConfigError(file, line_of((*arr)[i]), where,
+                        "expected a table like { type = \"relu\" }");
     }
     LayerSpec spec;
     spec.line = line_of(*t);
@@ -182,7 +199,8 @@ ModelConfig read_model(Section& s, const std::string& file) {
       }
       spec.params[key] = p;
     }
-    if (spec.type.empty()) throw ConfigError(file, spec.line, where + ".type", "missing layer type");
+    if (spec.type.empty())
+      throw ConfigError(file, spec.line, where + ".type", "missing layer type");
     m.layers.push_back(std::move(spec));
   }
   return m;
@@ -224,7 +242,8 @@ Config build(const toml::table& root, const std::string& file) {
     if (std::find(tables.begin(), tables.end(), key) == tables.end()) {
       throw ConfigError(file, line_of(node), key, "unknown table" + suggestion(key, tables));
     }
-    if (!node.is_table()) throw ConfigError(file, line_of(node), key, "expected a [" + key + "] table");
+    if (!node.is_table())
+      throw ConfigError(file, line_of(node), key, "expected a [" + key + "] table");
   }
   Config c;
   c.source = file;
@@ -247,9 +266,11 @@ Config build(const toml::table& root, const std::string& file) {
   data.read("prefetch", d.prefetch);
   data.finish();
   require(data, !d.train.empty(), "train", "must name a data set");
-  require(data, d.batch_size >= 1, "batch_size", "must be >= 1, got " + std::to_string(d.batch_size));
+  require(data, d.batch_size >= 1, "batch_size",
+          "must be >= 1, got " + std::to_string(d.batch_size));
   require(data, d.num_features >= 0, "num_features", "must be >= 0");
-  require(data, d.prefetch >= 0, "prefetch", "must be >= 0 (0: batches are read on the training thread)");
+  require(data, d.prefetch >= 0, "prefetch",
+          "must be >= 0 (0: batches are read on the training thread)");
 
   Section opt(root["optimizer"].as_table(), "optimizer", file);
   OptimizerConfig& o = c.optimizer;
@@ -307,8 +328,10 @@ Config build(const toml::table& root, const std::string& file) {
   one_of(tr, "loss", t.loss, {"cross_entropy", "mse"});
   if (t.run_dir.empty()) {
     std::string stem = file;
-    if (auto slash = stem.find_last_of('/'); slash != std::string::npos) stem = stem.substr(slash + 1);
-    if (auto dot = stem.find_last_of('.'); dot != std::string::npos && dot > 0) stem = stem.substr(0, dot);
+    if (auto slash = stem.find_last_of('/'); slash != std::string::npos)
+      stem = stem.substr(slash + 1);
+    if (auto dot = stem.find_last_of('.'); dot != std::string::npos && dot > 0)
+      stem = stem.substr(0, dot);
     t.run_dir = "runs/" + stem;
   }
 

@@ -90,7 +90,8 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
                        "; add { type = \"flatten\" } before it");
       }
       int64_t in = r.integer("in", shape[0]);
-      if (in != shape[0]) r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " features"));
+      if (in != shape[0])
+        r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " features"));
       int64_t out = positive("out", r.integer("out"));
       bool bias = r.flag("bias", true);
       model->push_back(std::make_shared<nn::Linear>(in, out, gen, nn::LinearOptions{.bias = bias}));
@@ -100,7 +101,8 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
         r.fail("", "expects [channels, height, width] input but gets " + shape_str(shape));
       }
       int64_t in = r.integer("in", shape[0]);
-      if (in != shape[0]) r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " channels"));
+      if (in != shape[0])
+        r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " channels"));
       int64_t out = positive("out", r.integer("out"));
       int64_t kernel = positive("kernel", r.integer("kernel"));
       int64_t stride = positive("stride", r.integer("stride", 1));
@@ -150,7 +152,8 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       model->push_back(std::make_shared<nn::LayerNorm>(shape.back(), eps));
     } else if (type == "batchnorm") {
       if (shape.size() != 1 && shape.size() != 3) {
-        r.fail("", "expects [features] or [channels, height, width] input, gets " + shape_str(shape));
+        r.fail("",
+               "expects [features] or [channels, height, width] input, gets " + shape_str(shape));
       }
       double eps = r.real("eps", 1e-5);
       double momentum = r.real("momentum", 0.1);

@@ -21,13 +21,16 @@ void Progress::update(int64_t done, double loss, double samples_per_s) {
   if (out_ == nullptr) return;
   auto now = std::chrono::steady_clock::now();
   double elapsed = std::chrono::duration<double>(now - start_).count();
-  double eta = done > 0 && total_ > done ? elapsed / static_cast<double>(done) * static_cast<double>(total_ - done) : 0.0;
+  double eta = done > 0 && total_ > done
+                   ? elapsed / static_cast<double>(done) * static_cast<double>(total_ - done)
+                   : 0.0;
   if (tty_) {
     // Redraw at most 10 times a second: drawing is not free and nobody reads faster.
     if (now - last_draw_ < std::chrono::milliseconds(100) && done != total_) return;
     last_draw_ = now;
     constexpr int kWidth = 30;
-    int filled = total_ > 0 ? static_cast<int>(kWidth * std::min<int64_t>(done, total_) / total_) : 0;
+    int filled =
+        total_ > 0 ? static_cast<int>(kWidth * std::min<int64_t>(done, total_) / total_) : 0;
     std::string bar(static_cast<size_t>(filled), '=');
     bar.resize(kWidth, ' ');
     std::fprintf(out_, "\repoch %lld/%lld [%s] %lld/%lld  loss %.4f  %.0f samples/s  ETA %.0fs ",

@@ -48,14 +48,20 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& o,
                                                           .nesterov = o.nesterov});
   }
   if (o.name == "adam") {
-    return std::make_unique<optim::Adam>(
-        std::move(params), optim::AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2,
-                                              .eps = o.eps, .weight_decay = o.weight_decay});
+    return std::make_unique<optim::Adam>(std::move(params),
+                                         optim::AdamOptions{.lr = o.lr,
+                                                            .beta1 = o.beta1,
+                                                            .beta2 = o.beta2,
+                                                            .eps = o.eps,
+                                                            .weight_decay = o.weight_decay});
   }
   if (o.name == "adamw") {
-    return std::make_unique<optim::AdamW>(
-        std::move(params), optim::AdamWOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2,
-                                               .eps = o.eps, .weight_decay = o.weight_decay});
+    return std::make_unique<optim::AdamW>(std::move(params),
+                                          optim::AdamWOptions{.lr = o.lr,
+                                                              .beta1 = o.beta1,
+                                                              .beta2 = o.beta2,
+                                                              .eps = o.eps,
+                                                              .weight_decay = o.weight_decay});
   }
   return std::make_unique<optim::Adagrad>(
       std::move(params), optim::AdagradOptions{.lr = o.lr, .weight_decay = o.weight_decay});
@@ -100,7 +106,8 @@ EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_siz
   bool was_training = model.is_training();
   model.eval();
   autograd::NoGradGuard no_grad;
-  data::DataLoader loader(dataset, data::DistributedSampler(dataset.size(), 0, 1, {.shuffle = false}),
+  data::DataLoader loader(dataset,
+                          data::DistributedSampler(dataset.size(), 0, 1, {.shuffle = false}),
                           {.batch_size = batch_size});
   double loss_sum = 0.0;
   int64_t correct = 0;
@@ -143,7 +150,8 @@ Trainer::Trainer(Config config, TrainerOptions options)
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
   State& s = *state_;
   s.train_data = open_dataset(config_.data.train, config_, "data.train");
-  if (!config_.data.test.empty()) s.test_data = open_dataset(config_.data.test, config_, "data.test");
+  if (!config_.data.test.empty())
+    s.test_data = open_dataset(config_.data.test, config_, "data.test");
   manual_seed(config_.train.seed);
   Generator init(config_.train.seed);
   Shape out_shape;
@@ -195,10 +203,12 @@ TrainResult Trainer::run() {
     std::vector<std::string> skipped;
     auto ckpt = s.checkpoints->latest_valid(&skipped);
     for (const auto& why : skipped) {
-      if (lead && options_.progress) std::fprintf(options_.progress, "resume: skipped %s\n", why.c_str());
+      if (lead && options_.progress)
+        std::fprintf(options_.progress, "resume: skipped %s\n", why.c_str());
     }
     if (ckpt) {
-      from_bytes(ckpt->section("model"), ckpt->path, [&](BinaryReader& r) { s.model->load_state(r); });
+      from_bytes(ckpt->section("model"), ckpt->path,
+                 [&](BinaryReader& r) { s.model->load_state(r); });
       from_bytes(ckpt->section("optimizer"), ckpt->path,
                  [&](BinaryReader& r) { s.optimizer->load_state(r); });
       if (s.schedule) {
@@ -229,7 +239,8 @@ TrainResult Trainer::run() {
     c.step = s.step;
     c.sections["model"] = to_bytes([&](BinaryWriter& w) { s.model->save_state(w); });
     c.sections["optimizer"] = to_bytes([&](BinaryWriter& w) { s.optimizer->save_state(w); });
-    if (s.schedule) c.sections["schedule"] = to_bytes([&](BinaryWriter& w) { s.schedule->save_state(w); });
+    if (s.schedule)
+      c.sections["schedule"] = to_bytes([&](BinaryWriter& w) { s.schedule->save_state(w); });
     c.sections["sampler"] = to_bytes([&](BinaryWriter& w) {
       w.write_i64(at.epoch);
       w.write_i64(at.position);
@@ -303,8 +314,12 @@ TrainResult Trainer::run() {
       double rate = window_samples / std::max(1e-9, seconds_since(window_start));
       progress.update(done, l, rate);
       if (s.step % config_.train.log_every == 0) {
-        log({{"step", s.step}, {"epoch", epoch + 1}, {"loss", l}, {"lr", s.optimizer->lr()},
-             {"samples_per_s", rate}, {"wall_time", seconds_since(run_start)}});
+        log({{"step", s.step},
+             {"epoch", epoch + 1},
+             {"loss", l},
+             {"lr", s.optimizer->lr()},
+             {"samples_per_s", rate},
+             {"wall_time", seconds_since(run_start)}});
         window_start = Clock::now();
         window_samples = 0;
       }
@@ -319,12 +334,13 @@ TrainResult Trainer::run() {
                         {"train_loss", result.train_loss},
                         {"wall_time", seconds_since(run_start)}};
     if (s.test_data) {
-      result.test = evaluate(*s.model, *s.test_data, std::max<int64_t>(config_.data.batch_size, 256),
-                             s.classes);
+      result.test = evaluate(*s.model, *s.test_data,
+                             std::max<int64_t>(config_.data.batch_size, 256), s.classes);
       line["test_loss"] = result.test.loss;
       line["test_accuracy"] = result.test.accuracy;
       char text[160];
-      std::snprintf(text, sizeof(text), "epoch %lld: train loss %.4f, test loss %.4f, test accuracy %.2f%%",
+      std::snprintf(text, sizeof(text),
+                    "epoch %lld: train loss %.4f, test loss %.4f, test accuracy %.2f%%",
                     static_cast<long long>(epoch + 1), result.train_loss, result.test.loss,
                     100.0 * result.test.accuracy);
       summary = text;

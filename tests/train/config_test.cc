@@ -35,7 +35,8 @@ TEST(Config, DefaultsFillEverythingNotGiven) {
 }
 
 TEST(Config, UnknownKeyNamesKeyLineAndSuggestion) {
-  ConfigError e = error_of(std::string(kMinimal) + "[optimizer]\nname = \"sgd\"\nlearning_rate = 0.1\n");
+  ConfigError e =
+      error_of(std::string(kMinimal) + "[optimizer]\nname = \"sgd\"\nlearning_rate = 0.1\n");
   EXPECT_EQ(e.key(), "optimizer.learning_rate");
   EXPECT_EQ(e.line(), 6);
   EXPECT_NE(std::string(e.what()).find("cfg.toml:6"), std::string::npos) << e.what();
@@ -57,8 +58,7 @@ TEST(Config, WrongTypeNamesKeyAndLine) {
 TEST(Config, BadValueNamesAllowedChoices) {
   ConfigError e = error_of(std::string(kMinimal) + "[optimizer]\nname = \"rmsprop\"\n");
   EXPECT_EQ(e.key(), "optimizer.name");
-  EXPECT_NE(std::string(e.what()).find("sgd, adam, adamw, adagrad"), std::string::npos)
-      << e.what();
+  EXPECT_NE(std::string(e.what()).find("sgd, adam, adamw, adagrad"), std::string::npos) << e.what();
 }
 
 TEST(Config, UnknownTableIsAnError) {
@@ -78,9 +78,9 @@ TEST(Config, MissingModelIsAnError) {
 }
 
 TEST(Config, OverridesApplyWithTomlValues) {
-  Config c = parse_config(kMinimal, "cfg.toml",
-                          {"optimizer.lr=0.05", "train.epochs=2", "data.train=csv:x.csv",
-                           "data.test=\"\""});
+  Config c = parse_config(
+      kMinimal, "cfg.toml",
+      {"optimizer.lr=0.05", "train.epochs=2", "data.train=csv:x.csv", "data.test=\"\""});
   EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.05);
   EXPECT_EQ(c.train.epochs, 2);
   EXPECT_EQ(c.data.train, "csv:x.csv");
@@ -94,8 +94,9 @@ TEST(Config, OverrideWithWrongTypeOrUnknownKeyFails) {
 }
 
 TEST(Config, ToTomlRoundTrips) {
-  Config c = parse_config(std::string(kMinimal) + "[optimizer]\nlr = 0.125\nnesterov = true\nmomentum = 0.9\n",
-                          "cfg.toml");
+  Config c = parse_config(
+      std::string(kMinimal) + "[optimizer]\nlr = 0.125\nnesterov = true\nmomentum = 0.9\n",
+      "cfg.toml");
   Config back = parse_config(to_toml(c), "shown.toml");
   EXPECT_EQ(to_toml(back), to_toml(c));
   EXPECT_DOUBLE_EQ(back.optimizer.lr, 0.125);

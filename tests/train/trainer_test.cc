@@ -43,10 +43,9 @@ class TrainerTest : public ::testing::Test {
   }
 
   Config config(const std::string& run, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> overrides{
-        "data.train=\"csv:" + (dir_ / "train.csv").string() + "\"",
-        "data.test=\"csv:" + (dir_ / "test.csv").string() + "\"",
-        "train.run_dir=\"" + (dir_ / run).string() + "\""};
+    std::vector<std::string> overrides{"data.train=\"csv:" + (dir_ / "train.csv").string() + "\"",
+                                       "data.test=\"csv:" + (dir_ / "test.csv").string() + "\"",
+                                       "train.run_dir=\"" + (dir_ / run).string() + "\""};
     overrides.insert(overrides.end(), extra.begin(), extra.end());
     return parse_config(R"(
 [model]
@@ -161,7 +160,8 @@ layers = [
   EXPECT_EQ(out, (Shape{5}));
   EXPECT_EQ(model->named_parameters()[2].second.shape(), (Shape{5, 4 * 4 * 4}));
 
-  Config no_flatten = parse_config("[model]\nlayers = [{ type = \"linear\", out = 5 }]\n", "m.toml");
+  Config no_flatten =
+      parse_config("[model]\nlayers = [{ type = \"linear\", out = 5 }]\n", "m.toml");
   try {
     (void)build_model(no_flatten, {1, 8, 8}, gen);
     FAIL() << "expected ConfigError";

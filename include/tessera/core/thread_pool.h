@@ -25,9 +25,9 @@ inline int64_t grain_for(int64_t elements_per_item) {
 }
 
 // Runs fn(begin, end) over [0, n) split into at most num_threads() contiguous chunks of about
-// `grain` items or more (the last chunk may be smaller), on the process's OpenMP pool (shared with oneDNN); the calling thread runs one
-// chunk. Returns when all chunks are done; rethrows the first exception a chunk threw. Nested
-// calls run inline.
+// `grain` items or more (the last chunk may be smaller), on the process's OpenMP pool (shared with
+// oneDNN); the calling thread runs one chunk. Returns when all chunks are done; rethrows the first
+// exception a chunk threw. Nested calls run inline.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace tessera

@@ -48,25 +48,25 @@ struct OptimizerConfig {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
-  double clip_grad_norm = 0.0;      // 0: no clipping
+  double clip_grad_norm = 0.0;        // 0: no clipping
   std::string schedule = "constant";  // constant | step | cosine
-  int64_t step_size = 1;            // step: epochs between decays
-  double gamma = 0.1;               // step: decay factor
-  double min_lr = 0.0;              // cosine: final learning rate
-  int64_t warmup_steps = 0;         // linear warm-up over this many steps first
+  int64_t step_size = 1;              // step: epochs between decays
+  double gamma = 0.1;                 // step: decay factor
+  double min_lr = 0.0;                // cosine: final learning rate
+  int64_t warmup_steps = 0;           // linear warm-up over this many steps first
 };
 
 struct TrainConfig {
   int64_t epochs = 10;
   int64_t max_steps = 0;  // 0: no limit; else stop after this many optimizer steps
   uint64_t seed = 0;
-  std::string run_dir;              // default: runs/<config file stem>
-  int64_t checkpoint_every = 0;     // steps between checkpoints; 0: at each epoch's end only
+  std::string run_dir;           // default: runs/<config file stem>
+  int64_t checkpoint_every = 0;  // steps between checkpoints; 0: at each epoch's end only
   int64_t keep_checkpoints = 3;
-  int64_t log_every = 50;           // steps between metric lines
+  int64_t log_every = 50;  // steps between metric lines
   double label_smoothing = 0.0;
   std::string loss = "cross_entropy";  // cross_entropy | mse
-  int64_t threads = 0;                  // 0: cores / local ranks
+  int64_t threads = 0;                 // 0: cores / local ranks
 };
 
 struct ParallelConfig {

@@ -17,8 +17,7 @@ namespace tessera::train {
 // its input (linear on an image without flatten) throws ConfigError naming the layer, the key and
 // its line. `output_shape`, when given, receives the model's output shape.
 [[nodiscard]] std::shared_ptr<nn::Sequential> build_model(const Config& config,
-                                                         const Shape& sample_shape,
-                                                         Generator& gen,
-                                                         Shape* output_shape = nullptr);
+                                                          const Shape& sample_shape, Generator& gen,
+                                                          Shape* output_shape = nullptr);
 
 }  // namespace tessera::train

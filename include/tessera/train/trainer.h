@@ -33,7 +33,7 @@ struct EvalResult {
 struct TrainResult {
   int64_t steps = 0;
   int64_t epochs = 0;
-  EvalResult test;     // the last evaluation (count 0 when there is no test set)
+  EvalResult test;          // the last evaluation (count 0 when there is no test set)
   double train_loss = 0.0;  // mean over the last epoch
   double wall_seconds = 0.0;
   double samples_per_s = 0.0;  // training throughput over the run, this rank

@@ -178,7 +178,7 @@ GlooGroup::GlooGroup(Setup setup)
   context_ = rendezvous(*store_, key_prefix_, name(), rank(), size(), options().timeout, device_);
   tracker_ =
       std::make_unique<ProgressTracker>(store_, key_prefix_, rank(), size(), options().timeout);
-  worker_ = std::make_unique<OpWorker>("tessera-comm");
+  worker_ = std::make_shared<OpWorker>("tessera-comm");
 }
 
 GlooGroup::~GlooGroup() { shutdown_noexcept(); }
@@ -193,7 +193,13 @@ void GlooGroup::do_shutdown() {
 }
 
 std::string GlooGroup::describe_op(OpKind kind, std::uint64_t seq) const {
-  return detail::concat(op_kind_name(kind), " #", seq, " on group ", name());
+  // Built for every operation: plain appends, no stream.
+  std::string text(op_kind_name(kind));
+  text += " #";
+  text += std::to_string(seq);
+  text += " on group ";
+  text += name();
+  return text;
 }
 
 std::string GlooGroup::broken_reason() const {
@@ -209,7 +215,21 @@ void GlooGroup::mark_broken(const std::string& reason) {
 std::shared_ptr<Work> GlooGroup::enqueue(const CallSignature& call, Body body) {
   const std::uint64_t seq = ++seq_;
   auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq));
-  worker_->post([this, seq, call, body = std::move(body), work] { run(seq, call, body, *work); });
+  auto task = worker_->post(
+      [this, seq, call, body = std::move(body), work] { run(seq, call, body, *work); });
+  if (!task) {
+    work->fail(
+        std::make_exception_ptr(CommError(work->description() + ": the group is shut down")));
+    return work;
+  }
+  // A waiter that finds the operation not yet started runs it itself: no thread hand-off.
+  work->set_inline_runner(
+      [worker = std::weak_ptr<OpWorker>(worker_), task = std::weak_ptr<OpWorker::Task>(task)] {
+        auto w = worker.lock();
+        auto t = task.lock();
+        return w && t && w->run_inline(t);
+      },
+      options().timeout);
   return work;
 }
 

@@ -110,7 +110,7 @@ class GlooGroup final : public ProcessGroup {
   mutable std::mutex broken_mutex_;
   std::string broken_;
 
-  std::unique_ptr<OpWorker> worker_;
+  std::shared_ptr<OpWorker> worker_;      // shared with Works' inline runners (as weak_ptr)
   std::unique_ptr<OpWorker> p2p_waiter_;  // started by the first send/recv
 };
 

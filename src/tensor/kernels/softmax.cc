@@ -33,29 +33,28 @@ Tensor restore(const Tensor& rows, const LastAxis& l) {
 
 template <typename T, bool kLog>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols) {
-  parallel_for(rows, grain_for(cols),
-               [&](int64_t begin, int64_t end) {
-                 for (int64_t r = begin; r < end; ++r) {
-                   const T* xr = x + r * cols;
-                   T* yr = y + r * cols;
-                   T mx = *std::max_element(xr, xr + cols);
-                   T total = 0;
-                   for (int64_t c = 0; c < cols; ++c) {
-                     T e = std::exp(xr[c] - mx);
-                     total += e;
-                     if (!kLog) yr[c] = e;
-                   }
-                   if (kLog) {
-                     // (x - max) - log(total), not x - (max + log(total)): the latter rounds
-                     // log(total) to the precision of |max| and loses digits for large logits.
-                     T log_total = std::log(total);
-                     for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - mx) - log_total;
-                   } else {
-                     T inv = T(1) / total;
-                     for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
-                   }
-                 }
-               });
+  parallel_for(rows, grain_for(cols), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = x + r * cols;
+      T* yr = y + r * cols;
+      T mx = *std::max_element(xr, xr + cols);
+      T total = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        T e = std::exp(xr[c] - mx);
+        total += e;
+        if (!kLog) yr[c] = e;
+      }
+      if (kLog) {
+        // (x - max) - log(total), not x - (max + log(total)): the latter rounds
+        // log(total) to the precision of |max| and loses digits for large logits.
+        T log_total = std::log(total);
+        for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - mx) - log_total;
+      } else {
+        T inv = T(1) / total;
+        for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
+      }
+    }
+  });
 }
 
 template <bool kLog>
