@@ -79,8 +79,7 @@ ProgressTracker::ProgressTracker(std::shared_ptr<Store> store, std::string key_p
       size_(size),
       // A twentieth of the timeout leaves the record fresh long before anyone times out; the
       // bounds keep a short test timeout cheap and a long one responsive.
-      poll_(std::clamp(timeout / 20, std::chrono::milliseconds(5),
-                       std::chrono::milliseconds(250))),
+      poll_(std::clamp(timeout / 20, std::chrono::milliseconds(5), std::chrono::milliseconds(250))),
       shared_(std::make_shared<Shared>()) {
   shared_->store = store_;
   shared_->key = key(rank_);
@@ -150,6 +149,7 @@ void ProgressTracker::record_failure(std::uint64_t seq, bool timed_out) noexcept
 }
 
 void ProgressTracker::stop() noexcept {
+  if (!thread_.joinable()) return;  // stopped before (joined, or left behind on a hung store)
   Shared& s = *shared_;
   {
     std::unique_lock<std::mutex> lock(s.mutex);
@@ -161,7 +161,6 @@ void ProgressTracker::stop() noexcept {
     }
     s.changed.wait_for(lock, kStoreGrace, [&] { return s.finished; });
   }
-  if (!thread_.joinable()) return;
   bool finished = false;
   {
     std::lock_guard<std::mutex> lock(s.mutex);

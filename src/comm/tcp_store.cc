@@ -16,7 +16,7 @@ namespace {
 
 // Beyond a blocking request's own timeout (which the server enforces), how long the client waits
 // for the answer before it calls the server unresponsive.
-constexpr auto kReplyGrace = std::chrono::seconds(10);
+constexpr auto kReplyGrace = std::chrono::seconds(2);
 constexpr auto kFirstRetryDelay = std::chrono::milliseconds(10);
 constexpr auto kMaxRetryDelay = std::chrono::milliseconds(500);
 
@@ -151,7 +151,8 @@ void TcpStore::release(std::unique_ptr<Connection> connection) {
 
 std::string TcpStore::request(std::string_view what, const std::string& frame,
                               Clock::time_point reply_deadline) {
-  auto connection = acquire(Clock::now() + options_.connect_timeout);
+  // A request never waits longer than its own deadline, connecting included.
+  auto connection = acquire(std::min(Clock::now() + options_.connect_timeout, reply_deadline));
   // On an exception the connection is dropped: its stream may hold half a reply.
   std::string reply = connection->exchange(address_, what, frame, reply_deadline);
   release(std::move(connection));

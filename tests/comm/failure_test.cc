@@ -1,7 +1,10 @@
 // Failures a group must report instead of hanging: a rank that does not come, ranks that issue
 // different collectives, a rank that never joins, waits that run out.
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <latch>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -104,6 +107,69 @@ TEST(GroupFailure, ARankThatLeavesMakesTheOthersFailFastNamingIt) {
     EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
     pg->shutdown();
   });
+}
+
+// A store whose writes hang once `hang()` is called, until `release()`.
+class HangingStore final : public Store {
+ public:
+  HangingStore() : Store(std::chrono::seconds(10)) {}
+  void hang() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    hanging_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      hanging_ = false;
+    }
+    released_.notify_all();
+  }
+  void set(const std::string& key, std::string_view value) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    released_.wait(lock, [&] { return !hanging_; });
+    lock.unlock();
+    inner_.set(key, value);
+  }
+  bool check(const std::vector<std::string>& keys) override { return inner_.check(keys); }
+  std::int64_t add(const std::string& key, std::int64_t delta) override {
+    return inner_.add(key, delta);
+  }
+  std::string compare_set(const std::string& key, std::string_view expected,
+                          std::string_view desired) override {
+    return inner_.compare_set(key, expected, desired);
+  }
+  bool remove(const std::string& key) override { return inner_.remove(key); }
+  std::string description() const override { return "hanging store"; }
+
+ protected:
+  std::string do_get(const std::string& key, std::chrono::milliseconds timeout) override {
+    return inner_.get(key, timeout);
+  }
+  void do_wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) override {
+    inner_.wait(keys, timeout);
+  }
+
+ private:
+  HashStore inner_;
+  std::mutex mutex_;
+  std::condition_variable released_;
+  bool hanging_ = false;
+};
+
+TEST(GroupFailure, ShutdownDoesNotWaitForAStoreThatHangs) {
+  auto store = std::make_shared<HangingStore>();
+  std::latch both_reduced(2);
+  run_threads(2, [&](int rank) {
+    auto pg = make_gloo_group(store, rank, 2, short_timeout());
+    float x = 1;
+    pg->allreduce(&x, 1, DataType::kFloat32, ReduceOp::kSum)->wait();
+    both_reduced.arrive_and_wait();
+    store->hang();  // e.g. the host of the store was stopped
+    const auto start = Clock::now();
+    pg->shutdown();
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(4));
+  });
+  store->release();  // lets the progress threads left behind finish
 }
 
 TEST(GroupFailure, ConsistencyCheckNamesARankWithAnotherCount) {

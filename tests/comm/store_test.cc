@@ -290,6 +290,20 @@ TEST(TcpStore, AClientStartedBeforeTheServerConnectsOnceItListens) {
   EXPECT_EQ(store.get("k"), "v");
 }
 
+TEST(TcpStore, RequestsToAStoppedServerFailWithinTheirDeadline) {
+  auto server = std::make_unique<TcpStoreServer>(TcpStoreServerOptions{.token = "t"});
+  TcpStore store(TcpStoreOptions{
+      .port = server->port(), .token = "t", .connect_timeout = std::chrono::seconds(30)});
+  store.set("k", "v");
+  server->stop();
+  // The pooled connection is closed by the server: an error, not a hang.
+  EXPECT_THROW(store.set("k", "w"), CommError);
+  // A new connection is retried, but only until the request's own deadline.
+  const auto start = Clock::now();
+  EXPECT_THROW((void)store.get("k", milliseconds(100)), TimeoutError);
+  EXPECT_LT(Clock::now() - start, milliseconds(5000));
+}
+
 TEST(TcpStore, GlooGroupsMeetThroughIt) {
   TcpStoreServer server(TcpStoreServerOptions{.token = "job-token"});
   testing::run_threads(3, [&](int rank) {

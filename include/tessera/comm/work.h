@@ -21,7 +21,9 @@ class Work {
   virtual void wait(std::chrono::milliseconds timeout) = 0;
 
   // Blocks until the operation completes or fails. Every operation ends by its own deadline
-  // (GroupOptions::timeout), so this returns or throws within that bound.
+  // (GroupOptions::timeout), so this returns or throws within that bound. A backend may run an
+  // operation that has not started yet on the waiting thread (no hand-off to its own thread);
+  // it does so only where issue order allows and the wait has no shorter deadline.
   virtual void wait() = 0;
 
   // True once the operation finished, successfully or not (wait() then returns or throws at once).
