@@ -20,8 +20,9 @@ SavedModel load_saved_model(const Checkpoint& checkpoint) {
   } catch (const nlohmann::json::exception& e) {
     throw FormatError("checkpoint " + checkpoint.path + ": bad meta section: " + e.what());
   }
-  Generator gen(0);  // weights come from the checkpoint
-  saved.model = build_model(saved.config, saved.sample_shape, gen);
+  // Weights come from the checkpoint; a saved model is for evaluation, where dropout is off.
+  Generator gen(0);
+  saved.model = build_model(saved.config, saved.sample_shape, gen, *saved.dropout_rng);
   std::istringstream in(checkpoint.section("model"));
   BinaryReader r(in, "checkpoint " + checkpoint.path + " [model]");
   saved.model->load_state(r);

@@ -21,6 +21,7 @@
 #include "tessera/optim/linear_warmup.h"
 #include "tessera/optim/sgd.h"
 #include "tessera/optim/step_lr.h"
+#include "tessera/parallel/distributed_data_parallel.h"
 #include "tessera/tensor/reduce.h"
 #include "tessera/tensor/threads.h"
 #include "tessera/train/checkpoint.h"
@@ -134,6 +135,11 @@ EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_siz
 }
 
 struct Trainer::State {
+  explicit State(uint64_t seed) : dropout_rng(seed) {}
+  Generator dropout_rng;
+  int rank = 0;
+  int world_size = 1;
+  std::unique_ptr<parallel::DistributedDataParallel> ddp;
   std::unique_ptr<data::Dataset> train_data;
   std::unique_ptr<data::Dataset> test_data;
   std::shared_ptr<nn::Sequential> model;
@@ -146,26 +152,39 @@ struct Trainer::State {
 };
 
 Trainer::Trainer(Config config, TrainerOptions options)
-    : config_(std::move(config)), options_(options), state_(std::make_unique<State>()) {
+    : config_(std::move(config)),
+      options_(options),
+      state_(std::make_unique<State>(config_.train.seed)) {
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
   State& s = *state_;
+  if (options_.group) {
+    s.rank = options_.group->rank();
+    s.world_size = options_.group->size();
+  }
+  if (s.world_size > 1 && config_.parallel.strategy == "none") {
+    throw ConfigError(config_.source, 0, "parallel.strategy",
+                      detail::concat("is \"none\" but ", s.world_size,
+                                     " processes are training: set it to \"ddp\""));
+  }
   s.train_data = open_dataset(config_.data.train, config_, "data.train");
   if (!config_.data.test.empty())
     s.test_data = open_dataset(config_.data.test, config_, "data.test");
-  manual_seed(config_.train.seed);
   Generator init(config_.train.seed);
   Shape out_shape;
-  s.model = build_model(config_, s.train_data->sample_shape(), init, &out_shape);
+  s.model = build_model(config_, s.train_data->sample_shape(), init, s.dropout_rng, &out_shape);
   if (out_shape.size() != 1) {
     throw ConfigError(config_.source, config_.model.line, "model.layers",
                       "the last layer must give one score per class, but gives " +
                           shape_str(out_shape) + " per sample");
   }
   s.classes = out_shape[0];
+  if (options_.group && config_.parallel.strategy == "ddp") {
+    s.ddp = std::make_unique<parallel::DistributedDataParallel>(*s.model, *options_.group);
+  }
   s.optimizer = make_optimizer(config_.optimizer, s.model->parameters());
   s.loader = std::make_unique<data::DataLoader>(
       *s.train_data,
-      data::DistributedSampler(s.train_data->size(), options_.rank, options_.world_size,
+      data::DistributedSampler(s.train_data->size(), s.rank, s.world_size,
                                {.seed = config_.train.seed,
                                 .shuffle = config_.data.shuffle,
                                 .drop_last = config_.data.drop_last}),
@@ -187,7 +206,7 @@ nn::Module& Trainer::model() { return *state_->model; }
 
 TrainResult Trainer::run() {
   State& s = *state_;
-  const bool lead = options_.rank == 0;
+  const bool lead = s.rank == 0;
   std::filesystem::create_directories(config_.train.run_dir);
   std::ofstream metrics;
   if (lead) {
@@ -219,7 +238,7 @@ TrainResult Trainer::run() {
         start.epoch = r.read_i64();
         start.position = r.read_i64();
       });
-      default_generator().set_state(ckpt->section("rng"));
+      s.dropout_rng.set_state(ckpt->section("rng"));
       s.step = ckpt->step;
       if (lead && options_.progress) {
         std::fprintf(options_.progress, "resumed from %s (step %lld, epoch %lld)\n",
@@ -245,13 +264,13 @@ TrainResult Trainer::run() {
       w.write_i64(at.epoch);
       w.write_i64(at.position);
     });
-    c.sections["rng"] = default_generator().state();
+    c.sections["rng"] = s.dropout_rng.state();
     c.sections["config"] = to_toml(config_);
     nlohmann::json meta{{"step", s.step},
                         {"epoch", at.epoch},
                         {"sample_shape", s.train_data->sample_shape()},
                         {"classes", s.classes},
-                        {"world_size", options_.world_size}};
+                        {"world_size", s.world_size}};
     c.sections["meta"] = meta.dump();
     result.last_checkpoint = s.checkpoints->save(c);
   };
@@ -277,6 +296,10 @@ TrainResult Trainer::run() {
     int64_t loss_count = 0;
     auto window_start = Clock::now();
     int64_t window_samples = 0;
+    struct {
+      double forward = 0, backward = 0, comm_wait = 0, optimizer = 0, bytes = 0;
+      int steps = 0;
+    } window;
     while (true) {
       if (max_steps > 0 && s.step >= max_steps) {
         stop = true;
@@ -285,6 +308,7 @@ TrainResult Trainer::run() {
       auto batch_start = Clock::now();
       std::optional<data::Batch> batch = s.loader->next();
       if (!batch) break;
+      auto t0 = Clock::now();
       s.optimizer->zero_grad();
       Variable logits = (*s.model)(Variable(batch->x));
       Variable loss;
@@ -297,12 +321,25 @@ TrainResult Trainer::run() {
       } else {
         loss = autograd::cross_entropy(logits, batch->y, config_.train.label_smoothing);
       }
+      auto t1 = Clock::now();
       loss.backward();
+      auto t2 = Clock::now();
+      if (s.ddp) {
+        s.ddp->synchronize();
+        window.bytes += static_cast<double>(s.ddp->stats().bytes_sent);
+      }
+      auto t3 = Clock::now();
       if (config_.optimizer.clip_grad_norm > 0) {
         optim::clip_grad_norm(s.model->parameters(), config_.optimizer.clip_grad_norm);
       }
       s.optimizer->step();
       if (s.schedule) s.schedule->step();
+      auto t4 = Clock::now();
+      window.forward += std::chrono::duration<double>(t1 - t0).count();
+      window.backward += std::chrono::duration<double>(t2 - t1).count();
+      window.comm_wait += std::chrono::duration<double>(t3 - t2).count();
+      window.optimizer += std::chrono::duration<double>(t4 - t3).count();
+      ++window.steps;
       ++s.step;
       ++done;
       double l = loss.data().item();
@@ -311,17 +348,25 @@ TrainResult Trainer::run() {
       trained_samples += batch->size();
       window_samples += batch->size();
       train_seconds += seconds_since(batch_start);
-      double rate = window_samples / std::max(1e-9, seconds_since(window_start));
+      double rate = s.world_size * window_samples / std::max(1e-9, seconds_since(window_start));
       progress.update(done, l, rate);
       if (s.step % config_.train.log_every == 0) {
-        log({{"step", s.step},
-             {"epoch", epoch + 1},
-             {"loss", l},
-             {"lr", s.optimizer->lr()},
-             {"samples_per_s", rate},
-             {"wall_time", seconds_since(run_start)}});
+        double steps = std::max(1, window.steps);
+        nlohmann::json line{{"step", s.step},
+                            {"epoch", epoch + 1},
+                            {"loss", l},
+                            {"lr", s.optimizer->lr()},
+                            {"samples_per_s", rate},
+                            {"wall_time", seconds_since(run_start)},
+                            {"forward_ms", 1e3 * window.forward / steps},
+                            {"backward_ms", 1e3 * window.backward / steps},
+                            {"comm_wait_ms", 1e3 * window.comm_wait / steps},
+                            {"optimizer_ms", 1e3 * window.optimizer / steps}};
+        if (s.ddp) line["bytes_communicated_per_step"] = window.bytes / steps;
+        log(line);
         window_start = Clock::now();
         window_samples = 0;
+        window = {};
       }
       if (config_.train.checkpoint_every > 0 && s.step % config_.train.checkpoint_every == 0) {
         save(s.loader->state());
@@ -354,7 +399,8 @@ TrainResult Trainer::run() {
   }
   result.steps = s.step;
   result.wall_seconds = seconds_since(run_start);
-  result.samples_per_s = train_seconds > 0 ? trained_samples / train_seconds : 0.0;
+  result.world_size = s.world_size;
+  result.samples_per_s = train_seconds > 0 ? s.world_size * trained_samples / train_seconds : 0.0;
   return result;
 }
 

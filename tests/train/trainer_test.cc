@@ -156,14 +156,14 @@ layers = [
 )",
                           "cnn.toml");
   Shape out;
-  auto model = build_model(c, {1, 8, 8}, gen, &out);
+  auto model = build_model(c, {1, 8, 8}, gen, gen, &out);
   EXPECT_EQ(out, (Shape{5}));
   EXPECT_EQ(model->named_parameters()[2].second.shape(), (Shape{5, 4 * 4 * 4}));
 
   Config no_flatten =
       parse_config("[model]\nlayers = [{ type = \"linear\", out = 5 }]\n", "m.toml");
   try {
-    (void)build_model(no_flatten, {1, 8, 8}, gen);
+    (void)build_model(no_flatten, {1, 8, 8}, gen, gen);
     FAIL() << "expected ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.key(), "model.layers[0]");
@@ -172,14 +172,14 @@ layers = [
   }
   Config typo = parse_config("[model]\nlayers = [{ type = \"linear\", outs = 5 }]\n", "m.toml");
   try {
-    (void)build_model(typo, {6}, gen);
+    (void)build_model(typo, {6}, gen, gen);
     FAIL() << "expected ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("missing required setting 'out'"), std::string::npos)
         << e.what();
   }
   Config unknown = parse_config("[model]\nlayers = [{ type = \"lstm\" }]\n", "m.toml");
-  EXPECT_THROW((void)build_model(unknown, {6}, gen), ConfigError);
+  EXPECT_THROW((void)build_model(unknown, {6}, gen, gen), ConfigError);
 }
 
 }  // namespace

@@ -15,9 +15,11 @@ namespace tessera::train {
 // padding = 2 }`. Types: linear, conv2d, maxpool2d, flatten, relu, gelu, tanh, sigmoid, dropout,
 // layernorm, batchnorm. A missing or unknown setting, a wrong type, or a layer that does not fit
 // its input (linear on an image without flatten) throws ConfigError naming the layer, the key and
-// its line. `output_shape`, when given, receives the model's output shape.
+// its line. Weights are drawn from `init`; dropout layers draw from `dropout` (which must outlive
+// the model). `output_shape`, when given, receives the model's output shape.
 [[nodiscard]] std::shared_ptr<nn::Sequential> build_model(const Config& config,
-                                                          const Shape& sample_shape, Generator& gen,
+                                                          const Shape& sample_shape,
+                                                          Generator& init, Generator& dropout,
                                                           Shape* output_shape = nullptr);
 
 }  // namespace tessera::train

@@ -11,6 +11,7 @@ namespace tessera::train {
 // A model rebuilt from a checkpoint the Trainer wrote: its config, architecture and weights.
 struct SavedModel {
   Config config;
+  std::unique_ptr<Generator> dropout_rng = std::make_unique<Generator>(0);
   std::shared_ptr<nn::Sequential> model;
   Shape sample_shape;
   int64_t classes = 0;

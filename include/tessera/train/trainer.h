@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/comm/process_group.h"
 #include "tessera/data/dataset.h"
 #include "tessera/nn/module.h"
 #include "tessera/train/config.h"
@@ -13,8 +14,9 @@
 namespace tessera::train {
 
 struct TrainerOptions {
-  int rank = 0;
-  int world_size = 1;
+  // The ranks training together, or nullptr for one process. Its rank and size shard the data;
+  // [parallel] strategy says how gradients are combined. Borrowed: must outlive the Trainer.
+  comm::ProcessGroup* group = nullptr;
   // Continue from the newest valid checkpoint in <run_dir>/checkpoints (start afresh when none).
   bool resume = false;
   // Where progress goes (rank 0 only); nullptr: nowhere.
@@ -32,11 +34,12 @@ struct EvalResult {
 
 struct TrainResult {
   int64_t steps = 0;
+  int world_size = 1;
   int64_t epochs = 0;
   EvalResult test;          // the last evaluation (count 0 when there is no test set)
   double train_loss = 0.0;  // mean over the last epoch
   double wall_seconds = 0.0;
-  double samples_per_s = 0.0;  // training throughput over the run, this rank
+  double samples_per_s = 0.0;  // training throughput over the run, all ranks together
   std::string last_checkpoint;
 };
 

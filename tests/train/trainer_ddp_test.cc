@@ -1,0 +1,97 @@
+// The Trainer on several ranks (threads over Gloo) against one process on the global batch.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "comm/run_ranks.h"
+#include "tessera/core/random.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TrainerDdpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("tessera_trainer_ddp_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    Generator gen(5);
+    std::ofstream out(dir_ / "train.csv");
+    out << "a,b,c,d,label\n";
+    for (int r = 0; r < 240; ++r) {
+      int label = r % 2;
+      for (int f = 0; f < 4; ++f) out << (f % 2 == label ? 1.0 : -1.0) + 0.5 * gen.normal() << ",";
+      out << label << "\n";
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Config config(const std::string& run, int64_t batch, const std::string& strategy) {
+    return parse_config(R"(
+[model]
+layers = [{ type = "linear", out = 8 }, { type = "tanh" }, { type = "linear", out = 2 }]
+[optimizer]
+lr = 0.05
+momentum = 0.9
+[train]
+epochs = 2
+seed = 3
+)",
+                        "ddp.toml",
+                        {"data.train=\"csv:" + (dir_ / "train.csv").string() + "\"",
+                         "data.test=\"\"", "data.batch_size=" + std::to_string(batch),
+                         "parallel.strategy=\"" + strategy + "\"",
+                         "train.run_dir=\"" + (dir_ / run).string() + "\""});
+  }
+
+  fs::path dir_;
+};
+
+std::vector<std::vector<float>> values(Trainer& t) {
+  std::vector<std::vector<float>> out;
+  for (auto& p : t.model().parameters()) out.push_back(p.data().to_vector<float>());
+  return out;
+}
+
+TEST_F(TrainerDdpTest, TwoRanksMatchOneProcessOnTheGlobalBatch) {
+  Trainer single(config("single", 32, "none"), {.progress = nullptr});
+  single.run();
+  auto expected = values(single);
+  std::vector<std::vector<float>> got;
+  std::mutex m;
+  comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
+    Trainer t(config("ddp", 16, "ddp"), {.group = &group, .progress = nullptr});
+    TrainResult r = t.run();
+    EXPECT_EQ(r.world_size, 2);
+    EXPECT_EQ(r.steps, 2 * ((240 + 31) / 32));  // 2 epochs of ceil(120 / 16) steps
+    std::lock_guard lock(m);
+    if (group.rank() == 0) got = values(t);
+  });
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    for (size_t k = 0; k < got[i].size(); ++k) {
+      EXPECT_NEAR(got[i][k], expected[i][k], 1e-5 * (1 + std::abs(expected[i][k]))) << i << "," << k;
+    }
+  }
+}
+
+TEST_F(TrainerDdpTest, StrategyNoneWithSeveralRanksIsAConfigError) {
+  comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
+    try {
+      Trainer t(config("bad", 16, "none"), {.group = &group, .progress = nullptr});
+      ADD_FAILURE() << "expected ConfigError";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.key(), "parallel.strategy");
+    }
+  });
+}
+
+}  // namespace
+}  // namespace tessera::train
