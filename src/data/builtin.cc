@@ -49,31 +49,28 @@ std::filesystem::path find_file(const BuiltinEntry& entry, const char* file,
 
 }  // namespace
 
-std::unique_ptr<InMemoryDataset> load_builtin(const std::string& name,
-                                              const BuiltinOptions& options) {
+std::unique_ptr<ByteImageDataset> load_builtin(const std::string& name,
+                                               const BuiltinOptions& options) {
   for (const BuiltinEntry& entry : kBuiltins) {
     if (name != entry.name) continue;
     const std::filesystem::path images_path = find_file(entry, entry.images, options);
     const std::filesystem::path labels_path = find_file(entry, entry.labels, options);
-    Tensor images;
-    {
-      // Scoped so that the raw bytes are freed before the labels are read.
-      const IdxFile file = IdxFile::read(images_path);
-      if (file.dims().size() != 3) {
-        throw FormatError(detail::concat(images_path.string(), ": byte offset 3: dims ",
-                                         shape_str(file.dims()), ", expected [N, rows, columns]"));
-      }
-      images = file.to_float32(static_cast<float>(options.normalize.multiplier()),
-                               static_cast<float>(options.normalize.offset()));
+    IdxFile images = IdxFile::read(images_path);
+    if (images.dims().size() != 3 || images.type() != IdxType::kUInt8) {
+      throw FormatError(detail::concat(
+          images_path.string(), ": byte offset 2: ", idx_type_name(images.type()), " dims ",
+          shape_str(images.dims()), ", expected unsigned bytes [N, rows, columns]"));
     }
+    const Shape dims = images.dims();
     const IdxFile labels = IdxFile::read(labels_path);
-    if (labels.dims().size() != 1 || labels.dims()[0] != images.size(0)) {
+    if (labels.dims().size() != 1 || labels.dims()[0] != dims[0]) {
       throw FormatError(detail::concat(labels_path.string(), ": byte offset 4: dims ",
-                                       shape_str(labels.dims()), ", expected [", images.size(0),
+                                       shape_str(labels.dims()), ", expected [", dims[0],
                                        "] to match ", images_path.string()));
     }
-    Tensor features = images.reshape({images.size(0), 1, images.size(1), images.size(2)});
-    return std::make_unique<InMemoryDataset>(std::move(features), labels.to_int64());
+    return std::make_unique<ByteImageDataset>(std::move(images).take_raw(),
+                                              Shape{1, dims[1], dims[2]}, labels.to_int64(),
+                                              options.normalize);
   }
   std::string known;
   for (const BuiltinEntry& entry : kBuiltins) {

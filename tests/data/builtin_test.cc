@@ -37,7 +37,7 @@ TEST(LoadBuiltin, FashionMnistTrainAndTestFromTheDebianPackage) {
   std::cout << "[ timing   ] fashion-mnist:train loaded in " << seconds << " s\n";
   ASSERT_EQ(train->size(), 60000);
   EXPECT_EQ(train->sample_shape(), (Shape{1, 28, 28}));
-  EXPECT_EQ(train->features().shape(), (Shape{60000, 1, 28, 28}));
+  EXPECT_EQ(train->pixels().size(), 60000u * 28 * 28);
   // The first training image is an ankle boot (class 9); the second a T-shirt (class 0).
   EXPECT_EQ(train->labels().data<int64_t>()[0], 9);
   EXPECT_EQ(train->labels().data<int64_t>()[1], 0);
@@ -52,15 +52,19 @@ TEST(LoadBuiltin, FashionMnistTrainAndTestFromTheDebianPackage) {
   double sum_squares = 0.0;
   float lo = 1.0f;
   float hi = 0.0f;
-  for (float v : train->features().span<float>()) {
-    sum += v;
-    sum_squares += static_cast<double>(v) * v;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
+  std::vector<float> sample(28 * 28);
+  for (int64_t i = 0; i < train->size(); ++i) {
+    (void)train->read_into(i, sample);
+    for (float v : sample) {
+      sum += v;
+      sum_squares += static_cast<double>(v) * v;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
   }
   EXPECT_EQ(lo, 0.0f);
   EXPECT_EQ(hi, 1.0f);
-  const auto count = static_cast<double>(train->features().numel());
+  const auto count = static_cast<double>(train->pixels().size());
   const double mean = sum / count;
   EXPECT_NEAR(mean, kFashionMnistMean, 5e-4);
   EXPECT_NEAR(std::sqrt(sum_squares / count - mean * mean), kFashionMnistStd, 5e-4);
@@ -78,9 +82,10 @@ TEST(LoadBuiltin, NormalizationIsAppliedToThePixels) {
   const auto plain = load_builtin("fashion-mnist:test");
   const auto centred = load_builtin(
       "fashion-mnist:test", {.normalize = {.mean = kFashionMnistMean, .std = kFashionMnistStd}});
-  const float* a = plain->features().data<float>();
-  const float* b = centred->features().data<float>();
-  for (int64_t i : {0, 400, 7000000}) {
+  const std::vector<int64_t> picks{0, 400, 8928};
+  const auto a = plain->get_batch(picks).x.to_vector<float>();
+  const auto b = centred->get_batch(picks).x.to_vector<float>();
+  for (size_t i = 0; i < a.size(); i += 97) {
     EXPECT_NEAR(b[i], (a[i] - kFashionMnistMean) / kFashionMnistStd, 1e-5) << "element " << i;
   }
 }
@@ -121,9 +126,10 @@ TEST(LoadBuiltin, FindsUncompressedFilesUnderAnotherRoot) {
   dir.write_gz("fashion-mnist/t10k-labels-idx1-ubyte.gz", idx_bytes(0x08, {2}, {3, 7}));
   const auto data = load_builtin("fashion-mnist:test", {.root = dir.path()});
   EXPECT_EQ(data->size(), 2);
-  EXPECT_EQ(data->features().shape(), (Shape{2, 1, 28, 28}));
-  EXPECT_FLOAT_EQ(data->features().data<float>()[0], 0.2f);
-  EXPECT_EQ(data->features().data<float>()[1], 1.0f);
+  const Batch both = data->get_batch(std::vector<int64_t>{0, 1});
+  EXPECT_EQ(both.x.shape(), (Shape{2, 1, 28, 28}));
+  EXPECT_FLOAT_EQ(both.x.data<float>()[0], 0.2f);
+  EXPECT_EQ(both.x.data<float>()[1], 1.0f);
   EXPECT_EQ(data->labels().to_vector<int64_t>(), (std::vector<int64_t>{3, 7}));
 }
 

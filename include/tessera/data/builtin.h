@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "tessera/data/in_memory_dataset.h"
+#include "tessera/data/byte_image_dataset.h"
 #include "tessera/data/normalize_options.h"
 
 namespace tessera::data {
@@ -25,11 +25,12 @@ struct BuiltinOptions {
 // Loads a data set by name into memory:
 //   "fashion-mnist:train"  60000 samples   "fashion-mnist:test"  10000 samples
 // from <root>/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (the uncompressed
-// names without .gz are accepted too). Features float32 [N, 1, 28, 28], labels int64 [N] in 0..9.
+// names without .gz are accepted too). Samples float32 [1, 28, 28] (kept as bytes, converted per
+// sample), labels int64 [N] in 0..9.
 // A missing file is a ValueError naming the path and the Debian package to install; an unknown
 // name is a ValueError listing the known ones. (Debian packages no MNIST; read its IDX files with
 // IdxFile::read.)
-[[nodiscard]] std::unique_ptr<InMemoryDataset> load_builtin(const std::string& name,
+[[nodiscard]] std::unique_ptr<ByteImageDataset> load_builtin(const std::string& name,
                                                             const BuiltinOptions& options = {});
 
 // The names load_builtin accepts.

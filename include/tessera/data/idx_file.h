@@ -61,6 +61,8 @@ class IdxFile {
   [[nodiscard]] const Shape& dims() const { return header_.dims; }
   // The elements as stored: big-endian, header_.data_bytes() bytes.
   [[nodiscard]] std::span<const uint8_t> raw() const { return data_; }
+  // Moves the elements out (leaving this file empty): keeps big data sets in one copy.
+  [[nodiscard]] std::vector<uint8_t> take_raw() && { return std::move(data_); }
 
   // float32 tensor of dims(): value * scale + shift for every element (for 8-bit images,
   // scale 1/255 maps to [0, 1]).
