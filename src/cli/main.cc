@@ -1,7 +1,11 @@
 // The `tessera` command: train from a TOML config, evaluate and inspect checkpoints.
-// Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.
+// Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure; the launcher
+// (`tessera train --nproc N`) exits with its failed worker's code (128 + signal when a signal
+// ended it).
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -18,6 +22,7 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  tessera train examples/fashion_mnist_mlp.toml\n"
       "  tessera train examples/fashion_mnist_cnn.toml --set optimizer.lr=0.05\n"
+      "  tessera train cfg.toml --nproc 4             # 4 workers on this host\n"
       "  tessera eval runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt "
       "--data fashion-mnist:test\n"
       "  tessera inspect runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt\n"
@@ -25,7 +30,7 @@ int main(int argc, char** argv) {
       "tessera"};
   app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
   app.require_subcommand(1);
-  tessera::cli::add_train_command(app);
+  tessera::cli::add_train_command(app, std::vector<std::string>(argv, argv + argc));
   tessera::cli::add_eval_command(app);
   tessera::cli::add_inspect_command(app);
   tessera::cli::add_config_command(app);
@@ -40,6 +45,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
+  } catch (const tessera::cli::ExitCode& e) {
+    return e.code();
   } catch (const tessera::ConfigError& e) {
     std::fprintf(stderr, "tessera: config error: %s\n", e.what());
     return 2;

@@ -1,21 +1,99 @@
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "commands.h"
+#include "launcher.h"
+#include "tessera/comm/init.h"
+#include "tessera/core/env.h"
+#include "tessera/core/error.h"
+#include "tessera/tensor/threads.h"
 #include "tessera/train/config.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::cli {
+namespace {
 
-void add_train_command(CLI::App& app) {
-  struct Args {
-    std::string config;
-    std::vector<std::string> overrides;
-    bool resume = false;
-    bool quiet = false;
-  };
-  auto args = std::make_shared<Args>();
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  bool resume = false;
+  bool quiet = false;
+  // Launcher options; see add_train_command.
+  int nproc = 1;
+  int nnodes = 1;
+  int node_rank = 0;
+  std::string rdzv;
+  std::string backend;
+  std::string token;
+  double grace_s = 5.0;
+  std::vector<std::string> argv;
+};
+
+void print_result(const train::TrainResult& r) {
+  std::printf("trained %lld steps in %.1f s (%.0f samples/s)", static_cast<long long>(r.steps),
+              r.wall_seconds, r.samples_per_s);
+  if (r.test.count > 0) {
+    std::printf("; test accuracy %.2f%%, test loss %.4f", 100.0 * r.test.accuracy, r.test.loss);
+  }
+  std::printf("\n");
+  if (!r.last_checkpoint.empty()) std::printf("checkpoint: %s\n", r.last_checkpoint.c_str());
+}
+
+// One rank of a job that a launcher (ours, mpirun, srun) started: joins the others and trains its
+// shard; rank 0 alone reports.
+void run_worker(const train::Config& config, const comm::JobEnv& job, const TrainArgs& args) {
+  // Cores are shared by the ranks of a host. Under the tessera launcher the core reads
+  // TESSERA_LOCAL_WORLD_SIZE itself; mpirun and srun say it in their own words.
+  if (config.train.threads == 0 && !env_string("TESSERA_NUM_THREADS") && job.local_world_size) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    set_num_threads(std::max(1, cores / *job.local_world_size));
+  }
+  std::unique_ptr<comm::ProcessGroup> group =
+      comm::init_process_group(job, {.backend = config.parallel.backend});
+  {
+    train::Trainer trainer(config, {.group = group.get(),
+                                    .resume = args.resume,
+                                    .progress = args.quiet ? nullptr : stderr});
+    train::TrainResult r = trainer.run();
+    if (group->rank() == 0) print_result(r);
+  }
+  group->shutdown();
+}
+
+void run_launcher_for(const train::Config& config, const TrainArgs& args, int nproc,
+                      const CLI::App& cmd) {
+  const int world = nproc * args.nnodes;
+  if (config.parallel.strategy == "none") {
+    throw ConfigError(config.source, 0, "parallel.strategy",
+                      detail::concat("is \"none\" but ", world,
+                                     " processes would train: set it to \"ddp\""));
+  }
+  LaunchOptions o;
+  o.nproc = nproc;
+  o.nnodes = args.nnodes;
+  o.node_rank = args.node_rank;
+  o.rdzv = args.rdzv;
+  o.backend = cmd.count("--backend") ? args.backend : config.parallel.backend;
+  // From the environment rather than the command line keeps it out of `ps`.
+  o.token = cmd.count("--token") ? args.token : env_string("TESSERA_JOB_TOKEN").value_or("");
+  o.grace = std::chrono::milliseconds(std::llround(args.grace_s * 1000.0));
+  o.worker_args = strip_launcher_options(args.argv);
+  const int code = run_launcher(o);
+  if (code != 0) throw ExitCode(code);
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, std::vector<std::string> argv) {
+  auto args = std::make_shared<TrainArgs>();
+  args->argv = std::move(argv);
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train a model from a TOML config.\n\n"
@@ -23,24 +101,71 @@ void add_train_command(CLI::App& app) {
       "<run_dir>/checkpoints. Examples:\n"
       "  tessera train examples/fashion_mnist_mlp.toml\n"
       "  tessera train cfg.toml --set optimizer.lr=0.05 --set train.epochs=3\n"
-      "  tessera train cfg.toml --resume     # continue from the newest valid checkpoint");
+      "  tessera train cfg.toml --resume     # continue from the newest valid checkpoint\n"
+      "  tessera train cfg.toml --nproc 4    # 4 workers on this host ([parallel] strategy "
+      "\"ddp\")\n"
+      "  tessera train cfg.toml --nproc 4 --nnodes 2 --node-rank 0 --rdzv 10.0.0.1:29500 \\\n"
+      "      --token $TOKEN                  # on host 10.0.0.1; --node-rank 1 on the other\n"
+      "  mpirun -np 8 tessera train cfg.toml # or srun: see docs/distributed.md");
   cmd->add_option("config", args->config, "TOML config file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", args->overrides,
                   "Override a setting: table.key=value (TOML value; bare words are strings)");
   cmd->add_flag("--resume", args->resume, "Continue from the newest valid checkpoint in run_dir");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress output (metrics are still written)");
-  cmd->callback([args] {
+  auto* launch = "Launcher";
+  cmd->add_option("--nproc", args->nproc,
+                  "Workers to start on this host (default: [parallel] nproc); each line they print "
+                  "is prefixed with [rank R]")
+      ->check(CLI::Range(1, 4096))
+      ->group(launch);
+  cmd->add_option("--nnodes", args->nnodes, "Hosts in the job, each running this command")
+      ->check(CLI::Range(1, 65536))
+      ->group(launch);
+  cmd->add_option("--node-rank", args->node_rank, "This host's index, 0 .. nnodes-1")
+      ->check(CLI::NonNegativeNumber)
+      ->group(launch);
+  cmd->add_option("--rdzv", args->rdzv,
+                  "HOST:PORT of the rendezvous store, hosted by node 0's launcher on that address "
+                  "(required with --nnodes > 1; default on one host: 127.0.0.1 and a free port)")
+      ->group(launch);
+  cmd->add_option("--backend", args->backend, "Collectives backend (default: [parallel] backend)")
+      ->check(CLI::IsMember({"auto", "gloo", "mpi", "shm"}))
+      ->group(launch);
+  cmd->add_option("--token", args->token,
+                  "Job token every rank presents to the store (default: $TESSERA_JOB_TOKEN, else "
+                  "generated; required, and the same on every host, with --nnodes > 1)")
+      ->group(launch);
+  cmd->add_option("--grace", args->grace_s,
+                  "Seconds the other workers get to exit on their own after one fails, and again "
+                  "after SIGTERM before SIGKILL",
+                  true)
+      ->check(CLI::Range(0.0, 3600.0))
+      ->group(launch);
+  cmd->callback([args, cmd] {
     train::Config config = train::load_config(args->config, args->overrides);
+    std::optional<comm::JobEnv> job = comm::job_env_from_environment();
+    if (job) {
+      for (const char* option : {"--nproc", "--nnodes", "--node-rank", "--rdzv"}) {
+        if (cmd->count(option) > 0) {
+          throw ConfigError("command line", 0, option,
+                            detail::concat("this process is already rank ", job->rank, " of ",
+                                           job->world_size, ", started by ",
+                                           comm::launcher_name(job->launcher),
+                                           ": leave the launcher's options out"));
+        }
+      }
+      run_worker(config, *job, *args);
+      return;
+    }
+    const int nproc =
+        cmd->count("--nproc") ? args->nproc : static_cast<int>(config.parallel.nproc);
+    if (nproc > 1 || args->nnodes > 1) {
+      run_launcher_for(config, *args, nproc, *cmd);
+      return;
+    }
     train::Trainer trainer(config,
                            {.resume = args->resume, .progress = args->quiet ? nullptr : stderr});
-    train::TrainResult r = trainer.run();
-    std::printf("trained %lld steps in %.1f s (%.0f samples/s)", static_cast<long long>(r.steps),
-                r.wall_seconds, r.samples_per_s);
-    if (r.test.count > 0) {
-      std::printf("; test accuracy %.2f%%, test loss %.4f", 100.0 * r.test.accuracy, r.test.loss);
-    }
-    std::printf("\n");
-    if (!r.last_checkpoint.empty()) std::printf("checkpoint: %s\n", r.last_checkpoint.c_str());
+    print_result(trainer.run());
   });
 }
 

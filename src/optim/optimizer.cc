@@ -131,62 +131,106 @@ void Optimizer::save_state(BinaryWriter& out) const {
   }
 }
 
-void Optimizer::load_state(BinaryReader& in) {
-  const std::string where = detail::concat(kind(), ".load_state: ", in.source());
-  std::string saved_kind = in.read_string(kMaxKindLength);
-  if (saved_kind != kind()) {
-    throw FormatError(detail::concat(where, ": state is for optimizer '", saved_kind,
-                                     "', expected '", kind(), "'"));
-  }
+SavedOptimizerState read_optimizer_state(BinaryReader& in) {
+  const std::string where = "optimizer state " + in.source();
+  SavedOptimizerState saved;
+  saved.kind = in.read_string(kMaxKindLength);
   uint32_t version = in.read_u32();
   if (version != kStateVersion) {
     throw FormatError(
         detail::concat(where, ": state version ", version, ", expected ", kStateVersion));
   }
-  double lr = in.read_f64();
-  if (!(lr >= 0.0) || !std::isfinite(lr)) {
-    throw FormatError(detail::concat(where, ": invalid lr ", lr));
+  saved.lr = in.read_f64();
+  if (!(saved.lr >= 0.0) || !std::isfinite(saved.lr)) {
+    throw FormatError(detail::concat(where, ": invalid lr ", saved.lr));
   }
   uint64_t count = in.read_u64();
-  if (count != params_.size()) {
-    throw FormatError(detail::concat(where, ": state holds ", count,
-                                     " parameters, the optimizer has ", params_.size()));
+  constexpr uint64_t kMaxParams = uint64_t{1} << 24;
+  if (count > kMaxParams) {
+    throw FormatError(detail::concat(where, ": corrupt parameter count ", count));
   }
-  // Read everything into a fresh state first so a failure leaves this optimizer as it was.
-  std::vector<ParamState> states(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& data = params_[i].data();
-    ParamState& state = states[i];
+  saved.params.resize(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    ParamState& state = saved.params[i];
     state.step = in.read_i64();
     if (state.step < 0) {
-      throw FormatError(
-          detail::concat(where, ": ", param_label(i), ": negative step count ", state.step));
+      throw FormatError(detail::concat(where, ": parameter ", i, ": negative step count ",
+                                       state.step));
     }
     uint32_t buffers = in.read_u32();
-    // Buffers exist exactly when the parameter has been updated (and the options keep any).
-    const size_t expected = state.step == 0 ? 0 : num_buffers();
-    if (buffers != expected) {
-      throw FormatError(detail::concat(where, ": ", param_label(i), ": ", buffers,
-                                       " state buffers after ", state.step, " steps, expected ",
-                                       expected, " for these options"));
+    constexpr uint32_t kMaxBuffers = 16;
+    if (buffers > kMaxBuffers) {
+      throw FormatError(detail::concat(where, ": parameter ", i, ": corrupt buffer count ", buffers));
     }
     for (uint32_t b = 0; b < buffers; ++b) {
       Tensor buffer = read_tensor(in);
-      if (buffer.shape() != data.shape()) {
-        throw ShapeError(detail::concat(where, ": ", param_label(i), " has shape ",
-                                        shape_str(data.shape()), " but its state buffer ", b,
-                                        " has shape ", shape_str(buffer.shape())));
-      }
       if (buffer.dtype() != DType::kFloat32 && buffer.dtype() != DType::kFloat64) {
-        throw FormatError(detail::concat(where, ": ", param_label(i), ": state buffer ", b, " is ",
+        throw FormatError(detail::concat(where, ": parameter ", i, ": state buffer ", b, " is ",
                                          dtype_name(buffer.dtype())));
       }
-      // As PyTorch's load_state_dict: state follows the parameter's dtype.
-      state.buffers.push_back(buffer.to(data.dtype()));
+      state.buffers.push_back(std::move(buffer));
     }
   }
-  states_ = std::move(states);
-  lr_ = lr;
+  return saved;
+}
+
+void Optimizer::load_state(BinaryReader& in) {
+  const std::string where = detail::concat(kind(), ".load_state: ", in.source());
+  SavedOptimizerState saved = read_optimizer_state(in);
+  if (saved.kind != kind()) {
+    throw FormatError(detail::concat(where, ": state is for optimizer '", saved.kind,
+                                     "', expected '", kind(), "'"));
+  }
+  if (saved.params.size() != params_.size()) {
+    throw FormatError(detail::concat(where, ": state holds ", saved.params.size(),
+                                     " parameters, the optimizer has ", params_.size()));
+  }
+  // Check everything first so a failure leaves this optimizer as it was.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& data = params_[i].data();
+    ParamState& state = saved.params[i];
+    // Buffers exist exactly when the parameter has been updated (and the options keep any).
+    const size_t expected = state.step == 0 ? 0 : num_buffers();
+    if (state.buffers.size() != expected) {
+      throw FormatError(detail::concat(where, ": ", param_label(i), ": ", state.buffers.size(),
+                                       " state buffers after ", state.step, " steps, expected ",
+                                       expected, " for these options"));
+    }
+    for (size_t b = 0; b < state.buffers.size(); ++b) {
+      if (state.buffers[b].shape() != data.shape()) {
+        throw ShapeError(detail::concat(where, ": ", param_label(i), " has shape ",
+                                        shape_str(data.shape()), " but its state buffer ", b,
+                                        " has shape ", shape_str(state.buffers[b].shape())));
+      }
+      // As PyTorch's load_state_dict: state follows the parameter's dtype.
+      state.buffers[b] = state.buffers[b].to(data.dtype());
+    }
+  }
+  states_ = std::move(saved.params);
+  lr_ = saved.lr;
+}
+
+void Optimizer::set_state(size_t index, ParamState state) {
+  if (index >= params_.size()) {
+    throw ValueError(detail::concat(kind(), ".set_state: index ", index, " but the optimizer has ",
+                                    params_.size(), " parameters"));
+  }
+  const size_t expected = state.step == 0 ? 0 : num_buffers();
+  if (state.step < 0 || state.buffers.size() != expected) {
+    throw FormatError(detail::concat(kind(), ".set_state: ", param_label(index), ": ",
+                                     state.buffers.size(), " buffers after ", state.step,
+                                     " steps, expected ", expected));
+  }
+  const Tensor& data = params_[index].data();
+  for (auto& buffer : state.buffers) {
+    if (buffer.shape() != data.shape()) {
+      throw ShapeError(detail::concat(kind(), ".set_state: ", param_label(index), " has shape ",
+                                      shape_str(data.shape()), " but a state buffer has ",
+                                      shape_str(buffer.shape())));
+    }
+    buffer = buffer.to(data.dtype()).contiguous();
+  }
+  states_[index] = std::move(state);
 }
 
 }  // namespace tessera::optim

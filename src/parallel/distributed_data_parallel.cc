@@ -8,6 +8,7 @@
 #include "tessera/comm/work.h"
 #include "tessera/core/error.h"
 #include "tessera/parallel/dtype_map.h"
+#include "tessera/parallel/model_sync.h"
 
 namespace tessera::parallel {
 
@@ -22,14 +23,6 @@ struct DistributedDataParallel::Bucket {
   std::shared_ptr<comm::Work> work;
 };
 
-namespace {
-
-std::string describe(const std::string& name, const Tensor& t) {
-  return name + " " + shape_str(t.shape()) + " " + dtype_name(t.dtype());
-}
-
-}  // namespace
-
 DistributedDataParallel::DistributedDataParallel(nn::Module& model, comm::ProcessGroup& group,
                                                  DdpOptions options)
     : model_(model), group_(group), options_(options) {
@@ -41,7 +34,7 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& model, comm::Proces
     names_.push_back(name);
     params_.push_back(p);
   }
-  check_same_model();
+  check_same_model(model_, group_, "DistributedDataParallel");
   broadcast_state();
 
   // Buckets in reverse registration order: the last layers' gradients are ready first.
@@ -90,66 +83,7 @@ DistributedDataParallel::~DistributedDataParallel() {
   }
 }
 
-void DistributedDataParallel::check_same_model() {
-  std::string mine;
-  for (std::size_t i = 0; i < params_.size(); ++i) mine += describe(names_[i], params_[i].data()) + "\n";
-  for (auto& [name, b] : model_.named_buffers()) mine += describe(name, b) + "\n";
-  const int n = group_.size();
-  std::vector<int64_t> lengths(static_cast<std::size_t>(n));
-  int64_t length = static_cast<int64_t>(mine.size());
-  group_.allgather(&length, lengths.data(), 1, comm::DataType::kInt64)->wait();
-  std::vector<std::size_t> counts(lengths.begin(), lengths.end());
-  // The descriptions travel as int32 words (comm has no byte type), zero-padded.
-  std::vector<std::size_t> words(counts.size());
-  for (std::size_t r = 0; r < counts.size(); ++r) words[r] = (counts[r] + 3) / 4;
-  std::vector<int32_t> in((mine.size() + 3) / 4, 0);
-  std::memcpy(in.data(), mine.data(), mine.size());
-  std::size_t total_words = 0;
-  for (auto w : words) total_words += w;
-  std::vector<int32_t> out(total_words);
-  group_.allgatherv(in.data(), in.size(), out.data(), words, comm::DataType::kInt32)->wait();
-  std::vector<std::string> models;
-  std::size_t at = 0;
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    models.emplace_back(reinterpret_cast<const char*>(out.data() + at), counts[r]);
-    at += words[r];
-  }
-  auto lines = [](const std::string& s) {
-    std::vector<std::string> v;
-    std::size_t start = 0;
-    while (start < s.size()) {
-      std::size_t end = s.find('\n', start);
-      v.push_back(s.substr(start, end - start));
-      start = end + 1;
-    }
-    return v;
-  };
-  auto reference = lines(models[0]);
-  for (int r = 1; r < n; ++r) {
-    auto other = lines(models[static_cast<std::size_t>(r)]);
-    for (std::size_t i = 0; i < std::max(reference.size(), other.size()); ++i) {
-      std::string a = i < reference.size() ? reference[i] : "(nothing)";
-      std::string b = i < other.size() ? other[i] : "(nothing)";
-      if (a != b) {
-        throw Error(detail::concat("DistributedDataParallel: the ranks built different models: "
-                                   "entry ", i, " is '", a, "' on rank 0 but '", b, "' on rank ", r));
-      }
-    }
-  }
-}
-
-void DistributedDataParallel::broadcast_state() {
-  std::vector<std::shared_ptr<comm::Work>> works;
-  std::vector<Tensor> targets;
-  for (auto& p : params_) targets.push_back(p.data());
-  for (auto& [name, b] : model_.named_buffers()) targets.push_back(b);
-  for (auto& t : targets) {
-    if (!t.is_contiguous()) throw ValueError("DistributedDataParallel: non-contiguous state");
-    works.push_back(group_.broadcast(t.raw_data(), static_cast<std::size_t>(t.numel()),
-                                     to_comm(t.dtype()), 0));
-  }
-  for (auto& w : works) w->wait();
-}
+void DistributedDataParallel::broadcast_state() { broadcast_module(model_, group_); }
 
 void DistributedDataParallel::reset_step() {
   std::fill(ready_.begin(), ready_.end(), false);
@@ -158,7 +92,6 @@ void DistributedDataParallel::reset_step() {
     b->launched = false;
   }
   next_launch_ = 0;
-  stats_ = {};
 }
 
 void DistributedDataParallel::on_gradient_ready(std::size_t i) {
@@ -182,6 +115,10 @@ void DistributedDataParallel::launch_ready_buckets() {
 }
 
 void DistributedDataParallel::launch(Bucket& b) {
+  if (next_launch_ == 0) {  // the step's first bucket
+    stats_ = {};
+    first_launch_ = std::chrono::steady_clock::now();
+  }
   b.launched = true;
   ++stats_.buckets;
   if (options_.compression == GradCompression::kNone) {
@@ -234,8 +171,11 @@ void DistributedDataParallel::synchronize() {
   for (auto& b : buckets_) {
     b->work->wait();
   }
-  stats_.wait_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto end = std::chrono::steady_clock::now();
+  stats_.wait_seconds = std::chrono::duration<double>(end - start).count();
+  double busy = std::chrono::duration<double>(end - first_launch_).count();
+  double during_backward = std::chrono::duration<double>(start - first_launch_).count();
+  stats_.hidden_fraction = busy > 0 ? std::clamp(during_backward / busy, 0.0, 1.0) : 1.0;
   for (auto& b : buckets_) {
     float* flat = b->flat.data<float>();
     if (options_.compression == GradCompression::kNone) {
@@ -261,9 +201,7 @@ void DistributedDataParallel::synchronize() {
                                          static_cast<int64_t>(offset) + params_[i].numel())
                             .reshape(params_[i].shape()));
   }
-  DdpStats done = stats_;
   reset_step();
-  stats_ = done;
 }
 
 }  // namespace tessera::parallel

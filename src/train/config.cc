@@ -340,7 +340,14 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("strategy", p.strategy);
   par.read("nproc", p.nproc);
   par.read("backend", p.backend);
+  par.read("zero_stage", p.zero_stage);
+  par.read("bucket_mb", p.bucket_mb);
+  par.read("compression", p.compression);
+  par.read("find_unused_parameters", p.find_unused_parameters);
   par.finish();
+  require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
+  require(par, p.bucket_mb > 0, "bucket_mb", "must be > 0");
+  one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
   one_of(par, "strategy", p.strategy, {"none", "ddp", "zero"});
   one_of(par, "backend", p.backend, {"auto", "gloo", "mpi", "shm"});
   require(par, p.nproc >= 1, "nproc", "must be >= 1");
@@ -429,7 +436,9 @@ std::string to_toml(const Config& c) {
       << "\nthreads = " << t.threads << "\n\n";
   const ParallelConfig& p = c.parallel;
   out << "[parallel]\nstrategy = " << quote(p.strategy) << "\nnproc = " << p.nproc
-      << "\nbackend = " << quote(p.backend) << "\n";
+      << "\nbackend = " << quote(p.backend) << "\nzero_stage = " << p.zero_stage
+      << "\nbucket_mb = " << number(p.bucket_mb) << "\ncompression = " << quote(p.compression)
+      << "\nfind_unused_parameters = " << boolean(p.find_unused_parameters) << "\n";
   return out.str();
 }
 

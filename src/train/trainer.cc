@@ -21,7 +21,11 @@
 #include "tessera/optim/linear_warmup.h"
 #include "tessera/optim/sgd.h"
 #include "tessera/optim/step_lr.h"
+#include "tessera/comm/gloo/gloo_group.h"
+#include "tessera/comm/hash_store.h"
 #include "tessera/parallel/distributed_data_parallel.h"
+#include "tessera/parallel/model_sync.h"
+#include "tessera/parallel/zero_optimizer.h"
 #include "tessera/tensor/reduce.h"
 #include "tessera/tensor/threads.h"
 #include "tessera/train/checkpoint.h"
@@ -139,7 +143,10 @@ struct Trainer::State {
   Generator dropout_rng;
   int rank = 0;
   int world_size = 1;
+  std::unique_ptr<comm::ProcessGroup> own_group;  // one rank, when a strategy runs alone
+  comm::ProcessGroup* group = nullptr;
   std::unique_ptr<parallel::DistributedDataParallel> ddp;
+  std::unique_ptr<parallel::ZeroOptimizer> zero;
   std::unique_ptr<data::Dataset> train_data;
   std::unique_ptr<data::Dataset> test_data;
   std::shared_ptr<nn::Sequential> model;
@@ -178,10 +185,35 @@ Trainer::Trainer(Config config, TrainerOptions options)
                           shape_str(out_shape) + " per sample");
   }
   s.classes = out_shape[0];
-  if (options_.group && config_.parallel.strategy == "ddp") {
-    s.ddp = std::make_unique<parallel::DistributedDataParallel>(*s.model, *options_.group);
+  const ParallelConfig& par = config_.parallel;
+  s.group = options_.group;
+  if (par.strategy != "none" && s.group == nullptr) {
+    // A strategy on one process runs over a group of one, so its checkpoints are the same.
+    s.own_group = comm::make_gloo_group(std::make_shared<comm::HashStore>(), 0, 1);
+    s.group = s.own_group.get();
   }
-  s.optimizer = make_optimizer(config_.optimizer, s.model->parameters());
+  if (par.strategy == "ddp") {
+    parallel::GradCompression compression = par.compression == "bf16"
+                                                ? parallel::GradCompression::kBFloat16
+                                            : par.compression == "fp16"
+                                                ? parallel::GradCompression::kFloat16
+                                                : parallel::GradCompression::kNone;
+    s.ddp = std::make_unique<parallel::DistributedDataParallel>(
+        *s.model, *s.group,
+        parallel::DdpOptions{.bucket_bytes = static_cast<size_t>(par.bucket_mb * (1 << 20)),
+                             .find_unused_parameters = par.find_unused_parameters,
+                             .compression = compression});
+  }
+  if (par.strategy == "zero") {
+    const OptimizerConfig& o = config_.optimizer;
+    s.zero = std::make_unique<parallel::ZeroOptimizer>(
+        *s.model, *s.group,
+        [&o](std::vector<Variable> params) { return make_optimizer(o, std::move(params)); },
+        parallel::ZeroOptions{.stage = static_cast<int>(par.zero_stage),
+                              .max_grad_norm = o.clip_grad_norm});
+  } else {
+    s.optimizer = make_optimizer(config_.optimizer, s.model->parameters());
+  }
   s.loader = std::make_unique<data::DataLoader>(
       *s.train_data,
       data::DistributedSampler(s.train_data->size(), s.rank, s.world_size,
@@ -194,13 +226,17 @@ Trainer::Trainer(Config config, TrainerOptions options)
   int64_t per_epoch = s.loader->num_batches();
   int64_t total = per_epoch * config_.train.epochs;
   if (config_.train.max_steps > 0) total = std::min(total, config_.train.max_steps);
-  s.schedule = make_schedule(config_.optimizer, *s.optimizer, per_epoch, total);
+  s.schedule = make_schedule(config_.optimizer, optimizer(), per_epoch, total);
   s.checkpoints = std::make_unique<CheckpointDir>(
       (std::filesystem::path(config_.train.run_dir) / "checkpoints").string(),
       config_.train.keep_checkpoints);
 }
 
 Trainer::~Trainer() = default;
+
+optim::Optimizer& Trainer::optimizer() {
+  return state_->zero ? state_->zero->inner() : *state_->optimizer;
+}
 
 nn::Module& Trainer::model() { return *state_->model; }
 
@@ -228,8 +264,22 @@ TrainResult Trainer::run() {
     if (ckpt) {
       from_bytes(ckpt->section("model"), ckpt->path,
                  [&](BinaryReader& r) { s.model->load_state(r); });
-      from_bytes(ckpt->section("optimizer"), ckpt->path,
-                 [&](BinaryReader& r) { s.optimizer->load_state(r); });
+      if (s.zero) {
+        nlohmann::json manifest = nlohmann::json::parse(ckpt->section("zero_manifest"));
+        std::vector<std::string> shards;
+        for (int r = 0; r < manifest.at("world_size").get<int>(); ++r) {
+          shards.push_back(ckpt->section("zero_shard_" + std::to_string(r)));
+        }
+        s.zero->load_shards(shards);
+      } else {
+        if (!ckpt->sections.count("optimizer")) {
+          throw FormatError("checkpoint " + ckpt->path +
+                            " holds ZeRO-sharded optimizer state: resume it with "
+                            "[parallel] strategy = \"zero\" (any number of processes)");
+        }
+        from_bytes(ckpt->section("optimizer"), ckpt->path,
+                   [&](BinaryReader& r) { s.optimizer->load_state(r); });
+      }
       if (s.schedule) {
         from_bytes(ckpt->section("schedule"), ckpt->path,
                    [&](BinaryReader& r) { s.schedule->load_state(r); });
@@ -253,11 +303,25 @@ TrainResult Trainer::run() {
 
   TrainResult result;
   auto save = [&](data::SamplerState at) {
+    // ZeRO's state is spread over the ranks: gather it (a collective) before rank 0 writes.
+    std::vector<std::string> shards;
+    if (s.zero) shards = parallel::allgather_bytes(*s.group, s.zero->save_shard());
     if (!lead) return;
     Checkpoint c;
     c.step = s.step;
     c.sections["model"] = to_bytes([&](BinaryWriter& w) { s.model->save_state(w); });
-    c.sections["optimizer"] = to_bytes([&](BinaryWriter& w) { s.optimizer->save_state(w); });
+    if (s.zero) {
+      c.sections["zero_manifest"] =
+          nlohmann::json{{"world_size", shards.size()},
+                         {"stage", config_.parallel.zero_stage},
+                         {"parameters", s.zero->total_size()}}
+              .dump();
+      for (size_t r = 0; r < shards.size(); ++r) {
+        c.sections["zero_shard_" + std::to_string(r)] = std::move(shards[r]);
+      }
+    } else {
+      c.sections["optimizer"] = to_bytes([&](BinaryWriter& w) { s.optimizer->save_state(w); });
+    }
     if (s.schedule)
       c.sections["schedule"] = to_bytes([&](BinaryWriter& w) { s.schedule->save_state(w); });
     c.sections["sampler"] = to_bytes([&](BinaryWriter& w) {
@@ -297,7 +361,7 @@ TrainResult Trainer::run() {
     auto window_start = Clock::now();
     int64_t window_samples = 0;
     struct {
-      double forward = 0, backward = 0, comm_wait = 0, optimizer = 0, bytes = 0;
+      double forward = 0, backward = 0, comm_wait = 0, optimizer = 0, bytes = 0, hidden = 0;
       int steps = 0;
     } window;
     while (true) {
@@ -309,7 +373,11 @@ TrainResult Trainer::run() {
       std::optional<data::Batch> batch = s.loader->next();
       if (!batch) break;
       auto t0 = Clock::now();
-      s.optimizer->zero_grad();
+      if (s.zero) {
+        s.zero->zero_grad();
+      } else {
+        s.optimizer->zero_grad();
+      }
       Variable logits = (*s.model)(Variable(batch->x));
       Variable loss;
       if (use_mse) {
@@ -327,12 +395,17 @@ TrainResult Trainer::run() {
       if (s.ddp) {
         s.ddp->synchronize();
         window.bytes += static_cast<double>(s.ddp->stats().bytes_sent);
+        window.hidden += s.ddp->stats().hidden_fraction;
       }
       auto t3 = Clock::now();
-      if (config_.optimizer.clip_grad_norm > 0) {
-        optim::clip_grad_norm(s.model->parameters(), config_.optimizer.clip_grad_norm);
+      if (s.zero) {
+        s.zero->step();  // averages, clips and allgathers itself
+      } else {
+        if (config_.optimizer.clip_grad_norm > 0) {
+          optim::clip_grad_norm(s.model->parameters(), config_.optimizer.clip_grad_norm);
+        }
+        s.optimizer->step();
       }
-      s.optimizer->step();
       if (s.schedule) s.schedule->step();
       auto t4 = Clock::now();
       window.forward += std::chrono::duration<double>(t1 - t0).count();
@@ -355,14 +428,17 @@ TrainResult Trainer::run() {
         nlohmann::json line{{"step", s.step},
                             {"epoch", epoch + 1},
                             {"loss", l},
-                            {"lr", s.optimizer->lr()},
+                            {"lr", optimizer().lr()},
                             {"samples_per_s", rate},
                             {"wall_time", seconds_since(run_start)},
                             {"forward_ms", 1e3 * window.forward / steps},
                             {"backward_ms", 1e3 * window.backward / steps},
                             {"comm_wait_ms", 1e3 * window.comm_wait / steps},
                             {"optimizer_ms", 1e3 * window.optimizer / steps}};
-        if (s.ddp) line["bytes_communicated_per_step"] = window.bytes / steps;
+        if (s.ddp) {
+          line["bytes_communicated_per_step"] = window.bytes / steps;
+          line["comm_hidden_fraction"] = window.hidden / steps;
+        }
         log(line);
         window_start = Clock::now();
         window_samples = 0;

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "comm/run_ranks.h"
+#include "parallel/equivalence.h"
 #include "tessera/autograd/functions.h"
 #include "tessera/nn/activation.h"
 #include "tessera/nn/linear.h"
@@ -16,59 +17,6 @@ namespace tessera::parallel {
 namespace {
 
 using autograd::Variable;
-
-constexpr int64_t kGlobalBatch = 12;
-constexpr int kSteps = 20;
-
-std::shared_ptr<nn::Sequential> make_model(uint64_t seed, int64_t hidden = 8) {
-  Generator gen(seed);
-  return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-      std::make_shared<nn::Linear>(6, hidden, gen), std::make_shared<nn::Tanh>(),
-      std::make_shared<nn::Linear>(hidden, 3, gen)});
-}
-
-// The data of step s: a global batch of inputs and labels, the same on every rank.
-struct StepData {
-  Tensor x, y;
-};
-StepData step_data(int step) {
-  Generator gen(1000 + static_cast<uint64_t>(step));
-  Tensor x = Tensor::randn({kGlobalBatch, 6}, gen);
-  std::vector<int64_t> labels(kGlobalBatch);
-  for (auto& l : labels) l = static_cast<int64_t>(gen.below(3));
-  return {x, Tensor::from_vector(labels, {kGlobalBatch})};
-}
-
-std::vector<std::vector<float>> values(nn::Module& m) {
-  std::vector<std::vector<float>> out;
-  for (auto& p : m.parameters()) out.push_back(p.data().to_vector<float>());
-  return out;
-}
-
-// One process, global batches.
-std::vector<std::vector<float>> reference() {
-  auto model = make_model(1);
-  optim::Sgd opt(model->parameters(), {.lr = 0.1, .momentum = 0.9});
-  for (int s = 0; s < kSteps; ++s) {
-    StepData d = step_data(s);
-    opt.zero_grad();
-    autograd::cross_entropy((*model)(Variable(d.x)), d.y).backward();
-    opt.step();
-  }
-  return values(*model);
-}
-
-double max_relative_error(const std::vector<std::vector<float>>& a,
-                          const std::vector<std::vector<float>>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    for (size_t k = 0; k < a[i].size(); ++k) {
-      num = std::max(num, std::abs(double(a[i][k]) - b[i][k]));
-      den = std::max(den, std::abs(double(b[i][k])));
-    }
-  }
-  return num / den;
-}
 
 // n ranks, each on its slice of the global batch, split into `micro` micro-steps.
 std::vector<std::vector<float>> data_parallel(int n, int micro, GradCompression compression) {

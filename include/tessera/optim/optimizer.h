@@ -26,6 +26,15 @@ struct ParamState {
 // values in place into each parameter's data tensor, so views of it and modules holding it see
 // them. Each parameter must be a float32 or float64 contiguous leaf; its state buffers take its
 // dtype. Not thread-safe; one per rank. Not copyable (the state belongs to these parameters).
+// What save_state wrote, read without an optimizer (to re-shard or inspect it).
+struct SavedOptimizerState {
+  std::string kind;
+  double lr = 0.0;
+  std::vector<ParamState> params;
+};
+// Reads the format only (version, counts, buffer dtypes); throws FormatError naming the source.
+[[nodiscard]] SavedOptimizerState read_optimizer_state(BinaryReader& in);
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
@@ -48,6 +57,10 @@ class Optimizer {
   [[nodiscard]] const std::vector<autograd::Variable>& params() const { return params_; }
   // Throws IndexError when index >= params().size().
   [[nodiscard]] const ParamState& state(size_t index) const;
+  // Replaces parameter `index`'s state (for re-sharded checkpoints). Throws FormatError when the
+  // buffer count does not fit the step count and options, ShapeError when a buffer's shape is
+  // not the parameter's; buffers are converted to the parameter's dtype.
+  void set_state(size_t index, ParamState state);
   // "sgd", "adam", "adamw", "adagrad": the tag save_state writes and load_state checks.
   [[nodiscard]] virtual const char* kind() const = 0;
 

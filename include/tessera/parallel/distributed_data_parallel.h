@@ -32,6 +32,9 @@ struct DdpOptions {
 // Per-step timings and traffic, for seeing whether communication is hidden under backward.
 struct DdpStats {
   double wait_seconds = 0.0;     // blocked in synchronize() waiting for allreduces
+  // Communication time (first bucket launched to last one done) spent while backward still ran:
+  // 1 means fully hidden under backward, 0 fully exposed.
+  double hidden_fraction = 0.0;
   std::size_t bytes_sent = 0;    // gradient bytes handed to allreduce this step
   int buckets = 0;
 };
@@ -74,7 +77,6 @@ class DistributedDataParallel {
 
  private:
   struct Bucket;
-  void check_same_model();
   void on_gradient_ready(std::size_t param_index);
   void launch_ready_buckets();
   void launch(Bucket& bucket);
@@ -91,6 +93,7 @@ class DistributedDataParallel {
   std::vector<int> hook_ids_;
   std::vector<bool> ready_;
   std::size_t next_launch_ = 0;
+  std::chrono::steady_clock::time_point first_launch_;
   bool sync_ = true;
   DdpStats stats_;
 };

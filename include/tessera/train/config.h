@@ -73,6 +73,10 @@ struct ParallelConfig {
   std::string strategy = "none";  // none | ddp | zero
   int64_t nproc = 1;
   std::string backend = "auto";  // auto | gloo | mpi | shm
+  int64_t zero_stage = 1;        // zero: 1 shards optimizer state, 2 also gradients
+  double bucket_mb = 25.0;       // ddp: gradient bucket size
+  std::string compression = "none";  // ddp: none | bf16 | fp16 gradients on the wire
+  bool find_unused_parameters = false;  // ddp: parameters without gradient count as zero
 };
 
 // The whole configuration of a training run, as `tessera train` reads it from TOML.

@@ -11,6 +11,10 @@
 #include "tessera/nn/module.h"
 #include "tessera/train/config.h"
 
+namespace tessera::optim {
+class Optimizer;
+}
+
 namespace tessera::train {
 
 struct TrainerOptions {
@@ -65,6 +69,8 @@ class Trainer {
 
  private:
   struct State;
+  // The optimizer the schedule drives: the plain one, or ZeRO's over this rank's shard.
+  optim::Optimizer& optimizer();
   Config config_;
   TrainerOptions options_;
   std::unique_ptr<State> state_;

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace tessera::cli {
+
+struct LaunchOptions {
+  // Workers on this host, and hosts in the job (each running one launcher): the world has
+  // nproc * nnodes ranks, node R running ranks R * nproc ... R * nproc + nproc - 1.
+  int nproc = 1;
+  int nnodes = 1;
+  int node_rank = 0;
+  // HOST:PORT of the rendezvous store. Node 0's launcher listens there (so HOST must be one of its
+  // addresses); the others' workers connect there. Required when nnodes > 1; empty on one host:
+  // loopback on a free port.
+  std::string rdzv;
+  // Passed to the workers as TESSERA_BACKEND: auto | gloo | mpi | shm.
+  std::string backend = "auto";
+  // The job token. Empty: one is generated (one host only; several hosts must share one).
+  std::string token;
+  // After a worker fails, the others get this long to fail on their own (a peer's death usually
+  // fails their collectives within milliseconds, and their messages say what they saw), then
+  // SIGTERM, then after the same again SIGKILL. Also how long node 0 keeps the store up for the
+  // other nodes after its own workers are done.
+  std::chrono::milliseconds grace = std::chrono::seconds(5);
+  // The workers' command line (argv[0] first) without the launcher's options; the workers run
+  // /proc/self/exe with it.
+  std::vector<std::string> worker_args;
+};
+
+// The launcher of `tessera train --nproc N`: hosts the rendezvous store (node 0), starts
+// `nproc` workers with their rank, local rank, world size, store address and token in the
+// environment, prefixes each line they print with "[rank R] " (stdout to stdout, stderr to
+// stderr), forwards SIGINT and SIGTERM to them (a second one kills them), and when one fails stops
+// the others. Returns the exit code for the process: 0 when every worker exited 0, else the first
+// failed worker's exit code (128 + signal when a signal ended it), or 128 + the signal that
+// interrupted the launcher; a summary on stderr then says which rank failed how and its last line.
+// Removes /dev/shm/tessera-<token>* before returning (what crashed workers' shared memory left).
+// Throws ConfigError on inconsistent options, CommError or TimeoutError when the store cannot be
+// hosted or reached, Error when workers cannot be started.
+// Call from the main thread before any other thread exists: it blocks SIGINT, SIGTERM and SIGCHLD
+// in the calling thread (restored on return) so that every thread it starts leaves them to it.
+[[nodiscard]] int run_launcher(const LaunchOptions& options);
+
+// `args` (argv[0] first) without the launcher's options and their values ("--nproc 4",
+// "--nproc=4", ...), up to a "--" that ends the options.
+[[nodiscard]] std::vector<std::string> strip_launcher_options(const std::vector<std::string>& args);
+
+}  // namespace tessera::cli

@@ -1,0 +1,460 @@
+#include "tessera/comm/init.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "socket.h"
+#include "tessera/comm/errors.h"
+#include "tessera/comm/gloo/gloo_group.h"
+#include "tessera/comm/prefix_store.h"
+#include "tessera/comm/tcp_store.h"
+#include "tessera/comm/tcp_store_server.h"
+#include "tessera/core/env.h"
+#include "tessera/core/error.h"
+
+// Backend dispatch point. The MPI and shared-memory backends live in their own folders and are
+// compiled in when their factory headers exist; until then asking for them throws CommError
+// ("not built"). Expected factories (namespace tessera::comm, as make_gloo_group):
+//   mpi/mpi_group.h: std::unique_ptr<ProcessGroup> make_mpi_group(GroupOptions options);
+//     (MPI knows rank and size itself; MPI_Init happens inside.)
+//   shm/shm_group.h: std::unique_ptr<ProcessGroup> make_shm_group(std::shared_ptr<Store> store,
+//     int rank, int size, GroupOptions options, ShmOptions shm_options);
+//     with ShmOptions{.job_token (segments are named /dev/shm/tessera-<token>*: the launcher
+//     removes what a crash leaves), .gloo (how host leaders reach each other)}.
+#if __has_include("tessera/comm/mpi/mpi_group.h")
+#include "tessera/comm/mpi/mpi_group.h"
+#define TESSERA_COMM_HAVE_MPI 1
+#else
+#define TESSERA_COMM_HAVE_MPI 0
+#endif
+#if __has_include("tessera/comm/shm/shm_group.h")
+#include "tessera/comm/shm/shm_group.h"
+#define TESSERA_COMM_HAVE_SHM 1
+#else
+#define TESSERA_COMM_HAVE_SHM 0
+#endif
+
+namespace tessera::comm {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr const char* kEnvSource = "environment";
+
+[[noreturn]] void env_error(const std::string& variable, const std::string& message) {
+  throw ConfigError(kEnvSource, 0, variable, message);
+}
+
+// An integer variable, or nullopt when unset; ConfigError when it is not an integer >= min.
+std::optional<int> read_int(const EnvLookup& env, const char* name, int min) {
+  auto text = env(name);
+  if (!text) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  long value = std::strtol(text->c_str(), &end, 10);
+  if (end == text->c_str() || *end != '\0' || errno == ERANGE || value < min ||
+      value > 1'000'000'000L) {
+    env_error(name, detail::concat("\"", *text, "\" is not an integer >= ", min));
+  }
+  return static_cast<int>(value);
+}
+
+int require_int(const EnvLookup& env, const char* name, int min, const char* needed_by) {
+  auto value = read_int(env, name, min);
+  if (!value) env_error(name, detail::concat("is not set, but ", needed_by, " is"));
+  return *value;
+}
+
+// "HOST:PORT" or "[IPV6]:PORT".
+std::pair<std::string, int> parse_address(const std::string& variable, const std::string& text) {
+  std::string host;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      env_error(variable, "\"" + text + "\" is not [IPV6]:PORT");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) {
+      env_error(variable, "\"" + text + "\" is not HOST:PORT (write an IPv6 address as [ADDR]:PORT)");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  char* end = nullptr;
+  long value = std::strtol(port.c_str(), &end, 10);
+  if (host.empty() || port.empty() || *end != '\0' || value < 1 || value > 65535) {
+    env_error(variable, "\"" + text + "\" is not HOST:PORT with a port in 1-65535");
+  }
+  return {host, static_cast<int>(value)};
+}
+
+// Slurm's compressed task counts per node, "2(x3),1" = 2,2,2,1, indexed by node.
+std::optional<int> slurm_tasks_on_node(const std::string& list, int node) {
+  std::vector<int> counts;
+  std::size_t at = 0;
+  while (at < list.size()) {
+    std::size_t comma = list.find(',', at);
+    std::string item = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    at = comma == std::string::npos ? list.size() : comma + 1;
+    int count = 0;
+    int repeat = 1;
+    if (std::sscanf(item.c_str(), "%d(x%d)", &count, &repeat) < 1 || count < 1 || repeat < 1) {
+      return std::nullopt;
+    }
+    counts.insert(counts.end(), static_cast<std::size_t>(repeat), count);
+  }
+  if (counts.empty()) return std::nullopt;
+  if (std::all_of(counts.begin(), counts.end(), [&](int c) { return c == counts.front(); })) {
+    return counts.front();
+  }
+  if (node < 0 || node >= static_cast<int>(counts.size())) return std::nullopt;
+  return counts[static_cast<std::size_t>(node)];
+}
+
+struct RankVariables {
+  JobLauncher launcher;
+  const char* rank;
+  const char* size;
+  const char* local_rank;
+  const char* local_size;
+};
+
+constexpr RankVariables kRankVariables[] = {
+    {JobLauncher::kTessera, "TESSERA_RANK", "TESSERA_WORLD_SIZE", "TESSERA_LOCAL_RANK",
+     "TESSERA_LOCAL_WORLD_SIZE"},
+    {JobLauncher::kOpenMpi, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+     "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"},
+    {JobLauncher::kPmi, "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"},
+};
+
+// The local address of the route towards host:port (no packet is sent: connecting a UDP socket
+// only picks the route). This is the interface the other hosts reach us on when the store's host
+// is reachable from them, which is the case the rendezvous depends on anyway.
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    throw CommError(detail::concat("cannot resolve the store's host \"", host,
+                                   "\" to choose this rank's interface: ", ::gai_strerror(rc),
+                                   "; set TESSERA_IFACE_HOST to this host's address"));
+  }
+  std::string last_error = "no address";
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    Socket socket(::socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!socket.valid() || ::connect(socket.fd(), ai->ai_addr, ai->ai_addrlen) != 0) {
+      last_error = errno_message(errno);
+      continue;
+    }
+    sockaddr_storage local{};
+    socklen_t length = sizeof(local);
+    if (::getsockname(socket.fd(), reinterpret_cast<sockaddr*>(&local), &length) != 0) {
+      last_error = errno_message(errno);
+      continue;
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* address = local.ss_family == AF_INET6
+                              ? static_cast<const void*>(
+                                    &reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr)
+                              : static_cast<const void*>(
+                                    &reinterpret_cast<const sockaddr_in*>(&local)->sin_addr);
+    if (::inet_ntop(local.ss_family, address, text, sizeof(text)) != nullptr) {
+      ::freeaddrinfo(found);
+      return text;
+    }
+    last_error = errno_message(errno);
+  }
+  ::freeaddrinfo(found);
+  throw CommError(detail::concat("no route from this host to the store at ",
+                                 format_address(host, port), " (", last_error,
+                                 "); set TESSERA_IFACE_HOST to this host's address"));
+}
+
+// Rank 0's store under mpirun/srun: the server it hosts and its own client, alive as long as the
+// group that holds this store (the other ranks keep using the server until they shut down too).
+class HostedStore final : public Store {
+ public:
+  HostedStore(std::unique_ptr<TcpStoreServer> server, std::unique_ptr<TcpStore> client)
+      : Store(client->timeout()), server_(std::move(server)), client_(std::move(client)) {}
+
+  void set(const std::string& key, std::string_view value) override { client_->set(key, value); }
+  [[nodiscard]] bool check(const std::vector<std::string>& keys) override {
+    return client_->check(keys);
+  }
+  std::int64_t add(const std::string& key, std::int64_t delta) override {
+    return client_->add(key, delta);
+  }
+  std::string compare_set(const std::string& key, std::string_view expected,
+                          std::string_view desired) override {
+    return client_->compare_set(key, expected, desired);
+  }
+  bool remove(const std::string& key) override { return client_->remove(key); }
+  [[nodiscard]] std::string description() const override { return client_->description(); }
+
+ protected:
+  std::string do_get(const std::string& key, milliseconds timeout) override {
+    return client_->get(key, timeout);
+  }
+  void do_wait(const std::vector<std::string>& keys, milliseconds timeout) override {
+    client_->wait(keys, timeout);
+  }
+
+ private:
+  // Declared first, destroyed last: the client closes its connections before the server stops.
+  std::unique_ptr<TcpStoreServer> server_;
+  std::unique_ptr<TcpStore> client_;
+};
+
+enum class Backend { kGloo, kMpi, kShm };
+
+Backend resolve_backend(const JobEnv& env, const std::string& requested,
+                        const std::string& variable) {
+  if (requested == "gloo") return Backend::kGloo;
+  if (requested == "mpi") return Backend::kMpi;
+  if (requested == "shm") return Backend::kShm;
+  if (requested != "auto") {
+    env_error(variable, "\"" + requested + "\" is not one of auto, gloo, mpi, shm");
+  }
+  const bool under_mpi =
+      env.launcher == JobLauncher::kOpenMpi || env.launcher == JobLauncher::kPmi;
+  if (TESSERA_COMM_HAVE_MPI && under_mpi) return Backend::kMpi;
+  const bool one_host = env.local_world_size && *env.local_world_size == env.world_size;
+  if (TESSERA_COMM_HAVE_SHM && one_host && env.world_size > 1) return Backend::kShm;
+  return Backend::kGloo;
+}
+
+[[noreturn]] void not_built(const char* backend, const char* folder) {
+  throw CommError(detail::concat("backend \"", backend, "\" is not built into this tessera (no ",
+                                 folder,
+                                 " backend in this build); use backend \"gloo\" or \"auto\""));
+}
+
+std::shared_ptr<Store> connect_store(const JobEnv& env, milliseconds timeout) {
+  if (env.store_host.empty()) {
+    env_error("TESSERA_STORE_ADDR",
+              env.launcher == JobLauncher::kTessera
+                  ? std::string("is not set (the tessera launcher sets it)")
+                  : detail::concat("is not set, and neither are MASTER_ADDR and MASTER_PORT: under ",
+                                   launcher_name(env.launcher),
+                                   " rank 0 hosts the rendezvous store at that address; export "
+                                   "e.g. MASTER_ADDR=<first host> MASTER_PORT=29500"));
+  }
+  if (env.token.empty()) {
+    env_error("TESSERA_JOB_TOKEN",
+              "is not set: every connection to the rendezvous store presents the job's token; "
+              "export the same value (16+ random characters) to every rank");
+  }
+  const std::string address = format_address(env.store_host, env.store_port);
+  std::unique_ptr<TcpStoreServer> server;
+  if (env.hosts_store) {
+    try {
+      server = std::make_unique<TcpStoreServer>(TcpStoreServerOptions{
+          .host = env.store_host, .port = env.store_port, .token = env.token});
+    } catch (const CommError& e) {
+      throw CommError(detail::concat("rank 0 hosts the rendezvous store at ", address, " (",
+                                     env.store_source, ") but cannot listen there: ", e.what()));
+    }
+  }
+  std::unique_ptr<TcpStore> client;
+  try {
+    client = std::make_unique<TcpStore>(
+        TcpStoreOptions{.host = env.store_host,
+                        .port = env.store_port,
+                        .token = env.token,
+                        .connect_timeout = std::min(timeout, kDefaultConnectTimeout),
+                        .timeout = timeout});
+  } catch (const TimeoutError& e) {
+    throw TimeoutError(detail::concat(
+        "rank ", env.rank, ": the rendezvous store at ", address, " (", env.store_source,
+        ") did not answer; ",
+        env.launcher == JobLauncher::kTessera ? "the launcher hosts it" : "rank 0 hosts it",
+        ": ", e.what()));
+  }
+  std::shared_ptr<Store> store;
+  if (server) {
+    store = std::make_shared<HostedStore>(std::move(server), std::move(client));
+  } else {
+    store = std::move(client);
+  }
+  return std::make_shared<PrefixStore>("job/attempt-" + std::to_string(env.attempt),
+                                       std::move(store));
+}
+
+}  // namespace
+
+const char* launcher_name(JobLauncher launcher) {
+  switch (launcher) {
+    case JobLauncher::kTessera:
+      return "the tessera launcher";
+    case JobLauncher::kOpenMpi:
+      return "mpirun (Open MPI)";
+    case JobLauncher::kPmi:
+      return "a PMI launcher (mpiexec)";
+    case JobLauncher::kSlurm:
+      return "srun (Slurm)";
+  }
+  return "an unknown launcher";
+}
+
+std::optional<JobEnv> parse_job_env(const EnvLookup& lookup) {
+  JobEnv job;
+  bool found = false;
+  for (const RankVariables& vars : kRankVariables) {
+    if (!lookup(vars.rank)) continue;
+    found = true;
+    job.launcher = vars.launcher;
+    job.rank = *read_int(lookup, vars.rank, 0);
+    job.world_size = require_int(lookup, vars.size, 1, vars.rank);
+    if (job.rank >= job.world_size) {
+      env_error(vars.rank, detail::concat(job.rank, " is not below ", vars.size, "=",
+                                          job.world_size));
+    }
+    job.local_rank = read_int(lookup, vars.local_rank, 0);
+    job.local_world_size = read_int(lookup, vars.local_size, 1);
+    if (job.local_rank.has_value() != job.local_world_size.has_value()) {
+      const char* missing = job.local_rank ? vars.local_size : vars.local_rank;
+      const char* present = job.local_rank ? vars.local_rank : vars.local_size;
+      env_error(missing, detail::concat("is not set, but ", present, " is"));
+    }
+    if (job.local_rank) {
+      if (*job.local_rank >= *job.local_world_size) {
+        env_error(vars.local_rank, detail::concat(*job.local_rank, " is not below ",
+                                                  vars.local_size, "=", *job.local_world_size));
+      }
+      if (*job.local_world_size > job.world_size) {
+        env_error(vars.local_size, detail::concat(*job.local_world_size, " exceeds ", vars.size,
+                                                  "=", job.world_size));
+      }
+    }
+    break;
+  }
+  if (!found && lookup("SLURM_PROCID") && lookup("SLURM_STEP_NUM_TASKS")) {
+    found = true;
+    job.launcher = JobLauncher::kSlurm;
+    job.rank = *read_int(lookup, "SLURM_PROCID", 0);
+    job.world_size = *read_int(lookup, "SLURM_STEP_NUM_TASKS", 1);
+    if (job.rank >= job.world_size) {
+      env_error("SLURM_PROCID", detail::concat(job.rank, " is not below SLURM_STEP_NUM_TASKS=",
+                                               job.world_size));
+    }
+    job.local_rank = read_int(lookup, "SLURM_LOCALID", 0);
+    if (auto per_node = lookup("SLURM_STEP_TASKS_PER_NODE")) {
+      job.local_world_size =
+          slurm_tasks_on_node(*per_node, read_int(lookup, "SLURM_NODEID", 0).value_or(-1));
+    }
+    if (!job.local_rank || !job.local_world_size || *job.local_rank >= *job.local_world_size) {
+      job.local_rank.reset();  // Unknown rather than wrong.
+      job.local_world_size.reset();
+    }
+  }
+  if (!found) return std::nullopt;
+
+  if (auto addr = lookup("TESSERA_STORE_ADDR")) {
+    std::tie(job.store_host, job.store_port) = parse_address("TESSERA_STORE_ADDR", *addr);
+    job.store_source = "TESSERA_STORE_ADDR";
+  } else if (job.launcher != JobLauncher::kTessera) {
+    auto host = lookup("MASTER_ADDR");
+    auto port = lookup("MASTER_PORT");
+    if (host.has_value() != port.has_value()) {
+      env_error(host ? "MASTER_PORT" : "MASTER_ADDR",
+                detail::concat("is not set, but ", host ? "MASTER_ADDR" : "MASTER_PORT", " is"));
+    }
+    if (host) {
+      std::tie(job.store_host, job.store_port) =
+          parse_address("MASTER_ADDR/MASTER_PORT", *host + ":" + *port);
+      job.store_source = "MASTER_ADDR/MASTER_PORT";
+    }
+  }
+  job.hosts_store = job.launcher != JobLauncher::kTessera && job.rank == 0;
+  job.token = lookup("TESSERA_JOB_TOKEN").value_or("");
+  job.backend = lookup("TESSERA_BACKEND").value_or("");
+  job.iface_host = lookup("TESSERA_IFACE_HOST").value_or("");
+  job.iface = lookup("TESSERA_IFACE").value_or("");
+  if (auto text = lookup("TESSERA_COMM_TIMEOUT_S")) {
+    char* end = nullptr;
+    double seconds = std::strtod(text->c_str(), &end);
+    if (end == text->c_str() || *end != '\0' || !std::isfinite(seconds) || seconds <= 0 ||
+        seconds > 1e7) {
+      env_error("TESSERA_COMM_TIMEOUT_S", "\"" + *text + "\" is not a positive number of seconds");
+    }
+    job.timeout = milliseconds(std::max<long long>(1, std::llround(seconds * 1000.0)));
+  }
+  job.attempt = read_int(lookup, "TESSERA_ATTEMPT", 0).value_or(0);
+  return job;
+}
+
+std::optional<JobEnv> job_env_from_environment() {
+  return parse_job_env([](const char* name) { return env_string(name); });
+}
+
+std::unique_ptr<ProcessGroup> init_from_env(InitOptions options) {
+  std::optional<JobEnv> env = job_env_from_environment();
+  if (!env) {
+    env_error("TESSERA_RANK",
+              "is not set, nor is any launcher's rank variable (OMPI_COMM_WORLD_RANK, PMI_RANK, "
+              "SLURM_PROCID under srun): this process is not one rank of a job; start it with "
+              "`tessera train CONFIG --nproc N`, mpirun or srun");
+  }
+  return init_process_group(*env, std::move(options));
+}
+
+std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions options) {
+  if (env.timeout) options.group.timeout = *env.timeout;
+  const std::string requested = env.backend.empty() ? options.backend : env.backend;
+  const Backend backend =
+      resolve_backend(env, requested, env.backend.empty() ? "backend" : "TESSERA_BACKEND");
+
+  if (backend == Backend::kMpi) {
+#if TESSERA_COMM_HAVE_MPI
+    std::unique_ptr<ProcessGroup> group = make_mpi_group(options.group);
+    if (group->rank() != env.rank || group->size() != env.world_size) {
+      throw CommError(detail::concat("MPI says this process is rank ", group->rank(), " of ",
+                                     group->size(), ", but ", launcher_name(env.launcher),
+                                     " says rank ", env.rank, " of ", env.world_size));
+    }
+    return group;
+#else
+    not_built("mpi", "MPI (src/comm/mpi)");
+#endif
+  }
+
+  std::shared_ptr<Store> store = connect_store(env, options.group.timeout);
+  GlooOptions gloo_options;
+  if (!env.iface.empty()) {
+    gloo_options.iface = env.iface;
+  } else if (!env.iface_host.empty()) {
+    gloo_options.hostname = env.iface_host;
+  } else {
+    gloo_options.hostname = local_address_towards(env.store_host, env.store_port);
+  }
+
+  if (backend == Backend::kShm) {
+#if TESSERA_COMM_HAVE_SHM
+    return make_shm_group(std::move(store), env.rank, env.world_size, options.group,
+                          ShmOptions{.job_token = env.token, .gloo = gloo_options});
+#else
+    not_built("shm", "shared-memory (src/comm/shm)");
+#endif
+  }
+  return make_gloo_group(std::move(store), env.rank, env.world_size, options.group, gloo_options);
+}
+
+}  // namespace tessera::comm

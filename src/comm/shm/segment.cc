@@ -1,0 +1,130 @@
+#include "segment.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "tessera/comm/errors.h"
+#include "tessera/core/error.h"
+
+namespace tessera::comm::shm {
+namespace {
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+std::string system_error(int error) { return std::strerror(error); }
+
+// shm_open's names are "/<name>"; ours are documented without the slash.
+std::string object_name(const std::string& name) { return "/" + name; }
+
+std::byte* map(int fd, const std::string& name, std::size_t bytes) {
+  // MAP_POPULATE: the pages are faulted in here, once, not during the first collectives.
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (p == MAP_FAILED) {
+    const int error = errno;
+    throw CommError(detail::concat("shared-memory segment /dev/shm/", name, ": mmap of ", bytes,
+                                   " bytes failed: ", system_error(error)));
+  }
+  return static_cast<std::byte*>(p);
+}
+
+}  // namespace
+
+Layout::Layout(int size, std::size_t slot_bytes, std::size_t ring_bytes)
+    : size_(size), slot_bytes_(slot_bytes), ring_bytes_(ring_bytes) {
+  const auto n = static_cast<std::size_t>(size);
+  ranks_offset_ = round_up(sizeof(SegmentHeader), kCacheLine);
+  // Slots start on a page: copies into them never share a page with the control words.
+  slots_offset_ = round_up(ranks_offset_ + n * sizeof(RankBlock), 4096);
+  rings_offset_ = slots_offset_ + 2 * n * slot_bytes_;
+  ring_stride_ = round_up(sizeof(RingHeader) + ring_bytes_, 4096);
+  total_ = rings_offset_ + n * n * ring_stride_;
+}
+
+std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t bytes) {
+  const int fd = ::shm_open(object_name(name).c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    const int error = errno;
+    throw CommError(detail::concat("cannot create shared-memory segment /dev/shm/", name, ": ",
+                                   system_error(error)));
+  }
+  std::byte* base = nullptr;
+  try {
+    if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+      const int error = errno;
+      throw CommError(detail::concat("shared-memory segment /dev/shm/", name, ": cannot size it to ",
+                                     bytes, " bytes: ", system_error(error),
+                                     " (is /dev/shm large enough?)"));
+    }
+    base = map(fd, name, bytes);
+  } catch (...) {
+    ::close(fd);
+    ::shm_unlink(object_name(name).c_str());
+    throw;
+  }
+  ::close(fd);
+  return std::unique_ptr<Segment>(new Segment(name, base, bytes, /*owns_name=*/true));
+}
+
+std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t bytes) {
+  const int fd = ::shm_open(object_name(name).c_str(), O_RDWR, 0);
+  if (fd < 0) {
+    const int error = errno;
+    throw CommError(detail::concat("cannot open shared-memory segment /dev/shm/", name, ": ",
+                                   system_error(error),
+                                   error == ENOENT ? " (its creator removed it: did it fail?)" : ""));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) != bytes) {
+    const auto actual = static_cast<long long>(st.st_size);
+    ::close(fd);
+    throw CommError(detail::concat("shared-memory segment /dev/shm/", name, " holds ", actual,
+                                   " bytes, expected ", bytes,
+                                   ": the ranks disagree on the group size or slot size"));
+  }
+  std::byte* base = nullptr;
+  try {
+    base = map(fd, name, bytes);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  return std::unique_ptr<Segment>(new Segment(name, base, bytes, /*owns_name=*/false));
+}
+
+Segment::Segment(std::string name, std::byte* base, std::size_t bytes, bool owns_name)
+    : name_(std::move(name)), base_(base), bytes_(bytes), owns_name_(owns_name) {}
+
+Segment::~Segment() {
+  unlink();
+  ::munmap(base_, bytes_);
+}
+
+void Segment::unlink() noexcept {
+  if (!owns_name_) return;
+  owns_name_ = false;
+  ::shm_unlink(object_name(name_).c_str());
+}
+
+void futex_wait(std::uint32_t* word, std::uint32_t expected, std::chrono::microseconds timeout) {
+  const auto us = timeout.count() > 0 ? timeout.count() : 1;
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(us / 1000000);
+  ts.tv_nsec = static_cast<long>(us % 1000000) * 1000;
+  // Not FUTEX_PRIVATE_FLAG: the word is shared between processes.
+  ::syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+void futex_wake_all(std::uint32_t* word) {
+  ::syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+}  // namespace tessera::comm::shm

@@ -1,0 +1,172 @@
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+// The shared-memory segment of a ShmGroup: its layout, its mapping, and the futex calls ranks
+// sleep on. Every shared word is accessed through std::atomic_ref (plain integers in the mapped
+// memory: no object needs constructing in memory another process created).
+namespace tessera::comm::shm {
+
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::uint64_t kSegmentMagic = 0x31617265'73736574ULL;  // "tessera1"
+inline constexpr std::uint32_t kSegmentVersion = 1;
+// Longest failure message a rank leaves in the segment for the others.
+inline constexpr std::size_t kReasonBytes = 384;
+// Bytes of each point-to-point ring (one per ordered pair of ranks).
+inline constexpr std::size_t kRingBytes = std::size_t{128} << 10;
+
+// What a rank is doing, as the others see it.
+enum class RankState : std::uint32_t {
+  kJoining = 0,  // has not mapped the segment yet
+  kRunning = 1,
+  kFailed = 2,    // an operation failed here; `reason` says why
+  kTimedOut = 3,  // an operation timed out here; `reason` says why
+  kClosed = 4,    // shut its group down
+};
+
+struct SegmentHeader {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::int32_t size;
+  std::uint64_t slot_bytes;
+  std::uint64_t ring_bytes;
+  std::uint64_t total_bytes;
+  // Ranks sleeping in futex_wait on some rank's progress word: publishers wake only when > 0.
+  alignas(kCacheLine) std::uint32_t sleepers;
+};
+
+// A collective as one rank issued it: its sequence number and CallSignature::encode().
+struct OpRecord {
+  std::uint64_t seq;  // 0: none yet
+  std::byte signature[24];
+};
+
+// One per rank; each field group on its own cache line, so a rank's progress stores do not
+// invalidate what the others read for diagnosis.
+struct RankBlock {
+  // Steps this rank has finished in the group's sequence of collective steps. Its low 32 bits
+  // are the futex word others sleep on.
+  alignas(kCacheLine) std::uint64_t progress;
+  // Bumped whenever a point-to-point ring to or from this rank changes; its p2p thread sleeps on
+  // it. `p2p_parked` says whether it sleeps.
+  alignas(kCacheLine) std::uint32_t doorbell;
+  std::uint32_t p2p_parked;
+  alignas(kCacheLine) std::uint32_t state;  // RankState
+  std::int32_t pid;
+  std::uint64_t completed;  // sequence number of the last collective completed here
+  // The two latest collectives entered, at index seq % 2: a rank is never two collectives ahead
+  // of one that still reads its record.
+  OpRecord records[2];
+  char reason[kReasonBytes];  // NUL-terminated; written before state becomes kFailed/kTimedOut
+};
+
+// A single-producer single-consumer byte ring from one rank to another. `head` and `tail` count
+// bytes written and consumed since the start.
+struct RingHeader {
+  alignas(kCacheLine) std::uint64_t head;
+  alignas(kCacheLine) std::uint64_t tail;
+};
+
+// Where everything lies in a segment for `size` ranks.
+class Layout {
+ public:
+  Layout(int size, std::size_t slot_bytes, std::size_t ring_bytes);
+
+  [[nodiscard]] std::size_t total_bytes() const { return total_; }
+  [[nodiscard]] int size() const { return size_; }
+  [[nodiscard]] std::size_t slot_bytes() const { return slot_bytes_; }
+  [[nodiscard]] std::size_t ring_bytes() const { return ring_bytes_; }
+
+  [[nodiscard]] SegmentHeader* header(std::byte* base) const {
+    return reinterpret_cast<SegmentHeader*>(base);
+  }
+  [[nodiscard]] RankBlock* rank(std::byte* base, int r) const {
+    return reinterpret_cast<RankBlock*>(base + ranks_offset_) + r;
+  }
+  // Slot `buffer` (0 or 1) of rank r: slot_bytes() bytes.
+  [[nodiscard]] std::byte* slot(std::byte* base, int r, int buffer) const {
+    return base + slots_offset_ + (static_cast<std::size_t>(r) * 2 + buffer) * slot_bytes_;
+  }
+  [[nodiscard]] RingHeader* ring(std::byte* base, int src, int dst) const {
+    return reinterpret_cast<RingHeader*>(base + rings_offset_ + ring_index(src, dst) * ring_stride_);
+  }
+  [[nodiscard]] std::byte* ring_data(std::byte* base, int src, int dst) const {
+    return base + rings_offset_ + ring_index(src, dst) * ring_stride_ + sizeof(RingHeader);
+  }
+
+ private:
+  [[nodiscard]] std::size_t ring_index(int src, int dst) const {
+    return static_cast<std::size_t>(src) * static_cast<std::size_t>(size_) +
+           static_cast<std::size_t>(dst);
+  }
+
+  int size_;
+  std::size_t slot_bytes_;
+  std::size_t ring_bytes_;
+  std::size_t ranks_offset_;
+  std::size_t slots_offset_;
+  std::size_t rings_offset_;
+  std::size_t ring_stride_;
+  std::size_t total_;
+};
+
+// A mapping of a POSIX shared-memory object. Not thread-safe; the mapped memory is shared.
+class Segment {
+ public:
+  // Creates /dev/shm/<name> (exclusively, mode 0600) of `bytes` bytes and maps it. Throws
+  // CommError naming the segment and the system's error.
+  static std::unique_ptr<Segment> create(const std::string& name, std::size_t bytes);
+  // Opens and maps an existing segment of exactly `bytes` bytes; throws CommError otherwise.
+  static std::unique_ptr<Segment> open(const std::string& name, std::size_t bytes);
+
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  // Unmaps; removes the name if this mapping created it and unlink() was not called.
+  ~Segment();
+
+  // Removes the name from /dev/shm (the memory stays mapped). Idempotent; never throws.
+  void unlink() noexcept;
+
+  [[nodiscard]] std::byte* base() const { return base_; }
+  [[nodiscard]] const std::string& name() const { return name_; }
+
+ private:
+  Segment(std::string name, std::byte* base, std::size_t bytes, bool owns_name);
+
+  std::string name_;
+  std::byte* base_;
+  std::size_t bytes_;
+  bool owns_name_;
+};
+
+template <typename T>
+[[nodiscard]] std::atomic_ref<T> shared(T& value) {
+  return std::atomic_ref<T>(value);
+}
+
+// Sleeps while the 32-bit word at `word` equals `expected`, at most `timeout` (futex, shared
+// between processes). Returns early on a wake, a signal, or a changed value.
+void futex_wait(std::uint32_t* word, std::uint32_t expected, std::chrono::microseconds timeout);
+// Wakes every thread sleeping on `word`.
+void futex_wake_all(std::uint32_t* word);
+
+// The low 32 bits of a 64-bit counter, as the futex word (little-endian: same address).
+[[nodiscard]] inline std::uint32_t* low_word(std::uint64_t* counter) {
+  static_assert(std::endian::native == std::endian::little);
+  return reinterpret_cast<std::uint32_t*>(counter);
+}
+
+// A pause instruction for spin loops.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace tessera::comm::shm
