@@ -34,8 +34,8 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr const char* kPrefix = "tessera launcher: ";
-constexpr std::string_view kLauncherOptions[] = {"--nproc", "--nnodes", "--node-rank", "--rdzv",
-                                                 "--backend", "--token", "--grace"};
+constexpr std::string_view kLauncherOptions[] = {"--nproc",   "--nnodes", "--node-rank", "--rdzv",
+                                                 "--backend", "--token",  "--grace"};
 // What the launcher tells each worker; values of these inherited from the launcher's own
 // environment are replaced.
 constexpr std::string_view kWorkerVariables[] = {
@@ -115,8 +115,8 @@ struct Worker {
   bool running = false;  // started and not yet reaped
   bool stopped = false;  // stopped by a signal (SIGSTOP, SIGTSTP), as last reported
   bool stopped_when_signalled = false;
-  int status = 0;          // waitpid status once reaped
-  int sent_signal = 0;     // the last signal the launcher sent it
+  int status = 0;       // waitpid status once reaped
+  int sent_signal = 0;  // the last signal the launcher sent it
 };
 
 [[nodiscard]] bool failed(int status) {
@@ -139,7 +139,8 @@ std::string describe(const Worker& w) {
   } else {
     text = "exited with code " + std::to_string(exit_code_of(w.status));
   }
-  if (w.stopped_when_signalled) text += "; it was stopped (SIGSTOP/SIGTSTP) when the launcher stopped it";
+  if (w.stopped_when_signalled)
+    text += "; it was stopped (SIGSTOP/SIGTSTP) when the launcher stopped it";
   text += w.last_line.empty() ? "; it printed nothing" : "; its last line: \"" + w.last_line + "\"";
   return text;
 }
@@ -242,8 +243,7 @@ std::pair<std::string, int> parse_rdzv(const std::string& text) {
       host = text.substr(1, close - 1);
       port = text.substr(close + 2);
     }
-  } else if (auto colon = text.rfind(':');
-             colon != std::string::npos && text.find(':') == colon) {
+  } else if (auto colon = text.rfind(':'); colon != std::string::npos && text.find(':') == colon) {
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
@@ -261,12 +261,13 @@ bool is_loopback(const std::string& host) {
 
 void check_token(const std::string& token, const std::string& where) {
   const bool safe = std::all_of(token.begin(), token.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
   });
   if (!safe || token.size() < kMinTokenLength) {
-    option_error(where, "the job token must be at least 16 characters of A-Z, a-z, 0-9, - and _ "
-                        "(e.g. the output of `od -An -N16 -tx1 /dev/urandom | tr -d ' \\n'`)");
+    option_error(where,
+                 "the job token must be at least 16 characters of A-Z, a-z, 0-9, - and _ "
+                 "(e.g. the output of `od -An -N16 -tx1 /dev/urandom | tr -d ' \\n'`)");
   }
 }
 
@@ -309,12 +310,15 @@ void spawn(Worker& w, std::vector<std::string> args, std::vector<std::string> en
            const SignalScope& signals) {
   int out_pipe[2];
   int err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error("launcher: pipe: " + std::string(strerror(errno)));
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0)
+    throw Error("launcher: pipe: " + std::string(strerror(errno)));
   Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw Error("launcher: pipe: " + std::string(strerror(errno)));
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0)
+    throw Error("launcher: pipe: " + std::string(strerror(errno)));
   Fd err_read(err_pipe[0]), err_write(err_pipe[1]);
   Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null.valid()) throw Error("launcher: cannot open /dev/null: " + std::string(strerror(errno)));
+  if (!null.valid())
+    throw Error("launcher: cannot open /dev/null: " + std::string(strerror(errno)));
   std::vector<char*> argv = c_strings(args);
   std::vector<char*> envp = c_strings(env);
   const sigset_t& restore = signals.previous_mask();
@@ -453,8 +457,8 @@ int run_launcher(const LaunchOptions& o) {
     w.local_rank = i;
     w.rank = o.node_rank * o.nproc + i;
     spawn(w, o.worker_args, worker_environment(o, w, store_address, token), signals);
-    started += (i ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " +
-               std::to_string(w.pid) + ")";
+    started +=
+        (i ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) + ")";
   }
   say("store at " + store_address + "; node " + std::to_string(o.node_rank) + " of " +
       std::to_string(o.nnodes) + ", world size " + std::to_string(world) + "; started " + started);

@@ -55,12 +55,13 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     set_num_threads(std::max(1, cores / *job.local_world_size));
   }
-  std::unique_ptr<comm::ProcessGroup> group =
-      comm::init_process_group(job, {.backend = config.parallel.backend});
+  comm::InitOptions init;
+  init.backend = config.parallel.backend;
+  std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init);
   {
-    train::Trainer trainer(config, {.group = group.get(),
-                                    .resume = args.resume,
-                                    .progress = args.quiet ? nullptr : stderr});
+    train::Trainer trainer(
+        config,
+        {.group = group.get(), .resume = args.resume, .progress = args.quiet ? nullptr : stderr});
     train::TrainResult r = trainer.run();
     if (group->rank() == 0) print_result(r);
   }
@@ -71,9 +72,9 @@ void run_launcher_for(const train::Config& config, const TrainArgs& args, int np
                       const CLI::App& cmd) {
   const int world = nproc * args.nnodes;
   if (config.parallel.strategy == "none") {
-    throw ConfigError(config.source, 0, "parallel.strategy",
-                      detail::concat("is \"none\" but ", world,
-                                     " processes would train: set it to \"ddp\""));
+    throw ConfigError(
+        config.source, 0, "parallel.strategy",
+        detail::concat("is \"none\" but ", world, " processes would train: set it to \"ddp\""));
   }
   LaunchOptions o;
   o.nproc = nproc;
@@ -137,8 +138,8 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
       ->group(launch);
   cmd->add_option("--grace", args->grace_s,
                   "Seconds the other workers get to exit on their own after one fails, and again "
-                  "after SIGTERM before SIGKILL",
-                  true)
+                  "after SIGTERM before SIGKILL")
+      ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0))
       ->group(launch);
   cmd->callback([args, cmd] {
@@ -147,18 +148,17 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
     if (job) {
       for (const char* option : {"--nproc", "--nnodes", "--node-rank", "--rdzv"}) {
         if (cmd->count(option) > 0) {
-          throw ConfigError("command line", 0, option,
-                            detail::concat("this process is already rank ", job->rank, " of ",
-                                           job->world_size, ", started by ",
-                                           comm::launcher_name(job->launcher),
-                                           ": leave the launcher's options out"));
+          throw ConfigError(
+              "command line", 0, option,
+              detail::concat("this process is already rank ", job->rank, " of ", job->world_size,
+                             ", started by ", comm::launcher_name(job->launcher),
+                             ": leave the launcher's options out"));
         }
       }
       run_worker(config, *job, *args);
       return;
     }
-    const int nproc =
-        cmd->count("--nproc") ? args->nproc : static_cast<int>(config.parallel.nproc);
+    const int nproc = cmd->count("--nproc") ? args->nproc : static_cast<int>(config.parallel.nproc);
     if (nproc > 1 || args->nnodes > 1) {
       run_launcher_for(config, *args, nproc, *cmd);
       return;

@@ -25,21 +25,21 @@
 #include "tessera/core/error.h"
 
 // Backend dispatch point. The MPI and shared-memory backends live in their own folders and are
-// compiled in when their factory headers exist; until then asking for them throws CommError
-// ("not built"). Expected factories (namespace tessera::comm, as make_gloo_group):
+// compiled in when they exist (their factory header and its source: during development the header
+// can land first); until then asking for them throws CommError ("not built"). Factories
+// (namespace tessera::comm, as make_gloo_group):
 //   mpi/mpi_group.h: std::unique_ptr<ProcessGroup> make_mpi_group(GroupOptions options);
 //     (MPI knows rank and size itself; MPI_Init happens inside.)
 //   shm/shm_group.h: std::unique_ptr<ProcessGroup> make_shm_group(std::shared_ptr<Store> store,
 //     int rank, int size, GroupOptions options, ShmOptions shm_options);
-//     with ShmOptions{.job_token (segments are named /dev/shm/tessera-<token>*: the launcher
-//     removes what a crash leaves), .gloo (how host leaders reach each other)}.
-#if __has_include("tessera/comm/mpi/mpi_group.h")
+//     segments are named /dev/shm/tessera-<token>*: the launcher removes what a crash leaves.
+#if __has_include("tessera/comm/mpi/mpi_group.h") && __has_include("mpi/mpi_group.cc")
 #include "tessera/comm/mpi/mpi_group.h"
 #define TESSERA_COMM_HAVE_MPI 1
 #else
 #define TESSERA_COMM_HAVE_MPI 0
 #endif
-#if __has_include("tessera/comm/shm/shm_group.h")
+#if __has_include("tessera/comm/shm/shm_group.h") && __has_include("shm/shm_group.cc")
 #include "tessera/comm/shm/shm_group.h"
 #define TESSERA_COMM_HAVE_SHM 1
 #else
@@ -91,7 +91,8 @@ std::pair<std::string, int> parse_address(const std::string& variable, const std
   } else {
     auto colon = text.rfind(':');
     if (colon == std::string::npos || text.find(':') != colon) {
-      env_error(variable, "\"" + text + "\" is not HOST:PORT (write an IPv6 address as [ADDR]:PORT)");
+      env_error(variable,
+                "\"" + text + "\" is not HOST:PORT (write an IPv6 address as [ADDR]:PORT)");
     }
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
@@ -171,11 +172,10 @@ std::string local_address_towards(const std::string& host, int port) {
       continue;
     }
     char text[INET6_ADDRSTRLEN] = {};
-    const void* address = local.ss_family == AF_INET6
-                              ? static_cast<const void*>(
-                                    &reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr)
-                              : static_cast<const void*>(
-                                    &reinterpret_cast<const sockaddr_in*>(&local)->sin_addr);
+    const void* address =
+        local.ss_family == AF_INET6
+            ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr)
+            : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&local)->sin_addr);
     if (::inet_ntop(local.ss_family, address, text, sizeof(text)) != nullptr) {
       ::freeaddrinfo(found);
       return text;
@@ -233,8 +233,7 @@ Backend resolve_backend(const JobEnv& env, const std::string& requested,
   if (requested != "auto") {
     env_error(variable, "\"" + requested + "\" is not one of auto, gloo, mpi, shm");
   }
-  const bool under_mpi =
-      env.launcher == JobLauncher::kOpenMpi || env.launcher == JobLauncher::kPmi;
+  const bool under_mpi = env.launcher == JobLauncher::kOpenMpi || env.launcher == JobLauncher::kPmi;
   if (TESSERA_COMM_HAVE_MPI && under_mpi) return Backend::kMpi;
   const bool one_host = env.local_world_size && *env.local_world_size == env.world_size;
   if (TESSERA_COMM_HAVE_SHM && one_host && env.world_size > 1) return Backend::kShm;
@@ -249,13 +248,14 @@ Backend resolve_backend(const JobEnv& env, const std::string& requested,
 
 std::shared_ptr<Store> connect_store(const JobEnv& env, milliseconds timeout) {
   if (env.store_host.empty()) {
-    env_error("TESSERA_STORE_ADDR",
-              env.launcher == JobLauncher::kTessera
-                  ? std::string("is not set (the tessera launcher sets it)")
-                  : detail::concat("is not set, and neither are MASTER_ADDR and MASTER_PORT: under ",
-                                   launcher_name(env.launcher),
-                                   " rank 0 hosts the rendezvous store at that address; export "
-                                   "e.g. MASTER_ADDR=<first host> MASTER_PORT=29500"));
+    env_error(
+        "TESSERA_STORE_ADDR",
+        env.launcher == JobLauncher::kTessera
+            ? std::string("is not set (the tessera launcher sets it)")
+            : detail::concat("is not set, and neither are MASTER_ADDR and MASTER_PORT: under ",
+                             launcher_name(env.launcher),
+                             " rank 0 hosts the rendezvous store at that address; export "
+                             "e.g. MASTER_ADDR=<first host> MASTER_PORT=29500"));
   }
   if (env.token.empty()) {
     env_error("TESSERA_JOB_TOKEN",
@@ -285,8 +285,8 @@ std::shared_ptr<Store> connect_store(const JobEnv& env, milliseconds timeout) {
     throw TimeoutError(detail::concat(
         "rank ", env.rank, ": the rendezvous store at ", address, " (", env.store_source,
         ") did not answer; ",
-        env.launcher == JobLauncher::kTessera ? "the launcher hosts it" : "rank 0 hosts it",
-        ": ", e.what()));
+        env.launcher == JobLauncher::kTessera ? "the launcher hosts it" : "rank 0 hosts it", ": ",
+        e.what()));
   }
   std::shared_ptr<Store> store;
   if (server) {
@@ -324,8 +324,8 @@ std::optional<JobEnv> parse_job_env(const EnvLookup& lookup) {
     job.rank = *read_int(lookup, vars.rank, 0);
     job.world_size = require_int(lookup, vars.size, 1, vars.rank);
     if (job.rank >= job.world_size) {
-      env_error(vars.rank, detail::concat(job.rank, " is not below ", vars.size, "=",
-                                          job.world_size));
+      env_error(vars.rank,
+                detail::concat(job.rank, " is not below ", vars.size, "=", job.world_size));
     }
     job.local_rank = read_int(lookup, vars.local_rank, 0);
     job.local_world_size = read_int(lookup, vars.local_size, 1);
@@ -352,8 +352,8 @@ std::optional<JobEnv> parse_job_env(const EnvLookup& lookup) {
     job.rank = *read_int(lookup, "SLURM_PROCID", 0);
     job.world_size = *read_int(lookup, "SLURM_STEP_NUM_TASKS", 1);
     if (job.rank >= job.world_size) {
-      env_error("SLURM_PROCID", detail::concat(job.rank, " is not below SLURM_STEP_NUM_TASKS=",
-                                               job.world_size));
+      env_error("SLURM_PROCID",
+                detail::concat(job.rank, " is not below SLURM_STEP_NUM_TASKS=", job.world_size));
     }
     job.local_rank = read_int(lookup, "SLURM_LOCALID", 0);
     if (auto per_node = lookup("SLURM_STEP_TASKS_PER_NODE")) {
@@ -436,6 +436,21 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
 #endif
   }
 
+  if (backend == Backend::kShm) {
+    if (env.local_world_size && *env.local_world_size != env.world_size) {
+      throw CommError(detail::concat(
+          "backend \"shm\" needs every rank on one host, but this host runs ",
+          *env.local_world_size, " of the ", env.world_size, " ranks; use \"gloo\" or \"auto\""));
+    }
+#if TESSERA_COMM_HAVE_SHM
+    // The prefix lets the launcher remove a segment that a worker dying during setup left behind.
+    return make_shm_group(connect_store(env, options.group.timeout), env.rank, env.world_size,
+                          options.group, ShmOptions{.segment_name_prefix = "tessera-" + env.token});
+#else
+    not_built("shm", "shared-memory (src/comm/shm)");
+#endif
+  }
+
   std::shared_ptr<Store> store = connect_store(env, options.group.timeout);
   GlooOptions gloo_options;
   if (!env.iface.empty()) {
@@ -444,15 +459,6 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
     gloo_options.hostname = env.iface_host;
   } else {
     gloo_options.hostname = local_address_towards(env.store_host, env.store_port);
-  }
-
-  if (backend == Backend::kShm) {
-#if TESSERA_COMM_HAVE_SHM
-    return make_shm_group(std::move(store), env.rank, env.world_size, options.group,
-                          ShmOptions{.job_token = env.token, .gloo = gloo_options});
-#else
-    not_built("shm", "shared-memory (src/comm/shm)");
-#endif
   }
   return make_gloo_group(std::move(store), env.rank, env.world_size, options.group, gloo_options);
 }
