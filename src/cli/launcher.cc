@@ -139,8 +139,7 @@ std::string describe(const Worker& w) {
   } else {
     text = "exited with code " + std::to_string(exit_code_of(w.status));
   }
-  if (w.stopped_when_signalled)
-    text += "; it was stopped (SIGSTOP/SIGTSTP) when the launcher stopped it";
+  if (w.stopped_when_signalled) text += "; it had been stopped (SIGSTOP or SIGTSTP) until then";
   text += w.last_line.empty() ? "; it printed nothing" : "; its last line: \"" + w.last_line + "\"";
   return text;
 }
@@ -553,6 +552,12 @@ int run_launcher(const LaunchOptions& o) {
       }
     }
     reap();
+    // A stopped worker cannot exit on its own: waiting for it only delays the summary.
+    if (phase == Phase::kDraining &&
+        std::all_of(workers.begin(), workers.end(),
+                    [](const Worker& w) { return !w.running || w.stopped; })) {
+      deadline = Clock::now();
+    }
     if (Clock::now() >= deadline) {
       if (phase == Phase::kDraining) {
         signal_all(SIGTERM);

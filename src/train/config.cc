@@ -348,7 +348,7 @@ Config build(const toml::table& root, const std::string& file) {
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
   require(par, p.bucket_mb > 0, "bucket_mb", "must be > 0");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
-  one_of(par, "strategy", p.strategy, {"none", "ddp", "zero"});
+  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero"});
   one_of(par, "backend", p.backend, {"auto", "gloo", "mpi", "shm"});
   require(par, p.nproc >= 1, "nproc", "must be >= 1");
   return c;

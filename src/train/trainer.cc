@@ -168,6 +168,9 @@ Trainer::Trainer(Config config, TrainerOptions options)
     s.rank = options_.group->rank();
     s.world_size = options_.group->size();
   }
+  if (config_.parallel.strategy == "auto") {
+    config_.parallel.strategy = s.world_size > 1 ? "ddp" : "none";
+  }
   if (s.world_size > 1 && config_.parallel.strategy == "none") {
     throw ConfigError(config_.source, 0, "parallel.strategy",
                       detail::concat("is \"none\" but ", s.world_size,

@@ -31,7 +31,7 @@ TEST(Config, DefaultsFillEverythingNotGiven) {
   EXPECT_EQ(c.data.train, "fashion-mnist:train");
   EXPECT_EQ(c.optimizer.name, "sgd");
   EXPECT_EQ(c.train.run_dir, "runs/my_run");
-  EXPECT_EQ(c.parallel.strategy, "none");
+  EXPECT_EQ(c.parallel.strategy, "auto");
 }
 
 TEST(Config, UnknownKeyNamesKeyLineAndSuggestion) {

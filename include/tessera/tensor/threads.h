@@ -6,8 +6,9 @@ namespace tessera {
 // never run more threads than the setting (oversubscribed cores cost 5x on small machines).
 void set_num_threads(int n);
 
-// Applies the current setting (TESSERA_NUM_THREADS or cores / local ranks) to OpenBLAS.
-// Called before the first BLAS call; idempotent.
+// Applies the current setting (TESSERA_NUM_THREADS or cores / local ranks) to OpenBLAS and to
+// this thread's OpenMP pool (which oneDNN uses). Called before every GEMM and convolution; cheap
+// when nothing changed.
 void apply_blas_threads();
 
 }  // namespace tessera

@@ -70,7 +70,8 @@ struct TrainConfig {
 };
 
 struct ParallelConfig {
-  std::string strategy = "none";  // none | ddp | zero
+  // auto: none on one process, ddp on several | none | ddp | zero
+  std::string strategy = "auto";
   int64_t nproc = 1;
   std::string backend = "auto";  // auto | gloo | mpi | shm
   int64_t zero_stage = 1;        // zero: 1 shards optimizer state, 2 also gradients

@@ -28,6 +28,7 @@ enum class RankState : std::uint32_t {
   kFailed = 2,    // an operation failed here; `reason` says why
   kTimedOut = 3,  // an operation timed out here; `reason` says why
   kClosed = 4,    // shut its group down
+  kMismatch = 5,  // found ranks issuing different collectives; `reason` says which
 };
 
 struct SegmentHeader {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <exception>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "p2p_engine.h"
@@ -258,6 +259,7 @@ void ShmGroup::run(std::uint64_t seq, const CallSignature& call, const Body& bod
   op.call = call;
   op.start = Clock::now();
   op.deadline = op.start + options().timeout;
+  op.entry_step = step_;
   // Our record of the collective, read by the others when they meet us in it.
   RankBlock* mine = block(rank());
   OpRecord& record = mine->records[seq % 2];
@@ -300,9 +302,8 @@ void ShmGroup::publish() {
 }
 
 void ShmGroup::check_signature(int r, const Op& op) const {
-  const OpRecord& record = block(r)->records[op.seq % 2];
-  const std::uint64_t their_seq = shared(const_cast<std::uint64_t&>(record.seq)).load(
-      std::memory_order_acquire);
+  OpRecord& record = block(r)->records[op.seq % 2];
+  const std::uint64_t their_seq = shared(record.seq).load(std::memory_order_acquire);
   if (their_seq > op.seq) return;  // already past it (it needed nothing more from us)
   const std::string op_name = describe_op(op.call.kind, op.seq);
   if (their_seq < op.seq) {
@@ -318,19 +319,17 @@ void ShmGroup::check_signature(int r, const Op& op) const {
 }
 
 std::string ShmGroup::describe_rank(int r) const {
-  const RankBlock* b = block(r);
+  RankBlock* b = block(r);
   std::uint64_t entered = 0;
   const OpRecord* last = nullptr;
-  for (const OpRecord& record : b->records) {
-    const std::uint64_t seq =
-        shared(const_cast<std::uint64_t&>(record.seq)).load(std::memory_order_acquire);
+  for (OpRecord& record : b->records) {
+    const std::uint64_t seq = shared(record.seq).load(std::memory_order_acquire);
     if (seq > entered) {
       entered = seq;
       last = &record;
     }
   }
-  const std::uint64_t completed =
-      shared(const_cast<std::uint64_t&>(b->completed)).load(std::memory_order_relaxed);
+  const std::uint64_t completed = shared(b->completed).load(std::memory_order_relaxed);
   if (last == nullptr) return detail::concat("rank ", r, " has entered no collective yet");
   const std::string call = CallSignature::decode(last->signature).describe();
   if (completed >= entered) {
@@ -342,9 +341,9 @@ std::string ShmGroup::describe_rank(int r) const {
 
 void ShmGroup::check_peers(const std::vector<int>& pending, const Op& op, bool check_pids) const {
   for (int r : pending) {
-    const RankBlock* b = block(r);
-    const auto state = static_cast<RankState>(
-        shared(const_cast<std::uint32_t&>(b->state)).load(std::memory_order_acquire));
+    RankBlock* b = block(r);
+    const auto state =
+        static_cast<RankState>(shared(b->state).load(std::memory_order_acquire));
     const std::string op_name = describe_op(op.call.kind, op.seq);
     switch (state) {
       case RankState::kJoining:
@@ -382,8 +381,10 @@ void ShmGroup::throw_stuck(const std::vector<int>& pending, std::uint64_t target
 
 void ShmGroup::wait_for(std::uint64_t target, int only, Op& op) {
   if (only < 0 && all_reached_ >= target) return;
-  const bool check = !op.met;
-  op.met = true;
+  // Ranks that reached a step of this collective have entered it: compare their call with ours
+  // (once per collective). Steps of earlier collectives (slot reuse) say nothing about this one.
+  const bool check = !op.met && target > op.entry_step;
+  if (check) op.met = true;
   // Fast path: everyone is there already.
   std::vector<int> pending;
   auto reached = [&](int r) {
@@ -796,15 +797,21 @@ std::shared_ptr<Work> ShmGroup::do_barrier() {
   });
 }
 
+void ShmGroup::start_p2p() {
+  if (p2p_) return;
+  p2p_ = std::make_unique<P2pEngine>(base_, layout_, rank(), name(), options().timeout,
+                                     [this](const std::string& reason) { mark_broken(reason); });
+}
+
 std::shared_ptr<Work> ShmGroup::do_send(const void* data, std::size_t count, DataType dtype,
                                         int dst, std::uint32_t tag) {
-  if (!p2p_) p2p_ = std::make_unique<P2pEngine>(base_, layout_, rank(), name(), options().timeout);
+  start_p2p();
   return p2p_->send(data, count * data_type_size(dtype), dst, tag);
 }
 
 std::shared_ptr<Work> ShmGroup::do_recv(void* data, std::size_t count, DataType dtype, int src,
                                         std::uint32_t tag) {
-  if (!p2p_) p2p_ = std::make_unique<P2pEngine>(base_, layout_, rank(), name(), options().timeout);
+  start_p2p();
   return p2p_->recv(data, count * data_type_size(dtype), src, tag);
 }
 

@@ -83,7 +83,8 @@ class ShmGroup final : public ProcessGroup {
     CallSignature call;
     Clock::time_point start;
     Clock::time_point deadline;
-    bool met = false;  // a wait of this collective has compared signatures already
+    std::uint64_t entry_step = 0;  // step count when it started
+    bool met = false;              // a wait of this collective has compared signatures already
   };
   using Body = std::function<void(Op& op)>;
 
@@ -128,6 +129,7 @@ class ShmGroup final : public ProcessGroup {
                       int root, Op& o);
   void alltoall_chunks(const std::byte* in, std::byte* out, std::size_t count, std::size_t esz,
                        Op& o);
+  void start_p2p();
   // One step that every rank takes: checks signatures; the body of zero-length collectives.
   void arrive(Op& o);
 

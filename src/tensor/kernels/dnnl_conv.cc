@@ -3,6 +3,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tessera/core/error.h"
+#include "tessera/tensor/threads.h"
 
 namespace tessera::kernels {
 namespace {
@@ -62,6 +63,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvShape& g, bool wi
 
 template <typename F>
 void guarded(const char* op, F&& f) {
+  apply_blas_threads();
   try {
     f();
   } catch (const dnnl::error& e) {

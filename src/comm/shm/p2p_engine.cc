@@ -1,0 +1,389 @@
+#include "p2p_engine.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <utility>
+
+#include "tessera/comm/errors.h"
+#include "tessera/core/error.h"
+
+namespace tessera::comm::shm {
+namespace {
+
+// An idle engine sleeps at most this long between looks at its deadlines and peers.
+constexpr auto kIdleSleep = std::chrono::microseconds(20000);
+// A busy engine (transfers pending, nothing to move) spins this long before it sleeps.
+constexpr auto kSpinTime = std::chrono::microseconds(50);
+
+void ring_write(std::byte* ring, std::size_t capacity, std::uint64_t pos, const std::byte* src,
+                std::size_t n) {
+  const std::size_t at = pos % capacity;
+  const std::size_t first = std::min(n, capacity - at);
+  std::memcpy(ring + at, src, first);
+  if (n > first) std::memcpy(ring, src + first, n - first);
+}
+
+void ring_read(const std::byte* ring, std::size_t capacity, std::uint64_t pos, std::byte* dst,
+               std::size_t n) {
+  const std::size_t at = pos % capacity;
+  const std::size_t first = std::min(n, capacity - at);
+  if (dst != nullptr) {
+    std::memcpy(dst, ring + at, first);
+    if (n > first) std::memcpy(dst + first, ring, n - first);
+  }
+}
+
+// Each Work is failed once: one that already completed or failed is left alone.
+void fail_once(AsyncWork& work, std::exception_ptr error) {
+  if (!work.is_completed()) work.fail(std::move(error));
+}
+
+long long to_ms(std::chrono::steady_clock::duration d) {
+  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+}  // namespace
+
+P2pEngine::P2pEngine(std::byte* base, const Layout& layout, int rank, std::string group,
+                     std::chrono::milliseconds timeout,
+                     std::function<void(const std::string&)> on_failure)
+    : base_(base),
+      layout_(layout),
+      rank_(rank),
+      group_(std::move(group)),
+      timeout_(timeout),
+      on_failure_(std::move(on_failure)),
+      peers_(static_cast<std::size_t>(layout.size())) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+P2pEngine::~P2pEngine() { stop(); }
+
+std::string P2pEngine::describe(bool sending, int peer, std::uint32_t tag) const {
+  return detail::concat(sending ? "send #" : "recv #", sending ? sends_posted_ : recvs_posted_,
+                        sending ? " to rank " : " from rank ", peer, " (tag ", tag, ") on group ",
+                        group_);
+}
+
+void P2pEngine::ring_doorbell(int r) {
+  RankBlock* block = layout_.rank(base_, r);
+  shared(block->doorbell).fetch_add(1);
+  if (shared(block->p2p_parked).load() != 0) futex_wake_all(&block->doorbell);
+}
+
+std::shared_ptr<Work> P2pEngine::send(const void* data, std::size_t bytes, int dst,
+                                      std::uint32_t tag) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  ++sends_posted_;
+  auto work = std::make_shared<AsyncWork>(describe(true, dst, tag));
+  if (bytes == 0) {
+    work->complete();
+    return work;
+  }
+  if (!broken_.empty() || stopping_) {
+    work->fail(std::make_exception_ptr(CommError(detail::concat(
+        work->description(), ": not run: ",
+        broken_.empty() ? std::string("the group is shut down")
+                        : "the group failed earlier: " + broken_))));
+    return work;
+  }
+  Send send;
+  send.data = static_cast<const std::byte*>(data);
+  send.bytes = bytes;
+  send.tag = tag;
+  send.posted = Clock::now();
+  send.work = work;
+  peers_[static_cast<std::size_t>(dst)].sends.push_back(std::move(send));
+  lock.unlock();
+  ring_doorbell(rank_);
+  return work;
+}
+
+std::shared_ptr<Work> P2pEngine::recv(void* data, std::size_t bytes, int src, std::uint32_t tag) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  ++recvs_posted_;
+  auto work = std::make_shared<AsyncWork>(describe(false, src, tag));
+  if (bytes == 0) {
+    work->complete();
+    return work;
+  }
+  if (!broken_.empty() || stopping_) {
+    work->fail(std::make_exception_ptr(CommError(detail::concat(
+        work->description(), ": not run: ",
+        broken_.empty() ? std::string("the group is shut down")
+                        : "the group failed earlier: " + broken_))));
+    return work;
+  }
+  auto recv = std::make_shared<Recv>();
+  recv->data = static_cast<std::byte*>(data);
+  recv->bytes = bytes;
+  recv->tag = tag;
+  recv->posted = Clock::now();
+  recv->work = work;
+  Peer& peer = peers_[static_cast<std::size_t>(src)];
+  // The earliest message with this tag that no recv has taken yet is this recv's.
+  for (auto it = peer.unexpected.begin(); it != peer.unexpected.end(); ++it) {
+    Unexpected& message = **it;
+    if (message.tag != tag || message.claimed) continue;
+    if (message.complete) {
+      finish_recv(*recv, message.data.data(), message.data.size());
+      peer.unexpected.erase(it);
+    } else {
+      message.claimed = recv;
+    }
+    return work;
+  }
+  peer.recvs.push_back(std::move(recv));
+  lock.unlock();
+  ring_doorbell(rank_);
+  return work;
+}
+
+void P2pEngine::finish_recv(Recv& recv, const std::byte* data, std::size_t bytes) {
+  if (bytes != recv.bytes) {
+    recv.work->fail(std::make_exception_ptr(CommError(
+        detail::concat(recv.work->description(), ": the matching send carries ", bytes,
+                       " bytes, this recv expects ", recv.bytes))));
+    return;
+  }
+  if (data != recv.data) std::memcpy(recv.data, data, bytes);
+  recv.work->complete();
+}
+
+bool P2pEngine::pump_send(int peer) {
+  Peer& state = peers_[static_cast<std::size_t>(peer)];
+  if (state.sends.empty()) return false;
+  RingHeader* ring = layout_.ring(base_, rank_, peer);
+  std::byte* data = layout_.ring_data(base_, rank_, peer);
+  const std::size_t capacity = layout_.ring_bytes();
+  std::uint64_t head = shared(ring->head).load(std::memory_order_relaxed);  // ours alone
+  const std::uint64_t tail = shared(ring->tail).load(std::memory_order_acquire);
+  bool moved = false;
+  while (!state.sends.empty()) {
+    Send& send = state.sends.front();
+    std::size_t space = capacity - static_cast<std::size_t>(head - tail);
+    if (!send.header_written) {
+      if (space < kHeaderBytes) break;
+      std::byte header[kHeaderBytes] = {};
+      const std::uint64_t length = send.bytes;
+      std::memcpy(header, &send.tag, sizeof(send.tag));
+      std::memcpy(header + 8, &length, sizeof(length));
+      ring_write(data, capacity, head, header, kHeaderBytes);
+      head += kHeaderBytes;
+      space -= kHeaderBytes;
+      send.header_written = true;
+      moved = true;
+    }
+    const std::size_t n = std::min(space, send.bytes - send.done);
+    if (n > 0) {
+      ring_write(data, capacity, head, send.data + send.done, n);
+      head += n;
+      send.done += n;
+      moved = true;
+    }
+    if (send.done < send.bytes) break;
+    send.work->complete();
+    state.sends.pop_front();
+  }
+  if (moved) {
+    shared(ring->head).store(head, std::memory_order_release);
+    ring_doorbell(peer);
+  }
+  return moved;
+}
+
+bool P2pEngine::pump_recv(int peer) {
+  Peer& state = peers_[static_cast<std::size_t>(peer)];
+  RingHeader* ring = layout_.ring(base_, peer, rank_);
+  const std::byte* data = layout_.ring_data(base_, peer, rank_);
+  const std::size_t capacity = layout_.ring_bytes();
+  const std::uint64_t head = shared(ring->head).load(std::memory_order_acquire);
+  std::uint64_t tail = shared(ring->tail).load(std::memory_order_relaxed);  // ours alone
+  bool moved = false;
+  while (head > tail) {
+    if (!state.reading) {
+      if (head - tail < kHeaderBytes) break;
+      std::byte header[kHeaderBytes];
+      ring_read(data, capacity, tail, header, kHeaderBytes);
+      tail += kHeaderBytes;
+      moved = true;
+      Incoming incoming;
+      std::uint64_t length = 0;
+      std::memcpy(&incoming.tag, header, sizeof(incoming.tag));
+      std::memcpy(&length, header + 8, sizeof(length));
+      incoming.bytes = static_cast<std::size_t>(length);
+      auto match = std::find_if(state.recvs.begin(), state.recvs.end(),
+                                [&](const auto& r) { return r->tag == incoming.tag; });
+      if (match != state.recvs.end()) {
+        incoming.recv = *match;
+        state.recvs.erase(match);
+        if (incoming.recv->bytes != incoming.bytes) {
+          // Discarded: the recv fails and the bytes are skipped.
+          finish_recv(*incoming.recv, nullptr, incoming.bytes);
+          incoming.recv.reset();
+        }
+      } else {
+        incoming.unexpected = std::make_shared<Unexpected>();
+        incoming.unexpected->tag = incoming.tag;
+        incoming.unexpected->data.resize(incoming.bytes);
+        state.unexpected.push_back(incoming.unexpected);
+      }
+      state.incoming = std::move(incoming);
+      state.reading = true;
+    }
+    Incoming& in = state.incoming;
+    const std::size_t n =
+        std::min(static_cast<std::size_t>(head - tail), in.bytes - in.done);
+    std::byte* target = in.recv         ? in.recv->data + in.done
+                        : in.unexpected ? in.unexpected->data.data() + in.done
+                                        : nullptr;
+    ring_read(data, capacity, tail, target, n);
+    tail += n;
+    in.done += n;
+    moved = moved || n > 0;
+    if (in.done < in.bytes) break;
+    state.reading = false;
+    if (in.recv) {
+      in.recv->work->complete();
+    } else if (in.unexpected) {
+      in.unexpected->complete = true;
+      if (auto claimed = std::move(in.unexpected->claimed)) {
+        finish_recv(*claimed, in.unexpected->data.data(), in.unexpected->data.size());
+        std::erase(state.unexpected, in.unexpected);
+      }
+    }
+    state.incoming = Incoming();
+  }
+  if (moved) {
+    shared(ring->tail).store(tail, std::memory_order_release);
+    ring_doorbell(peer);
+  }
+  return moved;
+}
+
+bool P2pEngine::has_pending() const {
+  for (const Peer& peer : peers_) {
+    if (!peer.sends.empty() || !peer.recvs.empty() || peer.reading) return true;
+    for (const auto& message : peer.unexpected) {
+      if (message->claimed) return true;
+    }
+  }
+  return false;
+}
+
+void P2pEngine::fail_all(const std::string& reason) {
+  if (broken_.empty()) broken_ = reason;
+  auto error = [&](const std::string& what) {
+    return std::make_exception_ptr(
+        CommError(detail::concat(what, ": not completed: the group failed: ", reason)));
+  };
+  for (Peer& peer : peers_) {
+    for (Send& send : peer.sends) fail_once(*send.work, error(send.work->description()));
+    for (auto& recv : peer.recvs) fail_once(*recv->work, error(recv->work->description()));
+    for (auto& message : peer.unexpected) {
+      if (message->claimed) {
+        fail_once(*message->claimed->work, error(message->claimed->work->description()));
+      }
+    }
+    if (peer.reading && peer.incoming.recv) {
+      fail_once(*peer.incoming.recv->work, error(peer.incoming.recv->work->description()));
+    }
+    peer = Peer();
+  }
+}
+
+void P2pEngine::fail_expired(Clock::time_point now) {
+  std::string first;
+  std::exception_ptr first_error;
+  auto expire = [&](const std::shared_ptr<AsyncWork>& work, Clock::time_point posted, int peer,
+                    bool sending) {
+    if (now - posted < timeout_ || work->is_completed()) return false;
+    RankBlock* block = layout_.rank(base_, peer);
+    const auto state =
+        static_cast<RankState>(shared(block->state).load(std::memory_order_acquire));
+    const std::string message = detail::concat(
+        work->description(), ": no matching ", sending ? "recv on rank " : "send from rank ", peer,
+        " within ", to_ms(now - posted), " ms (timeout ", timeout_.count(), " ms)",
+        state == RankState::kClosed ? "; rank " + std::to_string(peer) + " has shut its group down"
+                                    : std::string());
+    if (first.empty()) {
+      first = message;
+      first_error = std::make_exception_ptr(TimeoutError(message));
+    }
+    work->fail(std::make_exception_ptr(TimeoutError(message)));
+    return true;
+  };
+  for (std::size_t p = 0; p < peers_.size(); ++p) {
+    Peer& peer = peers_[p];
+    const int r = static_cast<int>(p);
+    // A send partly in the ring cannot be taken back: the failure breaks the group below.
+    for (Send& send : peer.sends) expire(send.work, send.posted, r, true);
+    std::erase_if(peer.recvs, [&](const auto& recv) {
+      return expire(recv->work, recv->posted, r, false);
+    });
+    for (auto& message : peer.unexpected) {
+      if (message->claimed && expire(message->claimed->work, message->claimed->posted, r, false)) {
+        message->claimed.reset();
+      }
+    }
+    if (peer.reading && peer.incoming.recv &&
+        expire(peer.incoming.recv->work, peer.incoming.recv->posted, r, false)) {
+      peer.incoming.recv.reset();
+    }
+  }
+  if (!first.empty()) {
+    fail_all(first);
+    if (on_failure_) on_failure_(first);
+  }
+}
+
+void P2pEngine::loop() noexcept {
+  pthread_setname_np(pthread_self(), "tessera-shm-p2p");
+  RankBlock* mine = layout_.rank(base_, rank_);
+  auto idle_since = Clock::now();
+  for (;;) {
+    const std::uint32_t bell = shared(mine->doorbell).load();
+    bool moved = false;
+    bool pending = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (int p = 0; p < layout_.size(); ++p) {
+        if (p == rank_) continue;
+        moved = pump_send(p) || moved;
+        moved = pump_recv(p) || moved;
+      }
+      const auto now = Clock::now();
+      fail_expired(now);
+      pending = has_pending();
+      if (stopping_ && !pending) return;
+    }
+    if (moved) {
+      idle_since = Clock::now();
+      continue;
+    }
+    if (pending && Clock::now() - idle_since < kSpinTime) {
+      cpu_relax();
+      continue;
+    }
+    // Nothing to move: sleep until a peer or a caller rings, bounded so deadlines are noticed.
+    shared(mine->p2p_parked).store(1);
+    futex_wait(&mine->doorbell, bell, kIdleSleep);
+    shared(mine->p2p_parked).store(0);
+    idle_since = Clock::now();
+  }
+}
+
+void P2pEngine::stop() noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  ring_doorbell(rank_);
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace tessera::comm::shm
