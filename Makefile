@@ -10,7 +10,7 @@ RELEASE_DIR ?= build/release
 ASAN_DIR    ?= build/asan
 # The main job: train the Fashion-MNIST MLP from its config.
 RUN_BIN     ?= $(RELEASE_DIR)/tessera
-RUN_ARGS    ?= train examples/fashion_mnist_mlp.toml
+RUN_ARGS    ?= train examples/fashion_mnist_mlp.toml --nproc 2
 CMAKE_ARGS  ?=
 # Unset: keep what the build directory was configured with. `make test` sets ON.
 WERROR      ?=

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "tessera/comm/errors.h"
@@ -425,6 +426,11 @@ int run_launcher(const LaunchOptions& o) {
                                   "(--token or TESSERA_JOB_TOKEN)");
     }
   }
+  if (o.backend == "mpi") {
+    option_error("--backend",
+                 "\"mpi\" runs under mpirun or srun, which start the processes: "
+                 "`mpirun -np N tessera train CONFIG` (without --nproc)");
+  }
   if (!o.token.empty()) check_token(o.token, "--token");
   const std::string token = o.token.empty() ? comm::make_job_token() : o.token;
 
@@ -444,20 +450,32 @@ int run_launcher(const LaunchOptions& o) {
     // Fails early, naming the address, when node 0 cannot be reached or refuses the token.
     client = std::make_unique<comm::TcpStore>(
         comm::TcpStoreOptions{.host = host, .port = port, .token = token});
-    store_address = client->description().substr(std::string_view("store at ").size());
+    store_address = o.rdzv;
   }
   ShmCleanup shm_cleanup(token);
 
   const int world = o.nproc * o.nnodes;
   std::vector<Worker> workers(static_cast<std::size_t>(o.nproc));
   std::string started;
-  for (int i = 0; i < o.nproc; ++i) {
-    Worker& w = workers[static_cast<std::size_t>(i)];
-    w.local_rank = i;
-    w.rank = o.node_rank * o.nproc + i;
-    spawn(w, o.worker_args, worker_environment(o, w, store_address, token), signals);
-    started +=
-        (i ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) + ")";
+  try {
+    for (int i = 0; i < o.nproc; ++i) {
+      Worker& w = workers[static_cast<std::size_t>(i)];
+      w.local_rank = i;
+      w.rank = o.node_rank * o.nproc + i;
+      spawn(w, o.worker_args, worker_environment(o, w, store_address, token), signals);
+      started += (i ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " +
+                 std::to_string(w.pid) + ")";
+    }
+  } catch (...) {
+    // Half a job is no job: the workers already started would wait for the others until their
+    // timeout.
+    for (Worker& w : workers) {
+      if (w.running) {
+        ::kill(w.pid, SIGKILL);
+        ::waitpid(w.pid, nullptr, 0);
+      }
+    }
+    throw;
   }
   say("store at " + store_address + "; node " + std::to_string(o.node_rank) + " of " +
       std::to_string(o.nnodes) + ", world size " + std::to_string(world) + "; started " + started);

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   tessera::cli::add_eval_command(app);
   tessera::cli::add_inspect_command(app);
   tessera::cli::add_config_command(app);
+  tessera::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

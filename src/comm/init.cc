@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +34,8 @@
 //   shm/shm_group.h: std::unique_ptr<ProcessGroup> make_shm_group(std::shared_ptr<Store> store,
 //     int rank, int size, GroupOptions options, ShmOptions shm_options);
 //     segments are named /dev/shm/tessera-<token>*: the launcher removes what a crash leaves.
+//   shm/hierarchical_group.h: make_hierarchical_group(global, store, local_rank, local_size,
+//     ShmOptions): shared memory within each host, `global` (Gloo here) between hosts.
 #if __has_include("tessera/comm/mpi/mpi_group.h") && __has_include("mpi/mpi_group.cc")
 #include "tessera/comm/mpi/mpi_group.h"
 #define TESSERA_COMM_HAVE_MPI 1
@@ -44,6 +47,13 @@
 #define TESSERA_COMM_HAVE_SHM 1
 #else
 #define TESSERA_COMM_HAVE_SHM 0
+#endif
+#if TESSERA_COMM_HAVE_SHM && __has_include("tessera/comm/shm/hierarchical_group.h") && \
+                                           __has_include("shm/hierarchical_group.cc")
+#include "tessera/comm/shm/hierarchical_group.h"
+#define TESSERA_COMM_HAVE_HIERARCHICAL 1
+#else
+#define TESSERA_COMM_HAVE_HIERARCHICAL 0
 #endif
 
 namespace tessera::comm {
@@ -115,7 +125,8 @@ std::optional<int> slurm_tasks_on_node(const std::string& list, int node) {
     at = comma == std::string::npos ? list.size() : comma + 1;
     int count = 0;
     int repeat = 1;
-    if (std::sscanf(item.c_str(), "%d(x%d)", &count, &repeat) < 1 || count < 1 || repeat < 1) {
+    if (std::sscanf(item.c_str(), "%d(x%d)", &count, &repeat) < 1 || count < 1 || repeat < 1 ||
+        repeat > 1'000'000) {
       return std::nullopt;
     }
     counts.insert(counts.end(), static_cast<std::size_t>(repeat), count);
@@ -237,10 +248,17 @@ Backend resolve_backend(const JobEnv& env, const std::string& requested,
   if (TESSERA_COMM_HAVE_MPI && under_mpi) return Backend::kMpi;
   const bool one_host = env.local_world_size && *env.local_world_size == env.world_size;
   if (TESSERA_COMM_HAVE_SHM && one_host && env.world_size > 1) return Backend::kShm;
+  // Across hosts, shared memory within each and Gloo between them; only where the ranks of a host
+  // are known to be consecutive (the tessera launcher numbers them so; srun's cyclic
+  // distribution, for one, does not).
+  const bool several_per_host = env.local_world_size && *env.local_world_size > 1;
+  if (TESSERA_COMM_HAVE_HIERARCHICAL && several_per_host && env.launcher == JobLauncher::kTessera) {
+    return Backend::kShm;
+  }
   return Backend::kGloo;
 }
 
-[[noreturn]] void not_built(const char* backend, const char* folder) {
+[[noreturn, maybe_unused]] void not_built(const char* backend, const char* folder) {
   throw CommError(detail::concat("backend \"", backend, "\" is not built into this tessera (no ",
                                  folder,
                                  " backend in this build); use backend \"gloo\" or \"auto\""));
@@ -417,6 +435,15 @@ std::unique_ptr<ProcessGroup> init_from_env(InitOptions options) {
 }
 
 std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions options) {
+  // Gloo writes to sockets with plain write(): a peer that died would raise SIGPIPE, whose default
+  // action kills this rank without a word instead of failing its collective with an error naming
+  // the peer. A handler the program installed itself is left alone.
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, nullptr);
+  }
   if (env.timeout) options.group.timeout = *env.timeout;
   const std::string requested = env.backend.empty() ? options.backend : env.backend;
   const Backend backend =
@@ -436,22 +463,25 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
 #endif
   }
 
-  if (backend == Backend::kShm) {
-    if (env.local_world_size && *env.local_world_size != env.world_size) {
-      throw CommError(detail::concat(
-          "backend \"shm\" needs every rank on one host, but this host runs ",
-          *env.local_world_size, " of the ", env.world_size, " ranks; use \"gloo\" or \"auto\""));
-    }
+  std::shared_ptr<Store> store = connect_store(env, options.group.timeout);
+  // The prefix lets the launcher remove a segment that a worker dying during setup left behind.
+  [[maybe_unused]] const std::string shm_prefix = "tessera-" + env.token;
+  const bool several_hosts = env.local_world_size && *env.local_world_size < env.world_size;
+  if (backend == Backend::kShm && !several_hosts) {
 #if TESSERA_COMM_HAVE_SHM
-    // The prefix lets the launcher remove a segment that a worker dying during setup left behind.
-    return make_shm_group(connect_store(env, options.group.timeout), env.rank, env.world_size,
-                          options.group, ShmOptions{.segment_name_prefix = "tessera-" + env.token});
+    return make_shm_group(std::move(store), env.rank, env.world_size, options.group,
+                          ShmOptions{.segment_name_prefix = shm_prefix});
 #else
     not_built("shm", "shared-memory (src/comm/shm)");
 #endif
   }
-
-  std::shared_ptr<Store> store = connect_store(env, options.group.timeout);
+#if !TESSERA_COMM_HAVE_HIERARCHICAL
+  if (backend == Backend::kShm) {
+    throw CommError(detail::concat(
+        "backend \"shm\" needs every rank on one host in this build, but this host runs ",
+        *env.local_world_size, " of the ", env.world_size, " ranks; use \"gloo\" or \"auto\""));
+  }
+#endif
   GlooOptions gloo_options;
   if (!env.iface.empty()) {
     gloo_options.iface = env.iface;
@@ -460,6 +490,18 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
   } else {
     gloo_options.hostname = local_address_towards(env.store_host, env.store_port);
   }
+#if TESSERA_COMM_HAVE_HIERARCHICAL
+  if (backend == Backend::kShm) {
+    if (!env.local_rank) {
+      env_error("TESSERA_LOCAL_RANK", "is not known, but backend \"shm\" across hosts needs it");
+    }
+    std::unique_ptr<ProcessGroup> global =
+        make_gloo_group(store, env.rank, env.world_size, options.group, gloo_options);
+    return make_hierarchical_group(std::move(global), std::move(store), *env.local_rank,
+                                   *env.local_world_size,
+                                   ShmOptions{.segment_name_prefix = shm_prefix});
+  }
+#endif
   return make_gloo_group(std::move(store), env.rank, env.world_size, options.group, gloo_options);
 }
 

@@ -22,8 +22,8 @@
 
 namespace tessera::comm::suite {
 
-inline constexpr DataType kAllTypes[] = {DataType::kFloat32, DataType::kFloat64,
-                                         DataType::kInt32,   DataType::kInt64,
+inline constexpr DataType kAllTypes[] = {DataType::kFloat32,  DataType::kFloat64,
+                                         DataType::kInt32,    DataType::kInt64,
                                          DataType::kBFloat16, DataType::kFloat16};
 inline constexpr ReduceOp kAllOps[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax,
                                        ReduceOp::kMin};
@@ -159,8 +159,8 @@ inline void check_allreduce_every_op_and_dtype(ProcessGroup& pg, std::size_t cou
       for (std::size_t i = 0; i < count; ++i) {
         const double want = expected_reduction(op, dtype, n, i);
         if (buffer.get(i) != want) {
-          ADD_FAILURE() << label(dtype, op) << " count " << count << " element " << i
-                        << " on rank " << pg.rank() << ": " << buffer.get(i) << " != " << want;
+          ADD_FAILURE() << label(dtype, op) << " count " << count << " element " << i << " on rank "
+                        << pg.rank() << ": " << buffer.get(i) << " != " << want;
           break;
         }
       }
@@ -312,8 +312,8 @@ inline void check_reduce_scatter(ProcessGroup& pg, std::size_t block) {
         const std::size_t global = static_cast<std::size_t>(pg.rank()) * block + i;
         const double want = expected_reduction(op, dtype, n, global);
         if (out.get(i) != want) {
-          ADD_FAILURE() << label(dtype, op) << " block " << block << " element " << i
-                        << " on rank " << pg.rank() << ": " << out.get(i) << " != " << want;
+          ADD_FAILURE() << label(dtype, op) << " block " << block << " element " << i << " on rank "
+                        << pg.rank() << ": " << out.get(i) << " != " << want;
           break;
         }
       }
@@ -346,8 +346,7 @@ inline void check_gather_scatter(ProcessGroup& pg, std::size_t count) {
       }
     }
     std::vector<std::int32_t> mine(count, -1);
-    pg.scatter(blocks.empty() ? nullptr : blocks.data(), mine.data(), count, DataType::kInt32,
-               root)
+    pg.scatter(blocks.empty() ? nullptr : blocks.data(), mine.data(), count, DataType::kInt32, root)
         ->wait();
     for (std::size_t i = 0; i < count; ++i) {
       ASSERT_EQ(mine[i], pg.rank() * 7 + static_cast<int>(i))
@@ -387,7 +386,8 @@ inline void check_send_recv(ProcessGroup& pg, std::size_t count) {
   std::vector<float> first(count);
   std::vector<float> second(count + 3);
   for (std::size_t i = 0; i < first.size(); ++i) first[i] = static_cast<float>(pg.rank() + i % 91);
-  for (std::size_t i = 0; i < second.size(); ++i) second[i] = -static_cast<float>(pg.rank() + i % 7);
+  for (std::size_t i = 0; i < second.size(); ++i)
+    second[i] = -static_cast<float>(pg.rank() + i % 7);
   auto s1 = pg.send(std::span<const float>(first), right, 7);
   auto s2 = pg.send(std::span<const float>(second), right, 9);
   std::vector<float> got_second(second.size());
@@ -408,10 +408,12 @@ inline void check_send_recv(ProcessGroup& pg, std::size_t count) {
   std::vector<std::int32_t> got_b(2);
   auto sa = pg.send(std::span<const std::int32_t>(a), right, 11);
   auto sb = pg.send(std::span<const std::int32_t>(b), right, 11);
-  pg.recv(std::span<std::int32_t>(got_a), left, 11)->wait();
-  pg.recv(std::span<std::int32_t>(got_b), left, 11)->wait();
-  sa->wait();
-  sb->wait();
+  // Both recvs posted before any wait: handles complete in issue order (ProcessGroup's
+  // contract), so waiting for the first recv before posting the second could wait for `sb`, which
+  // needs that second recv.
+  auto ra = pg.recv(std::span<std::int32_t>(got_a), left, 11);
+  auto rb = pg.recv(std::span<std::int32_t>(got_b), left, 11);
+  for (const auto& w : {sa, sb, ra, rb}) w->wait();
   EXPECT_EQ(got_a, (std::vector<std::int32_t>{left, 1}));
   EXPECT_EQ(got_b, (std::vector<std::int32_t>{left, 2}));
 }

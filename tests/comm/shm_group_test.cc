@@ -81,21 +81,23 @@ class ShmGroupSizes : public ::testing::TestWithParam<int> {};
 
 TEST_P(ShmGroupSizes, EveryOperationOnEveryDtypeAcrossChunks) {
   const ShmOptions shm = test_shm_options("every");
-  run_shm_ranks(GetParam(), [](ProcessGroup& pg) { suite::check_everything(pg, kTestSlotElements); },
-                shm);
+  run_shm_ranks(
+      GetParam(), [](ProcessGroup& pg) { suite::check_everything(pg, kTestSlotElements); }, shm);
   EXPECT_TRUE(leftovers(shm.segment_name_prefix).empty());
 }
 
 TEST_P(ShmGroupSizes, SendRecvStreamsMessagesLargerThanTheRing) {
   // 400 KB messages through 128 KiB rings, both directions at once.
-  run_shm_ranks(GetParam(), [](ProcessGroup& pg) { suite::check_send_recv(pg, 100003); },
-                test_shm_options("p2p"));
+  run_shm_ranks(
+      GetParam(), [](ProcessGroup& pg) { suite::check_send_recv(pg, 100003); },
+      test_shm_options("p2p"));
 }
 
 TEST_P(ShmGroupSizes, AllreducePipelinesBuffersOfManyDefaultSlots) {
   // 3 MiB + 4 bytes through 256 KiB slots.
-  run_shm_ranks(GetParam(), [](ProcessGroup& pg) { suite::check_allreduce_sum_large(pg, 786433); },
-                test_shm_options("large", kDefaultShmSlotBytes));
+  run_shm_ranks(
+      GetParam(), [](ProcessGroup& pg) { suite::check_allreduce_sum_large(pg, 786433); },
+      test_shm_options("large", kDefaultShmSlotBytes));
 }
 
 INSTANTIATE_TEST_SUITE_P(OneToFiveRanks, ShmGroupSizes, ::testing::Values(1, 2, 3, 4, 5),
@@ -315,10 +317,10 @@ TEST(ShmGroup, AProcessThatDiesIsNamedBeforeTheTimeout) {
       auto group = make_shm_group(std::make_shared<TcpStore>(client), 1, 2, options, shm);
       float x = 1;
       group->allreduce(&x, 1, DataType::kFloat32, ReduceOp::kSum)->wait();
+      ::kill(::getpid(), SIGKILL);  // with the group still open
     } catch (...) {
       ::_exit(3);
     }
-    ::kill(::getpid(), SIGKILL);
     ::_exit(4);
   }
   auto group = make_shm_group(std::make_shared<TcpStore>(client), 0, 2, options, shm);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "process.h"
 #include "tessera/comm/errors.h"
@@ -21,28 +22,35 @@ constexpr auto kJobTimeout = 30s;
 // A token the test knows (the launcher generates one when none is given).
 const std::string kToken = "e2e0123456789abcdef0123456789abc";
 
-std::string test_name() {
-  return ::testing::UnitTest::GetInstance()->current_test_info()->name();
-}
+std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 void expect_all_gone(const std::vector<pid_t>& pids) {
-  for (pid_t pid : pids) EXPECT_FALSE(pid_alive(pid)) << "worker pid " << pid << " outlived the launcher";
+  for (pid_t pid : pids)
+    EXPECT_FALSE(pid_alive(pid)) << "worker pid " << pid << " outlived the launcher";
 }
 
-class LauncherTest : public ::testing::TestWithParam<int> {};
+// Every backend a launcher's workers can use on one host.
+const std::vector<std::string> kBackends{"gloo", "shm"};
+
+class LauncherTest : public ::testing::TestWithParam<std::tuple<int, std::string>> {};
 
 TEST_P(LauncherTest, TrainsWithRankPrefixedOutputAndOneSetOfMetrics) {
-  const int nproc = GetParam();
-  TrainingJob job(test_name() + std::to_string(nproc));
+  const auto& [nproc, backend] = GetParam();
+  TrainingJob job(test_name() + std::to_string(nproc) + backend);
   // 240 samples over nproc ranks, 16 per rank per step: steps per epoch.
   const int per_epoch = (240 / nproc + 15) / 16;
-  Process launcher({tessera_binary(), "train", job.config(2, per_epoch).string(), "--nproc",
-                    std::to_string(nproc)},
-                   {}, job.dir() / "launcher");
+  // Both spellings of an option; the workers' command line must have neither.
+  std::vector<std::string> args{tessera_binary(), "train", job.config(2, per_epoch).string()};
+  if (nproc == 2) {
+    args.insert(args.end(), {"--nproc", "2", "--backend", backend});
+  } else {
+    args.insert(args.end(), {"--nproc=" + std::to_string(nproc), "--backend=" + backend});
+  }
+  Process launcher(args, {}, job.dir() / "launcher");
   auto code = launcher.wait(kJobTimeout);
   ASSERT_TRUE(code.has_value()) << "launcher did not finish within 30 s:\n" << launcher.err();
   ASSERT_EQ(*code, 0) << launcher.err();
@@ -71,18 +79,31 @@ TEST_P(LauncherTest, TrainsWithRankPrefixedOutputAndOneSetOfMetrics) {
   expect_all_gone(worker_pids(err));
 }
 
-INSTANTIATE_TEST_SUITE_P(Ranks, LauncherTest, ::testing::Values(2, 3),
-                         [](const auto& info) { return "Nproc" + std::to_string(info.param); });
+INSTANTIATE_TEST_SUITE_P(RanksAndBackends, LauncherTest,
+                         ::testing::Combine(::testing::Values(2, 3),
+                                            ::testing::ValuesIn(kBackends)),
+                         [](const auto& info) {
+                           return "Nproc" + std::to_string(std::get<0>(info.param)) + "_" +
+                                  std::get<1>(info.param);
+                         });
 
 // A job that trains until stopped: 100000 epochs of 5-8 steps.
-std::vector<std::string> endless_job(const TrainingJob& job, int nproc) {
-  return {tessera_binary(), "train", job.config(100000, 1000).string(), "--nproc",
-          std::to_string(nproc)};
+std::vector<std::string> endless_job(const TrainingJob& job, int nproc,
+                                     const std::string& backend = "gloo") {
+  return {tessera_binary(),
+          "train",
+          job.config(100000, 1000).string(),
+          "--nproc",
+          std::to_string(nproc),
+          "--backend",
+          backend};
 }
 
-TEST(Launcher, AKilledWorkerFailsTheOthersWithinTheTimeoutAndIsNamed) {
-  TrainingJob job(test_name());
-  auto args = endless_job(job, 3);
+class WorkerFailureTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(WorkerFailureTest, AKilledWorkerFailsTheOthersWithinTheTimeoutAndIsNamed) {
+  TrainingJob job(test_name() + GetParam());
+  auto args = endless_job(job, 3, GetParam());
   args.insert(args.end(), {"--grace", "20"});  // the others must fail on their own, not be killed
   Process launcher(args, {"TESSERA_COMM_TIMEOUT_S=3"}, job.dir() / "launcher");
   ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch 2/", kJobTimeout)) << launcher.err();
@@ -97,8 +118,9 @@ TEST(Launcher, AKilledWorkerFailsTheOthersWithinTheTimeoutAndIsNamed) {
   ASSERT_TRUE(code.has_value()) << "hang: the launcher did not exit within 30 s\n" << err;
   EXPECT_EQ(*code, 128 + SIGKILL) << err;
   EXPECT_LT(took, 3.0 + 3.0) << "the others took longer than the 3 s timeout (+3 s slack)\n" << err;
-  EXPECT_NE(err.find("rank 1 (pid " + std::to_string(*victim) + ") failed: it was killed by SIGKILL"),
-            std::string::npos)
+  EXPECT_NE(
+      err.find("rank 1 (pid " + std::to_string(*victim) + ") failed: it was killed by SIGKILL"),
+      std::string::npos)
       << err;
   // The survivors failed by themselves (exit code 1, a comm error naming rank 1), not by the
   // launcher's SIGTERM.
@@ -114,9 +136,9 @@ TEST(Launcher, AKilledWorkerFailsTheOthersWithinTheTimeoutAndIsNamed) {
   expect_all_gone(pids);
 }
 
-TEST(Launcher, AStoppedWorkerMakesTheOthersTimeOutAndIsNamed) {
-  TrainingJob job(test_name());
-  auto args = endless_job(job, 3);
+TEST_P(WorkerFailureTest, AStoppedWorkerMakesTheOthersTimeOutAndIsNamed) {
+  TrainingJob job(test_name() + GetParam());
+  auto args = endless_job(job, 3, GetParam());
   args.insert(args.end(), {"--grace", "20"});
   Process launcher(args, {"TESSERA_COMM_TIMEOUT_S=2"}, job.dir() / "launcher");
   ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch 2/", kJobTimeout)) << launcher.err();
@@ -147,6 +169,9 @@ TEST(Launcher, AStoppedWorkerMakesTheOthersTimeOutAndIsNamed) {
   expect_all_gone(pids);
 }
 
+INSTANTIATE_TEST_SUITE_P(Backends, WorkerFailureTest, ::testing::ValuesIn(kBackends),
+                         [](const auto& info) { return info.param; });
+
 TEST(Launcher, RefusesStoreClientsWithoutTheTokenAndStopsOnSigterm) {
   TrainingJob job(test_name());
   auto args = endless_job(job, 2);
@@ -159,10 +184,10 @@ TEST(Launcher, RefusesStoreClientsWithoutTheTokenAndStopsOnSigterm) {
   const int port = std::stoi(address.substr(address.rfind(':') + 1));
   EXPECT_EQ(host, "127.0.0.1") << "one host: the store listens on loopback";
 
-  for (const std::string token : {std::string("wrong-token-0123456789"), std::string()}) {
+  for (const std::string& token : {std::string("wrong-token-0123456789"), std::string()}) {
     try {
-      comm::TcpStore store(comm::TcpStoreOptions{
-          .host = host, .port = port, .token = token, .connect_timeout = 5s});
+      comm::TcpStore store(
+          comm::TcpStoreOptions{.host = host, .port = port, .token = token, .connect_timeout = 5s});
       ADD_FAILURE() << "the launcher's store accepted token '" << token << "'";
     } catch (const comm::CommError& e) {
       EXPECT_NE(std::string(e.what()).find("bad job token"), std::string::npos) << e.what();
@@ -191,9 +216,9 @@ TEST(Launcher, RefusesStoreClientsWithoutTheTokenAndStopsOnSigterm) {
 
 TEST(Launcher, RefusesSeveralProcessesWithoutAParallelStrategy) {
   TrainingJob job(test_name());
-  Process launcher({tessera_binary(), "train", job.config(1, 5, "job", "none").string(), "--nproc",
-                    "2"},
-                   {}, job.dir() / "launcher");
+  Process launcher(
+      {tessera_binary(), "train", job.config(1, 5, "job", "none").string(), "--nproc", "2"}, {},
+      job.dir() / "launcher");
   auto code = launcher.wait(kJobTimeout);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2) << launcher.err();
@@ -216,6 +241,7 @@ TEST(Launcher, SeveralNodesNeedAReachableRendezvousAndAToken) {
       {{"--nnodes", "2", "--node-rank", "2", "--rdzv", "10.0.0.1:29999", "--token", kToken},
        "--node-rank"},
       {{"--nproc", "2", "--token", "short"}, "at least 16 characters"},
+      {{"--nproc", "2", "--backend", "mpi"}, "mpirun"},
   };
   int i = 0;
   for (const Case& c : cases) {

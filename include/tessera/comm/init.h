@@ -76,8 +76,10 @@ struct InitOptions {
   // replaces group.timeout.
   GroupOptions group;
   // The backend when TESSERA_BACKEND is unset (e.g. a config's [parallel] backend): "auto",
-  // "gloo", "mpi" or "shm". auto: MPI under mpirun or a PMI launcher when tessera was built with
-  // it, else shared memory when every rank is on one host and tessera was built with it, else Gloo.
+  // "gloo", "mpi" or "shm" ("shm" across hosts: shared memory within each host, Gloo between
+  // them; the ranks of a host must be numbered consecutively). auto: MPI under mpirun or a PMI
+  // launcher when tessera was built with it; else shared memory when every rank is on one host;
+  // else, under the tessera launcher with several ranks per host, shm across hosts; else Gloo.
   std::string backend = "auto";
 };
 
@@ -90,6 +92,9 @@ struct InitOptions {
 // Rendezvous: the ranks meet in the TcpStore at TESSERA_STORE_ADDR (host:port) or, under mpirun
 // and srun, at MASTER_ADDR:MASTER_PORT; there rank 0 hosts the store itself (binding that address)
 // and keeps it alive as long as its group. TESSERA_JOB_TOKEN must be set for a store.
+//
+// Sets SIGPIPE to be ignored when it has the default action: a peer's death must fail this
+// rank's collectives with an error, not kill the process (Gloo writes to sockets with write()).
 [[nodiscard]] std::unique_ptr<ProcessGroup> init_from_env(InitOptions options = {});
 
 // As init_from_env, from an already read environment.

@@ -36,11 +36,6 @@ void ring_read(const std::byte* ring, std::size_t capacity, std::uint64_t pos, s
   }
 }
 
-// Each Work is failed once: one that already completed or failed is left alone.
-void fail_once(AsyncWork& work, std::exception_ptr error) {
-  if (!work.is_completed()) work.fail(std::move(error));
-}
-
 long long to_ms(std::chrono::steady_clock::duration d) {
   return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
@@ -79,15 +74,18 @@ std::shared_ptr<Work> P2pEngine::send(const void* data, std::size_t bytes, int d
   std::unique_lock<std::mutex> lock(mutex_);
   ++sends_posted_;
   auto work = std::make_shared<AsyncWork>(describe(true, dst, tag));
+  std::shared_ptr<Ticket> ticket = issue(work);
   if (bytes == 0) {
-    work->complete();
+    ticket->complete();
+    deliver();
     return work;
   }
   if (!broken_.empty() || stopping_) {
-    work->fail(std::make_exception_ptr(CommError(detail::concat(
-        work->description(), ": not run: ",
-        broken_.empty() ? std::string("the group is shut down")
-                        : "the group failed earlier: " + broken_))));
+    ticket->fail(std::make_exception_ptr(
+        CommError(detail::concat(work->description(), ": not run: ",
+                                 broken_.empty() ? std::string("the group is shut down")
+                                                 : "the group failed earlier: " + broken_))));
+    deliver();
     return work;
   }
   Send send;
@@ -95,7 +93,7 @@ std::shared_ptr<Work> P2pEngine::send(const void* data, std::size_t bytes, int d
   send.bytes = bytes;
   send.tag = tag;
   send.posted = Clock::now();
-  send.work = work;
+  send.work = std::move(ticket);
   peers_[static_cast<std::size_t>(dst)].sends.push_back(std::move(send));
   lock.unlock();
   ring_doorbell(rank_);
@@ -106,15 +104,18 @@ std::shared_ptr<Work> P2pEngine::recv(void* data, std::size_t bytes, int src, st
   std::unique_lock<std::mutex> lock(mutex_);
   ++recvs_posted_;
   auto work = std::make_shared<AsyncWork>(describe(false, src, tag));
+  std::shared_ptr<Ticket> ticket = issue(work);
   if (bytes == 0) {
-    work->complete();
+    ticket->complete();
+    deliver();
     return work;
   }
   if (!broken_.empty() || stopping_) {
-    work->fail(std::make_exception_ptr(CommError(detail::concat(
-        work->description(), ": not run: ",
-        broken_.empty() ? std::string("the group is shut down")
-                        : "the group failed earlier: " + broken_))));
+    ticket->fail(std::make_exception_ptr(
+        CommError(detail::concat(work->description(), ": not run: ",
+                                 broken_.empty() ? std::string("the group is shut down")
+                                                 : "the group failed earlier: " + broken_))));
+    deliver();
     return work;
   }
   auto recv = std::make_shared<Recv>();
@@ -122,7 +123,7 @@ std::shared_ptr<Work> P2pEngine::recv(void* data, std::size_t bytes, int src, st
   recv->bytes = bytes;
   recv->tag = tag;
   recv->posted = Clock::now();
-  recv->work = work;
+  recv->work = std::move(ticket);
   Peer& peer = peers_[static_cast<std::size_t>(src)];
   // The earliest message with this tag that no recv has taken yet is this recv's.
   for (auto it = peer.unexpected.begin(); it != peer.unexpected.end(); ++it) {
@@ -131,6 +132,7 @@ std::shared_ptr<Work> P2pEngine::recv(void* data, std::size_t bytes, int src, st
     if (message.complete) {
       finish_recv(*recv, message.data.data(), message.data.size());
       peer.unexpected.erase(it);
+      deliver();
     } else {
       message.claimed = recv;
     }
@@ -142,11 +144,24 @@ std::shared_ptr<Work> P2pEngine::recv(void* data, std::size_t bytes, int src, st
   return work;
 }
 
+std::shared_ptr<P2pEngine::Ticket> P2pEngine::issue(std::shared_ptr<AsyncWork> work) {
+  auto ticket = std::make_shared<Ticket>(std::move(work));
+  tickets_.push_back(ticket);
+  return ticket;
+}
+
+void P2pEngine::deliver() {
+  while (!tickets_.empty() && tickets_.front()->is_completed()) {
+    tickets_.front()->deliver();
+    tickets_.pop_front();
+  }
+}
+
 void P2pEngine::finish_recv(Recv& recv, const std::byte* data, std::size_t bytes) {
   if (bytes != recv.bytes) {
-    recv.work->fail(std::make_exception_ptr(CommError(
-        detail::concat(recv.work->description(), ": the matching send carries ", bytes,
-                       " bytes, this recv expects ", recv.bytes))));
+    recv.work->fail(std::make_exception_ptr(
+        CommError(detail::concat(recv.work->description(), ": the matching send carries ", bytes,
+                                 " bytes, this recv expects ", recv.bytes))));
     return;
   }
   if (data != recv.data) std::memcpy(recv.data, data, bytes);
@@ -235,8 +250,7 @@ bool P2pEngine::pump_recv(int peer) {
       state.reading = true;
     }
     Incoming& in = state.incoming;
-    const std::size_t n =
-        std::min(static_cast<std::size_t>(head - tail), in.bytes - in.done);
+    const std::size_t n = std::min(static_cast<std::size_t>(head - tail), in.bytes - in.done);
     std::byte* target = in.recv         ? in.recv->data + in.done
                         : in.unexpected ? in.unexpected->data.data() + in.done
                                         : nullptr;
@@ -281,15 +295,15 @@ void P2pEngine::fail_all(const std::string& reason) {
         CommError(detail::concat(what, ": not completed: the group failed: ", reason)));
   };
   for (Peer& peer : peers_) {
-    for (Send& send : peer.sends) fail_once(*send.work, error(send.work->description()));
-    for (auto& recv : peer.recvs) fail_once(*recv->work, error(recv->work->description()));
+    for (Send& send : peer.sends) send.work->fail(error(send.work->description()));
+    for (auto& recv : peer.recvs) recv->work->fail(error(recv->work->description()));
     for (auto& message : peer.unexpected) {
       if (message->claimed) {
-        fail_once(*message->claimed->work, error(message->claimed->work->description()));
+        message->claimed->work->fail(error(message->claimed->work->description()));
       }
     }
     if (peer.reading && peer.incoming.recv) {
-      fail_once(*peer.incoming.recv->work, error(peer.incoming.recv->work->description()));
+      peer.incoming.recv->work->fail(error(peer.incoming.recv->work->description()));
     }
     peer = Peer();
   }
@@ -298,12 +312,11 @@ void P2pEngine::fail_all(const std::string& reason) {
 void P2pEngine::fail_expired(Clock::time_point now) {
   std::string first;
   std::exception_ptr first_error;
-  auto expire = [&](const std::shared_ptr<AsyncWork>& work, Clock::time_point posted, int peer,
+  auto expire = [&](const std::shared_ptr<Ticket>& work, Clock::time_point posted, int peer,
                     bool sending) {
     if (now - posted < timeout_ || work->is_completed()) return false;
     RankBlock* block = layout_.rank(base_, peer);
-    const auto state =
-        static_cast<RankState>(shared(block->state).load(std::memory_order_acquire));
+    const auto state = static_cast<RankState>(shared(block->state).load(std::memory_order_acquire));
     const std::string message = detail::concat(
         work->description(), ": no matching ", sending ? "recv on rank " : "send from rank ", peer,
         " within ", to_ms(now - posted), " ms (timeout ", timeout_.count(), " ms)",
@@ -321,9 +334,8 @@ void P2pEngine::fail_expired(Clock::time_point now) {
     const int r = static_cast<int>(p);
     // A send partly in the ring cannot be taken back: the failure breaks the group below.
     for (Send& send : peer.sends) expire(send.work, send.posted, r, true);
-    std::erase_if(peer.recvs, [&](const auto& recv) {
-      return expire(recv->work, recv->posted, r, false);
-    });
+    std::erase_if(peer.recvs,
+                  [&](const auto& recv) { return expire(recv->work, recv->posted, r, false); });
     for (auto& message : peer.unexpected) {
       if (message->claimed && expire(message->claimed->work, message->claimed->posted, r, false)) {
         message->claimed.reset();
@@ -357,6 +369,7 @@ void P2pEngine::loop() noexcept {
       }
       const auto now = Clock::now();
       fail_expired(now);
+      deliver();
       pending = has_pending();
       if (stopping_ && !pending) return;
     }

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,34 @@ class P2pEngine {
   using Clock = std::chrono::steady_clock;
   static constexpr std::size_t kHeaderBytes = 16;
 
+  // How a transfer ended, handed to its Work in issue order (ProcessGroup's rule for send/recv
+  // handles): a transfer that finishes early is reported once those posted before it are.
+  class Ticket {
+   public:
+    explicit Ticket(std::shared_ptr<AsyncWork> work) : work_(std::move(work)) {}
+    [[nodiscard]] std::string description() const { return work_->description(); }
+    [[nodiscard]] bool is_completed() const { return finished_; }
+    void complete() { finished_ = true; }
+    void fail(std::exception_ptr error) {
+      if (finished_) return;
+      finished_ = true;
+      error_ = std::move(error);
+    }
+    // Passes the outcome on to the Work.
+    void deliver() {
+      if (error_) {
+        work_->fail(error_);
+      } else {
+        work_->complete();
+      }
+    }
+
+   private:
+    std::shared_ptr<AsyncWork> work_;
+    bool finished_ = false;
+    std::exception_ptr error_;
+  };
+
   struct Send {
     const std::byte* data = nullptr;
     std::size_t bytes = 0;
@@ -62,14 +91,14 @@ class P2pEngine {
     bool header_written = false;
     std::uint32_t tag = 0;
     Clock::time_point posted;
-    std::shared_ptr<AsyncWork> work;
+    std::shared_ptr<Ticket> work;
   };
   struct Recv {
     std::byte* data = nullptr;
     std::size_t bytes = 0;
     std::uint32_t tag = 0;
     Clock::time_point posted;
-    std::shared_ptr<AsyncWork> work;
+    std::shared_ptr<Ticket> work;
   };
   // A message that arrived before its recv was posted.
   struct Unexpected {
@@ -95,6 +124,10 @@ class P2pEngine {
   };
 
   void loop() noexcept;
+  // A ticket for a new transfer, queued behind the earlier ones. Caller holds mutex_.
+  std::shared_ptr<Ticket> issue(std::shared_ptr<AsyncWork> work);
+  // Hands finished tickets at the head of the queue to their Works. Caller holds mutex_.
+  void deliver();
   // Move what can be moved now; return whether anything moved. Caller holds mutex_.
   bool pump_send(int peer);
   bool pump_recv(int peer);
@@ -114,6 +147,7 @@ class P2pEngine {
 
   mutable std::mutex mutex_;
   std::vector<Peer> peers_;
+  std::deque<std::shared_ptr<Ticket>> tickets_;  // in issue order
   std::uint64_t sends_posted_ = 0;
   std::uint64_t recvs_posted_ = 0;
   bool stopping_ = false;

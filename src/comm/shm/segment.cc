@@ -43,7 +43,7 @@ Layout::Layout(int size, std::size_t slot_bytes, std::size_t ring_bytes)
   ranks_offset_ = round_up(sizeof(SegmentHeader), kCacheLine);
   // Slots start on a page: copies into them never share a page with the control words.
   slots_offset_ = round_up(ranks_offset_ + n * sizeof(RankBlock), 4096);
-  rings_offset_ = slots_offset_ + 2 * n * slot_bytes_;
+  rings_offset_ = slots_offset_ + kSlotsPerRank * n * slot_bytes_;
   ring_stride_ = round_up(sizeof(RingHeader) + ring_bytes_, 4096);
   total_ = rings_offset_ + n * n * ring_stride_;
 }
@@ -59,8 +59,8 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t by
   try {
     if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
       const int error = errno;
-      throw CommError(detail::concat("shared-memory segment /dev/shm/", name, ": cannot size it to ",
-                                     bytes, " bytes: ", system_error(error),
+      throw CommError(detail::concat("shared-memory segment /dev/shm/", name,
+                                     ": cannot size it to ", bytes, " bytes: ", system_error(error),
                                      " (is /dev/shm large enough?)"));
     }
     base = map(fd, name, bytes);
@@ -77,9 +77,9 @@ std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t byte
   const int fd = ::shm_open(object_name(name).c_str(), O_RDWR, 0);
   if (fd < 0) {
     const int error = errno;
-    throw CommError(detail::concat("cannot open shared-memory segment /dev/shm/", name, ": ",
-                                   system_error(error),
-                                   error == ENOENT ? " (its creator removed it: did it fail?)" : ""));
+    throw CommError(detail::concat(
+        "cannot open shared-memory segment /dev/shm/", name, ": ", system_error(error),
+        error == ENOENT ? " (its creator removed it: did it fail?)" : ""));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) != bytes) {

@@ -18,6 +18,9 @@ inline constexpr std::uint64_t kSegmentMagic = 0x31617265'73736574ULL;  // "tess
 inline constexpr std::uint32_t kSegmentVersion = 1;
 // Longest failure message a rank leaves in the segment for the others.
 inline constexpr std::size_t kReasonBytes = 384;
+// Slots per rank: a collective's chunk k goes through slot k % 3, so a rank fills the slot of
+// chunk k + 1 while the others still read chunk k's, and every step needs only one wait.
+inline constexpr int kSlotsPerRank = 3;
 // Bytes of each point-to-point ring (one per ordered pair of ranks).
 inline constexpr std::size_t kRingBytes = std::size_t{128} << 10;
 
@@ -90,12 +93,15 @@ class Layout {
   [[nodiscard]] RankBlock* rank(std::byte* base, int r) const {
     return reinterpret_cast<RankBlock*>(base + ranks_offset_) + r;
   }
-  // Slot `buffer` (0 or 1) of rank r: slot_bytes() bytes.
-  [[nodiscard]] std::byte* slot(std::byte* base, int r, int buffer) const {
-    return base + slots_offset_ + (static_cast<std::size_t>(r) * 2 + buffer) * slot_bytes_;
+  // Slot `index` (< kSlotsPerRank) of rank r: slot_bytes() bytes.
+  [[nodiscard]] std::byte* slot(std::byte* base, int r, int index) const {
+    return base + slots_offset_ +
+           (static_cast<std::size_t>(r) * kSlotsPerRank + static_cast<std::size_t>(index)) *
+               slot_bytes_;
   }
   [[nodiscard]] RingHeader* ring(std::byte* base, int src, int dst) const {
-    return reinterpret_cast<RingHeader*>(base + rings_offset_ + ring_index(src, dst) * ring_stride_);
+    return reinterpret_cast<RingHeader*>(base + rings_offset_ +
+                                         ring_index(src, dst) * ring_stride_);
   }
   [[nodiscard]] std::byte* ring_data(std::byte* base, int src, int dst) const {
     return base + rings_offset_ + ring_index(src, dst) * ring_stride_ + sizeof(RingHeader);

@@ -26,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 
 // A waiting rank spins this long (the peer is usually a copy of one slot away), then yields the
 // CPU this long (ranks may outnumber cores), then sleeps on the futex of a rank it waits for.
-constexpr auto kSpinTime = std::chrono::microseconds(50);
+constexpr auto kSpinTime = std::chrono::microseconds(5);
 constexpr auto kYieldTime = std::chrono::microseconds(1000);
 // Longest futex sleep: bounds how late a wait notices its deadline or a peer that failed.
 constexpr auto kMaxSleep = std::chrono::microseconds(10000);
@@ -59,6 +59,16 @@ std::string file_name_part(const std::string& text) {
   return out.substr(0, 120);
 }
 
+// a[i] += b[i], also into copy[i]: one pass over the data instead of two.
+template <typename T>
+void sum_to_both(T* __restrict a, T* __restrict copy, const T* __restrict b, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const T v = a[i] + b[i];
+    a[i] = v;
+    copy[i] = v;
+  }
+}
+
 std::string random_hex() {
   std::random_device device;
   std::uniform_int_distribution<std::uint64_t> dist;
@@ -83,9 +93,7 @@ struct Slices {
   [[nodiscard]] std::size_t begin(int j) const {
     return std::min(static_cast<std::size_t>(j) * per_, n_);
   }
-  [[nodiscard]] std::size_t size(int j) const {
-    return std::min(begin(j) + per_, n_) - begin(j);
-  }
+  [[nodiscard]] std::size_t size(int j) const { return std::min(begin(j) + per_, n_) - begin(j); }
 
  private:
   std::size_t n_;
@@ -108,17 +116,17 @@ ShmGroup::~ShmGroup() { shutdown_noexcept(); }
 
 void ShmGroup::join(Clock::time_point deadline) {
   const auto start = Clock::now();
-  const std::string where = detail::concat("rendezvous of shared-memory group ", name(), " (rank ",
-                                           rank(), " of ", size(), ") through the ",
-                                           store_->description());
+  const std::string where =
+      detail::concat("rendezvous of shared-memory group ", name(), " (rank ", rank(), " of ",
+                     size(), ") through the ", store_->description());
   const std::string key = key_prefix_ + "/shm/segment";
   auto remaining = [&] {
     return std::max(std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()),
                     std::chrono::milliseconds(1));
   };
   if (rank() == 0) {
-    const std::string segment_name = detail::concat(
-        shm_options_.segment_name_prefix, "-", random_hex(), "-", file_name_part(name()));
+    const std::string segment_name = detail::concat(shm_options_.segment_name_prefix, "-",
+                                                    random_hex(), "-", file_name_part(name()));
     segment_ = Segment::create(segment_name, layout_.total_bytes());
     base_ = segment_->base();
     SegmentHeader* header = layout_.header(base_);
@@ -151,8 +159,8 @@ void ShmGroup::join(Clock::time_point deadline) {
   }
   RankBlock* mine = block(rank());
   mine->pid = static_cast<std::int32_t>(::getpid());
-  shared(mine->state).store(static_cast<std::uint32_t>(RankState::kRunning),
-                            std::memory_order_release);
+  shared(mine->state)
+      .store(static_cast<std::uint32_t>(RankState::kRunning), std::memory_order_release);
   // Every rank waits for all to map the segment, so all fail alike when one never comes.
   std::vector<int> missing;
   for (;;) {
@@ -270,24 +278,23 @@ void ShmGroup::run(std::uint64_t seq, const CallSignature& call, const Body& bod
     body(op);
     shared(mine->completed).store(seq, std::memory_order_relaxed);
     work.complete();
-    return;
   } catch (const CollectiveMismatchError& e) {
-    mark_broken(e.what());
-    publish_failure(RankState::kMismatch, e.what());
+    fail(RankState::kMismatch, e.what(), std::current_exception(), work);
   } catch (const TimeoutError& e) {
-    mark_broken(e.what());
-    publish_failure(RankState::kTimedOut, e.what());
+    fail(RankState::kTimedOut, e.what(), std::current_exception(), work);
   } catch (const Error& e) {
-    mark_broken(e.what());
-    publish_failure(RankState::kFailed, e.what());
+    fail(RankState::kFailed, e.what(), std::current_exception(), work);
   } catch (const std::exception& e) {
     const std::string message = detail::concat(describe_op(call.kind, seq), ": ", e.what());
-    mark_broken(message);
-    publish_failure(RankState::kFailed, message);
-    work.fail(std::make_exception_ptr(CommError(message)));
-    return;
+    fail(RankState::kFailed, message, std::make_exception_ptr(CommError(message)), work);
   }
-  work.fail(std::current_exception());
+}
+
+void ShmGroup::fail(RankState state, const std::string& message, std::exception_ptr error,
+                    AsyncWork& work) {
+  mark_broken(message);
+  publish_failure(state, message);
+  work.fail(std::move(error));
 }
 
 void ShmGroup::publish() {
@@ -335,15 +342,14 @@ std::string ShmGroup::describe_rank(int r) const {
   if (completed >= entered) {
     return detail::concat("rank ", r, " last completed #", entered, " ", call);
   }
-  return detail::concat("rank ", r, " is in #", entered, " ", call, " (last completed #",
-                        completed, ")");
+  return detail::concat("rank ", r, " is in #", entered, " ", call, " (last completed #", completed,
+                        ")");
 }
 
 void ShmGroup::check_peers(const std::vector<int>& pending, const Op& op, bool check_pids) const {
   for (int r : pending) {
     RankBlock* b = block(r);
-    const auto state =
-        static_cast<RankState>(shared(b->state).load(std::memory_order_acquire));
+    const auto state = static_cast<RankState>(shared(b->state).load(std::memory_order_acquire));
     const std::string op_name = describe_op(op.call.kind, op.seq);
     switch (state) {
       case RankState::kJoining:
@@ -352,12 +358,13 @@ void ShmGroup::check_peers(const std::vector<int>& pending, const Op& op, bool c
       case RankState::kTimedOut:
         throw TimeoutError(detail::concat(op_name, ": rank ", r, " timed out: ", b->reason));
       case RankState::kMismatch:
-        throw CollectiveMismatchError(detail::concat(op_name, ": rank ", r, " failed: ", b->reason));
+        throw CollectiveMismatchError(
+            detail::concat(op_name, ": rank ", r, " failed: ", b->reason));
       case RankState::kFailed:
         throw CommError(detail::concat(op_name, ": rank ", r, " failed: ", b->reason));
       case RankState::kClosed:
-        throw CommError(detail::concat(op_name, ": rank ", r, " has shut its group down; ",
-                                       describe_rank(r)));
+        throw CommError(
+            detail::concat(op_name, ": rank ", r, " has shut its group down; ", describe_rank(r)));
     }
     if (check_pids && process_exited(b->pid)) {
       throw CommError(detail::concat(op_name, ": rank ", r, " (pid ", b->pid,
@@ -442,8 +449,7 @@ void ShmGroup::wait_for(std::uint64_t target, int only, Op& op) {
 }
 
 int ShmGroup::take_slot(Op& op) {
-  const int b = next_slot_;
-  next_slot_ ^= 1;
+  const int b = skip_slot();
   if (slot_free_at_[b] > all_reached_) wait_for(slot_free_at_[b], -1, op);
   return b;
 }
@@ -453,61 +459,135 @@ void ShmGroup::arrive(Op& o) {
   wait_all(o);
 }
 
-// Reduce-scatter then allgather through the slots, one chunk (a slot's worth) at a time:
-//   step 1: copy slices j != rank of the chunk into this rank's slot;
-//   step 2: reduce slice `rank`: own data + slice `rank` of every other slot, into the caller's
-//           buffer, and copy the result into this rank's slot;
-//   step 3: copy every other rank's reduced slice out of its slot.
+// Reduce-scatter then allgather through the slots, one chunk (a slot's worth) at a time. Each
+// chunk is cut into `size` slices; after posting chunk 0 every step is
+//   reduce slice `rank` of chunk k (own data + that slice of every other rank's slot) into the
+//   caller's buffer and into this rank's slot; post chunk k + 1 (copy its slices j != rank into
+//   a fresh slot); publish; wait for all; copy every other rank's reduced slice of chunk k out.
+// One wait per chunk: a slot is refilled three chunks later, once every rank has published the
+// step after it read the slot.
 void ShmGroup::allreduce_chunks(std::byte* data, std::size_t count, DataType dtype, ReduceOp op,
-                                Op& o) {
+                                int root, Op& o) {
   const std::size_t esz = data_type_size(dtype);
   const int n = size();
   const int r = rank();
   const ReduceFunction fn = reduce_function(dtype, op);
   const std::size_t chunk = layout_.slot_bytes() / esz;
-  for (std::size_t off = 0; off < count; off += chunk) {
-    const std::size_t len = std::min(chunk, count - off);
-    std::byte* base = data + off * esz;
-    const Slices slices(len, n, esz);
+  const std::size_t chunks = ceil_div(count, chunk);
+  auto chunk_data = [&](std::size_t k) { return data + k * chunk * esz; };
+  auto chunk_slices = [&](std::size_t k) {
+    return Slices(std::min(chunk, count - k * chunk), n, esz);
+  };
+  // Copies this rank's part of chunk k (every slice but its own) into a fresh slot.
+  auto post = [&](std::size_t k) {
     const int b = take_slot(o);
-    std::byte* own = slot(r, b);
+    const Slices slices = chunk_slices(k);
     for (int j = 0; j < n; ++j) {
       if (j == r || slices.size(j) == 0) continue;
-      std::memcpy(own + slices.begin(j) * esz, base + slices.begin(j) * esz, slices.size(j) * esz);
+      const std::size_t at = slices.begin(j) * esz;
+      std::memcpy(slot(r, b) + at, chunk_data(k) + at, slices.size(j) * esz);
     }
-    publish();
-    wait_all(o);
+    return b;
+  };
+  int b = post(0);
+  publish();
+  wait_all(o);
+  for (std::size_t k = 0; k < chunks; ++k) {
+    const Slices slices = chunk_slices(k);
+    std::byte* base = chunk_data(k);
     if (const std::size_t mine = slices.size(r); mine > 0) {
       const std::size_t at = slices.begin(r) * esz;
-      std::byte* dst = base + at;
-      for (int j = 0; j < n; ++j) {
-        if (j != r) fn(dst, dst, slot(j, b) + at, mine);
-      }
-      if (op == ReduceOp::kAvg) divide_in_place(dst, mine, dtype, n);
-      std::memcpy(own + at, dst, mine * esz);
+      reduce_slice(base + at, slot(r, b) + at, b, at, mine, dtype, op, fn);
     }
+    const int next = k + 1 < chunks ? post(k + 1) : -1;
     publish();
     wait_all(o);
-    for (int j = 0; j < n; ++j) {
+    for (int j = 0; j < n && (root < 0 || r == root); ++j) {
       if (j == r || slices.size(j) == 0) continue;
       const std::size_t at = slices.begin(j) * esz;
       std::memcpy(base + at, slot(j, b) + at, slices.size(j) * esz);
     }
-    publish();
-    release_slot(b);
+    // Every rank has read slot b of the others once it publishes its next step.
+    slot_free_at_[b] = step_ + 1;
+    b = next;
   }
+  publish();
+}
+
+// Two ranks: each copies its whole chunk into a slot, and each reduces the whole chunk, its own
+// data with the other's slot, in rank order (both get the same bits). The same bytes cross
+// between the cores as in reduce-scatter + allgather, with half the steps and no copy out.
+void ShmGroup::allreduce_pair(std::byte* data, std::size_t count, DataType dtype, ReduceOp op,
+                              int root, Op& o) {
+  const std::size_t esz = data_type_size(dtype);
+  const int r = rank();
+  const int peer = 1 - r;
+  const ReduceFunction fn = reduce_function(dtype, op);
+  const std::size_t chunk = layout_.slot_bytes() / esz;
+  const std::size_t chunks = ceil_div(count, chunk);
+  auto length = [&](std::size_t k) { return std::min(chunk, count - k * chunk); };
+  auto post = [&](std::size_t k) {
+    const int b = take_slot(o);
+    std::memcpy(slot(r, b), data + k * chunk * esz, length(k) * esz);
+    return b;
+  };
+  int b = post(0);
+  publish();
+  wait_all(o);
+  for (std::size_t k = 0; k < chunks; ++k) {
+    std::byte* mine = data + k * chunk * esz;
+    if (root < 0 || r == root) {
+      const std::byte* theirs = slot(peer, b);
+      if (r == 0) {
+        fn(mine, mine, theirs, length(k));
+      } else {
+        fn(mine, theirs, mine, length(k));
+      }
+      if (op == ReduceOp::kAvg) divide_in_place(mine, length(k), dtype, 2);
+    }
+    // The peer reads this rank's slot b before it publishes its next step.
+    slot_free_at_[b] = step_ + 1;
+    if (k + 1 == chunks) break;
+    b = post(k + 1);
+    publish();
+    wait_all(o);
+  }
+  publish();
+}
+
+// dst (this rank's slice in the caller's buffer) and out (the same slice of this rank's slot)
+// get dst reduced with slice `at` of every other rank's slot `b`.
+void ShmGroup::reduce_slice(std::byte* dst, std::byte* out, int b, std::size_t at,
+                            std::size_t count, DataType dtype, ReduceOp op, ReduceFunction fn) {
+  const int n = size();
+  int last = n - 1;
+  if (last == rank()) --last;
+  for (int j = 0; j < last; ++j) {
+    if (j != rank()) fn(dst, dst, slot(j, b) + at, count);
+  }
+  // The common case in one pass: the last sum goes to both outputs.
+  if (op == ReduceOp::kSum && dtype == DataType::kFloat32) {
+    return sum_to_both(reinterpret_cast<float*>(dst), reinterpret_cast<float*>(out),
+                       reinterpret_cast<const float*>(slot(last, b) + at), count);
+  }
+  if (op == ReduceOp::kSum && dtype == DataType::kFloat64) {
+    return sum_to_both(reinterpret_cast<double*>(dst), reinterpret_cast<double*>(out),
+                       reinterpret_cast<const double*>(slot(last, b) + at), count);
+  }
+  fn(dst, dst, slot(last, b) + at, count);
+  if (op == ReduceOp::kAvg) divide_in_place(dst, count, dtype, n);
+  std::memcpy(out, dst, count * data_type_size(dtype));
 }
 
 void ShmGroup::broadcast_chunks(std::byte* data, std::size_t bytes, int root, Op& o) {
   const std::size_t chunk = layout_.slot_bytes();
   for (std::size_t off = 0; off < bytes; off += chunk) {
     const std::size_t len = std::min(chunk, bytes - off);
-    const int b = rank() == root ? take_slot(o) : next_slot_;
+    const int b = rank() == root ? take_slot(o) : skip_slot();
     if (rank() == root) {
       std::memcpy(slot(root, b), data + off, len);
       publish();
     } else {
-      next_slot_ ^= 1;
       publish();
       wait_for(step_, root, o);
       std::memcpy(data + off, slot(root, b), len);
@@ -562,8 +642,8 @@ void ShmGroup::reduce_scatter_chunks(const std::byte* in, std::byte* out, std::s
   const int n = size();
   const int r = rank();
   const ReduceFunction fn = reduce_function(dtype, op);
-  const std::size_t sub_bytes = layout_.slot_bytes() / static_cast<std::size_t>(n) /
-                                kCacheLine * kCacheLine;
+  const std::size_t sub_bytes =
+      layout_.slot_bytes() / static_cast<std::size_t>(n) / kCacheLine * kCacheLine;
   const std::size_t sub = sub_bytes / esz;
   const std::size_t block = recv_count * esz;
   for (std::size_t off = 0; off < recv_count; off += sub) {
@@ -606,8 +686,7 @@ void ShmGroup::gather_chunks(const std::byte* in, std::byte* out, std::size_t by
       release_slot(b);
       continue;
     }
-    const int b = next_slot_;
-    next_slot_ ^= 1;
+    const int b = skip_slot();
     publish();
     wait_all(o);
     for (int j = 0; j < size(); ++j) {
@@ -621,8 +700,8 @@ void ShmGroup::scatter_chunks(const std::byte* in, std::byte* out, std::size_t c
                               std::size_t esz, int root, Op& o) {
   const int n = size();
   const int r = rank();
-  const std::size_t sub_bytes = layout_.slot_bytes() / static_cast<std::size_t>(n) /
-                                kCacheLine * kCacheLine;
+  const std::size_t sub_bytes =
+      layout_.slot_bytes() / static_cast<std::size_t>(n) / kCacheLine * kCacheLine;
   const std::size_t sub = sub_bytes / esz;
   const std::size_t block = count * esz;
   if (r == root) std::memmove(out, in + static_cast<std::size_t>(r) * block, block);
@@ -640,8 +719,7 @@ void ShmGroup::scatter_chunks(const std::byte* in, std::byte* out, std::size_t c
       release_slot(b);
       continue;
     }
-    const int b = next_slot_;
-    next_slot_ ^= 1;
+    const int b = skip_slot();
     publish();
     wait_for(step_, root, o);
     std::memcpy(out + off * esz, slot(root, b) + static_cast<std::size_t>(r) * sub_bytes,
@@ -654,8 +732,8 @@ void ShmGroup::alltoall_chunks(const std::byte* in, std::byte* out, std::size_t 
                                std::size_t esz, Op& o) {
   const int n = size();
   const int r = rank();
-  const std::size_t sub_bytes = layout_.slot_bytes() / static_cast<std::size_t>(n) /
-                                kCacheLine * kCacheLine;
+  const std::size_t sub_bytes =
+      layout_.slot_bytes() / static_cast<std::size_t>(n) / kCacheLine * kCacheLine;
   const std::size_t sub = sub_bytes / esz;
   const std::size_t block = count * esz;
   const auto ru = static_cast<std::size_t>(r);
@@ -686,7 +764,10 @@ std::shared_ptr<Work> ShmGroup::do_allreduce(void* data, std::size_t count, Data
   return enqueue(call, [this, data, count, dtype, op](Op& o) {
     if (size() == 1) return;
     if (count == 0) return arrive(o);
-    allreduce_chunks(static_cast<std::byte*>(data), count, dtype, op, o);
+    if (size() == 2) {
+      return allreduce_pair(static_cast<std::byte*>(data), count, dtype, op, -1, o);
+    }
+    allreduce_chunks(static_cast<std::byte*>(data), count, dtype, op, -1, o);
   });
 }
 
@@ -703,14 +784,17 @@ std::shared_ptr<Work> ShmGroup::do_broadcast(void* data, std::size_t count, Data
 
 std::shared_ptr<Work> ShmGroup::do_reduce(void* data, std::size_t count, DataType dtype,
                                           ReduceOp op, int root) {
-  // An allreduce: the other ranks' buffers are scratch space by contract, and this costs about
-  // what a reduce to one rank would (each rank reduces its slice either way).
+  // An allreduce whose last step (copying the reduced slices out) only the root takes: the other
+  // ranks' buffers are scratch space by contract.
   const CallSignature call{
       .kind = OpKind::kReduce, .dtype = dtype, .op = op, .root = root, .count = count};
-  return enqueue(call, [this, data, count, dtype, op](Op& o) {
+  return enqueue(call, [this, data, count, dtype, op, root](Op& o) {
     if (size() == 1) return;
     if (count == 0) return arrive(o);
-    allreduce_chunks(static_cast<std::byte*>(data), count, dtype, op, o);
+    if (size() == 2) {
+      return allreduce_pair(static_cast<std::byte*>(data), count, dtype, op, root, o);
+    }
+    allreduce_chunks(static_cast<std::byte*>(data), count, dtype, op, root, o);
   });
 }
 
@@ -739,14 +823,13 @@ std::shared_ptr<Work> ShmGroup::do_allgatherv(const void* in, void* out,
   for (std::size_t c : counts) block_bytes.push_back(c * data_type_size(dtype));
   return enqueue(call, [this, in, out, total, block_bytes = std::move(block_bytes)](Op& o) {
     if (total == 0) return size() == 1 ? void() : arrive(o);
-    allgatherv_chunks(static_cast<const std::byte*>(in), static_cast<std::byte*>(out),
-                      block_bytes, o);
+    allgatherv_chunks(static_cast<const std::byte*>(in), static_cast<std::byte*>(out), block_bytes,
+                      o);
   });
 }
 
-std::shared_ptr<Work> ShmGroup::do_reduce_scatter(const void* in, void* out,
-                                                  std::size_t recv_count, DataType dtype,
-                                                  ReduceOp op) {
+std::shared_ptr<Work> ShmGroup::do_reduce_scatter(const void* in, void* out, std::size_t recv_count,
+                                                  DataType dtype, ReduceOp op) {
   const CallSignature call{
       .kind = OpKind::kReduceScatter, .dtype = dtype, .op = op, .count = recv_count};
   return enqueue(call, [this, in, out, recv_count, dtype, op](Op& o) {
@@ -822,11 +905,10 @@ std::unique_ptr<ProcessGroup> ShmGroup::do_split(int color, int key, std::string
       std::make_shared<std::array<std::int64_t, 2>>(std::array<std::int64_t, 2>{color, key});
   const CallSignature call{.kind = OpKind::kSplit};
   auto work = enqueue(call, [this, exchange, mine](Op& o) {
-    allgatherv_chunks(reinterpret_cast<const std::byte*>(mine->data()),
-                      reinterpret_cast<std::byte*>(exchange->data()),
-                      std::vector<std::size_t>(static_cast<std::size_t>(size()),
-                                               sizeof(std::int64_t) * 2),
-                      o);
+    allgatherv_chunks(
+        reinterpret_cast<const std::byte*>(mine->data()),
+        reinterpret_cast<std::byte*>(exchange->data()),
+        std::vector<std::size_t>(static_cast<std::size_t>(size()), sizeof(std::int64_t) * 2), o);
   });
   work->wait();
   if (color == kNoColor) return nullptr;
@@ -867,15 +949,15 @@ std::unique_ptr<ProcessGroup> make_shm_group(std::shared_ptr<Store> store, int r
   const std::size_t slot = shm_options.slot_bytes;
   if (slot % shm::kCacheLine != 0 || slot < shm::kCacheLine * static_cast<std::size_t>(size)) {
     throw ValueError(detail::concat("make_shm_group: slot_bytes ", slot,
-                                    " must be a multiple of 64 and at least 64 * size (",
-                                    64 * size, ")"));
+                                    " must be a multiple of 64 and at least 64 * size (", 64 * size,
+                                    ")"));
   }
   const std::string& prefix = shm_options.segment_name_prefix;
-  const bool prefix_ok =
-      !prefix.empty() && prefix.size() <= 100 && std::all_of(prefix.begin(), prefix.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '-' || c == '_' || c == '.';
-      });
+  const bool prefix_ok = !prefix.empty() && prefix.size() <= 100 &&
+                         std::all_of(prefix.begin(), prefix.end(), [](char c) {
+                           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                  (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                         });
   if (!prefix_ok) {
     throw ValueError(detail::concat("make_shm_group: segment_name_prefix '", prefix,
                                     "' must be 1-100 letters, digits, '-', '_' or '.'"));

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include "async_work.h"
 #include "call_signature.h"
 #include "op_worker.h"
+#include "reduce_kernels.h"
 #include "segment.h"
 #include "tessera/comm/process_group.h"
 #include "tessera/comm/shm/shm_group.h"
@@ -25,8 +27,8 @@ class P2pEngine;
 // Collectives are sequences of steps. After each step a rank publishes its step count
 // (`progress` in its RankBlock) and waits until the ranks it reads from have published the same
 // count; every rank takes the same steps for the same collective, so the counts agree. Data moves
-// through two slots per rank, used alternately by successive chunks: a rank writes a slot only
-// once every rank has passed the step after which nobody reads it (`slot_free_at_`).
+// through kSlotsPerRank slots per rank, used in turn by successive chunks: a rank writes a slot
+// only once every rank has passed the step after which nobody reads it (`slot_free_at_`).
 //
 // Collectives run on `worker_` in issue order (or inline on a waiting caller); send/recv on the
 // P2pEngine's thread.
@@ -94,6 +96,8 @@ class ShmGroup final : public ProcessGroup {
   [[nodiscard]] std::string describe_op(OpKind kind, std::uint64_t seq) const;
   [[nodiscard]] std::string broken_reason() const;
   void mark_broken(const std::string& reason);
+  // The collective failed here: the group becomes unusable, the others learn why.
+  void fail(RankState state, const std::string& message, std::exception_ptr error, AsyncWork& work);
   // Leaves this rank's failure in the segment, for the ranks that wait on it.
   void publish_failure(RankState state, const std::string& reason) noexcept;
 
@@ -103,22 +107,34 @@ class ShmGroup final : public ProcessGroup {
   // within op.deadline. Throws TimeoutError / CommError / CollectiveMismatchError naming ranks.
   void wait_for(std::uint64_t target, int only, Op& op);
   void wait_all(Op& op) { wait_for(step_, -1, op); }
-  // The slot for the next chunk, once no rank reads it any more.
+  // The slot for the next chunk, once no rank reads it any more; this rank writes it.
   int take_slot(Op& op);
+  // The slot index of the next chunk, where this rank writes nothing (it reads others' slots).
+  int skip_slot() {
+    const int b = next_slot_;
+    next_slot_ = (next_slot_ + 1) % kSlotsPerRank;
+    return b;
+  }
   // The other ranks have finished reading this rank's slot `b` once they pass the current step.
   void release_slot(int b) { slot_free_at_[b] = step_; }
   [[nodiscard]] std::byte* slot(int r, int b) const { return layout_.slot(base_, r, b); }
   [[nodiscard]] RankBlock* block(int r) const { return layout_.rank(base_, r); }
   // Checks rank r's record of collective op.seq against ours once it reached the collective.
   void check_signature(int r, const Op& op) const;
-  [[noreturn]] void throw_stuck(const std::vector<int>& pending, std::uint64_t target,
-                                const Op& op, Clock::time_point wait_start) const;
+  [[noreturn]] void throw_stuck(const std::vector<int>& pending, std::uint64_t target, const Op& op,
+                                Clock::time_point wait_start) const;
   // Throws when a rank in `pending` failed, left the group or exited.
   void check_peers(const std::vector<int>& pending, const Op& op, bool check_pids) const;
   [[nodiscard]] std::string describe_rank(int r) const;
 
   // Collective bodies (run on the worker).
-  void allreduce_chunks(std::byte* data, std::size_t count, DataType dtype, ReduceOp op, Op& o);
+  // `root` >= 0: a reduce, whose result only the root copies out.
+  void allreduce_chunks(std::byte* data, std::size_t count, DataType dtype, ReduceOp op, int root,
+                        Op& o);
+  void allreduce_pair(std::byte* data, std::size_t count, DataType dtype, ReduceOp op, int root,
+                      Op& o);
+  void reduce_slice(std::byte* dst, std::byte* out, int b, std::size_t at, std::size_t count,
+                    DataType dtype, ReduceOp op, ReduceFunction fn);
   void broadcast_chunks(std::byte* data, std::size_t bytes, int root, Op& o);
   void allgatherv_chunks(const std::byte* in, std::byte* out,
                          const std::vector<std::size_t>& block_bytes, Op& o);
@@ -142,7 +158,7 @@ class ShmGroup final : public ProcessGroup {
 
   // Worker thread only (collectives run one at a time).
   std::uint64_t step_ = 0;
-  std::uint64_t slot_free_at_[2] = {0, 0};
+  std::uint64_t slot_free_at_[kSlotsPerRank] = {};
   std::uint64_t all_reached_ = 0;  // every rank is known to have published this many steps
   int next_slot_ = 0;
 

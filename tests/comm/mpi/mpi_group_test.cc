@@ -1,0 +1,185 @@
+// The MPI backend, as real processes: ctest runs this binary under `mpirun -np N` for N = 1..5
+// (see CMakeLists.txt here). Every process runs every test; each test is collective over the
+// world group. Rank 0 prints gtest's usual output; the other ranks print only their failures.
+#include "tessera/comm/mpi/mpi_group.h"
+
+#include <mpi.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "comm/collective_suite.h"
+#include "tessera/comm/errors.h"
+
+namespace tessera::comm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Element counts of the checks: past MPI's eager limit, below the backend's ring allreduce.
+constexpr std::size_t kSizeUnit = 1000;
+
+GroupOptions test_options(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  GroupOptions options;
+  options.timeout = timeout;
+  return options;
+}
+
+// One world group for the whole binary: creating one is collective over MPI_COMM_WORLD.
+ProcessGroup& world() {
+  static std::unique_ptr<ProcessGroup> group = make_mpi_group(test_options());
+  return *group;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(MpiGroup, RankAndSizeAreMpis) {
+  int rank = -1;
+  int size = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  EXPECT_EQ(world().rank(), rank);
+  EXPECT_EQ(world().size(), size);
+  EXPECT_EQ(world().name(), "world");
+}
+
+TEST(MpiGroup, AllreduceComputesEveryOpOnEveryDtype) {
+  // Small counts go through MPI_Iallreduce, 20001 (odd, no rank count divides it) through the
+  // backend's ring.
+  for (std::size_t count :
+       {std::size_t{1}, std::size_t{7}, 3 * kSizeUnit + 1, std::size_t{20001}}) {
+    suite::check_allreduce_every_op_and_dtype(world(), count);
+  }
+  suite::check_allreduce_sum_large(world(), 300007);
+}
+
+TEST(MpiGroup, ZeroLengthOperationsComplete) { suite::check_zero_length(world()); }
+
+TEST(MpiGroup, BroadcastCopiesTheRootsBuffer) { suite::check_broadcast(world(), kSizeUnit + 5); }
+
+TEST(MpiGroup, ReduceLeavesTheResultOnTheRoot) { suite::check_reduce(world(), kSizeUnit + 3); }
+
+TEST(MpiGroup, AllgatherAndAllgathervConcatenateInRankOrder) {
+  suite::check_allgather(world(), kSizeUnit + 3);
+  suite::check_allgatherv(world(), 1);
+  suite::check_allgatherv(world(), kSizeUnit + 1);
+}
+
+TEST(MpiGroup, ReduceScatterGivesEachRankItsBlock) {
+  suite::check_reduce_scatter(world(), 5);
+  suite::check_reduce_scatter(world(), kSizeUnit + 1);
+}
+
+TEST(MpiGroup, GatherScatterAndAlltoallMoveBlocks) {
+  suite::check_gather_scatter(world(), 3);
+  suite::check_gather_scatter(world(), kSizeUnit + 1);
+  suite::check_alltoall(world(), 2);
+  suite::check_alltoall(world(), kSizeUnit + 7);
+}
+
+TEST(MpiGroup, SendRecvMatchByTag) {
+  suite::check_send_recv(world(), 5);
+  suite::check_send_recv(world(), 100003);
+}
+
+TEST(MpiGroup, OperationsOverlapAndCompleteInOrder) { suite::check_overlap_in_order(world()); }
+
+TEST(MpiGroup, SplitFormsIndependentSubGroups) { suite::check_split(world()); }
+
+TEST(MpiGroup, ConsistencyCheckNamesARankWithAnotherCount) {
+  if (world().size() == 1) GTEST_SKIP() << "a mismatch needs two ranks";
+  GroupOptions options = test_options();
+  options.name = "checked";
+  options.check_consistency = true;
+  auto group = make_mpi_group(options);
+  std::vector<float> x(group->rank() == 1 ? 9 : 8, 1.0f);
+  try {
+    group->allreduce(std::span<float>(x), ReduceOp::kSum)->wait();
+    ADD_FAILURE() << "allreduce with different counts ran";
+  } catch (const CollectiveMismatchError& e) {
+    EXPECT_TRUE(contains(e.what(), "allreduce #1 on group checked")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "rank 1 issued allreduce(count=9")) << e.what();
+  }
+  // The check ran instead of the collective: the group is still usable.
+  std::int64_t one = 1;
+  group->allreduce(&one, 1, DataType::kInt64, ReduceOp::kSum)->wait();
+  EXPECT_EQ(one, group->size());
+  group->shutdown();
+}
+
+TEST(MpiGroup, ARecvWithoutASendTimesOutNamingThePeer) {
+  if (world().size() == 1) GTEST_SKIP() << "send/recv needs a peer";
+  GroupOptions options = test_options(std::chrono::milliseconds(500));
+  options.name = "p2p-timeout";
+  auto group = make_mpi_group(options);
+  if (group->rank() == 0) {
+    float x = 0;
+    const auto start = Clock::now();
+    try {
+      group->recv(&x, 1, DataType::kFloat32, 1, 99)->wait();
+      ADD_FAILURE() << "recv completed without a send";
+    } catch (const TimeoutError& e) {
+      EXPECT_TRUE(contains(e.what(), "recv #1 from rank 1 (tag 99) on group p2p-timeout"))
+          << e.what();
+      EXPECT_TRUE(contains(e.what(), "no matching send from rank 1")) << e.what();
+    }
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+  }
+  // Ranks meet again on the world group, so none leaves before rank 0 timed out.
+  world().barrier()->wait();
+}
+
+TEST(MpiGroup, RejectsTagsAboveMpisLimit) {
+  if (world().size() == 1) GTEST_SKIP() << "send needs a peer";
+  int* tag_ub = nullptr;
+  int found = 0;
+  MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tag_ub, &found);
+  ASSERT_NE(found, 0);
+  // MPI_TAG_UB is an int: the largest uint32 tag is always above it.
+  ASSERT_LT(static_cast<long long>(*tag_ub), 0xffffffffLL);
+  float x = 0;
+  EXPECT_THROW((void)world().send(&x, 1, DataType::kFloat32, (world().rank() + 1) % world().size(),
+                                  0xffffffffu),
+               ValueError);
+}
+
+// Prints only failures, prefixed with the rank: the other ranks' view of a failing test.
+class FailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit FailurePrinter(int rank) : rank_(rank) {}
+  void OnTestPartResult(const ::testing::TestPartResult& result) override {
+    if (!result.failed()) return;
+    std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", rank_,
+                 result.file_name() ? result.file_name() : "?", result.line_number(),
+                 result.summary());
+  }
+
+ private:
+  int rank_;
+};
+
+}  // namespace
+}  // namespace tessera::comm
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  // MPI starts here, through the backend (it initialises MPI and finalises it at exit).
+  const int rank = tessera::comm::world().rank();
+  if (rank != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+    listeners.Append(new tessera::comm::FailurePrinter(rank));
+  }
+  const int result = RUN_ALL_TESTS();
+  tessera::comm::world().shutdown();
+  return result;
+}
