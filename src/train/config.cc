@@ -344,7 +344,9 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("bucket_mb", p.bucket_mb);
   par.read("compression", p.compression);
   par.read("find_unused_parameters", p.find_unused_parameters);
+  par.read("timeout_s", p.timeout_s);
   par.finish();
+  require(par, p.timeout_s > 0, "timeout_s", "must be > 0");
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
   require(par, p.bucket_mb > 0, "bucket_mb", "must be > 0");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
@@ -438,7 +440,8 @@ std::string to_toml(const Config& c) {
   out << "[parallel]\nstrategy = " << quote(p.strategy) << "\nnproc = " << p.nproc
       << "\nbackend = " << quote(p.backend) << "\nzero_stage = " << p.zero_stage
       << "\nbucket_mb = " << number(p.bucket_mb) << "\ncompression = " << quote(p.compression)
-      << "\nfind_unused_parameters = " << boolean(p.find_unused_parameters) << "\n";
+      << "\nfind_unused_parameters = " << boolean(p.find_unused_parameters)
+      << "\ntimeout_s = " << number(p.timeout_s) << "\n";
   return out.str();
 }
 

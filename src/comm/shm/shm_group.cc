@@ -886,14 +886,29 @@ void ShmGroup::start_p2p() {
                                      [this](const std::string& reason) { mark_broken(reason); });
 }
 
+std::shared_ptr<Work> ShmGroup::failed_p2p(const char* kind, int peer, std::uint32_t tag,
+                                           const std::string& reason) const {
+  auto work = std::make_shared<AsyncWork>(
+      detail::concat(kind, " to/from rank ", peer, " (tag ", tag, ") on group ", name()));
+  work->fail(std::make_exception_ptr(CommError(
+      detail::concat(work->description(), ": not run: the group failed earlier: ", reason))));
+  return work;
+}
+
 std::shared_ptr<Work> ShmGroup::do_send(const void* data, std::size_t count, DataType dtype,
                                         int dst, std::uint32_t tag) {
+  if (std::string reason = broken_reason(); !reason.empty()) {
+    return failed_p2p("send", dst, tag, reason);
+  }
   start_p2p();
   return p2p_->send(data, count * data_type_size(dtype), dst, tag);
 }
 
 std::shared_ptr<Work> ShmGroup::do_recv(void* data, std::size_t count, DataType dtype, int src,
                                         std::uint32_t tag) {
+  if (std::string reason = broken_reason(); !reason.empty()) {
+    return failed_p2p("recv", src, tag, reason);
+  }
   start_p2p();
   return p2p_->recv(data, count * data_type_size(dtype), src, tag);
 }

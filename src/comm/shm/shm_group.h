@@ -146,6 +146,9 @@ class ShmGroup final : public ProcessGroup {
   void alltoall_chunks(const std::byte* in, std::byte* out, std::size_t count, std::size_t esz,
                        Op& o);
   void start_p2p();
+  // A send/recv Work that failed already: the group is unusable.
+  [[nodiscard]] std::shared_ptr<Work> failed_p2p(const char* kind, int peer, std::uint32_t tag,
+                                                 const std::string& reason) const;
   // One step that every rank takes: checks signatures; the body of zero-length collectives.
   void arrive(Op& o);
 

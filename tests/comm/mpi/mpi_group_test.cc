@@ -152,6 +152,41 @@ TEST(MpiGroup, RejectsTagsAboveMpisLimit) {
                ValueError);
 }
 
+// Run alone (ctest's mpi_group_timeout, 2 ranks): rank 0 enters a barrier the others never
+// join. MPI cannot cancel it, so this rank's MPI_Finalize is skipped at exit and mpirun ends the
+// job; ctest passes on the line printed below rather than on the exit status.
+TEST(MpiTimeout, ACollectiveARankSkipsTimesOutNamingTheOperationAndGroup) {
+  if (world().size() < 2) GTEST_SKIP() << "needs a rank that does not come";
+  GroupOptions options = test_options(std::chrono::milliseconds(1000));
+  options.name = "lonely";
+  auto group = make_mpi_group(options);
+  if (group->rank() != 0) {
+    // Waits where rank 0 never comes: mpirun ends this process once rank 0 exits.
+    world().barrier()->wait();
+    return;
+  }
+  const auto start = Clock::now();
+  try {
+    group->barrier()->wait();
+    ADD_FAILURE() << "barrier completed without the other ranks";
+  } catch (const TimeoutError& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(contains(what, "barrier #1 on group lonely: not completed within")) << what;
+    EXPECT_TRUE(contains(what, "timeout 1000 ms")) << what;
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+    std::printf("mpi timeout test: rank 0 got: %s\n", what.c_str());
+  }
+  // Later operations fail at once, repeating the first failure.
+  try {
+    group->barrier()->wait();
+    ADD_FAILURE() << "barrier ran on a failed group";
+  } catch (const CommError& e) {
+    EXPECT_TRUE(contains(e.what(), "barrier #2 on group lonely: not run")) << e.what();
+  }
+  if (!::testing::Test::HasFailure()) std::printf("MPI-TIMEOUT-TEST-OK\n");
+  std::fflush(stdout);
+}
+
 // Prints only failures, prefixed with the rank: the other ranks' view of a failing test.
 class FailurePrinter : public ::testing::EmptyTestEventListener {
  public:
