@@ -84,6 +84,7 @@ format:
 bench: bench-deps build
 	bench/run_core.sh
 	bench/run_train.sh
+	bench/run_ddp.sh
 
 clean:
 	rm -rf build
