@@ -57,8 +57,8 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
   }
   comm::InitOptions init;
   init.backend = config.parallel.backend;
-  init.group.timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(config.parallel.timeout_s * 1000.0));
+  init.group.timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(config.parallel.timeout_s * 1000.0));
   std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init);
   {
     train::Trainer trainer(

@@ -154,13 +154,14 @@ SavedOptimizerState read_optimizer_state(BinaryReader& in) {
     ParamState& state = saved.params[i];
     state.step = in.read_i64();
     if (state.step < 0) {
-      throw FormatError(detail::concat(where, ": parameter ", i, ": negative step count ",
-                                       state.step));
+      throw FormatError(
+          detail::concat(where, ": parameter ", i, ": negative step count ", state.step));
     }
     uint32_t buffers = in.read_u32();
     constexpr uint32_t kMaxBuffers = 16;
     if (buffers > kMaxBuffers) {
-      throw FormatError(detail::concat(where, ": parameter ", i, ": corrupt buffer count ", buffers));
+      throw FormatError(
+          detail::concat(where, ": parameter ", i, ": corrupt buffer count ", buffers));
     }
     for (uint32_t b = 0; b < buffers; ++b) {
       Tensor buffer = read_tensor(in);

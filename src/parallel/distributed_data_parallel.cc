@@ -15,7 +15,7 @@ namespace tessera::parallel {
 struct DistributedDataParallel::Bucket {
   std::vector<std::size_t> params;
   std::size_t numel = 0;
-  Tensor flat;  // float32 [numel]: this rank's gradients, then the sum over ranks
+  Tensor flat;    // float32 [numel]: this rank's gradients, then the sum over ranks
   Tensor wire;    // compressed: every rank's 16-bit gradients (allgather output)
   Tensor staged;  // compressed: this rank's 16-bit gradients (allgather input)
   std::size_t pending = 0;
@@ -56,8 +56,8 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& model, comm::Proces
   for (auto& b : buckets_) {
     b->flat = Tensor::zeros({static_cast<int64_t>(b->numel)});
     if (options_.compression != GradCompression::kNone) {
-      DType wire = options_.compression == GradCompression::kBFloat16 ? DType::kBFloat16
-                                                                      : DType::kFloat16;
+      DType wire =
+          options_.compression == GradCompression::kBFloat16 ? DType::kBFloat16 : DType::kFloat16;
       b->wire = Tensor::zeros({static_cast<int64_t>(b->numel) * n}, wire);
       b->staged = Tensor::zeros({static_cast<int64_t>(b->numel)}, wire);
     }
@@ -65,8 +65,8 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& model, comm::Proces
   ready_.assign(params_.size(), false);
   reset_step();
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    hook_ids_.push_back(params_[i].add_grad_ready_hook(
-        [this, i](autograd::Variable&) { on_gradient_ready(i); }));
+    hook_ids_.push_back(
+        params_[i].add_grad_ready_hook([this, i](autograd::Variable&) { on_gradient_ready(i); }));
   }
 }
 
@@ -130,8 +130,8 @@ void DistributedDataParallel::launch(Bucket& b) {
   // 16 bits on the wire, summed in float32: every rank gathers every rank's rounded gradients
   // (for 2 ranks that is half the bytes of a float32 allreduce; the sum stays exact in float32).
   b.staged.copy_from(b.flat);
-  b.work = group_.allgather(b.staged.raw_data(), b.wire.raw_data(), b.numel,
-                            to_comm(b.wire.dtype()));
+  b.work =
+      group_.allgather(b.staged.raw_data(), b.wire.raw_data(), b.numel, to_comm(b.wire.dtype()));
   stats_.bytes_sent += b.numel * dtype_size(b.wire.dtype());
 }
 
@@ -197,8 +197,9 @@ void DistributedDataParallel::synchronize() {
     // A view into the bucket: no copy. The next step's backward replaces the gradient before the
     // bucket is written again.
     params_[i].set_grad(buckets_[bucket_index]
-                            ->flat.slice(0, static_cast<int64_t>(offset),
-                                         static_cast<int64_t>(offset) + params_[i].numel())
+                            ->flat
+                            .slice(0, static_cast<int64_t>(offset),
+                                   static_cast<int64_t>(offset) + params_[i].numel())
                             .reshape(params_[i].shape()));
   }
   reset_step();

@@ -67,8 +67,10 @@ void check_same_model(const nn::Module& model, comm::ProcessGroup& group, const 
       std::string a = i < reference.size() ? reference[i] : "(nothing)";
       std::string b = i < other.size() ? other[i] : "(nothing)";
       if (a != b) {
-        throw Error(detail::concat(who, ": the ranks built different models: "
-                                   "entry ", i, " is '", a, "' on rank 0 but '", b, "' on rank ", r));
+        throw Error(detail::concat(who,
+                                   ": the ranks built different models: "
+                                   "entry ",
+                                   i, " is '", a, "' on rank 0 but '", b, "' on rank ", r));
       }
     }
   }
@@ -80,9 +82,10 @@ void broadcast_module(const nn::Module& model, comm::ProcessGroup& group) {
   for (auto& [name, p] : model.named_parameters()) targets.push_back(p.data());
   for (auto& [name, b] : model.named_buffers()) targets.push_back(b);
   for (auto& t : targets) {
-    if (!t.is_contiguous()) throw ValueError("broadcast_module: non-contiguous parameter or buffer");
-    works.push_back(group.broadcast(t.raw_data(), static_cast<std::size_t>(t.numel()),
-                                     to_comm(t.dtype()), 0));
+    if (!t.is_contiguous())
+      throw ValueError("broadcast_module: non-contiguous parameter or buffer");
+    works.push_back(
+        group.broadcast(t.raw_data(), static_cast<std::size_t>(t.numel()), to_comm(t.dtype()), 0));
   }
   for (auto& w : works) w->wait();
 }

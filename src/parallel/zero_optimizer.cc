@@ -44,8 +44,8 @@ ZeroOptimizer::ZeroOptimizer(nn::Module& model, comm::ProcessGroup& group,
   staging_ = Tensor::zeros({shard_size_});
   // The shard is a view of the flat parameters: the inner optimizer updates them in place.
   shard_ = autograd::Variable(flat_params_.slice(0, shard_begin_, shard_end_), true);
-  shard_.set_name(detail::concat("zero shard ", group_.rank(), " [", shard_begin_, ", ",
-                                 shard_end_, ")"));
+  shard_.set_name(
+      detail::concat("zero shard ", group_.rank(), " [", shard_begin_, ", ", shard_end_, ")"));
   inner_ = make_optimizer({shard_});
 }
 
@@ -72,15 +72,17 @@ void ZeroOptimizer::step() {
   }
   Tensor grad_shard;
   if (options_.stage == 1) {
-    group_.allreduce(flat_grad.data<float>(), static_cast<size_t>(flat_grad.numel()),
-                     comm::DataType::kFloat32, comm::ReduceOp::kSum)
+    group_
+        .allreduce(flat_grad.data<float>(), static_cast<size_t>(flat_grad.numel()),
+                   comm::DataType::kFloat32, comm::ReduceOp::kSum)
         ->wait();
     grad_shard = flat_grad.slice(0, shard_begin_, shard_end_).clone();
   } else {
     Tensor reduced = Tensor::empty({shard_size_});
-    group_.reduce_scatter(flat_grad.data<float>(), reduced.data<float>(),
-                          static_cast<size_t>(shard_size_), comm::DataType::kFloat32,
-                          comm::ReduceOp::kSum)
+    group_
+        .reduce_scatter(flat_grad.data<float>(), reduced.data<float>(),
+                        static_cast<size_t>(shard_size_), comm::DataType::kFloat32,
+                        comm::ReduceOp::kSum)
         ->wait();
     grad_shard = reduced.slice(0, 0, shard_end_ - shard_begin_).clone();
   }
@@ -103,8 +105,9 @@ void ZeroOptimizer::step() {
   shard_.set_grad(grad_shard);
   inner_->step();
   staging_.slice(0, 0, shard_end_ - shard_begin_).copy_from(shard_.data());
-  group_.allgather(staging_.data<float>(), flat_params_.data<float>(),
-                   static_cast<size_t>(shard_size_), comm::DataType::kFloat32)
+  group_
+      .allgather(staging_.data<float>(), flat_params_.data<float>(),
+                 static_cast<size_t>(shard_size_), comm::DataType::kFloat32)
       ->wait();
 }
 
@@ -132,8 +135,8 @@ void ZeroOptimizer::load_shards(const std::vector<std::string>& shards) {
     int64_t end = reader.read_i64();
     if (total != total_ || begin != covered || end < begin || end > total) {
       throw FormatError(detail::concat(reader.source(), ": covers [", begin, ", ", end, ") of ",
-                                       total, " parameters; expected to start at ", covered,
-                                       " of ", total_));
+                                       total, " parameters; expected to start at ", covered, " of ",
+                                       total_));
     }
     optim::SavedOptimizerState saved = optim::read_optimizer_state(reader);
     if (saved.kind != inner_->kind() || saved.params.size() != 1) {

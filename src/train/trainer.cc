@@ -10,6 +10,8 @@
 
 #include "tessera/autograd/functions.h"
 #include "tessera/autograd/grad_mode.h"
+#include "tessera/comm/gloo/gloo_group.h"
+#include "tessera/comm/hash_store.h"
 #include "tessera/core/random.h"
 #include "tessera/data/data_loader.h"
 #include "tessera/nn/sequential.h"
@@ -21,8 +23,6 @@
 #include "tessera/optim/linear_warmup.h"
 #include "tessera/optim/sgd.h"
 #include "tessera/optim/step_lr.h"
-#include "tessera/comm/gloo/gloo_group.h"
-#include "tessera/comm/hash_store.h"
 #include "tessera/parallel/distributed_data_parallel.h"
 #include "tessera/parallel/model_sync.h"
 #include "tessera/parallel/zero_optimizer.h"
@@ -196,11 +196,10 @@ Trainer::Trainer(Config config, TrainerOptions options)
     s.group = s.own_group.get();
   }
   if (par.strategy == "ddp") {
-    parallel::GradCompression compression = par.compression == "bf16"
-                                                ? parallel::GradCompression::kBFloat16
-                                            : par.compression == "fp16"
-                                                ? parallel::GradCompression::kFloat16
-                                                : parallel::GradCompression::kNone;
+    parallel::GradCompression compression =
+        par.compression == "bf16"   ? parallel::GradCompression::kBFloat16
+        : par.compression == "fp16" ? parallel::GradCompression::kFloat16
+                                    : parallel::GradCompression::kNone;
     s.ddp = std::make_unique<parallel::DistributedDataParallel>(
         *s.model, *s.group,
         parallel::DdpOptions{.bucket_bytes = static_cast<size_t>(par.bucket_mb * (1 << 20)),
@@ -314,11 +313,11 @@ TrainResult Trainer::run() {
     c.step = s.step;
     c.sections["model"] = to_bytes([&](BinaryWriter& w) { s.model->save_state(w); });
     if (s.zero) {
-      c.sections["zero_manifest"] =
-          nlohmann::json{{"world_size", shards.size()},
-                         {"stage", config_.parallel.zero_stage},
-                         {"parameters", s.zero->total_size()}}
-              .dump();
+      c.sections["zero_manifest"] = nlohmann::json{
+          {"world_size", shards.size()},
+          {"stage", config_.parallel.zero_stage},
+          {"parameters",
+           s.zero->total_size()}}.dump();
       for (size_t r = 0; r < shards.size(); ++r) {
         c.sections["zero_shard_" + std::to_string(r)] = std::move(shards[r]);
       }

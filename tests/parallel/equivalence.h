@@ -51,7 +51,8 @@ using OptimizerFactory =
     std::function<std::unique_ptr<optim::Optimizer>(std::vector<autograd::Variable>)>;
 
 inline std::unique_ptr<optim::Optimizer> sgd_momentum(std::vector<autograd::Variable> params) {
-  return std::make_unique<optim::Sgd>(std::move(params), optim::SgdOptions{.lr = 0.1, .momentum = 0.9});
+  return std::make_unique<optim::Sgd>(std::move(params),
+                                      optim::SgdOptions{.lr = 0.1, .momentum = 0.9});
 }
 
 inline std::vector<std::vector<float>> reference(const OptimizerFactory& make = sgd_momentum) {
@@ -67,7 +68,7 @@ inline std::vector<std::vector<float>> reference(const OptimizerFactory& make = 
 }
 
 inline double max_relative_error(const std::vector<std::vector<float>>& a,
-                          const std::vector<std::vector<float>>& b) {
+                                 const std::vector<std::vector<float>>& b) {
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     for (size_t k = 0; k < a[i].size(); ++k) {

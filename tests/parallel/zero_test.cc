@@ -104,7 +104,8 @@ std::vector<std::vector<float>> gather_state(const std::vector<std::string>& sha
   });
   for (auto& rank : per_rank) {
     if (whole.empty()) whole.resize(rank.size());
-    for (size_t b = 0; b < rank.size(); ++b) whole[b].insert(whole[b].end(), rank[b].begin(), rank[b].end());
+    for (size_t b = 0; b < rank.size(); ++b)
+      whole[b].insert(whole[b].end(), rank[b].begin(), rank[b].end());
   }
   return whole;
 }

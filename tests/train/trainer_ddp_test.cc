@@ -34,7 +34,8 @@ class TrainerDdpTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   Config config(const std::string& run, int64_t batch, const std::string& strategy) {
-    return parse_config(R"(
+    return parse_config(
+        R"(
 [model]
 layers = [{ type = "linear", out = 8 }, { type = "tanh" }, { type = "linear", out = 2 }]
 [optimizer]
@@ -44,15 +45,15 @@ momentum = 0.9
 epochs = 2
 seed = 3
 )",
-                        "ddp.toml",
-                        {"data.train=\"csv:" + (dir_ / "train.csv").string() + "\"",
-                         "data.test=\"\"", "data.batch_size=" + std::to_string(batch),
-                         "parallel.strategy=\"" + strategy + "\"",
-                         "train.run_dir=\"" + (dir_ / run).string() + "\""});
+        "ddp.toml",
+        {"data.train=\"csv:" + (dir_ / "train.csv").string() + "\"", "data.test=\"\"",
+         "data.batch_size=" + std::to_string(batch), "parallel.strategy=\"" + strategy + "\"",
+         "train.run_dir=\"" + (dir_ / run).string() + "\""});
   }
 
   Config zero_config(int64_t max_steps) {
-    return parse_config(R"(
+    return parse_config(
+        R"(
 [model]
 layers = [{ type = "linear", out = 8 }, { type = "tanh" }, { type = "linear", out = 2 }]
 [optimizer]
@@ -66,11 +67,10 @@ log_every = 1
 strategy = "zero"
 zero_stage = 2
 )",
-                        "zero.toml",
-                        {"data.train=\"csv:" + (dir_ / "train.csv").string() + "\"",
-                         "data.test=\"\"", "data.batch_size=8",
-                         "train.max_steps=" + std::to_string(max_steps),
-                         "train.run_dir=\"" + (dir_ / "zero").string() + "\""});
+        "zero.toml",
+        {"data.train=\"csv:" + (dir_ / "train.csv").string() + "\"", "data.test=\"\"",
+         "data.batch_size=8", "train.max_steps=" + std::to_string(max_steps),
+         "train.run_dir=\"" + (dir_ / "zero").string() + "\""});
   }
 
   // The loss logged at each step of the run, in order (later runs append to the same file).
@@ -113,7 +113,8 @@ TEST_F(TrainerDdpTest, TwoRanksMatchOneProcessOnTheGlobalBatch) {
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) {
     for (size_t k = 0; k < got[i].size(); ++k) {
-      EXPECT_NEAR(got[i][k], expected[i][k], 1e-5 * (1 + std::abs(expected[i][k]))) << i << "," << k;
+      EXPECT_NEAR(got[i][k], expected[i][k], 1e-5 * (1 + std::abs(expected[i][k])))
+          << i << "," << k;
     }
   }
 }

@@ -31,7 +31,7 @@ struct BuiltinOptions {
 // name is a ValueError listing the known ones. (Debian packages no MNIST; read its IDX files with
 // IdxFile::read.)
 [[nodiscard]] std::unique_ptr<ByteImageDataset> load_builtin(const std::string& name,
-                                                            const BuiltinOptions& options = {});
+                                                             const BuiltinOptions& options = {});
 
 // The names load_builtin accepts.
 [[nodiscard]] std::vector<std::string> builtin_names();

@@ -31,11 +31,11 @@ struct DdpOptions {
 
 // Per-step timings and traffic, for seeing whether communication is hidden under backward.
 struct DdpStats {
-  double wait_seconds = 0.0;     // blocked in synchronize() waiting for allreduces
+  double wait_seconds = 0.0;  // blocked in synchronize() waiting for allreduces
   // Communication time (first bucket launched to last one done) spent while backward still ran:
   // 1 means fully hidden under backward, 0 fully exposed.
   double hidden_fraction = 0.0;
-  std::size_t bytes_sent = 0;    // gradient bytes handed to allreduce this step
+  std::size_t bytes_sent = 0;  // gradient bytes handed to allreduce this step
   int buckets = 0;
 };
 

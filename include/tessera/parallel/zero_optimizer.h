@@ -35,8 +35,7 @@ struct ZeroOptions {
 // Borrows the model and the group. Not thread-safe; one per rank.
 class ZeroOptimizer {
  public:
-  using Factory =
-      std::function<std::unique_ptr<optim::Optimizer>(std::vector<autograd::Variable>)>;
+  using Factory = std::function<std::unique_ptr<optim::Optimizer>(std::vector<autograd::Variable>)>;
 
   ZeroOptimizer(nn::Module& model, comm::ProcessGroup& group, const Factory& make_optimizer,
                 ZeroOptions options = {});

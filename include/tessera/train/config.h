@@ -73,10 +73,10 @@ struct ParallelConfig {
   // auto: none on one process, ddp on several | none | ddp | zero
   std::string strategy = "auto";
   int64_t nproc = 1;
-  std::string backend = "auto";  // auto | gloo | mpi | shm
-  int64_t zero_stage = 1;        // zero: 1 shards optimizer state, 2 also gradients
-  double bucket_mb = 25.0;       // ddp: gradient bucket size
-  std::string compression = "none";  // ddp: none | bf16 | fp16 gradients on the wire
+  std::string backend = "auto";         // auto | gloo | mpi | shm
+  int64_t zero_stage = 1;               // zero: 1 shards optimizer state, 2 also gradients
+  double bucket_mb = 25.0;              // ddp: gradient bucket size
+  std::string compression = "none";     // ddp: none | bf16 | fp16 gradients on the wire
   bool find_unused_parameters = false;  // ddp: parameters without gradient count as zero
   // Deadline of every collective and of the rendezvous; a rank that does not arrive in time is
   // named in the error. TESSERA_COMM_TIMEOUT_S in the environment overrides it.

@@ -21,6 +21,10 @@ inline constexpr std::size_t kReasonBytes = 384;
 // Slots per rank: a collective's chunk k goes through slot k % 3, so a rank fills the slot of
 // chunk k + 1 while the others still read chunk k's, and every step needs only one wait.
 inline constexpr int kSlotsPerRank = 3;
+// Collective records each rank keeps (see RankBlock::records): more than a rank can run ahead
+// of another that has not compared signatures yet (a root that waits only for its slots runs
+// at most kSlotsPerRank collectives ahead).
+inline constexpr int kOpRecords = 8;
 // Bytes of each point-to-point ring (one per ordered pair of ranks).
 inline constexpr std::size_t kRingBytes = std::size_t{128} << 10;
 
@@ -64,9 +68,10 @@ struct RankBlock {
   alignas(kCacheLine) std::uint32_t state;  // RankState
   std::int32_t pid;
   std::uint64_t completed;  // sequence number of the last collective completed here
-  // The two latest collectives entered, at index seq % 2: a rank is never two collectives ahead
-  // of one that still reads its record.
-  OpRecord records[2];
+  // The latest collectives entered, at index seq % kOpRecords. Written as a seqlock (seq set to
+  // 0 while the signature changes): a rank that runs ahead (a broadcast root waits only for its
+  // slots) may overwrite a record while another rank reads it, and the reader then sees it.
+  OpRecord records[kOpRecords];
   char reason[kReasonBytes];  // NUL-terminated; written before state becomes kFailed/kTimedOut
 };
 

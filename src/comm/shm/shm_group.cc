@@ -270,8 +270,10 @@ void ShmGroup::run(std::uint64_t seq, const CallSignature& call, const Body& bod
   op.entry_step = step_;
   // Our record of the collective, read by the others when they meet us in it.
   RankBlock* mine = block(rank());
-  OpRecord& record = mine->records[seq % 2];
+  OpRecord& record = mine->records[seq % kOpRecords];
   const CallSignature::Wire wire = call.encode();
+  shared(record.seq).store(0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
   std::memcpy(record.signature, wire.data(), wire.size());
   shared(record.seq).store(seq, std::memory_order_release);
   try {
@@ -308,41 +310,56 @@ void ShmGroup::publish() {
   }
 }
 
+bool ShmGroup::read_record(int r, std::uint64_t seq, CallSignature* call) const {
+  OpRecord& record = block(r)->records[seq % kOpRecords];
+  auto stored = shared(record.seq);
+  if (stored.load(std::memory_order_acquire) != seq) return false;
+  CallSignature::Wire wire;
+  std::memcpy(wire.data(), record.signature, wire.size());
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (stored.load(std::memory_order_relaxed) != seq) return false;  // rewritten meanwhile
+  *call = CallSignature::decode(wire.data());
+  return true;
+}
+
 void ShmGroup::check_signature(int r, const Op& op) const {
-  OpRecord& record = block(r)->records[op.seq % 2];
-  const std::uint64_t their_seq = shared(record.seq).load(std::memory_order_acquire);
-  if (their_seq > op.seq) return;  // already past it (it needed nothing more from us)
-  const std::string op_name = describe_op(op.call.kind, op.seq);
-  if (their_seq < op.seq) {
+  CallSignature theirs;
+  if (!read_record(r, op.seq, &theirs)) {
+    // Overwritten: the rank has gone on to later collectives, so it ran this one with us.
+    const std::uint64_t entered = latest_record(r);
+    if (entered > op.seq) return;
     throw CollectiveMismatchError(detail::concat(
-        op_name, ": collectives differ across ranks: rank ", r,
-        " reached this step in an earlier collective (#", their_seq, ") than rank ", rank()));
+        describe_op(op.call.kind, op.seq), ": collectives differ across ranks: rank ", r,
+        " reached this step in another collective (#", entered, ") than rank ", rank(), " (#",
+        op.seq, ")"));
   }
-  const CallSignature theirs = CallSignature::decode(record.signature);
   if (theirs == op.call) return;
-  throw CollectiveMismatchError(detail::concat(
-      op_name, ": collectives differ across ranks: rank ", r, " issued ", theirs.describe(),
-      " as collective #", op.seq, " where rank ", rank(), " issued ", op.call.describe()));
+  throw CollectiveMismatchError(
+      detail::concat(describe_op(op.call.kind, op.seq), ": collectives differ across ranks: rank ",
+                     r, " issued ", theirs.describe(), " as collective #", op.seq, " where rank ",
+                     rank(), " issued ", op.call.describe()));
+}
+
+std::uint64_t ShmGroup::latest_record(int r) const {
+  std::uint64_t entered = 0;
+  for (OpRecord& record : block(r)->records) {
+    entered = std::max(entered, shared(record.seq).load(std::memory_order_acquire));
+  }
+  return entered;
 }
 
 std::string ShmGroup::describe_rank(int r) const {
   RankBlock* b = block(r);
-  std::uint64_t entered = 0;
-  const OpRecord* last = nullptr;
-  for (OpRecord& record : b->records) {
-    const std::uint64_t seq = shared(record.seq).load(std::memory_order_acquire);
-    if (seq > entered) {
-      entered = seq;
-      last = &record;
-    }
-  }
+  const std::uint64_t entered = latest_record(r);
   const std::uint64_t completed = shared(b->completed).load(std::memory_order_relaxed);
-  if (last == nullptr) return detail::concat("rank ", r, " has entered no collective yet");
-  const std::string call = CallSignature::decode(last->signature).describe();
+  if (entered == 0) return detail::concat("rank ", r, " has entered no collective yet");
+  CallSignature last;
+  std::string call;
+  if (read_record(r, entered, &last)) call.append(" ").append(last.describe());
   if (completed >= entered) {
-    return detail::concat("rank ", r, " last completed #", entered, " ", call);
+    return detail::concat("rank ", r, " last completed #", entered, call);
   }
-  return detail::concat("rank ", r, " is in #", entered, " ", call, " (last completed #", completed,
+  return detail::concat("rank ", r, " is in #", entered, call, " (last completed #", completed,
                         ")");
 }
 

@@ -121,6 +121,10 @@ class ShmGroup final : public ProcessGroup {
   [[nodiscard]] RankBlock* block(int r) const { return layout_.rank(base_, r); }
   // Checks rank r's record of collective op.seq against ours once it reached the collective.
   void check_signature(int r, const Op& op) const;
+  // Rank r's signature of collective `seq`, if its record still holds it.
+  bool read_record(int r, std::uint64_t seq, CallSignature* call) const;
+  // The latest collective rank r entered (0: none).
+  [[nodiscard]] std::uint64_t latest_record(int r) const;
   [[noreturn]] void throw_stuck(const std::vector<int>& pending, std::uint64_t target, const Op& op,
                                 Clock::time_point wait_start) const;
   // Throws when a rank in `pending` failed, left the group or exited.
