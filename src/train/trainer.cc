@@ -143,6 +143,7 @@ struct Trainer::State {
   Generator dropout_rng;
   int rank = 0;
   int world_size = 1;
+  int64_t local_batch = 0;
   std::unique_ptr<comm::ProcessGroup> own_group;  // one rank, when a strategy runs alone
   comm::ProcessGroup* group = nullptr;
   std::unique_ptr<parallel::DistributedDataParallel> ddp;
@@ -176,6 +177,14 @@ Trainer::Trainer(Config config, TrainerOptions options)
                       detail::concat("is \"none\" but ", s.world_size,
                                      " processes are training: set it to \"ddp\""));
   }
+  // data.batch_size is the global batch: N processes take 1/N of it each, so a run gives the same
+  // result whatever the number of processes.
+  if (config_.data.batch_size % s.world_size != 0) {
+    throw ConfigError(config_.source, 0, "data.batch_size",
+                      detail::concat(config_.data.batch_size, " is the global batch and must divide by the ",
+                                     s.world_size, " processes"));
+  }
+  s.local_batch = config_.data.batch_size / s.world_size;
   s.train_data = open_dataset(config_.data.train, config_, "data.train");
   if (!config_.data.test.empty())
     s.test_data = open_dataset(config_.data.test, config_, "data.test");
@@ -222,7 +231,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
                                {.seed = config_.train.seed,
                                 .shuffle = config_.data.shuffle,
                                 .drop_last = config_.data.drop_last}),
-      data::DataLoaderOptions{.batch_size = config_.data.batch_size,
+      data::DataLoaderOptions{.batch_size = s.local_batch,
                               .drop_last_batch = config_.data.drop_last,
                               .prefetch = static_cast<int>(config_.data.prefetch)});
   int64_t per_epoch = s.loader->num_batches();
@@ -357,7 +366,7 @@ TrainResult Trainer::run() {
     }
     const int64_t per_epoch = s.loader->num_batches();
     progress.start_epoch(epoch, config_.train.epochs, per_epoch);
-    int64_t done = s.loader->state().position / std::max<int64_t>(1, config_.data.batch_size);
+    int64_t done = s.loader->state().position / s.local_batch;
     double loss_sum = 0.0;
     int64_t loss_count = 0;
     auto window_start = Clock::now();

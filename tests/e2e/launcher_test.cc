@@ -41,8 +41,9 @@ class LauncherTest : public ::testing::TestWithParam<std::tuple<int, std::string
 TEST_P(LauncherTest, TrainsWithRankPrefixedOutputAndOneSetOfMetrics) {
   const auto& [nproc, backend] = GetParam();
   TrainingJob job(test_name() + std::to_string(nproc) + backend);
-  // 240 samples over nproc ranks, 16 per rank per step: steps per epoch.
-  const int per_epoch = (240 / nproc + 15) / 16;
+  // 240 samples, a global batch of 48 split over the ranks: 5 steps per epoch for any nproc.
+  const int local = 48 / nproc;
+  const int per_epoch = (240 / nproc + local - 1) / local;
   // Both spellings of an option; the workers' command line must have neither.
   std::vector<std::string> args{tessera_binary(), "train", job.config(2, per_epoch).string()};
   if (nproc == 2) {
@@ -69,7 +70,7 @@ TEST_P(LauncherTest, TrainsWithRankPrefixedOutputAndOneSetOfMetrics) {
   }
   EXPECT_EQ(worker_pids(err).size(), static_cast<std::size_t>(nproc)) << err;
   // Metrics written once: one line per logged step and per epoch (not one per rank), and the step
-  // count shows the data was split nproc ways.
+  // count is that of the global batch.
   const std::string metrics = read_file(job.metrics());
   EXPECT_EQ(count_lines_with(metrics, "\"samples_per_s\""), 2) << metrics;
   EXPECT_EQ(count_lines_with(metrics, "\"train_loss\""), 2) << metrics;

@@ -216,7 +216,7 @@ fs::path TrainingJob::config(int epochs, int log_every, const std::string& name,
          "out = 2 }]\n"
          "[data]\n"
       << "train = \"csv:" << (dir_ / "train.csv").string() << "\"\n"
-      << "test = \"\"\nbatch_size = 16\n"
+      << "test = \"\"\nbatch_size = 48\n"
          "[optimizer]\nlr = 0.05\n"
          "[train]\n"
       << "epochs = " << epochs << "\nlog_every = " << log_every << "\nseed = 3\n"

@@ -62,7 +62,7 @@ layers = [{ type = "linear", out = 8 }, { type = "tanh" }, { type = "linear", ou
 [data]
 train = "csv:$work/train.csv"
 test = ""
-batch_size = 16
+batch_size = 64
 [optimizer]
 lr = 0.05
 [train]
@@ -96,7 +96,7 @@ for backend in auto gloo; do
   pids=()
   [ "${codes[0]}" = 0 ] || fail "backend $backend: node 1's launcher exited with ${codes[0]}"
   [ "${codes[1]}" = 0 ] || fail "backend $backend: node 0's launcher exited with ${codes[1]}"
-  # 4 ranks: 60 samples each per epoch, 4 steps of 16; rank 0 (node 0) alone reports.
+  # Global batch 64 over 4 ranks: 60 samples each per epoch, 4 steps of 16; rank 0 reports.
   grep -q '^\[rank 0\] trained 8 steps' "$work/node0.out" ||
     fail "backend $backend: rank 0 did not report 8 steps"
   grep -q 'store at 10.200.0.1:29400; node 1 of 2, world size 4; started rank 2 (pid [0-9]*), rank 3' \

@@ -103,10 +103,10 @@ TEST_F(TrainerDdpTest, TwoRanksMatchOneProcessOnTheGlobalBatch) {
   std::vector<std::vector<float>> got;
   std::mutex m;
   comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
-    Trainer t(config("ddp", 16, "ddp"), {.group = &group, .progress = nullptr});
+    Trainer t(config("ddp", 32, "ddp"), {.group = &group, .progress = nullptr});
     TrainResult r = t.run();
     EXPECT_EQ(r.world_size, 2);
-    EXPECT_EQ(r.steps, 2 * ((240 + 31) / 32));  // 2 epochs of ceil(120 / 16) steps
+    EXPECT_EQ(r.steps, 2 * ((240 + 31) / 32));  // 2 epochs of ceil(120 / 16) steps per rank
     std::lock_guard lock(m);
     if (group.rank() == 0) got = values(t);
   });

@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -24,21 +26,37 @@ std::string system_error(int error) { return std::strerror(error); }
 // shm_open's names are "/<name>"; ours are documented without the slash.
 std::string object_name(const std::string& name) { return "/" + name; }
 
-std::byte* map(int fd, const std::string& name, std::size_t bytes) {
-  // MAP_POPULATE: the pages are faulted in here, once, not during the first collectives.
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+// Maps `bytes` of the object and faults in the first `populate` of them now (the control blocks
+// and slots every collective touches), not during the first collectives. The rings stay unfaulted
+// until a send uses them: /dev/shm holds only the pages written.
+std::byte* map(int fd, const std::string& name, std::size_t bytes, std::size_t populate) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     const int error = errno;
     throw CommError(detail::concat("shared-memory segment /dev/shm/", name, ": mmap of ", bytes,
                                    " bytes failed: ", system_error(error)));
+  }
+  if (populate > 0 && ::mmap(p, populate, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, 0) == MAP_FAILED) {
+    const int error = errno;
+    ::munmap(p, bytes);
+    throw CommError(detail::concat("shared-memory segment /dev/shm/", name, ": mapping its first ",
+                                   populate, " bytes failed: ", system_error(error)));
   }
   return static_cast<std::byte*>(p);
 }
 
 }  // namespace
 
-Layout::Layout(int size, std::size_t slot_bytes, std::size_t ring_bytes)
-    : size_(size), slot_bytes_(slot_bytes), ring_bytes_(ring_bytes) {
+std::size_t ring_bytes_for(int size) {
+  const auto pairs = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
+  const std::size_t bytes =
+      std::clamp(kRingBudget / std::max<std::size_t>(pairs, 1), kMinRingBytes, kMaxRingBytes);
+  return std::bit_floor(bytes);
+}
+
+Layout::Layout(int size, std::size_t slot_bytes)
+    : size_(size), slot_bytes_(slot_bytes), ring_bytes_(ring_bytes_for(size)) {
   const auto n = static_cast<std::size_t>(size);
   ranks_offset_ = round_up(sizeof(SegmentHeader), kCacheLine);
   // Slots start on a page: copies into them never share a page with the control words.
@@ -48,7 +66,8 @@ Layout::Layout(int size, std::size_t slot_bytes, std::size_t ring_bytes)
   total_ = rings_offset_ + n * n * ring_stride_;
 }
 
-std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t bytes) {
+std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t bytes,
+                                         std::size_t populate) {
   const int fd = ::shm_open(object_name(name).c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
   if (fd < 0) {
     const int error = errno;
@@ -63,7 +82,7 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t by
                                      ": cannot size it to ", bytes, " bytes: ", system_error(error),
                                      " (is /dev/shm large enough?)"));
     }
-    base = map(fd, name, bytes);
+    base = map(fd, name, bytes, populate);
   } catch (...) {
     ::close(fd);
     ::shm_unlink(object_name(name).c_str());
@@ -73,7 +92,8 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t by
   return std::unique_ptr<Segment>(new Segment(name, base, bytes, /*owns_name=*/true));
 }
 
-std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t bytes) {
+std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t bytes,
+                                       std::size_t populate) {
   const int fd = ::shm_open(object_name(name).c_str(), O_RDWR, 0);
   if (fd < 0) {
     const int error = errno;
@@ -91,7 +111,7 @@ std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t byte
   }
   std::byte* base = nullptr;
   try {
-    base = map(fd, name, bytes);
+    base = map(fd, name, bytes, populate);
   } catch (...) {
     ::close(fd);
     throw;

@@ -25,8 +25,13 @@ inline constexpr int kSlotsPerRank = 3;
 // of another that has not compared signatures yet (a root that waits only for its slots runs
 // at most kSlotsPerRank collectives ahead).
 inline constexpr int kOpRecords = 8;
-// Bytes of each point-to-point ring (one per ordered pair of ranks).
-inline constexpr std::size_t kRingBytes = std::size_t{128} << 10;
+// Bytes of each point-to-point ring (one per ordered pair of ranks): 128 KiB for a few ranks,
+// less for many (all rings together at most kRingBudget of address space; only pages a send
+// writes take memory), never below 16 KiB. A power of two.
+inline constexpr std::size_t kMaxRingBytes = std::size_t{128} << 10;
+inline constexpr std::size_t kMinRingBytes = std::size_t{16} << 10;
+inline constexpr std::size_t kRingBudget = std::size_t{64} << 20;
+[[nodiscard]] std::size_t ring_bytes_for(int size);
 
 // What a rank is doing, as the others see it.
 enum class RankState : std::uint32_t {
@@ -85,12 +90,14 @@ struct RingHeader {
 // Where everything lies in a segment for `size` ranks.
 class Layout {
  public:
-  Layout(int size, std::size_t slot_bytes, std::size_t ring_bytes);
+  Layout(int size, std::size_t slot_bytes);
 
   [[nodiscard]] std::size_t total_bytes() const { return total_; }
   [[nodiscard]] int size() const { return size_; }
   [[nodiscard]] std::size_t slot_bytes() const { return slot_bytes_; }
   [[nodiscard]] std::size_t ring_bytes() const { return ring_bytes_; }
+  // Bytes before the rings: header, control blocks and slots, which every collective touches.
+  [[nodiscard]] std::size_t hot_bytes() const { return rings_offset_; }
 
   [[nodiscard]] SegmentHeader* header(std::byte* base) const {
     return reinterpret_cast<SegmentHeader*>(base);
@@ -131,11 +138,14 @@ class Layout {
 // A mapping of a POSIX shared-memory object. Not thread-safe; the mapped memory is shared.
 class Segment {
  public:
-  // Creates /dev/shm/<name> (exclusively, mode 0600) of `bytes` bytes and maps it. Throws
-  // CommError naming the segment and the system's error.
-  static std::unique_ptr<Segment> create(const std::string& name, std::size_t bytes);
+  // Creates /dev/shm/<name> (exclusively, mode 0600) of `bytes` bytes and maps it, faulting in
+  // its first `populate` bytes at once. Throws CommError naming the segment and the system's
+  // error.
+  static std::unique_ptr<Segment> create(const std::string& name, std::size_t bytes,
+                                         std::size_t populate);
   // Opens and maps an existing segment of exactly `bytes` bytes; throws CommError otherwise.
-  static std::unique_ptr<Segment> open(const std::string& name, std::size_t bytes);
+  static std::unique_ptr<Segment> open(const std::string& name, std::size_t bytes,
+                                       std::size_t populate);
 
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
