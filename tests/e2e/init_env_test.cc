@@ -185,8 +185,8 @@ TEST_P(ExternalLauncherTest, RanksFromTheLaunchersEnvironmentTrainTogether) {
     ASSERT_TRUE(code.has_value()) << p->err();
     EXPECT_EQ(*code, 0) << p->err();
   }
-  // ranks[1] is rank 0: the only one that reports, with the steps of half the data per rank.
-  EXPECT_NE(ranks[1]->out().find("trained 16 steps"), std::string::npos) << ranks[1]->out();
+  // ranks[1] is rank 0: the only one that reports; 240 samples in global batches of 48, 2 epochs.
+  EXPECT_NE(ranks[1]->out().find("trained 10 steps"), std::string::npos) << ranks[1]->out();
   EXPECT_EQ(ranks[0]->out().find("trained"), std::string::npos) << ranks[0]->out();
   EXPECT_EQ(count_lines_with(read_file(job.metrics()), "\"train_loss\""), 2);
 }
@@ -220,7 +220,7 @@ TEST_P(RealMpirunTest, RunsTwoRanks) {
   auto code = mpirun.wait(60s);
   ASSERT_TRUE(code.has_value()) << mpirun.err();
   EXPECT_EQ(*code, 0) << mpirun.out() << mpirun.err();
-  EXPECT_EQ(count_lines_with(mpirun.out(), "trained 16 steps"), 1) << mpirun.out();
+  EXPECT_EQ(count_lines_with(mpirun.out(), "trained 10 steps"), 1) << mpirun.out();
   EXPECT_EQ(count_lines_with(read_file(job.metrics()), "\"train_loss\""), 2);
 }
 
