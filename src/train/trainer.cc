@@ -245,6 +245,15 @@ Trainer::Trainer(Config config, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
+int64_t Trainer::optimizer_state_bytes() {
+  optim::Optimizer& opt = optimizer();
+  int64_t bytes = 0;
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    for (const auto& b : opt.state(i).buffers) bytes += static_cast<int64_t>(b.nbytes());
+  }
+  return bytes;
+}
+
 optim::Optimizer& Trainer::optimizer() {
   return state_->zero ? state_->zero->inner() : *state_->optimizer;
 }
@@ -446,6 +455,7 @@ TrainResult Trainer::run() {
                             {"backward_ms", 1e3 * window.backward / steps},
                             {"comm_wait_ms", 1e3 * window.comm_wait / steps},
                             {"optimizer_ms", 1e3 * window.optimizer / steps}};
+        line["optimizer_state_bytes"] = optimizer_state_bytes();
         if (s.ddp) {
           line["bytes_communicated_per_step"] = window.bytes / steps;
           line["comm_hidden_fraction"] = window.hidden / steps;

@@ -71,6 +71,8 @@ class Trainer {
   struct State;
   // The optimizer the schedule drives: the plain one, or ZeRO's over this rank's shard.
   optim::Optimizer& optimizer();
+  // Optimizer state this process holds (with ZeRO: its shard).
+  int64_t optimizer_state_bytes();
   Config config_;
   TrainerOptions options_;
   std::unique_ptr<State> state_;
