@@ -180,9 +180,10 @@ Trainer::Trainer(Config config, TrainerOptions options)
   // data.batch_size is the global batch: N processes take 1/N of it each, so a run gives the same
   // result whatever the number of processes.
   if (config_.data.batch_size % s.world_size != 0) {
-    throw ConfigError(config_.source, 0, "data.batch_size",
-                      detail::concat(config_.data.batch_size, " is the global batch and must divide by the ",
-                                     s.world_size, " processes"));
+    throw ConfigError(
+        config_.source, 0, "data.batch_size",
+        detail::concat(config_.data.batch_size, " is the global batch and must divide by the ",
+                       s.world_size, " processes"));
   }
   s.local_batch = config_.data.batch_size / s.world_size;
   s.train_data = open_dataset(config_.data.train, config_, "data.train");
