@@ -26,7 +26,9 @@ def tessera(build, model, nproc, threads, steps, run_dir):
     cmd = [os.path.join(build, "tessera"), "train", os.path.join(ROOT, "examples", "fashion_mnist_%s.toml" % model),
            "--quiet", "--set", "train.max_steps=%d" % steps, "--set", 'data.test=""',
            "--set", "train.log_every=10", "--set", 'train.run_dir="%s"' % run_dir,
-           "--set", 'parallel.strategy="%s"' % ("ddp" if nproc > 1 else "none")]
+           "--set", 'parallel.strategy="%s"' % ("ddp" if nproc > 1 else "none"),
+           # data.batch_size is the global batch: 128 per process, as PyTorch's per-rank batch.
+           "--set", "data.batch_size=%d" % (128 * nproc)]
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
