@@ -25,6 +25,7 @@
 #include <gloo/transport/unbound_buffer.h>
 #include <gloo/types.h>
 
+#include "group_setup.h"
 #include "reduce_kernels.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/gloo/gloo_group.h"
@@ -749,21 +750,13 @@ std::unique_ptr<ProcessGroup> GlooGroup::do_split(int color, int key, std::strin
   });
   work->wait();
   if (color == kNoColor) return nullptr;
-  // Members of this color, ordered by (key, rank here): MPI_Comm_split's rule.
-  std::vector<std::pair<std::int64_t, int>> members;
-  for (int r = 0; r < size(); ++r) {
-    const auto i = static_cast<std::size_t>(r);
-    if ((*exchange)[2 * i] == color) members.emplace_back((*exchange)[2 * i + 1], r);
-  }
-  std::sort(members.begin(), members.end());
-  int child_rank = 0;
-  while (members[static_cast<std::size_t>(child_rank)].second != rank()) ++child_rank;
+  const SplitPlace place = split_place(*exchange, color, rank());
   Setup setup;
   setup.store = store_;
   // Keyed by the split's index and the color, not by the name: names need not be unique.
   setup.key_prefix = detail::concat(key_prefix_, "/split", index, "/", color);
-  setup.rank = child_rank;
-  setup.size = static_cast<int>(members.size());
+  setup.rank = place.rank;
+  setup.size = place.size;
   setup.options = options();
   setup.options.name =
       name.empty() ? detail::concat(this->name(), "/split", index, ":", color) : std::move(name);
@@ -775,15 +768,7 @@ std::unique_ptr<ProcessGroup> GlooGroup::do_split(int color, int key, std::strin
 
 std::unique_ptr<ProcessGroup> make_gloo_group(std::shared_ptr<Store> store, int rank, int size,
                                               GroupOptions options, GlooOptions gloo_options) {
-  if (!store) throw ValueError("make_gloo_group: null store");
-  if (size < 1 || rank < 0 || rank >= size) {
-    throw ValueError(detail::concat("make_gloo_group: rank ", rank, " is not in [0, ", size, ")"));
-  }
-  if (options.name.empty()) throw ValueError("make_gloo_group: empty group name");
-  if (options.timeout.count() <= 0) {
-    throw ValueError(detail::concat("make_gloo_group: timeout ", options.timeout.count(),
-                                    " ms must be positive"));
-  }
+  check_group_args("make_gloo_group", store.get(), rank, size, options);
   if (gloo_options.hostname.empty() && gloo_options.iface.empty()) {
     throw ValueError("make_gloo_group: no hostname or interface to bind the transport to");
   }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "group_setup.h"
 #include "p2p_engine.h"
 #include "reduce_kernels.h"
 #include "tessera/comm/errors.h"
@@ -946,20 +947,12 @@ std::unique_ptr<ProcessGroup> ShmGroup::do_split(int color, int key, std::string
   });
   work->wait();
   if (color == kNoColor) return nullptr;
-  // Members of this color, ordered by (key, rank here): MPI_Comm_split's rule.
-  std::vector<std::pair<std::int64_t, int>> members;
-  for (int r = 0; r < size(); ++r) {
-    const auto i = static_cast<std::size_t>(r);
-    if ((*exchange)[2 * i] == color) members.emplace_back((*exchange)[2 * i + 1], r);
-  }
-  std::sort(members.begin(), members.end());
-  int child_rank = 0;
-  while (members[static_cast<std::size_t>(child_rank)].second != rank()) ++child_rank;
+  const SplitPlace place = split_place(*exchange, color, rank());
   Setup setup;
   setup.store = store_;
   setup.key_prefix = detail::concat(key_prefix_, "/split", index, "/", color);
-  setup.rank = child_rank;
-  setup.size = static_cast<int>(members.size());
+  setup.rank = place.rank;
+  setup.size = place.size;
   setup.options = options();
   setup.options.name =
       name.empty() ? detail::concat(this->name(), "/split", index, ":", color) : std::move(name);
@@ -971,15 +964,7 @@ std::unique_ptr<ProcessGroup> ShmGroup::do_split(int color, int key, std::string
 
 std::unique_ptr<ProcessGroup> make_shm_group(std::shared_ptr<Store> store, int rank, int size,
                                              GroupOptions options, ShmOptions shm_options) {
-  if (!store) throw ValueError("make_shm_group: null store");
-  if (size < 1 || rank < 0 || rank >= size) {
-    throw ValueError(detail::concat("make_shm_group: rank ", rank, " is not in [0, ", size, ")"));
-  }
-  if (options.name.empty()) throw ValueError("make_shm_group: empty group name");
-  if (options.timeout.count() <= 0) {
-    throw ValueError(detail::concat("make_shm_group: timeout ", options.timeout.count(),
-                                    " ms must be positive"));
-  }
+  check_group_args("make_shm_group", store.get(), rank, size, options);
   const std::size_t slot = shm_options.slot_bytes;
   if (slot % shm::kCacheLine != 0 || slot < shm::kCacheLine * static_cast<std::size_t>(size)) {
     throw ValueError(detail::concat("make_shm_group: slot_bytes ", slot,
