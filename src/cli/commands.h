@@ -24,6 +24,9 @@ class ExitCode {
 // `argv` is the program's whole command line: the launcher starts its workers with it, less its own
 // options.
 void add_train_command(CLI::App& app, std::vector<std::string> argv);
+// `tessera launch`: any program as the ranks of a job (launch_command.cc). `program` is the
+// program's command line, split off the arguments before parsing (take_launched_program).
+void add_launch_command(CLI::App& app, std::vector<std::string> program);
 void add_eval_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_config_command(CLI::App& app);

@@ -302,12 +302,12 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return out;
 }
 
-// Starts one worker: /proc/self/exe with `args` and `env`, stdin from /dev/null, stdout and stderr
+// Starts one worker: `program` with `args` and `env`, stdin from /dev/null, stdout and stderr
 // into pipes whose read ends land in w.out and w.err. Between fork and exec the child only makes
 // async-signal-safe calls: the launcher has other threads (the store server) whose locks a child
 // could inherit held.
-void spawn(Worker& w, std::vector<std::string> args, std::vector<std::string> env,
-           const SignalScope& signals) {
+void spawn(Worker& w, const std::string& program, std::vector<std::string> args,
+           std::vector<std::string> env, const SignalScope& signals) {
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0)
@@ -323,8 +323,8 @@ void spawn(Worker& w, std::vector<std::string> args, std::vector<std::string> en
   std::vector<char*> envp = c_strings(env);
   const sigset_t& restore = signals.previous_mask();
   const pid_t parent = ::getpid();
-  static constexpr char kExecFailed[] =
-      "tessera launcher: cannot execute /proc/self/exe for this worker\n";
+  const std::string exec_failed =
+      "tessera launcher: cannot execute " + program + " for rank " + std::to_string(w.rank) + "\n";
 
   const pid_t pid = ::fork();
   if (pid < 0) throw Error("launcher: fork: " + std::string(strerror(errno)));
@@ -344,8 +344,9 @@ void spawn(Worker& w, std::vector<std::string> args, std::vector<std::string> en
     default_action.sa_handler = SIG_DFL;
     ::sigaction(SIGPIPE, &default_action, nullptr);
     ::sigprocmask(SIG_SETMASK, &restore, nullptr);
-    ::execve("/proc/self/exe", argv.data(), envp.data());
-    [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, kExecFailed, sizeof(kExecFailed) - 1);
+    ::execve(program.c_str(), argv.data(), envp.data());
+    [[maybe_unused]] ssize_t ignored =
+        ::write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // Also here: whichever of the two runs first, the group exists.
@@ -367,6 +368,27 @@ void send_signal(Worker& w, int signal) {
 }
 
 }  // namespace
+
+std::vector<std::string> take_launched_program(std::vector<std::string>& args, std::size_t from) {
+  std::size_t i = from;
+  while (i < args.size()) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      std::vector<std::string> program(args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                       args.end());
+      args.resize(i);
+      return program;
+    }
+    if (a.empty() || a[0] != '-') break;
+    const bool takes_value = std::find(std::begin(kLauncherOptions), std::end(kLauncherOptions),
+                                       a) != std::end(kLauncherOptions);
+    i += takes_value ? 2 : 1;
+  }
+  i = std::min(i, args.size());
+  std::vector<std::string> program(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  args.resize(i);
+  return program;
+}
 
 std::vector<std::string> strip_launcher_options(const std::vector<std::string>& args) {
   std::vector<std::string> out;
@@ -462,7 +484,8 @@ int run_launcher(const LaunchOptions& o) {
       Worker& w = workers[static_cast<std::size_t>(i)];
       w.local_rank = i;
       w.rank = o.node_rank * o.nproc + i;
-      spawn(w, o.worker_args, worker_environment(o, w, store_address, token), signals);
+      spawn(w, o.program.empty() ? "/proc/self/exe" : o.program, o.worker_args,
+            worker_environment(o, w, store_address, token), signals);
       started += (i ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " +
                  std::to_string(w.pid) + ")";
     }

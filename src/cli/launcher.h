@@ -25,14 +25,15 @@ struct LaunchOptions {
   // SIGTERM, then after the same again SIGKILL. Also how long node 0 keeps the store up for the
   // other nodes after its own workers are done.
   std::chrono::milliseconds grace = std::chrono::seconds(5);
-  // The workers' command line (argv[0] first) without the launcher's options; the workers run
-  // /proc/self/exe with it.
+  // What the workers run: `program` (a path; empty: this executable, /proc/self/exe) with
+  // `worker_args` as its command line (argv[0] first, without the launcher's options).
+  std::string program;
   std::vector<std::string> worker_args;
 };
 
-// The launcher of `tessera train --nproc N`: hosts the rendezvous store (node 0), starts
-// `nproc` workers with their rank, local rank, world size, store address and token in the
-// environment, prefixes each line they print with "[rank R] " (stdout to stdout, stderr to
+// The launcher of `tessera train --nproc N` and `tessera launch`: hosts the rendezvous store (node
+// 0), starts `nproc` workers with their rank, local rank, world size, store address and token in
+// the environment, prefixes each line they print with "[rank R] " (stdout to stdout, stderr to
 // stderr), forwards SIGINT and SIGTERM to them (a second one kills them), and when one fails stops
 // the others. Returns the exit code for the process: 0 when every worker exited 0, else the first
 // failed worker's exit code (128 + signal when a signal ended it), or 128 + the signal that
@@ -47,5 +48,11 @@ struct LaunchOptions {
 // `args` (argv[0] first) without the launcher's options and their values ("--nproc 4",
 // "--nproc=4", ...), up to a "--" that ends the options.
 [[nodiscard]] std::vector<std::string> strip_launcher_options(const std::vector<std::string>& args);
+
+// `tessera launch`'s command line (argv[0] first) splits where the program begins: after a "--",
+// else at the first word from index `from` on that is neither a launcher option nor its value.
+// Returns the program's part (empty when there is none) and leaves the rest in `args`.
+[[nodiscard]] std::vector<std::string> take_launched_program(std::vector<std::string>& args,
+                                                             std::size_t from);
 
 }  // namespace tessera::cli

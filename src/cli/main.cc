@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "launcher.h"
 #include "tessera/core/error.h"
 
 #ifndef TESSERA_VERSION
@@ -26,17 +27,26 @@ int main(int argc, char** argv) {
       "  tessera eval runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt "
       "--data fashion-mnist:test\n"
       "  tessera inspect runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt\n"
-      "  tessera config show examples/fashion_mnist_mlp.toml\n",
+      "  tessera config show examples/fashion_mnist_mlp.toml\n"
+      "  tessera launch --nproc 4 ./my_program      # any program, as 4 ranks\n",
       "tessera"};
   app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
   app.require_subcommand(1);
-  tessera::cli::add_train_command(app, std::vector<std::string>(argv, argv + argc));
+  std::vector<std::string> args(argv, argv + argc);
+  tessera::cli::add_train_command(app, args);
+  // The launched program's options are its own: CLI11 sees only what comes before it.
+  std::vector<std::string> program;
+  if (args.size() > 1 && args[1] == "launch")
+    program = tessera::cli::take_launched_program(args, 2);
+  tessera::cli::add_launch_command(app, std::move(program));
   tessera::cli::add_eval_command(app);
   tessera::cli::add_inspect_command(app);
   tessera::cli::add_config_command(app);
   tessera::cli::add_bench_command(app);
   try {
-    app.parse(argc, argv);
+    std::vector<char*> parsed;
+    for (std::string& a : args) parsed.push_back(a.data());
+    app.parse(static_cast<int>(parsed.size()), parsed.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

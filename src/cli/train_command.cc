@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -9,7 +8,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "launcher.h"
+#include "launcher_flags.h"
 #include "tessera/comm/init.h"
 #include "tessera/core/env.h"
 #include "tessera/core/error.h"
@@ -25,14 +24,7 @@ struct TrainArgs {
   std::vector<std::string> overrides;
   bool resume = false;
   bool quiet = false;
-  // Launcher options; see add_train_command.
-  int nproc = 1;
-  int nnodes = 1;
-  int node_rank = 0;
-  std::string rdzv;
-  std::string backend;
-  std::string token;
-  double grace_s = 5.0;
+  LauncherFlags launcher;
   std::vector<std::string> argv;
 };
 
@@ -72,21 +64,13 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
 
 void run_launcher_for(const train::Config& config, const TrainArgs& args, int nproc,
                       const CLI::App& cmd) {
-  const int world = nproc * args.nnodes;
+  const int world = nproc * args.launcher.nnodes;
   if (config.parallel.strategy == "none") {
     throw ConfigError(
         config.source, 0, "parallel.strategy",
         detail::concat("is \"none\" but ", world, " processes would train: set it to \"ddp\""));
   }
-  LaunchOptions o;
-  o.nproc = nproc;
-  o.nnodes = args.nnodes;
-  o.node_rank = args.node_rank;
-  o.rdzv = args.rdzv;
-  o.backend = cmd.count("--backend") ? args.backend : config.parallel.backend;
-  // From the environment rather than the command line keeps it out of `ps`.
-  o.token = cmd.count("--token") ? args.token : env_string("TESSERA_JOB_TOKEN").value_or("");
-  o.grace = std::chrono::milliseconds(std::llround(args.grace_s * 1000.0));
+  LaunchOptions o = launch_options(args.launcher, cmd, nproc, config.parallel.backend);
   o.worker_args = strip_launcher_options(args.argv);
   const int code = run_launcher(o);
   if (code != 0) throw ExitCode(code);
@@ -115,35 +99,10 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
                   "Override a setting: table.key=value (TOML value; bare words are strings)");
   cmd->add_flag("--resume", args->resume, "Continue from the newest valid checkpoint in run_dir");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress output (metrics are still written)");
-  auto* launch = "Launcher";
-  cmd->add_option("--nproc", args->nproc,
-                  "Workers to start on this host (default: [parallel] nproc); each line they print "
-                  "is prefixed with [rank R]")
-      ->check(CLI::Range(1, 4096))
-      ->group(launch);
-  cmd->add_option("--nnodes", args->nnodes, "Hosts in the job, each running this command")
-      ->check(CLI::Range(1, 65536))
-      ->group(launch);
-  cmd->add_option("--node-rank", args->node_rank, "This host's index, 0 .. nnodes-1")
-      ->check(CLI::NonNegativeNumber)
-      ->group(launch);
-  cmd->add_option("--rdzv", args->rdzv,
-                  "HOST:PORT of the rendezvous store, hosted by node 0's launcher on that address "
-                  "(required with --nnodes > 1; default on one host: 127.0.0.1 and a free port)")
-      ->group(launch);
-  cmd->add_option("--backend", args->backend, "Collectives backend (default: [parallel] backend)")
-      ->check(CLI::IsMember({"auto", "gloo", "mpi", "shm"}))
-      ->group(launch);
-  cmd->add_option("--token", args->token,
-                  "Job token every rank presents to the store (default: $TESSERA_JOB_TOKEN, else "
-                  "generated; required, and the same on every host, with --nnodes > 1)")
-      ->group(launch);
-  cmd->add_option("--grace", args->grace_s,
-                  "Seconds the other workers get to exit on their own after one fails, and again "
-                  "after SIGTERM before SIGKILL")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 3600.0))
-      ->group(launch);
+  add_launcher_flags(*cmd, args->launcher,
+                     "Workers to start on this host (default: [parallel] nproc); each line they "
+                     "print is prefixed with [rank R]",
+                     "Collectives backend (default: [parallel] backend)");
   cmd->callback([args, cmd] {
     train::Config config = train::load_config(args->config, args->overrides);
     std::optional<comm::JobEnv> job = comm::job_env_from_environment();
@@ -160,8 +119,9 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
       run_worker(config, *job, *args);
       return;
     }
-    const int nproc = cmd->count("--nproc") ? args->nproc : static_cast<int>(config.parallel.nproc);
-    if (nproc > 1 || args->nnodes > 1) {
+    const int nproc =
+        cmd->count("--nproc") ? args->launcher.nproc : static_cast<int>(config.parallel.nproc);
+    if (nproc > 1 || args->launcher.nnodes > 1) {
       run_launcher_for(config, *args, nproc, *cmd);
       return;
     }

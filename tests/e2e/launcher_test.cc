@@ -1,4 +1,5 @@
-// `tessera train --nproc N`: the launcher with real worker processes, on this host.
+// `tessera train --nproc N` and `tessera launch`: the launcher with real worker processes, on
+// this host.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -256,6 +257,58 @@ TEST(Launcher, SeveralNodesNeedAReachableRendezvousAndAToken) {
         << "expected \"" << c.expected << "\" in:\n"
         << launcher.err();
   }
+}
+
+TEST(Launch, RunsAnyProgramAsTheRanksWithItsOwnOptions) {
+  const fs::path dir = fs::temp_directory_path() / ("tessera-e2e-" + test_name());
+  fs::create_directories(dir);
+  // The program's own options (--nproc among them) are its own, before and after "--".
+  const std::string script =
+      "echo \"job $TESSERA_RANK/$TESSERA_WORLD_SIZE local $TESSERA_LOCAL_RANK backend "
+      "$TESSERA_BACKEND args $*\"; test -n \"$TESSERA_STORE_ADDR\" && test -n "
+      "\"$TESSERA_JOB_TOKEN\"";
+  for (bool dashes : {false, true}) {
+    std::vector<std::string> args{tessera_binary(), "launch", "--nproc", "3", "--backend", "shm"};
+    if (dashes) args.push_back("--");
+    args.insert(args.end(), {"sh", "-c", script, "sh", "--nproc", "7"});
+    Process launcher(args, {}, dir / (dashes ? "dashes" : "plain"));
+    auto code = launcher.wait(kJobTimeout);
+    ASSERT_TRUE(code.has_value());
+    ASSERT_EQ(*code, 0) << launcher.err();
+    for (int rank = 0; rank < 3; ++rank) {
+      const std::string r = std::to_string(rank);
+      EXPECT_EQ(count_lines_with(launcher.out(), "[rank " + r + "] job " + r + "/3 local " + r +
+                                                     " backend shm args --nproc 7"),
+                1)
+          << launcher.out();
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Launch, NamesAMissingProgramAndPassesOnAFailedRanksCode) {
+  const fs::path dir = fs::temp_directory_path() / ("tessera-e2e-" + test_name());
+  fs::create_directories(dir);
+  Process missing({tessera_binary(), "launch", "--nproc", "2", "no-such-program-here"}, {},
+                  dir / "missing");
+  auto code = missing.wait(kJobTimeout);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2) << missing.err();
+  EXPECT_NE(missing.err().find("\"no-such-program-here\" was not found on PATH"), std::string::npos)
+      << missing.err();
+  EXPECT_EQ(missing.err().find("started rank"), std::string::npos) << "no worker may start";
+
+  Process failing({tessera_binary(), "launch", "--nproc", "2", "--grace", "1", "sh", "-c",
+                   "echo last words; exit $((TESSERA_RANK * 3))"},
+                  {}, dir / "failing");
+  code = failing.wait(kJobTimeout);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << failing.err();
+  EXPECT_NE(failing.err().find("rank 1 (pid"), std::string::npos) << failing.err();
+  EXPECT_NE(failing.err().find("exited with code 3; its last line: \"last words\""),
+            std::string::npos)
+      << failing.err();
+  fs::remove_all(dir);
 }
 
 }  // namespace

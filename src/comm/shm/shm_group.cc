@@ -534,47 +534,6 @@ void ShmGroup::allreduce_chunks(std::byte* data, std::size_t count, DataType dty
   publish();
 }
 
-// Two ranks: each copies its whole chunk into a slot, and each reduces the whole chunk, its own
-// data with the other's slot, in rank order (both get the same bits). The same bytes cross
-// between the cores as in reduce-scatter + allgather, with half the steps and no copy out.
-void ShmGroup::allreduce_pair(std::byte* data, std::size_t count, DataType dtype, ReduceOp op,
-                              int root, Op& o) {
-  const std::size_t esz = data_type_size(dtype);
-  const int r = rank();
-  const int peer = 1 - r;
-  const ReduceFunction fn = reduce_function(dtype, op);
-  const std::size_t chunk = layout_.slot_bytes() / esz;
-  const std::size_t chunks = ceil_div(count, chunk);
-  auto length = [&](std::size_t k) { return std::min(chunk, count - k * chunk); };
-  auto post = [&](std::size_t k) {
-    const int b = take_slot(o);
-    std::memcpy(slot(r, b), data + k * chunk * esz, length(k) * esz);
-    return b;
-  };
-  int b = post(0);
-  publish();
-  wait_all(o);
-  for (std::size_t k = 0; k < chunks; ++k) {
-    std::byte* mine = data + k * chunk * esz;
-    if (root < 0 || r == root) {
-      const std::byte* theirs = slot(peer, b);
-      if (r == 0) {
-        fn(mine, mine, theirs, length(k));
-      } else {
-        fn(mine, theirs, mine, length(k));
-      }
-      if (op == ReduceOp::kAvg) divide_in_place(mine, length(k), dtype, 2);
-    }
-    // The peer reads this rank's slot b before it publishes its next step.
-    slot_free_at_[b] = step_ + 1;
-    if (k + 1 == chunks) break;
-    b = post(k + 1);
-    publish();
-    wait_all(o);
-  }
-  publish();
-}
-
 // dst (this rank's slice in the caller's buffer) and out (the same slice of this rank's slot)
 // get dst reduced with slice `at` of every other rank's slot `b`.
 void ShmGroup::reduce_slice(std::byte* dst, std::byte* out, int b, std::size_t at,
@@ -784,9 +743,6 @@ std::shared_ptr<Work> ShmGroup::do_allreduce(void* data, std::size_t count, Data
   return enqueue(call, [this, data, count, dtype, op](Op& o) {
     if (size() == 1) return;
     if (count == 0) return arrive(o);
-    if (size() == 2) {
-      return allreduce_pair(static_cast<std::byte*>(data), count, dtype, op, -1, o);
-    }
     allreduce_chunks(static_cast<std::byte*>(data), count, dtype, op, -1, o);
   });
 }
@@ -811,9 +767,6 @@ std::shared_ptr<Work> ShmGroup::do_reduce(void* data, std::size_t count, DataTyp
   return enqueue(call, [this, data, count, dtype, op, root](Op& o) {
     if (size() == 1) return;
     if (count == 0) return arrive(o);
-    if (size() == 2) {
-      return allreduce_pair(static_cast<std::byte*>(data), count, dtype, op, root, o);
-    }
     allreduce_chunks(static_cast<std::byte*>(data), count, dtype, op, root, o);
   });
 }

@@ -135,8 +135,6 @@ class ShmGroup final : public ProcessGroup {
   // `root` >= 0: a reduce, whose result only the root copies out.
   void allreduce_chunks(std::byte* data, std::size_t count, DataType dtype, ReduceOp op, int root,
                         Op& o);
-  void allreduce_pair(std::byte* data, std::size_t count, DataType dtype, ReduceOp op, int root,
-                      Op& o);
   void reduce_slice(std::byte* dst, std::byte* out, int b, std::size_t at, std::size_t count,
                     DataType dtype, ReduceOp op, ReduceFunction fn);
   void broadcast_chunks(std::byte* data, std::size_t bytes, int root, Op& o);

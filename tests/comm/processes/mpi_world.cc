@@ -1,6 +1,5 @@
-// The MPI backend, as real processes: ctest runs this binary under `mpirun -np N` for N = 1..5
-// (see CMakeLists.txt here). Every process runs every test; each test is collective over the
-// world group. Rank 0 prints gtest's usual output; the other ranks print only their failures.
+// The world group of the MPI backend's process tests (ctest runs them under `mpirun -np N` for
+// N = 1..5, see CMakeLists.txt here), and the tests that only MPI has.
 #include "tessera/comm/mpi/mpi_group.h"
 
 #include <mpi.h>
@@ -15,28 +14,20 @@
 
 #include <gtest/gtest.h>
 
-#include "comm/collective_suite.h"
+#include "comm/processes/world.h"
 #include "tessera/comm/errors.h"
 
-namespace tessera::comm {
-namespace {
+namespace tessera::comm::processes {
 
-using Clock = std::chrono::steady_clock;
-
-// Element counts of the checks: past MPI's eager limit, below the backend's ring allreduce.
-constexpr std::size_t kSizeUnit = 1000;
-
-GroupOptions test_options(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  GroupOptions options;
-  options.timeout = timeout;
-  return options;
-}
-
-// One world group for the whole binary: creating one is collective over MPI_COMM_WORLD.
+// Creating an MPI group is collective over MPI_COMM_WORLD.
 ProcessGroup& world() {
   static std::unique_ptr<ProcessGroup> group = make_mpi_group(test_options());
   return *group;
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -51,49 +42,6 @@ TEST(MpiGroup, RankAndSizeAreMpis) {
   EXPECT_EQ(world().size(), size);
   EXPECT_EQ(world().name(), "world");
 }
-
-TEST(MpiGroup, AllreduceComputesEveryOpOnEveryDtype) {
-  // Small counts go through MPI_Iallreduce, 20001 (odd, no rank count divides it) through the
-  // backend's ring.
-  for (std::size_t count :
-       {std::size_t{1}, std::size_t{7}, 3 * kSizeUnit + 1, std::size_t{20001}}) {
-    suite::check_allreduce_every_op_and_dtype(world(), count);
-  }
-  suite::check_allreduce_sum_large(world(), 300007);
-}
-
-TEST(MpiGroup, ZeroLengthOperationsComplete) { suite::check_zero_length(world()); }
-
-TEST(MpiGroup, BroadcastCopiesTheRootsBuffer) { suite::check_broadcast(world(), kSizeUnit + 5); }
-
-TEST(MpiGroup, ReduceLeavesTheResultOnTheRoot) { suite::check_reduce(world(), kSizeUnit + 3); }
-
-TEST(MpiGroup, AllgatherAndAllgathervConcatenateInRankOrder) {
-  suite::check_allgather(world(), kSizeUnit + 3);
-  suite::check_allgatherv(world(), 1);
-  suite::check_allgatherv(world(), kSizeUnit + 1);
-}
-
-TEST(MpiGroup, ReduceScatterGivesEachRankItsBlock) {
-  suite::check_reduce_scatter(world(), 5);
-  suite::check_reduce_scatter(world(), kSizeUnit + 1);
-}
-
-TEST(MpiGroup, GatherScatterAndAlltoallMoveBlocks) {
-  suite::check_gather_scatter(world(), 3);
-  suite::check_gather_scatter(world(), kSizeUnit + 1);
-  suite::check_alltoall(world(), 2);
-  suite::check_alltoall(world(), kSizeUnit + 7);
-}
-
-TEST(MpiGroup, SendRecvMatchByTag) {
-  suite::check_send_recv(world(), 5);
-  suite::check_send_recv(world(), 100003);
-}
-
-TEST(MpiGroup, OperationsOverlapAndCompleteInOrder) { suite::check_overlap_in_order(world()); }
-
-TEST(MpiGroup, SplitFormsIndependentSubGroups) { suite::check_split(world()); }
 
 TEST(MpiGroup, ConsistencyCheckNamesARankWithAnotherCount) {
   if (world().size() == 1) GTEST_SKIP() << "a mismatch needs two ranks";
@@ -187,34 +135,5 @@ TEST(MpiTimeout, ACollectiveARankSkipsTimesOutNamingTheOperationAndGroup) {
   std::fflush(stdout);
 }
 
-// Prints only failures, prefixed with the rank: the other ranks' view of a failing test.
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", rank_,
-                 result.file_name() ? result.file_name() : "?", result.line_number(),
-                 result.summary());
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace
-}  // namespace tessera::comm
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  // MPI starts here, through the backend (it initialises MPI and finalises it at exit).
-  const int rank = tessera::comm::world().rank();
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new tessera::comm::FailurePrinter(rank));
-  }
-  const int result = RUN_ALL_TESTS();
-  tessera::comm::world().shutdown();
-  return result;
-}
+}  // namespace tessera::comm::processes
