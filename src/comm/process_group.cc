@@ -1,5 +1,7 @@
 #include "tessera/comm/process_group.h"
 
+#include <algorithm>
+#include <new>
 #include <utility>
 
 #include "tessera/comm/errors.h"
@@ -206,6 +208,15 @@ std::unique_ptr<ProcessGroup> ProcessGroup::split(int color, int key, std::strin
                                     " must be >= 0, or kNoColor"));
   }
   return do_split(color, key, std::move(name));
+}
+
+std::shared_ptr<std::byte[]> ProcessGroup::allocate(std::size_t bytes) {
+  if (!shut_down_) {
+    if (std::shared_ptr<std::byte[]> memory = do_allocate(bytes)) return memory;
+  }
+  constexpr std::align_val_t kAlignment{64};
+  auto* p = static_cast<std::byte*>(::operator new(std::max<std::size_t>(bytes, 1), kAlignment));
+  return std::shared_ptr<std::byte[]>(p, [](std::byte* q) { ::operator delete(q, kAlignment); });
 }
 
 void ProcessGroup::shutdown() {

@@ -9,6 +9,7 @@
 #include "tessera/core/error.h"
 #include "tessera/parallel/dtype_map.h"
 #include "tessera/parallel/model_sync.h"
+#include "tessera/tensor/storage.h"
 
 namespace tessera::parallel {
 
@@ -54,7 +55,11 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& model, comm::Proces
   }
   const int n = group_.size();
   for (auto& b : buckets_) {
-    b->flat = Tensor::zeros({static_cast<int64_t>(b->numel)});
+    // From the group: the shared-memory backend allreduces its own memory without copies.
+    const std::size_t bytes = b->numel * sizeof(float);
+    b->flat = Tensor::over(Storage::wrap(group_.allocate(bytes), bytes),
+                           {static_cast<int64_t>(b->numel)});
+    b->flat.zero_();
     if (options_.compression != GradCompression::kNone) {
       DType wire =
           options_.compression == GradCompression::kBFloat16 ? DType::kBFloat16 : DType::kFloat16;

@@ -1,7 +1,11 @@
 #include "tessera/tensor/storage.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <string>
+
+#include "tessera/core/error.h"
 
 namespace tessera {
 
@@ -12,6 +16,18 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   return std::shared_ptr<Storage>(new Storage(data, nbytes, device));
 }
 
-Storage::~Storage() { std::free(data_); }
+std::shared_ptr<Storage> Storage::wrap(std::shared_ptr<void> memory, size_t nbytes) {
+  if (reinterpret_cast<std::uintptr_t>(memory.get()) % kAlignment != 0) {
+    throw ValueError("Storage::wrap: memory is not " + std::to_string(kAlignment) +
+                     "-byte aligned");
+  }
+  auto storage = std::shared_ptr<Storage>(new Storage(memory.get(), nbytes, Device{}));
+  storage->external_ = std::move(memory);
+  return storage;
+}
+
+Storage::~Storage() {
+  if (!external_) std::free(data_);
+}
 
 }  // namespace tessera

@@ -89,6 +89,18 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 
+Tensor Tensor::over(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {
+  for (int64_t s : shape) {
+    if (s < 0) throw ShapeError("Tensor::over: negative dimension in shape " + shape_str(shape));
+  }
+  const auto bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  if (storage == nullptr || storage->nbytes() < bytes) {
+    throw ShapeError("Tensor::over: storage of " + std::to_string(storage ? storage->nbytes() : 0) +
+                     " bytes is too small for " + shape_str(shape) + " " + dtype_name(dtype));
+  }
+  return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
+}
+
 Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   Tensor t = empty(shape, dtype);
   std::memset(t.raw_data(), 0, t.nbytes());

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <span>
 #include <string>
@@ -28,14 +29,19 @@ inline constexpr DataType kAllTypes[] = {DataType::kFloat32,  DataType::kFloat64
 inline constexpr ReduceOp kAllOps[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax,
                                        ReduceOp::kMin};
 
-// A buffer of `count` elements of `dtype`, read and written as doubles.
+// A buffer of `count` elements of `dtype`, read and written as doubles; in ordinary memory, or
+// in `memory` (from ProcessGroup::allocate) when given.
 class Buffer {
  public:
-  Buffer(DataType dtype, std::size_t count)
-      : dtype_(dtype), bytes_(count * data_type_size(dtype)), count_(count) {}
+  Buffer(DataType dtype, std::size_t count, std::shared_ptr<std::byte[]> memory = nullptr)
+      : dtype_(dtype),
+        memory_(memory ? std::move(memory)
+                       : std::make_shared<std::byte[]>(
+                             std::max<std::size_t>(count * data_type_size(dtype), 1))),
+        count_(count) {}
 
   void set(std::size_t i, double v) {
-    void* p = bytes_.data() + i * data_type_size(dtype_);
+    void* p = memory_.get() + i * data_type_size(dtype_);
     switch (dtype_) {
       case DataType::kFloat32: {
         const auto x = static_cast<float>(v);
@@ -69,7 +75,7 @@ class Buffer {
   }
 
   [[nodiscard]] double get(std::size_t i) const {
-    const void* p = bytes_.data() + i * data_type_size(dtype_);
+    const void* p = memory_.get() + i * data_type_size(dtype_);
     switch (dtype_) {
       case DataType::kFloat32: {
         float x;
@@ -101,12 +107,12 @@ class Buffer {
     return 0;
   }
 
-  [[nodiscard]] void* data() { return bytes_.empty() ? nullptr : bytes_.data(); }
+  [[nodiscard]] void* data() { return count_ == 0 ? nullptr : memory_.get(); }
   [[nodiscard]] std::size_t count() const { return count_; }
 
  private:
   DataType dtype_;
-  std::vector<std::byte> bytes_;
+  std::shared_ptr<std::byte[]> memory_;
   std::size_t count_;
 };
 
@@ -148,12 +154,22 @@ inline std::string label(DataType dtype, ReduceOp op) {
   return std::string(data_type_name(dtype)) + " " + std::string(reduce_op_name(op));
 }
 
+// Where the buffers of a check live: ordinary memory, memory from ProcessGroup::allocate (the
+// shared-memory backend's pools), or allocate() on every rank but rank 0.
+enum class Memory { kPlain, kAllocated, kMixed };
+
+inline std::shared_ptr<std::byte[]> memory_for(ProcessGroup& pg, Memory memory, std::size_t bytes) {
+  if (memory == Memory::kPlain || (memory == Memory::kMixed && pg.rank() == 0)) return nullptr;
+  return pg.allocate(bytes);
+}
+
 // Every dtype and op on `count` elements; stops at the first wrong element of each case.
-inline void check_allreduce_every_op_and_dtype(ProcessGroup& pg, std::size_t count) {
+inline void check_allreduce_every_op_and_dtype(ProcessGroup& pg, std::size_t count,
+                                               Memory memory = Memory::kPlain) {
   const int n = pg.size();
   for (DataType dtype : kAllTypes) {
     for (ReduceOp op : kAllOps) {
-      Buffer buffer(dtype, count);
+      Buffer buffer(dtype, count, memory_for(pg, memory, count * data_type_size(dtype)));
       for (std::size_t i = 0; i < count; ++i) buffer.set(i, contribution(pg.rank(), i));
       pg.allreduce(buffer.data(), count, dtype, op)->wait();
       for (std::size_t i = 0; i < count; ++i) {
@@ -169,11 +185,14 @@ inline void check_allreduce_every_op_and_dtype(ProcessGroup& pg, std::size_t cou
 }
 
 // float32 sum over `count` elements (many chunks of a small-slot backend).
-inline void check_allreduce_sum_large(ProcessGroup& pg, std::size_t count) {
+inline void check_allreduce_sum_large(ProcessGroup& pg, std::size_t count,
+                                      Memory memory = Memory::kPlain) {
   const int n = pg.size();
-  std::vector<float> data(count);
+  std::shared_ptr<std::byte[]> bytes = memory_for(pg, memory, count * sizeof(float));
+  std::vector<float> plain(bytes ? 0 : count);
+  std::span<float> data(bytes ? reinterpret_cast<float*>(bytes.get()) : plain.data(), count);
   for (std::size_t i = 0; i < count; ++i) data[i] = static_cast<float>(i % 1000 + pg.rank());
-  pg.allreduce(std::span<float>(data), ReduceOp::kSum)->wait();
+  pg.allreduce(data, ReduceOp::kSum)->wait();
   const float ranks_sum = static_cast<float>(n * (n - 1) / 2);
   for (std::size_t i = 0; i < count; ++i) {
     ASSERT_EQ(data[i], static_cast<float>(n * static_cast<int>(i % 1000)) + ranks_sum)
@@ -470,8 +489,11 @@ inline void check_split(ProcessGroup& pg) {
 inline void check_everything(ProcessGroup& pg, std::size_t slot_elements) {
   for (std::size_t count : {std::size_t{1}, std::size_t{7}, slot_elements + 13}) {
     check_allreduce_every_op_and_dtype(pg, count);
+    check_allreduce_every_op_and_dtype(pg, count, Memory::kAllocated);
+    check_allreduce_every_op_and_dtype(pg, count, Memory::kMixed);
   }
   check_allreduce_sum_large(pg, 9 * slot_elements + 1001);
+  check_allreduce_sum_large(pg, 9 * slot_elements + 1001, Memory::kAllocated);
   check_zero_length(pg);
   check_broadcast(pg, 3 * slot_elements + 5);
   check_reduce(pg, slot_elements + 3);

@@ -6,10 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <latch>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -100,8 +105,78 @@ TEST_P(ShmGroupSizes, AllreducePipelinesBuffersOfManyDefaultSlots) {
       test_shm_options("large", kDefaultShmSlotBytes));
 }
 
+TEST_P(ShmGroupSizes, AllreduceOnAllocatedBuffersOfManyDefaultSlots) {
+  run_shm_ranks(
+      GetParam(),
+      [](ProcessGroup& pg) {
+        suite::check_allreduce_sum_large(pg, 786433, suite::Memory::kAllocated);
+        suite::check_allreduce_sum_large(pg, 786433, suite::Memory::kMixed);
+      },
+      test_shm_options("pooled", kDefaultShmSlotBytes));
+}
+
 INSTANTIATE_TEST_SUITE_P(OneToFiveRanks, ShmGroupSizes, ::testing::Values(1, 2, 3, 4, 5),
                          [](const auto& info) { return std::to_string(info.param) + "ranks"; });
+
+// Whether `p` lies in a mapping of a /dev/shm object (our segments, unlinked once mapped).
+bool in_shared_memory(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  for (std::string line; std::getline(maps, line);) {
+    std::uintptr_t begin = 0;
+    std::uintptr_t end = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR, &begin, &end) != 2) continue;
+    if (address >= begin && address < end) return line.find("/dev/shm/") != std::string::npos;
+  }
+  return false;
+}
+
+TEST(ShmGroup, AllocatedBuffersComeFromThePoolAndOutliveTheGroup) {
+  std::vector<std::shared_ptr<std::byte[]>> kept(2);
+  run_shm_ranks(
+      2,
+      [&](ProcessGroup& pg) {
+        auto a = pg.allocate(1000);
+        auto b = pg.allocate(5000);
+        ASSERT_TRUE(in_shared_memory(a.get()));
+        ASSERT_TRUE(in_shared_memory(b.get()));
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a.get()) % 64, 0U);
+        // Disjoint, and a freed range is handed out again.
+        EXPECT_TRUE(b.get() >= a.get() + 1000 || b.get() + 5000 <= a.get());
+        std::byte* first = a.get();
+        a.reset();
+        EXPECT_EQ(pg.allocate(1000).get(), first);
+        auto* x = reinterpret_cast<float*>(b.get());
+        std::fill_n(x, 1250, static_cast<float>(pg.rank() + 1));
+        pg.allreduce(x, 1250, DataType::kFloat32, ReduceOp::kSum)->wait();
+        EXPECT_EQ(x[0], 3.0f);
+        EXPECT_EQ(x[1249], 3.0f);
+        kept[static_cast<std::size_t>(pg.rank())] = std::move(b);
+      },
+      test_shm_options("allocate"));
+  // The groups are shut down; their buffers are still mapped and usable.
+  for (auto& buffer : kept) {
+    std::fill_n(buffer.get(), 5000, std::byte{7});
+    EXPECT_EQ(buffer[4999], std::byte{7});
+  }
+}
+
+TEST(ShmGroup, APoolTooSmallOrNoneGivesOrdinaryMemoryThatStillWorks) {
+  for (std::size_t pool : {std::size_t{8192}, std::size_t{0}}) {
+    ShmOptions shm = test_shm_options("small-pool");
+    shm.pool_bytes = pool;
+    run_shm_ranks(
+        3,
+        [&](ProcessGroup& pg) {
+          auto big = pg.allocate(100000);
+          EXPECT_FALSE(in_shared_memory(big.get())) << "pool of " << pool << " bytes";
+          EXPECT_EQ(reinterpret_cast<std::uintptr_t>(big.get()) % 64, 0U);
+          suite::check_allreduce_every_op_and_dtype(pg, 20001, suite::Memory::kAllocated);
+          suite::check_allreduce_every_op_and_dtype(pg, 7, suite::Memory::kMixed);
+        },
+        shm);
+  }
+}
 
 TEST(ShmGroup, SixteenBitSumsRoundToNearestEven) {
   run_shm_ranks(

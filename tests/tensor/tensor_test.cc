@@ -1,10 +1,15 @@
 #include "tessera/tensor/tensor.h"
 
 #include <cmath>
+#include <cstddef>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "tessera/core/error.h"
+#include "tessera/tensor/storage.h"
 #include "testing/tensor_assertions.h"
 
 namespace tessera {
@@ -239,6 +244,28 @@ TEST(Tensor, ToStringNamesShapeDtypeAndSmallValues) {
   EXPECT_NE(s.find("[2]"), std::string::npos) << s;
   EXPECT_NE(s.find("float32"), std::string::npos) << s;
   EXPECT_NE(s.find("1, 2"), std::string::npos) << s;
+}
+
+TEST(Tensor, OverWrappedMemoryKeepsItAliveAndChecksItsSize) {
+  constexpr std::align_val_t kAlignment{64};
+  auto* raw = static_cast<std::byte*>(::operator new(64, kAlignment));
+  bool freed = false;
+  std::shared_ptr<std::byte[]> memory(raw, [&freed, kAlignment](std::byte* p) {
+    freed = true;
+    ::operator delete(p, kAlignment);
+  });
+  {
+    Tensor t = Tensor::over(Storage::wrap(memory, 64), {4, 4});
+    memory.reset();
+    t.fill_(2.0);
+    EXPECT_EQ(t.data<float>(), reinterpret_cast<float*>(raw));
+    EXPECT_EQ(t.data<float>()[15], 2.0f);
+    EXPECT_FALSE(freed);
+    EXPECT_THROW((void)Tensor::over(t.storage(), {5, 4}), ShapeError);
+  }
+  EXPECT_TRUE(freed);
+  auto misaligned = std::shared_ptr<std::byte[]>(memory, raw + 4);
+  EXPECT_THROW((void)Storage::wrap(misaligned, 32), ValueError);
 }
 
 }  // namespace

@@ -14,6 +14,9 @@ class Storage {
   static constexpr size_t kAlignment = 64;
   // Uninitialised memory for nbytes.
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = {});
+  // nbytes of memory someone else allocated (e.g. ProcessGroup::allocate), aligned to
+  // kAlignment; `memory` is kept alive as long as the storage.
+  static std::shared_ptr<Storage> wrap(std::shared_ptr<void> memory, size_t nbytes);
 
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -27,6 +30,7 @@ class Storage {
   Storage(void* data, size_t nbytes, Device device)
       : data_(data), nbytes_(nbytes), device_(device) {}
   void* data_;
+  std::shared_ptr<void> external_;  // set by wrap(): the memory's owner; data_ is not freed
   size_t nbytes_;
   Device device_;
 };

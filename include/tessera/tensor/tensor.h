@@ -36,6 +36,9 @@ class Tensor {
   static Tensor randn(const Shape& shape, Generator& gen, DType dtype = DType::kFloat32);
   static Tensor rand(const Shape& shape, Generator& gen, double low = 0.0, double high = 1.0,
                      DType dtype = DType::kFloat32);
+  // A contiguous tensor over `storage` (at least numel * dtype size bytes).
+  static Tensor over(std::shared_ptr<Storage> storage, const Shape& shape,
+                     DType dtype = DType::kFloat32);
   // Copies values into a new tensor of the given shape (numel must match).
   template <typename T>
   static Tensor from_vector(const std::vector<T>& values, const Shape& shape);

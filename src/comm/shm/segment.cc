@@ -55,15 +55,19 @@ std::size_t ring_bytes_for(int size) {
   return std::bit_floor(bytes);
 }
 
-Layout::Layout(int size, std::size_t slot_bytes)
-    : size_(size), slot_bytes_(slot_bytes), ring_bytes_(ring_bytes_for(size)) {
+Layout::Layout(int size, std::size_t slot_bytes, std::size_t pool_bytes)
+    : size_(size),
+      slot_bytes_(slot_bytes),
+      ring_bytes_(ring_bytes_for(size)),
+      pool_bytes_(round_up(pool_bytes, 4096)) {
   const auto n = static_cast<std::size_t>(size);
   ranks_offset_ = round_up(sizeof(SegmentHeader), kCacheLine);
   // Slots start on a page: copies into them never share a page with the control words.
   slots_offset_ = round_up(ranks_offset_ + n * sizeof(RankBlock), 4096);
   rings_offset_ = slots_offset_ + kSlotsPerRank * n * slot_bytes_;
   ring_stride_ = round_up(sizeof(RingHeader) + ring_bytes_, 4096);
-  total_ = rings_offset_ + n * n * ring_stride_;
+  pools_offset_ = rings_offset_ + n * n * ring_stride_;
+  total_ = pools_offset_ + n * pool_bytes_;
 }
 
 std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t bytes,
@@ -88,8 +92,7 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, std::size_t by
     ::shm_unlink(object_name(name).c_str());
     throw;
   }
-  ::close(fd);
-  return std::unique_ptr<Segment>(new Segment(name, base, bytes, /*owns_name=*/true));
+  return std::unique_ptr<Segment>(new Segment(name, fd, base, bytes, /*owns_name=*/true));
 }
 
 std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t bytes,
@@ -107,7 +110,8 @@ std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t byte
     ::close(fd);
     throw CommError(detail::concat("shared-memory segment /dev/shm/", name, " holds ", actual,
                                    " bytes, expected ", bytes,
-                                   ": the ranks disagree on the group size or slot size"));
+                                   ": the ranks disagree on the group size, slot size or pool "
+                                   "size"));
   }
   std::byte* base = nullptr;
   try {
@@ -116,16 +120,20 @@ std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t byte
     ::close(fd);
     throw;
   }
-  ::close(fd);
-  return std::unique_ptr<Segment>(new Segment(name, base, bytes, /*owns_name=*/false));
+  return std::unique_ptr<Segment>(new Segment(name, fd, base, bytes, /*owns_name=*/false));
 }
 
-Segment::Segment(std::string name, std::byte* base, std::size_t bytes, bool owns_name)
-    : name_(std::move(name)), base_(base), bytes_(bytes), owns_name_(owns_name) {}
+Segment::Segment(std::string name, int fd, std::byte* base, std::size_t bytes, bool owns_name)
+    : name_(std::move(name)), fd_(fd), base_(base), bytes_(bytes), owns_name_(owns_name) {}
 
 Segment::~Segment() {
   unlink();
   ::munmap(base_, bytes_);
+  ::close(fd_);
+}
+
+bool Segment::reserve(std::size_t offset, std::size_t bytes) noexcept {
+  return ::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) == 0;
 }
 
 void Segment::unlink() noexcept {

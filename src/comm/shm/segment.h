@@ -15,7 +15,7 @@ namespace tessera::comm::shm {
 
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint64_t kSegmentMagic = 0x31617265'73736574ULL;  // "tessera1"
-inline constexpr std::uint32_t kSegmentVersion = 1;
+inline constexpr std::uint32_t kSegmentVersion = 2;
 // Longest failure message a rank leaves in the segment for the others.
 inline constexpr std::size_t kReasonBytes = 384;
 // Slots per rank: a collective's chunk k goes through slot k % 3, so a rank fills the slot of
@@ -49,6 +49,7 @@ struct SegmentHeader {
   std::int32_t size;
   std::uint64_t slot_bytes;
   std::uint64_t ring_bytes;
+  std::uint64_t pool_bytes;
   std::uint64_t total_bytes;
   // Ranks sleeping in futex_wait on some rank's progress word: publishers wake only when > 0.
   alignas(kCacheLine) std::uint32_t sleepers;
@@ -73,12 +74,17 @@ struct RankBlock {
   alignas(kCacheLine) std::uint32_t state;  // RankState
   std::int32_t pid;
   std::uint64_t completed;  // sequence number of the last collective completed here
+  // Where this rank's buffer of the current allreduce lies in its pool (kNotPooled: elsewhere);
+  // written before the collective's first step, read by the others after it.
+  alignas(kCacheLine) std::uint64_t buffer_offset;
   // The latest collectives entered, at index seq % kOpRecords. Written as a seqlock (seq set to
   // 0 while the signature changes): a rank that runs ahead (a broadcast root waits only for its
   // slots) may overwrite a record while another rank reads it, and the reader then sees it.
   OpRecord records[kOpRecords];
   char reason[kReasonBytes];  // NUL-terminated; written before state becomes kFailed/kTimedOut
 };
+
+inline constexpr std::uint64_t kNotPooled = ~std::uint64_t{0};
 
 // A single-producer single-consumer byte ring from one rank to another. `head` and `tail` count
 // bytes written and consumed since the start.
@@ -90,12 +96,14 @@ struct RingHeader {
 // Where everything lies in a segment for `size` ranks.
 class Layout {
  public:
-  Layout(int size, std::size_t slot_bytes);
+  // `pool_bytes`: each rank's pool of buffers that every rank can reach (rounded up to pages).
+  Layout(int size, std::size_t slot_bytes, std::size_t pool_bytes);
 
   [[nodiscard]] std::size_t total_bytes() const { return total_; }
   [[nodiscard]] int size() const { return size_; }
   [[nodiscard]] std::size_t slot_bytes() const { return slot_bytes_; }
   [[nodiscard]] std::size_t ring_bytes() const { return ring_bytes_; }
+  [[nodiscard]] std::size_t pool_bytes() const { return pool_bytes_; }
   // Bytes before the rings: header, control blocks and slots, which every collective touches.
   [[nodiscard]] std::size_t hot_bytes() const { return rings_offset_; }
 
@@ -110,6 +118,10 @@ class Layout {
     return base + slots_offset_ +
            (static_cast<std::size_t>(r) * kSlotsPerRank + static_cast<std::size_t>(index)) *
                slot_bytes_;
+  }
+  // Rank r's pool: pool_bytes() bytes, starting on a page, at pool_offset(r) in the segment.
+  [[nodiscard]] std::size_t pool_offset(int r) const {
+    return pools_offset_ + static_cast<std::size_t>(r) * pool_bytes_;
   }
   [[nodiscard]] RingHeader* ring(std::byte* base, int src, int dst) const {
     return reinterpret_cast<RingHeader*>(base + rings_offset_ +
@@ -128,10 +140,12 @@ class Layout {
   int size_;
   std::size_t slot_bytes_;
   std::size_t ring_bytes_;
+  std::size_t pool_bytes_;
   std::size_t ranks_offset_;
   std::size_t slots_offset_;
   std::size_t rings_offset_;
   std::size_t ring_stride_;
+  std::size_t pools_offset_;
   std::size_t total_;
 };
 
@@ -154,14 +168,18 @@ class Segment {
 
   // Removes the name from /dev/shm (the memory stays mapped). Idempotent; never throws.
   void unlink() noexcept;
+  // Backs [offset, offset + bytes) with memory now (fallocate): false when /dev/shm has no room.
+  // Touching a page of a full /dev/shm would kill the process with SIGBUS instead.
+  [[nodiscard]] bool reserve(std::size_t offset, std::size_t bytes) noexcept;
 
   [[nodiscard]] std::byte* base() const { return base_; }
   [[nodiscard]] const std::string& name() const { return name_; }
 
  private:
-  Segment(std::string name, std::byte* base, std::size_t bytes, bool owns_name);
+  Segment(std::string name, int fd, std::byte* base, std::size_t bytes, bool owns_name);
 
   std::string name_;
+  int fd_;  // kept open for reserve()
   std::byte* base_;
   std::size_t bytes_;
   bool owns_name_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "async_work.h"
+#include "buffer_pool.h"
 #include "call_signature.h"
 #include "op_worker.h"
 #include "reduce_kernels.h"
@@ -75,6 +76,7 @@ class ShmGroup final : public ProcessGroup {
   std::shared_ptr<Work> do_barrier() override;
   std::unique_ptr<ProcessGroup> do_split(int color, int key, std::string name) override;
   void do_shutdown() override;
+  std::shared_ptr<std::byte[]> do_allocate(std::size_t bytes) override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -135,6 +137,10 @@ class ShmGroup final : public ProcessGroup {
   // `root` >= 0: a reduce, whose result only the root copies out.
   void allreduce_chunks(std::byte* data, std::size_t count, DataType dtype, ReduceOp op, int root,
                         Op& o);
+  // Every rank's buffer is in its pool, at `offsets[r]`: reduces this rank's slice from all of
+  // them and writes it into all of them.
+  void allreduce_pooled(std::byte* data, std::size_t count, DataType dtype, ReduceOp op,
+                        const std::vector<std::uint64_t>& offsets, Op& o);
   void reduce_slice(std::byte* dst, std::byte* out, int b, std::size_t at, std::size_t count,
                     DataType dtype, ReduceOp op, ReduceFunction fn);
   void broadcast_chunks(std::byte* data, std::size_t bytes, int root, Op& o);
@@ -158,8 +164,9 @@ class ShmGroup final : public ProcessGroup {
   const std::string key_prefix_;
   const ShmOptions shm_options_;
   const Layout layout_;
-  std::unique_ptr<Segment> segment_;
+  std::shared_ptr<Segment> segment_;  // shared with the buffers allocated from pool_
   std::byte* base_ = nullptr;
+  std::unique_ptr<BufferPool> pool_;  // null when shm_options_.pool_bytes is 0
 
   // Worker thread only (collectives run one at a time).
   std::uint64_t step_ = 0;

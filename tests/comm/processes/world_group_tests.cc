@@ -19,6 +19,15 @@ TEST(WorldGroup, AllreduceComputesEveryOpOnEveryDtype) {
   suite::check_allreduce_sum_large(world(), 300007);
 }
 
+TEST(WorldGroup, AllreduceOnAllocatedMemoryComputesEveryOpOnEveryDtype) {
+  for (auto memory : {suite::Memory::kAllocated, suite::Memory::kMixed}) {
+    for (std::size_t count : {std::size_t{1}, std::size_t{7}, std::size_t{20001}}) {
+      suite::check_allreduce_every_op_and_dtype(world(), count, memory);
+    }
+  }
+  suite::check_allreduce_sum_large(world(), 300007, suite::Memory::kAllocated);
+}
+
 TEST(WorldGroup, ZeroLengthOperationsComplete) { suite::check_zero_length(world()); }
 
 TEST(WorldGroup, BroadcastCopiesTheRootsBuffer) { suite::check_broadcast(world(), kSizeUnit + 5); }

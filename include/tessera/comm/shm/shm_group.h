@@ -16,6 +16,12 @@ namespace tessera::comm {
 // 128 KiB and 512 KiB measured within noise of it (2 ranks, 1-16 MiB).
 inline constexpr std::size_t kDefaultShmSlotBytes = std::size_t{256} << 10;
 
+// Address space each rank reserves in the segment for ProcessGroup::allocate(). Only what is
+// allocated takes memory (/dev/shm pages, reserved at allocation so that a full /dev/shm gives
+// ordinary memory instead of a SIGBUS later); enough for the gradient buckets of a model of 64M
+// float32 parameters.
+inline constexpr std::size_t kDefaultShmPoolBytes = std::size_t{256} << 20;
+
 struct ShmOptions {
   // The segment is /dev/shm/<prefix>-<random>-<group name>: a launcher passes a prefix unique to
   // the job ("tessera-<token>") so it can remove what a worker killed during setup left behind.
@@ -23,6 +29,9 @@ struct ShmOptions {
   std::string segment_name_prefix = "tessera";
   // Pipeline slot size (see kDefaultShmSlotBytes); a multiple of 64, at least 64 * size.
   std::size_t slot_bytes = kDefaultShmSlotBytes;
+  // Each rank's pool for ProcessGroup::allocate() (see kDefaultShmPoolBytes); 0: none, and no
+  // allreduce takes the step that looks for pooled buffers.
+  std::size_t pool_bytes = kDefaultShmPoolBytes;
 };
 
 // A ProcessGroup for ranks on one host, through one POSIX shared-memory segment. Collective:
@@ -39,14 +48,15 @@ struct ShmOptions {
 // Collectives run natively through the segment, one slot-sized chunk at a time, pipelined over
 // three slots per rank so buffers of any size stream through: allreduce is a chunked
 // reduce-scatter + allgather (each rank reduces its 1/size slice of a chunk, reading every rank's
-// slot, then every rank copies the reduced slices out); with two ranks each rank reduces the
-// whole chunk from the other's slot instead (the same bytes cross between the cores, in half the
-// steps). broadcast, allgather(v), reduce_scatter, gather, scatter, alltoall and barrier go
-// through the slots likewise; reduce is an allreduce whose result only the root copies out.
-// The caller's thread does the copies and reductions (no thread hand-off when it waits at once);
-// nothing makes a system call unless a rank has to sleep. send/recv go through per-pair rings in
-// the segment and progress on a helper thread (started by the first send or recv); their
-// handles complete in issue order.
+// slot, then every rank copies the reduced slices out). When every rank's buffer comes from
+// allocate() (the ranks' pools in the segment), allreduce skips the slots: each rank reduces its
+// slice straight from the others' buffers and writes the result into all of them, in two steps
+// (a group with a pool spends one extra step per allreduce finding out). broadcast, allgather(v),
+// reduce_scatter, gather, scatter, alltoall and barrier go through the slots likewise; reduce is an
+// allreduce whose result only the root copies out. The caller's thread does the copies and
+// reductions (no thread hand-off when it waits at once); nothing makes a system call unless a rank
+// has to sleep. send/recv go through per-pair rings in the segment and progress on a helper thread
+// (started by the first send or recv); their handles complete in issue order.
 //
 // Waiting: ranks spin briefly, then yield, then sleep on a futex in the segment. Every wait ends
 // by the operation's deadline with a TimeoutError naming the operation, the group, the ranks
