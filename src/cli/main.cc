@@ -2,6 +2,8 @@
 // Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure; the launcher
 // (`tessera train --nproc N`) exits with its failed worker's code (128 + signal when a signal
 // ended it).
+#include <malloc.h>
+
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -18,6 +20,12 @@
 #endif
 
 int main(int argc, char** argv) {
+  // A training step frees and allocates the same large tensors again and again. By default glibc
+  // hands blocks above its mmap threshold back to the kernel on free, and every step then faults
+  // its pages in afresh (measured on the CNN: 459k page faults and 6.9 s of CPU in 60 steps; with
+  // these settings 46k and 6.0 s). Keep them in the heap for reuse instead.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   CLI::App app{
       "tessera: distributed machine-learning training.\n\n"
       "Examples:\n"

@@ -273,6 +273,30 @@ MaxPoolResult max_pool2d(const Tensor& input_view, const Pool2dOptions& options)
     parallel_for(n * c, grain_for(oh * ow * k * k), [&](int64_t begin, int64_t end) {
       for (int64_t plane = begin; plane < end; ++plane) {
         const scalar_t* xp = x + plane * h * w;
+        if (p == 0) {
+          // Every window lies inside the plane: no bounds checks, and the comparisons select
+          // without branching (random activations made the branchy loop mispredict about half
+          // its comparisons: 29 ms of a 150 ms CNN step).
+          for (int64_t i = 0; i < oh; ++i) {
+            for (int64_t j = 0; j < ow; ++j) {
+              const int64_t corner = i * s * w + j * s;
+              scalar_t best = xp[corner];
+              int64_t best_at = corner;
+              for (int64_t di = 0; di < k; ++di) {
+                for (int64_t dj = 0; dj < k; ++dj) {
+                  const int64_t at = corner + di * w + dj;
+                  const scalar_t v = xp[at];
+                  const bool greater = v > best;
+                  best = greater ? v : best;
+                  best_at = greater ? at : best_at;
+                }
+              }
+              y[(plane * oh + i) * ow + j] = best;
+              idx[(plane * oh + i) * ow + j] = best_at;
+            }
+          }
+          continue;
+        }
         for (int64_t i = 0; i < oh; ++i) {
           for (int64_t j = 0; j < ow; ++j) {
             scalar_t best = -std::numeric_limits<scalar_t>::infinity();
