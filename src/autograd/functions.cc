@@ -265,16 +265,30 @@ Variable embedding(const Variable& weight, const Tensor& indices) {
                      });
 }
 
-Variable dropout(const Variable& a, double p, Generator& gen) {
+Variable dropout(const Variable& a, double p, Generator& gen, int shard_index, int shard_count) {
   if (p < 0.0 || p >= 1.0) {
     throw ValueError(detail::concat("dropout: probability ", p, " must lie in [0, 1)"));
   }
+  if (shard_count < 1 || shard_index < 0 || shard_index >= shard_count) {
+    throw ValueError(detail::concat("dropout: shard ", shard_index, " of ", shard_count,
+                                    " is not one of 0 .. count - 1"));
+  }
   if (p == 0.0) return a;
   Tensor mask = Tensor::empty(a.shape(), a.dtype());
+  const int64_t rows = a.dim() == 0 ? 1 : a.shape()[0];
+  const int64_t row_size = rows == 0 ? 0 : mask.numel() / rows;
   TESSERA_DISPATCH_FLOATING(a.dtype(), "dropout", [&] {
     scalar_t* m = mask.data<scalar_t>();
     const auto keep = static_cast<scalar_t>(1.0 / (1.0 - p));
-    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = gen.uniform() < p ? scalar_t(0) : keep;
+    // Row g of the whole batch is row g / count of this shard when g % count == index; the
+    // other shards' rows are drawn and dropped, so every shard's stream stays in step.
+    for (int64_t g = 0; g < rows * shard_count; ++g) {
+      scalar_t* row = g % shard_count == shard_index ? m + (g / shard_count) * row_size : nullptr;
+      for (int64_t i = 0; i < row_size; ++i) {
+        const bool drop = gen.uniform() < p;
+        if (row != nullptr) row[i] = drop ? scalar_t(0) : keep;
+      }
+    }
   });
   return make_result(t::mul(a.data(), mask), "dropout", {a},
                      [mask](const Tensor& g, const Needs&) -> Grads { return {t::mul(g, mask)}; });

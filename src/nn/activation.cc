@@ -14,15 +14,19 @@ Variable Flatten::forward(const Variable& input) {
   return autograd::reshape(input, {input.size(0), -1});
 }
 
-Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(gen) {
+Dropout::Dropout(double p, Generator& gen, BatchShard shard) : p_(p), gen_(gen), shard_(shard) {
   if (p < 0.0 || p >= 1.0) {
     throw ValueError(detail::concat("Dropout: probability ", p, " must lie in [0, 1)"));
+  }
+  if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count) {
+    throw ValueError(detail::concat("Dropout: shard ", shard.index, " of ", shard.count,
+                                    " is not one of 0 .. count - 1"));
   }
 }
 
 Variable Dropout::forward(const Variable& input) {
   if (!is_training()) return input;
-  return autograd::dropout(input, p_, gen_);
+  return autograd::dropout(input, p_, gen_, shard_.index, shard_.count);
 }
 
 std::string Dropout::name() const { return detail::concat("Dropout(", p_, ")"); }

@@ -72,8 +72,8 @@ class LayerReader {
 }  // namespace
 
 std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& sample_shape,
-                                            Generator& gen, Generator& dropout,
-                                            Shape* output_shape) {
+                                            Generator& gen, Generator& dropout, Shape* output_shape,
+                                            nn::BatchShard shard) {
   auto model = std::make_shared<nn::Sequential>();
   Shape shape = sample_shape;  // per sample, no batch dimension
   const std::string& file = config.source;
@@ -147,7 +147,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
     } else if (type == "dropout") {
       double p = r.real("p", 0.5);
       if (p < 0 || p >= 1) r.fail("p", "must lie in [0, 1)");
-      model->push_back(std::make_shared<nn::Dropout>(p, dropout));
+      model->push_back(std::make_shared<nn::Dropout>(p, dropout, shard));
     } else if (type == "layernorm") {
       double eps = r.real("eps", 1e-5);
       model->push_back(std::make_shared<nn::LayerNorm>(shape.back(), eps));

@@ -191,7 +191,10 @@ Trainer::Trainer(Config config, TrainerOptions options)
     s.test_data = open_dataset(config_.data.test, config_, "data.test");
   Generator init(config_.train.seed);
   Shape out_shape;
-  s.model = build_model(config_, s.train_data->sample_shape(), init, s.dropout_rng, &out_shape);
+  // Every rank draws the global batch's dropout masks and keeps its rows: DDP then trains exactly
+  // as one process would on the global batch.
+  s.model = build_model(config_, s.train_data->sample_shape(), init, s.dropout_rng, &out_shape,
+                        {.index = s.rank, .count = s.world_size});
   if (out_shape.size() != 1) {
     throw ConfigError(config_.source, config_.model.line, "model.layers",
                       "the last layer must give one score per class, but gives " +

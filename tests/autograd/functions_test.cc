@@ -73,6 +73,28 @@ TEST(DropoutOp, DrawsTheSameMaskFromTheSameSeed) {
   EXPECT_FALSE(testing::tensors_equal(ya, yc));
 }
 
+TEST(DropoutOp, ShardsTogetherDropWhatTheWholeBatchDrops) {
+  // A batch of 6 rows of 5 split over 3 shards: shard r holds rows r and r + 3.
+  Variable whole(Tensor::ones({6, 5}), false);
+  Generator g(11);
+  const std::vector<float> expected = dropout(whole, 0.5, g).data().to_vector<float>();
+  for (int r = 0; r < 3; ++r) {
+    Generator same(11);
+    Variable part(Tensor::ones({2, 5}), false);
+    const std::vector<float> got = dropout(part, 0.5, same, r, 3).data().to_vector<float>();
+    for (int i = 0; i < 2; ++i) {
+      for (int c = 0; c < 5; ++c) {
+        EXPECT_EQ(got[static_cast<std::size_t>(i * 5 + c)],
+                  expected[static_cast<std::size_t>((r + 3 * i) * 5 + c)])
+            << "shard " << r << " row " << i << " column " << c;
+      }
+    }
+    // Every shard consumed the same draws: their generators stay in step.
+    EXPECT_EQ(same.uniform(), Generator(g).uniform());
+  }
+  EXPECT_THROW((void)dropout(whole, 0.5, g, 3, 3), ValueError);
+}
+
 TEST(DropoutOp, WithZeroProbabilityIsTheIdentity) {
   Generator gen(1);
   Variable x(tensor({1, -2, 3}, {3}), true);

@@ -33,11 +33,13 @@ class TrainerDdpTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // With dropout: the ranks' masks together must be the one process's mask.
   Config config(const std::string& run, int64_t batch, const std::string& strategy) {
     return parse_config(
         R"(
 [model]
-layers = [{ type = "linear", out = 8 }, { type = "tanh" }, { type = "linear", out = 2 }]
+layers = [{ type = "linear", out = 8 }, { type = "tanh" }, { type = "dropout", p = 0.3 },
+          { type = "linear", out = 2 }]
 [optimizer]
 lr = 0.05
 momentum = 0.9

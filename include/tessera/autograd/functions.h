@@ -48,7 +48,10 @@ Variable conv2d(const Variable& input, const Variable& weight, const Variable& b
 Variable max_pool2d(const Variable& input, const Pool2dOptions& options = {});
 Variable embedding(const Variable& weight, const Tensor& indices);
 // Zeroes each element with probability p and scales the rest by 1/(1-p) (identity when p == 0).
-Variable dropout(const Variable& a, double p, Generator& gen);
+// With shard_count > 1, `a` holds rows shard_index, shard_index + shard_count, ... of a batch
+// shard_count times longer: the mask is drawn for that batch, row by row, and those rows kept.
+Variable dropout(const Variable& a, double p, Generator& gen, int shard_index = 0,
+                 int shard_count = 1);
 
 // Mean softmax cross-entropy of logits [N, C] against int labels [N].
 Variable cross_entropy(const Variable& logits, const Tensor& labels, double label_smoothing = 0.0);

@@ -39,15 +39,27 @@ class Flatten : public Module {
 
 // Zeroes elements with probability p in training mode (scaling the rest by 1/(1-p)); identity in
 // evaluation mode. Draws from the generator given at construction.
+// Which rows of a larger batch a module's input holds: rows index, index + count, index + 2 *
+// count, ... (a data-parallel rank's share of the global batch, as DistributedSampler deals
+// it). {0, 1}: the whole batch.
+struct BatchShard {
+  int index = 0;
+  int count = 1;
+};
+
 class Dropout : public Module {
  public:
-  explicit Dropout(double p, Generator& gen = default_generator());
+  // With a shard, the mask is drawn for the whole (count times longer) batch and the shard's rows
+  // kept: ranks that seed `gen` alike drop together exactly what one process would drop on the
+  // global batch.
+  explicit Dropout(double p, Generator& gen = default_generator(), BatchShard shard = {});
   Variable forward(const Variable& input) override;
   std::string name() const override;
 
  private:
   double p_;
   Generator& gen_;
+  BatchShard shard_;
 };
 
 }  // namespace tessera::nn

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "tessera/core/random.h"
+#include "tessera/nn/activation.h"
 #include "tessera/nn/sequential.h"
 #include "tessera/tensor/shape.h"
 #include "tessera/train/config.h"
@@ -16,10 +17,12 @@ namespace tessera::train {
 // layernorm, batchnorm. A missing or unknown setting, a wrong type, or a layer that does not fit
 // its input (linear on an image without flatten) throws ConfigError naming the layer, the key and
 // its line. Weights are drawn from `init`; dropout layers draw from `dropout` (which must outlive
-// the model). `output_shape`, when given, receives the model's output shape.
+// the model), for the rows of the global batch that `shard` names (a data-parallel rank's).
+// `output_shape`, when given, receives the model's output shape.
 [[nodiscard]] std::shared_ptr<nn::Sequential> build_model(const Config& config,
                                                           const Shape& sample_shape,
                                                           Generator& init, Generator& dropout,
-                                                          Shape* output_shape = nullptr);
+                                                          Shape* output_shape = nullptr,
+                                                          nn::BatchShard shard = {});
 
 }  // namespace tessera::train
