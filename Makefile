@@ -85,6 +85,7 @@ bench: bench-deps build
 	bench/run_core.sh
 	bench/run_train.sh
 	bench/run_ddp.sh
+	bench/run_comm.sh
 
 clean:
 	rm -rf build
