@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include "tessera/comm/errors.h"
+
 namespace tessera::comm {
 
 OpWorker::OpWorker(std::string name) : name_(std::move(name)) {
@@ -75,6 +77,24 @@ void OpWorker::run() noexcept {
     lock.lock();
     running_ = false;
   }
+}
+
+void post_work(const std::shared_ptr<OpWorker>& worker, const std::shared_ptr<AsyncWork>& work,
+               std::function<void()> run, std::chrono::milliseconds op_timeout) {
+  auto task = worker->post(std::move(run));
+  if (!task) {
+    work->fail(
+        std::make_exception_ptr(CommError(work->description() + ": the group is shut down")));
+    return;
+  }
+  work->set_inline_runner(
+      [weak_worker = std::weak_ptr<OpWorker>(worker),
+       weak_task = std::weak_ptr<OpWorker::Task>(task)] {
+        auto w = weak_worker.lock();
+        auto t = weak_task.lock();
+        return w && t && w->run_inline(t);
+      },
+      op_timeout);
 }
 
 }  // namespace tessera::comm

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -7,6 +8,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include "async_work.h"
 
 namespace tessera::comm {
 
@@ -57,5 +60,11 @@ class OpWorker::Task {
   friend class OpWorker;
   std::function<void()> fn_;
 };
+
+// Queues `run` (which completes or fails `work`) on `worker`, and lets a caller that waits for
+// `work` before the worker has started it run it on its own thread (no hand-off). When the worker
+// is stopped, fails `work` at once: "<description>: the group is shut down".
+void post_work(const std::shared_ptr<OpWorker>& worker, const std::shared_ptr<AsyncWork>& work,
+               std::function<void()> run, std::chrono::milliseconds op_timeout);
 
 }  // namespace tessera::comm

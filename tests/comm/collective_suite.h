@@ -484,6 +484,29 @@ inline void check_split(ProcessGroup& pg) {
   sub->shutdown();
 }
 
+// Half-way values between two neighbours of the 16-bit formats (2 ranks): the sum must round to
+// the even one, as one float addition rounded once would.
+inline void check_sixteen_bit_sums(ProcessGroup& pg) {
+  // bfloat16 spacing is 2 in [256, 512): 256 + 1 ties to 256, 258 + 1 ties to 260.
+  std::vector<std::uint16_t> bf = {bfloat16_from_float(pg.rank() == 0 ? 256.0f : 1.0f),
+                                   bfloat16_from_float(pg.rank() == 0 ? 258.0f : 1.0f),
+                                   bfloat16_from_float(pg.rank() == 0 ? 1.5f : 0.25f)};
+  pg.allreduce(bf.data(), bf.size(), DataType::kBFloat16, ReduceOp::kSum)->wait();
+  EXPECT_EQ(bfloat16_to_float(bf[0]), 256.0f);
+  EXPECT_EQ(bfloat16_to_float(bf[1]), 260.0f);
+  EXPECT_EQ(bfloat16_to_float(bf[2]), 1.75f);
+  // float16 spacing is 2 in [2048, 4096).
+  std::vector<std::uint16_t> fp = {float16_from_float(pg.rank() == 0 ? 2048.0f : 1.0f),
+                                   float16_from_float(pg.rank() == 0 ? 2050.0f : 1.0f),
+                                   float16_from_float(pg.rank() == 0 ? 0.1f : 0.2f)};
+  pg.allreduce(fp.data(), fp.size(), DataType::kFloat16, ReduceOp::kSum)->wait();
+  EXPECT_EQ(float16_to_float(fp[0]), 2048.0f);
+  EXPECT_EQ(float16_to_float(fp[1]), 2052.0f);
+  EXPECT_EQ(float16_to_float(fp[2]),
+            float16_to_float(float16_from_float(float16_to_float(float16_from_float(0.1f)) +
+                                                float16_to_float(float16_from_float(0.2f)))));
+}
+
 // Every check above at the sizes that matter for a backend whose slots hold `slot_elements`
 // float32 elements: below, at and past one slot, and odd counts.
 inline void check_everything(ProcessGroup& pg, std::size_t slot_elements) {

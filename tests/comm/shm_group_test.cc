@@ -179,23 +179,7 @@ TEST(ShmGroup, APoolTooSmallOrNoneGivesOrdinaryMemoryThatStillWorks) {
 }
 
 TEST(ShmGroup, SixteenBitSumsRoundToNearestEven) {
-  run_shm_ranks(
-      2,
-      [](ProcessGroup& pg) {
-        // bfloat16 spacing is 2 in [256, 512): 256 + 1 ties to 256, 258 + 1 ties to 260.
-        std::vector<std::uint16_t> bf = {bfloat16_from_float(pg.rank() == 0 ? 256.0f : 1.0f),
-                                         bfloat16_from_float(pg.rank() == 0 ? 258.0f : 1.0f)};
-        pg.allreduce(bf.data(), bf.size(), DataType::kBFloat16, ReduceOp::kSum)->wait();
-        EXPECT_EQ(bfloat16_to_float(bf[0]), 256.0f);
-        EXPECT_EQ(bfloat16_to_float(bf[1]), 260.0f);
-        // float16 spacing is 2 in [2048, 4096).
-        std::vector<std::uint16_t> fp = {float16_from_float(pg.rank() == 0 ? 2048.0f : 1.0f),
-                                         float16_from_float(pg.rank() == 0 ? 2050.0f : 1.0f)};
-        pg.allreduce(fp.data(), fp.size(), DataType::kFloat16, ReduceOp::kSum)->wait();
-        EXPECT_EQ(float16_to_float(fp[0]), 2048.0f);
-        EXPECT_EQ(float16_to_float(fp[1]), 2052.0f);
-      },
-      test_shm_options("half"));
+  run_shm_ranks(2, suite::check_sixteen_bit_sums, test_shm_options("half"));
 }
 
 TEST(ShmGroup, TheSegmentIsGoneFromDevShmOnceEveryRankMappedIt) {

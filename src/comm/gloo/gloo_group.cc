@@ -216,20 +216,9 @@ void GlooGroup::mark_broken(const std::string& reason) {
 std::shared_ptr<Work> GlooGroup::enqueue(const CallSignature& call, Body body) {
   const std::uint64_t seq = ++seq_;
   auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq));
-  auto task = worker_->post(
-      [this, seq, call, body = std::move(body), work] { run(seq, call, body, *work); });
-  if (!task) {
-    work->fail(
-        std::make_exception_ptr(CommError(work->description() + ": the group is shut down")));
-    return work;
-  }
-  // A waiter that finds the operation not yet started runs it itself: no thread hand-off.
-  work->set_inline_runner(
-      [worker = std::weak_ptr<OpWorker>(worker_), task = std::weak_ptr<OpWorker::Task>(task)] {
-        auto w = worker.lock();
-        auto t = task.lock();
-        return w && t && w->run_inline(t);
-      },
+  post_work(
+      worker_, work,
+      [this, seq, call, body = std::move(body), work] { run(seq, call, body, *work); },
       options().timeout);
   return work;
 }

@@ -224,7 +224,7 @@ class HierarchicalGroup final : public ProcessGroup {
   std::shared_ptr<Work> enqueue(OpKind kind, std::function<void()> body) {
     const std::string what = detail::concat(op_kind_name(kind), " #", ++seq_, " on group ", name());
     auto work = std::make_shared<AsyncWork>(what);
-    auto task = worker_->post([this, what, body = std::move(body), work] {
+    auto run = [this, what, body = std::move(body), work] {
       if (std::string reason = broken_reason(); !reason.empty()) {
         work->fail(std::make_exception_ptr(
             CommError(detail::concat(what, ": not run: the group failed earlier: ", reason))));
@@ -240,18 +240,8 @@ class HierarchicalGroup final : public ProcessGroup {
         }
         work->fail(std::move(error));
       }
-    });
-    if (!task) {
-      work->fail(std::make_exception_ptr(CommError(what + ": the group is shut down")));
-      return work;
-    }
-    work->set_inline_runner(
-        [worker = std::weak_ptr<OpWorker>(worker_), task = std::weak_ptr<OpWorker::Task>(task)] {
-          auto w = worker.lock();
-          auto t = task.lock();
-          return w && t && w->run_inline(t);
-        },
-        options().timeout);
+    };
+    post_work(worker_, work, std::move(run), options().timeout);
     return work;
   }
 
