@@ -27,9 +27,9 @@ using Clock = std::chrono::steady_clock;
 
 // A waiting rank spins this long, then calls sched_yield between looks (about a microsecond when
 // no other thread wants the CPU, and it lets a rank that shares the core run) for this long,
-// then sleeps on the futex of a rank it waits for. Measured with two ranks on two cores (perf
-// stat, 4 MiB allreduces): a 5 us spin made each rank switch context about six times per
-// allreduce and ran at 3.8-5.3 GB/s; 50 us, about once, at 5.0-7.4 GB/s.
+// then sleeps on the futex of a rank it waits for. Measured with two ranks on two cores, 4 x 200
+// allreduces of 4 MiB per run (perf stat): a 5 us spin, 18-22k context switches and 4.6-7.0
+// GB/s per run; 50 us, 4.2-5.5k and 5.0-7.4 GB/s.
 constexpr auto kSpinTime = std::chrono::microseconds(50);
 // See allreduce_pooled.
 constexpr std::size_t kPooledBlockBytes = std::size_t{32} << 10;
