@@ -62,8 +62,9 @@ void OpWorker::run() noexcept {
     // Woken by post(), this thread may have been placed on the poster's core and preempted it.
     // One yield lets a poster that waits at once take the task inline (run_inline) instead of
     // two threads trading the core; a poster that goes on computing leaves it to this thread.
-    // Seen with perf on 2 cores, 2 ranks, allreduce then wait: without the yield this thread ran
-    // most of them, with it the callers did.
+    // Seen with perf on 2 cores, 2 ranks, allreduce then wait: without the yield, which thread
+    // ran them depended on timing (in one build this one ran most); with it the callers did
+    // (97% of the allreduce time on their threads).
     lock.unlock();
     sched_yield();
     lock.lock();

@@ -275,8 +275,8 @@ MaxPoolResult max_pool2d(const Tensor& input_view, const Pool2dOptions& options)
         const scalar_t* xp = x + plane * h * w;
         if (p == 0) {
           // Every window lies inside the plane: no bounds checks, and the comparisons select
-          // without branching (random activations made the branchy loop mispredict about half
-          // its comparisons: 29 ms of a 150 ms CNN step).
+          // without branching. The branchy loop, whose branches follow the data, took 19.6% of
+          // a 1-thread CNN run under perf (29 ms of a 150 ms step).
           for (int64_t i = 0; i < oh; ++i) {
             for (int64_t j = 0; j < ow; ++j) {
               const int64_t corner = i * s * w + j * s;
