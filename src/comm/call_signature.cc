@@ -5,6 +5,15 @@
 
 namespace tessera::comm {
 
+std::string describe_op(OpKind kind, std::uint64_t seq, const std::string& group) {
+  std::string text(op_kind_name(kind));
+  text += " #";
+  text += std::to_string(seq);
+  text += " on group ";
+  text += group;
+  return text;
+}
+
 std::string_view op_kind_name(OpKind kind) {
   switch (kind) {
     case OpKind::kAllreduce:

@@ -30,6 +30,9 @@ enum class OpKind : std::uint8_t {
 // "allreduce", "reduce_scatter", ...
 [[nodiscard]] std::string_view op_kind_name(OpKind kind);
 
+// How errors name an operation: "allreduce #3 on group world".
+[[nodiscard]] std::string describe_op(OpKind kind, std::uint64_t seq, const std::string& group);
+
 // What one rank asked a collective to do. Ranks that call the same collective have equal
 // signatures; the consistency check and the timeout diagnosis compare them. Fields that do not
 // apply to the kind stay at their defaults.

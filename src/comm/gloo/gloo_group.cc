@@ -193,29 +193,9 @@ void GlooGroup::do_shutdown() {
   context_.reset();
 }
 
-std::string GlooGroup::describe_op(OpKind kind, std::uint64_t seq) const {
-  // Built for every operation: plain appends, no stream.
-  std::string text(op_kind_name(kind));
-  text += " #";
-  text += std::to_string(seq);
-  text += " on group ";
-  text += name();
-  return text;
-}
-
-std::string GlooGroup::broken_reason() const {
-  std::lock_guard<std::mutex> lock(broken_mutex_);
-  return broken_;
-}
-
-void GlooGroup::mark_broken(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(broken_mutex_);
-  if (broken_.empty()) broken_ = reason;
-}
-
 std::shared_ptr<Work> GlooGroup::enqueue(const CallSignature& call, Body body) {
   const std::uint64_t seq = ++seq_;
-  auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq));
+  auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq, name()));
   post_work(
       worker_, work,
       [this, seq, call, body = std::move(body), work] { run(seq, call, body, *work); },
@@ -225,9 +205,9 @@ std::shared_ptr<Work> GlooGroup::enqueue(const CallSignature& call, Body body) {
 
 void GlooGroup::run(std::uint64_t seq, const CallSignature& call, const Body& body,
                     AsyncWork& work) {
-  if (std::string reason = broken_reason(); !reason.empty()) {
+  if (std::string reason = failure_.reason(); !reason.empty()) {
     work.fail(std::make_exception_ptr(CommError(detail::concat(
-        describe_op(call.kind, seq), ": not run: the group failed earlier: ", reason))));
+        describe_op(call.kind, seq, name()), ": not run: the group failed earlier: ", reason))));
     return;
   }
   const auto start = Clock::now();
@@ -261,7 +241,7 @@ void GlooGroup::run(std::uint64_t seq, const CallSignature& call, const Body& bo
     error = std::current_exception();
     message = cause;
   }
-  mark_broken(message);
+  failure_.record(message);
   tracker_->record_failure(seq, timed_out);
   // Gloo closes the connections of a context after its own timeouts but not after every error;
   // closing them all makes the peers fail now instead of at their deadline.
@@ -287,9 +267,9 @@ void GlooGroup::check_consistency(std::uint64_t seq, const CallSignature& call,
     const CallSignature theirs =
         CallSignature::decode(all.data() + static_cast<std::size_t>(r) * CallSignature::kWireSize);
     if (!(theirs == first)) {
-      throw CollectiveMismatchError(
-          detail::concat(describe_op(call.kind, seq), ": collectives differ across ranks: rank ", r,
-                         " issued ", theirs.describe(), " where rank 0 issued ", first.describe()));
+      throw CollectiveMismatchError(detail::concat(
+          describe_op(call.kind, seq, name()), ": collectives differ across ranks: rank ", r,
+          " issued ", theirs.describe(), " where rank 0 issued ", first.describe()));
     }
   }
 }
@@ -316,7 +296,7 @@ std::exception_ptr GlooGroup::diagnose(std::uint64_t seq, const CallSignature& c
     records = read_records();
   }
   const std::string mine = call.describe();
-  const std::string op = describe_op(call.kind, seq);
+  const std::string op = describe_op(call.kind, seq, name());
   std::vector<int> behind;
   std::vector<int> unknown;
   std::vector<int> timed_out_peers;
@@ -669,7 +649,7 @@ std::shared_ptr<Work> GlooGroup::post_p2p(OpKind kind, void* data, std::size_t c
     work->complete();
     return work;
   }
-  if (std::string reason = broken_reason(); !reason.empty()) {
+  if (std::string reason = failure_.reason(); !reason.empty()) {
     work->fail(std::make_exception_ptr(
         CommError(detail::concat(what, ": not run: the group failed earlier: ", reason))));
     return work;
@@ -707,11 +687,11 @@ std::shared_ptr<Work> GlooGroup::post_p2p(OpKind kind, void* data, std::size_t c
         const std::string message = detail::concat(
             what, ": no matching ", sending ? "recv on rank " : "send from rank ", peer, " within ",
             waited, " ms (timeout ", options().timeout.count(), " ms)");
-        mark_broken(message);
+        failure_.record(message);
         work->fail(std::make_exception_ptr(TimeoutError(message)));
       } else {
         const std::string message = detail::concat(what, " failed after ", waited, " ms: ", cause);
-        mark_broken(message);
+        failure_.record(message);
         work->fail(std::make_exception_ptr(CommError(message)));
       }
     }

@@ -11,6 +11,7 @@
 
 #include "async_work.h"
 #include "call_signature.h"
+#include "first_failure.h"
 #include "op_worker.h"
 #include "progress_tracker.h"
 #include "tessera/comm/process_group.h"
@@ -92,10 +93,7 @@ class GlooGroup final : public ProcessGroup {
                                  int peer, std::uint32_t tag);
   void reduce_scatter_ring(const void* in, void* out, std::size_t recv_count, DataType dtype,
                            ReduceOp op, Clock::time_point deadline, std::uint32_t tag);
-  [[nodiscard]] std::string describe_op(OpKind kind, std::uint64_t seq) const;
   // Empty while the group is healthy; else the first failure.
-  [[nodiscard]] std::string broken_reason() const;
-  void mark_broken(const std::string& reason);
 
   std::shared_ptr<Store> store_;
   const std::string key_prefix_;
@@ -107,8 +105,7 @@ class GlooGroup final : public ProcessGroup {
   std::uint64_t p2p_seq_ = 0;
   int splits_ = 0;
 
-  mutable std::mutex broken_mutex_;
-  std::string broken_;
+  FirstFailure failure_;
 
   std::shared_ptr<OpWorker> worker_;      // shared with Works' inline runners (as weak_ptr)
   std::unique_ptr<OpWorker> p2p_waiter_;  // started by the first send/recv

@@ -122,11 +122,7 @@ void MpiGroup::do_shutdown() {
   // Operations already issued run to completion (each within its deadline) first.
   if (worker_) worker_->stop();
   if (p2p_waiter_) p2p_waiter_->stop();
-  bool abandoned = false;
-  {
-    std::lock_guard<std::mutex> lock(broken_mutex_);
-    abandoned = abandoned_;
-  }
+  const bool abandoned = abandoned_.load();
   int finalized = 0;
   MPI_Finalized(&finalized);
   // A communicator with a request left pending stays: freeing it would let MPI reuse it.
@@ -139,25 +135,6 @@ void MpiGroup::do_shutdown() {
   ring_comm_ = MPI_COMM_NULL;
 }
 
-std::string MpiGroup::describe_op(OpKind kind, std::uint64_t seq) const {
-  std::string text(op_kind_name(kind));
-  text += " #";
-  text += std::to_string(seq);
-  text += " on group ";
-  text += name();
-  return text;
-}
-
-std::string MpiGroup::broken_reason() const {
-  std::lock_guard<std::mutex> lock(broken_mutex_);
-  return broken_;
-}
-
-void MpiGroup::mark_broken(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(broken_mutex_);
-  if (broken_.empty()) broken_ = reason;
-}
-
 void MpiGroup::check_int_count(const char* op, std::size_t count) const {
   if (count > kMaxCount) {
     throw ValueError(detail::concat(op, " on group ", name(), ": ", count,
@@ -167,7 +144,7 @@ void MpiGroup::check_int_count(const char* op, std::size_t count) const {
 
 std::shared_ptr<Work> MpiGroup::enqueue(const CallSignature& call, Body body) {
   const std::uint64_t seq = ++seq_;
-  auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq));
+  auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq, name()));
   post_work(
       worker_, work,
       [this, seq, call, body = std::move(body), work] { run(seq, call, body, *work); },
@@ -178,8 +155,8 @@ std::shared_ptr<Work> MpiGroup::enqueue(const CallSignature& call, Body body) {
 void MpiGroup::run(std::uint64_t seq, const CallSignature& call, const Body& body,
                    AsyncWork& work) {
   Op op;
-  op.name = describe_op(call.kind, seq);
-  if (std::string reason = broken_reason(); !reason.empty()) {
+  op.name = describe_op(call.kind, seq, name());
+  if (std::string reason = failure_.reason(); !reason.empty()) {
     work.fail(std::make_exception_ptr(
         CommError(detail::concat(op.name, ": not run: the group failed earlier: ", reason))));
     return;
@@ -194,11 +171,11 @@ void MpiGroup::run(std::uint64_t seq, const CallSignature& call, const Body& bod
     // Every rank saw the same signatures and skipped the collective: the group stays usable.
     work.fail(std::current_exception());
   } catch (const Error& e) {
-    mark_broken(e.what());
+    failure_.record(e.what());
     work.fail(std::current_exception());
   } catch (const std::exception& e) {
     const std::string message = op.name + ": " + e.what();
-    mark_broken(message);
+    failure_.record(message);
     work.fail(std::make_exception_ptr(CommError(message)));
   }
 }
@@ -214,10 +191,7 @@ void MpiGroup::wait_requests(MPI_Request* requests, int count, const char* call,
     return;
   }
   // The request cannot be cancelled (MPI has no cancel for collectives): it stays with MPI.
-  {
-    std::lock_guard<std::mutex> lock(broken_mutex_);
-    abandoned_ = true;
-  }
+  abandoned_.store(true);
   MpiRuntime::instance().abandon_finalize();
   throw TimeoutError(detail::concat(
       op.name, ": not completed within ", to_ms(Clock::now() - op.start), " ms (timeout ",
@@ -502,7 +476,7 @@ std::shared_ptr<Work> MpiGroup::post_p2p(bool sending, void* data, std::size_t c
     throw ValueError(detail::concat(what, ": tag ", tag, " exceeds MPI_TAG_UB (", max_tag, ")"));
   }
   auto work = std::make_shared<AsyncWork>(what);
-  if (std::string reason = broken_reason(); !reason.empty()) {
+  if (std::string reason = failure_.reason(); !reason.empty()) {
     work->fail(std::make_exception_ptr(
         CommError(detail::concat(what, ": not run: the group failed earlier: ", reason))));
     return work;
@@ -531,7 +505,7 @@ std::shared_ptr<Work> MpiGroup::post_p2p(bool sending, void* data, std::size_t c
         work->complete();
       } else {
         const std::string message = what + ": " + mpi_error("MPI_Test", result);
-        mark_broken(message);
+        failure_.record(message);
         work->fail(std::make_exception_ptr(CommError(message)));
       }
       return;
@@ -545,7 +519,7 @@ std::shared_ptr<Work> MpiGroup::post_p2p(bool sending, void* data, std::size_t c
     const std::string message = detail::concat(
         what, ": no matching ", sending ? "recv on rank " : "send from rank ", peer, " within ",
         to_ms(Clock::now() - start), " ms (timeout ", options().timeout.count(), " ms)");
-    mark_broken(message);
+    failure_.record(message);
     work->fail(std::make_exception_ptr(TimeoutError(message)));
   });
   return work;

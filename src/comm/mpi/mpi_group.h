@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -12,6 +13,7 @@
 
 #include "async_work.h"
 #include "call_signature.h"
+#include "first_failure.h"
 #include "op_worker.h"
 #include "tessera/comm/process_group.h"
 
@@ -79,9 +81,6 @@ class MpiGroup final : public ProcessGroup {
   void check_consistency(std::uint64_t seq, const CallSignature& call, const Op& op);
   std::shared_ptr<Work> post_p2p(bool sending, void* data, std::size_t count, DataType dtype,
                                  int peer, std::uint32_t tag);
-  [[nodiscard]] std::string describe_op(OpKind kind, std::uint64_t seq) const;
-  [[nodiscard]] std::string broken_reason() const;
-  void mark_broken(const std::string& reason);
   // Throws ValueError when `count` exceeds what one MPI call takes.
   void check_int_count(const char* op, std::size_t count) const;
 
@@ -93,9 +92,9 @@ class MpiGroup final : public ProcessGroup {
   std::uint64_t p2p_seq_ = 0;
   int splits_ = 0;
 
-  mutable std::mutex broken_mutex_;
-  std::string broken_;
-  bool abandoned_ = false;  // a request was left pending: the communicator is never freed
+  FirstFailure failure_;
+  std::atomic<bool> abandoned_{
+      false};  // a request was left pending: the communicator is never freed
 
   std::shared_ptr<OpWorker> worker_;      // shared with Works' inline runners (as weak_ptr)
   std::unique_ptr<OpWorker> p2p_waiter_;  // started by the first send/recv

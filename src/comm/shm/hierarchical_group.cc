@@ -11,6 +11,7 @@
 
 #include "async_work.h"
 #include "call_signature.h"
+#include "first_failure.h"
 #include "op_worker.h"
 #include "reduce_kernels.h"
 #include "tessera/comm/errors.h"
@@ -222,10 +223,10 @@ class HierarchicalGroup final : public ProcessGroup {
   }
 
   std::shared_ptr<Work> enqueue(OpKind kind, std::function<void()> body) {
-    const std::string what = detail::concat(op_kind_name(kind), " #", ++seq_, " on group ", name());
+    const std::string what = describe_op(kind, ++seq_, name());
     auto work = std::make_shared<AsyncWork>(what);
     auto run = [this, what, body = std::move(body), work] {
-      if (std::string reason = broken_reason(); !reason.empty()) {
+      if (std::string reason = failure_.reason(); !reason.empty()) {
         work->fail(std::make_exception_ptr(
             CommError(detail::concat(what, ": not run: the group failed earlier: ", reason))));
         return;
@@ -236,7 +237,7 @@ class HierarchicalGroup final : public ProcessGroup {
       } catch (const std::exception& e) {
         std::exception_ptr error = with_prefix(what + ": ", std::current_exception());
         if (dynamic_cast<const CollectiveMismatchError*>(&e) == nullptr) {
-          mark_broken(what + ": " + e.what());
+          failure_.record(what + ": " + e.what());
         }
         work->fail(std::move(error));
       }
@@ -257,16 +258,6 @@ class HierarchicalGroup final : public ProcessGroup {
     });
   }
 
-  [[nodiscard]] std::string broken_reason() const {
-    std::lock_guard<std::mutex> lock(broken_mutex_);
-    return broken_;
-  }
-
-  void mark_broken(const std::string& reason) {
-    std::lock_guard<std::mutex> lock(broken_mutex_);
-    if (broken_.empty()) broken_ = reason;
-  }
-
   std::unique_ptr<ProcessGroup> global_;
   std::unique_ptr<ProcessGroup> local_;
   std::unique_ptr<ProcessGroup> leaders_;
@@ -274,8 +265,7 @@ class HierarchicalGroup final : public ProcessGroup {
   // Two threads issue on the global group: the worker (collectives) and the caller (send/recv).
   std::mutex global_mutex_;
   std::uint64_t seq_ = 0;  // caller thread only
-  mutable std::mutex broken_mutex_;
-  std::string broken_;
+  FirstFailure failure_;
   std::shared_ptr<OpWorker> worker_;
 };
 

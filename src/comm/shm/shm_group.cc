@@ -232,25 +232,6 @@ std::shared_ptr<std::byte[]> ShmGroup::do_allocate(std::size_t bytes) {
   return pool_ ? pool_->allocate(bytes) : nullptr;
 }
 
-std::string ShmGroup::describe_op(OpKind kind, std::uint64_t seq) const {
-  std::string text(op_kind_name(kind));
-  text += " #";
-  text += std::to_string(seq);
-  text += " on group ";
-  text += name();
-  return text;
-}
-
-std::string ShmGroup::broken_reason() const {
-  std::lock_guard<std::mutex> lock(broken_mutex_);
-  return broken_;
-}
-
-void ShmGroup::mark_broken(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(broken_mutex_);
-  if (broken_.empty()) broken_ = reason;
-}
-
 void ShmGroup::publish_failure(RankState state, const std::string& reason) noexcept {
   RankBlock* mine = block(rank());
   auto current = shared(mine->state);
@@ -264,7 +245,7 @@ void ShmGroup::publish_failure(RankState state, const std::string& reason) noexc
 
 std::shared_ptr<Work> ShmGroup::enqueue(const CallSignature& call, Body body) {
   const std::uint64_t seq = ++seq_;
-  auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq));
+  auto work = std::make_shared<AsyncWork>(describe_op(call.kind, seq, name()));
   post_work(
       worker_, work,
       [this, seq, call, body = std::move(body), work] { run(seq, call, body, *work); },
@@ -274,9 +255,9 @@ std::shared_ptr<Work> ShmGroup::enqueue(const CallSignature& call, Body body) {
 
 void ShmGroup::run(std::uint64_t seq, const CallSignature& call, const Body& body,
                    AsyncWork& work) {
-  if (std::string reason = broken_reason(); !reason.empty()) {
+  if (std::string reason = failure_.reason(); !reason.empty()) {
     work.fail(std::make_exception_ptr(CommError(detail::concat(
-        describe_op(call.kind, seq), ": not run: the group failed earlier: ", reason))));
+        describe_op(call.kind, seq, name()), ": not run: the group failed earlier: ", reason))));
     return;
   }
   Op op;
@@ -304,14 +285,14 @@ void ShmGroup::run(std::uint64_t seq, const CallSignature& call, const Body& bod
   } catch (const Error& e) {
     fail(RankState::kFailed, e.what(), std::current_exception(), work);
   } catch (const std::exception& e) {
-    const std::string message = detail::concat(describe_op(call.kind, seq), ": ", e.what());
+    const std::string message = detail::concat(describe_op(call.kind, seq, name()), ": ", e.what());
     fail(RankState::kFailed, message, std::make_exception_ptr(CommError(message)), work);
   }
 }
 
 void ShmGroup::fail(RankState state, const std::string& message, std::exception_ptr error,
                     AsyncWork& work) {
-  mark_broken(message);
+  failure_.record(message);
   publish_failure(state, message);
   work.fail(std::move(error));
 }
@@ -346,15 +327,15 @@ void ShmGroup::check_signature(int r, const Op& op) const {
     const std::uint64_t entered = latest_record(r);
     if (entered > op.seq) return;
     throw CollectiveMismatchError(detail::concat(
-        describe_op(op.call.kind, op.seq), ": collectives differ across ranks: rank ", r,
+        describe_op(op.call.kind, op.seq, name()), ": collectives differ across ranks: rank ", r,
         " reached this step in another collective (#", entered, ") than rank ", rank(), " (#",
         op.seq, ")"));
   }
   if (theirs == op.call) return;
-  throw CollectiveMismatchError(
-      detail::concat(describe_op(op.call.kind, op.seq), ": collectives differ across ranks: rank ",
-                     r, " issued ", theirs.describe(), " as collective #", op.seq, " where rank ",
-                     rank(), " issued ", op.call.describe()));
+  throw CollectiveMismatchError(detail::concat(
+      describe_op(op.call.kind, op.seq, name()), ": collectives differ across ranks: rank ", r,
+      " issued ", theirs.describe(), " as collective #", op.seq, " where rank ", rank(), " issued ",
+      op.call.describe()));
 }
 
 std::uint64_t ShmGroup::latest_record(int r) const {
@@ -384,7 +365,7 @@ void ShmGroup::check_peers(const std::vector<int>& pending, const Op& op, bool c
   for (int r : pending) {
     RankBlock* b = block(r);
     const auto state = static_cast<RankState>(shared(b->state).load(std::memory_order_acquire));
-    const std::string op_name = describe_op(op.call.kind, op.seq);
+    const std::string op_name = describe_op(op.call.kind, op.seq, name());
     switch (state) {
       case RankState::kJoining:
       case RankState::kRunning:
@@ -415,9 +396,9 @@ void ShmGroup::throw_stuck(const std::vector<int>& pending, std::uint64_t target
   std::string detail_text;
   for (int r : pending) detail_text += "; " + describe_rank(r);
   throw TimeoutError(detail::concat(
-      describe_op(op.call.kind, op.seq), ": ", rank_list(pending), " did not arrive within ",
-      to_ms(now - op.start), " ms (timeout ", options().timeout.count(), " ms; this step waited ",
-      to_ms(now - wait_start), " ms)", detail_text));
+      describe_op(op.call.kind, op.seq, name()), ": ", rank_list(pending),
+      " did not arrive within ", to_ms(now - op.start), " ms (timeout ", options().timeout.count(),
+      " ms; this step waited ", to_ms(now - wait_start), " ms)", detail_text));
 }
 
 void ShmGroup::wait_for(std::uint64_t target, int only, Op& op) {
@@ -924,8 +905,9 @@ std::shared_ptr<Work> ShmGroup::do_barrier() {
 
 void ShmGroup::start_p2p() {
   if (p2p_) return;
-  p2p_ = std::make_unique<P2pEngine>(base_, layout_, rank(), name(), options().timeout,
-                                     [this](const std::string& reason) { mark_broken(reason); });
+  p2p_ =
+      std::make_unique<P2pEngine>(base_, layout_, rank(), name(), options().timeout,
+                                  [this](const std::string& reason) { failure_.record(reason); });
 }
 
 std::shared_ptr<Work> ShmGroup::failed_p2p(const char* kind, int peer, std::uint32_t tag,
@@ -939,7 +921,7 @@ std::shared_ptr<Work> ShmGroup::failed_p2p(const char* kind, int peer, std::uint
 
 std::shared_ptr<Work> ShmGroup::do_send(const void* data, std::size_t count, DataType dtype,
                                         int dst, std::uint32_t tag) {
-  if (std::string reason = broken_reason(); !reason.empty()) {
+  if (std::string reason = failure_.reason(); !reason.empty()) {
     return failed_p2p("send", dst, tag, reason);
   }
   start_p2p();
@@ -948,7 +930,7 @@ std::shared_ptr<Work> ShmGroup::do_send(const void* data, std::size_t count, Dat
 
 std::shared_ptr<Work> ShmGroup::do_recv(void* data, std::size_t count, DataType dtype, int src,
                                         std::uint32_t tag) {
-  if (std::string reason = broken_reason(); !reason.empty()) {
+  if (std::string reason = failure_.reason(); !reason.empty()) {
     return failed_p2p("recv", src, tag, reason);
   }
   start_p2p();

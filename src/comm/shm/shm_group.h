@@ -12,6 +12,7 @@
 #include "async_work.h"
 #include "buffer_pool.h"
 #include "call_signature.h"
+#include "first_failure.h"
 #include "op_worker.h"
 #include "reduce_kernels.h"
 #include "segment.h"
@@ -95,9 +96,6 @@ class ShmGroup final : public ProcessGroup {
   void join(Clock::time_point deadline);
   std::shared_ptr<Work> enqueue(const CallSignature& call, Body body);
   void run(std::uint64_t seq, const CallSignature& call, const Body& body, AsyncWork& work);
-  [[nodiscard]] std::string describe_op(OpKind kind, std::uint64_t seq) const;
-  [[nodiscard]] std::string broken_reason() const;
-  void mark_broken(const std::string& reason);
   // The collective failed here: the group becomes unusable, the others learn why.
   void fail(RankState state, const std::string& message, std::exception_ptr error, AsyncWork& work);
   // Leaves this rank's failure in the segment, for the ranks that wait on it.
@@ -178,8 +176,7 @@ class ShmGroup final : public ProcessGroup {
   std::uint64_t seq_ = 0;
   int splits_ = 0;
 
-  mutable std::mutex broken_mutex_;
-  std::string broken_;
+  FirstFailure failure_;
 
   std::shared_ptr<OpWorker> worker_;  // shared with Works' inline runners (as weak_ptr)
   std::unique_ptr<P2pEngine> p2p_;    // started by the first send/recv
