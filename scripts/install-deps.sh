@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config  # toolchain
   clang-format clang-tidy                       # format and naming checks (make lint)
-  libopenblas-dev                               # sgemm
+  libdnnl-dev                                   # float32 GEMM and convolution (oneDNN)
+  libopenblas-dev                               # float64 GEMM (gradient checks)
   libgtest-dev libgmock-dev googletest          # unit tests
   libbenchmark-dev                              # micro-benchmarks
   zlib1g-dev                                    # gzipped IDX data
