@@ -66,6 +66,7 @@ struct BenchOptions {
   int warmup = 3;
   int nproc = 2;
   std::string shm_slot = "256K";  // ShmOptions::slot_bytes
+  bool rewrite = false;           // write the input before every timed operation, as backward does
 };
 
 // "4K", "16M", "1G", "4096": bytes (K, M, G are powers of 1024).
@@ -187,13 +188,6 @@ class GlooStore final : public ::gloo::rendezvous::Store {
   std::string prefix_;
 };
 
-// One way of running the measured collective.
-struct Variant {
-  std::string label;  // "shm", "gloo(raw)", ...
-  std::string peer;   // label of the raw library it is compared with, or empty
-  std::function<void()> run;
-};
-
 // The buffers of one size: `size` bytes of float32 on the side where the op's size is counted
 // (allreduce and broadcast: the buffer; allgather: the output; reduce_scatter: the input). Each
 // variant has its own: a buffer another library just wrote sits in the other core's cache (the
@@ -208,6 +202,14 @@ struct Buffers {
 
   [[nodiscard]] float* a() const { return reinterpret_cast<float*>(a_memory.get()); }
   [[nodiscard]] float* b() const { return reinterpret_cast<float*>(b_memory.get()); }
+};
+
+// One way of running the measured collective.
+struct Variant {
+  std::string label;  // "shm", "gloo(raw)", ...
+  std::string peer;   // label of the raw library it is compared with, or empty
+  std::function<void()> run;
+  std::shared_ptr<Buffers> buffers;
 };
 
 using Allocate = std::function<std::shared_ptr<std::byte[]>(std::size_t bytes)>;
@@ -310,8 +312,9 @@ class Worker {
 
   void print_header() const {
     std::printf(
-        "# tessera bench comm: %d ranks (processes) on one host%s; float32, sum, in place\n", size_,
-        under_mpi_ ? ", started by mpirun" : "");
+        "# tessera bench comm: %d ranks (processes) on one host%s; float32, sum, in place%s\n",
+        size_, under_mpi_ ? ", started by mpirun" : "",
+        options_.rewrite ? "; inputs rewritten before every timed operation" : "");
     std::printf(
         "# time: median over iterations of the slowest rank's time; busbw = algbw x 2(n-1)/n "
         "(allreduce), (n-1)/n (allgather, reduce_scatter), 1 (broadcast)\n");
@@ -343,7 +346,7 @@ class Worker {
       } else {
         fn = [g, buf] { g->broadcast(buf->a(), buf->count, kType, 0)->wait(); };
       }
-      list.push_back({label, peer, std::move(fn)});
+      list.push_back({label, peer, std::move(fn), buf});
     };
     // Buffers from the group's allocate(), as DDP's buckets are; shm(plain): any other memory.
     tessera(shm_, "shm", fallback_peer, false);
@@ -380,7 +383,7 @@ class Worker {
           ::gloo::broadcast(opts);
         };
       }
-      if (fn) list.push_back({"gloo(raw)", "", std::move(fn)});
+      if (fn) list.push_back({"gloo(raw)", "", std::move(fn), buf});
     }
     if (have_raw_mpi) {
       auto buf = make_buffers(shape, aligned_memory);
@@ -405,7 +408,7 @@ class Worker {
           MPI_Bcast(buf->a(), static_cast<int>(buf->count), MPI_FLOAT, 0, MPI_COMM_WORLD);
         };
       }
-      list.push_back({"mpi(raw)", "", std::move(fn)});
+      list.push_back({"mpi(raw)", "", std::move(fn), buf});
     }
     return list;
   }
@@ -450,6 +453,10 @@ class Worker {
         sync();
         list[v].run();
         for (int i = first; i < last; ++i) {
+          if (options_.rewrite) {
+            const Buffers& b = *list[v].buffers;
+            std::fill_n(b.a(), b.a_count, static_cast<float>(i));
+          }
           sync();
           const auto start = Clock::now();
           list[v].run();
@@ -615,6 +622,7 @@ void run_driver(const BenchOptions& options) {
                                    std::to_string(options.nproc),
                                    "--shm-slot",
                                    options.shm_slot};
+  if (options.rewrite) args.emplace_back("--rewrite");
   const std::vector<std::string> common_env = {
       detail::concat(kPortVar, "=", server.port()),
       detail::concat(kTokenVar, "=", server_options.token)};
@@ -677,6 +685,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--shm-slot", options->shm_slot,
                   "Slot size of the shared-memory backend (ShmOptions::slot_bytes)")
       ->capture_default_str();
+  cmd->add_flag("--rewrite", options->rewrite,
+                "Each rank writes its input buffer before every timed operation (untimed), as "
+                "backward writes a gradient bucket; without it the buffers stay where the last "
+                "operation left them, as in nccl-tests");
   cmd->callback([options] {
     const std::string role = env(kRoleVar);
     if (role.empty()) {

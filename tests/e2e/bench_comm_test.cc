@@ -37,7 +37,7 @@ TEST(BenchComm, MeasuresEveryBackendBesideRawGloo) {
   const fs::path dir = fs::path(::testing::TempDir()) / "bench_comm";
   fs::create_directories(dir);
   Process bench({tessera_binary(), "bench", "comm", "--nproc", "2", "--backend", "shm,gloo", "--op",
-                 "allreduce", "--sizes", "4K", "--iters", "5", "--warmup", "1"},
+                 "allreduce", "--sizes", "4K", "--iters", "5", "--warmup", "1", "--rewrite"},
                 {}, dir / "bench");
   auto code = bench.wait(60s);
   ASSERT_TRUE(code.has_value()) << "bench comm did not finish within 60 s:\n" << bench.err();
@@ -47,6 +47,7 @@ TEST(BenchComm, MeasuresEveryBackendBesideRawGloo) {
     EXPECT_GT(time_of(out, backend), 0) << backend << " not measured:\n" << out;
   }
   EXPECT_NE(out.find("x gloo(raw)"), std::string::npos) << "no ratio against raw Gloo:\n" << out;
+  EXPECT_NE(out.find("inputs rewritten before every timed operation"), std::string::npos) << out;
 }
 
 TEST(BenchComm, RejectsAnUnknownBackendBeforeStartingWorkers) {
