@@ -47,6 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const fuzz::MemoryFile labels_memory(labels.data(), labels.size());
   try {
     data::MmapIdxDataset dataset(file.path(), labels_memory.path());
+    if (dataset.size() == 0) return 0;  // [0, 2^31] is a valid header; its samples are not read
     std::vector<float> sample(static_cast<size_t>(dataset.sample_numel()));
     for (int64_t i = 0; i < dataset.size(); ++i) (void)dataset.read_into(i, sample);
   } catch (const Error&) {
