@@ -3,9 +3,10 @@
 #   make test   install dependencies, build, run every test and check (Release -Werror, lint,
 #               ASan/UBSan with clang, each fuzz harness briefly, ThreadSanitizer on comm and
 #               parallel)
-# Other targets: build, test-asan, test-tsan, fuzz, lint, format, bench, clean, help.
+# Other targets: build, install, test-asan, test-tsan, fuzz, lint, format, bench, clean, help.
 # Variables: JOBS=2 (build and ctest parallelism), RUN_ARGS=..., CMAKE_ARGS=..., WERROR=ON|OFF,
-#            SKIP_DEPS=1 (do not check or install Debian packages), FUZZ_SECONDS=600 (make fuzz).
+#            SKIP_DEPS=1 (do not check or install Debian packages), FUZZ_SECONDS=600 (make fuzz),
+#            PREFIX=/usr/local and DESTDIR= (make install).
 
 JOBS        ?= 2
 RELEASE_DIR ?= build/release
@@ -37,15 +38,18 @@ tsan_env = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
            TESSERA_NUM_THREADS=1 OMP_NUM_THREADS=1
 # How long `make fuzz` runs each harness (`make test` runs each for 20 s).
 FUZZ_SECONDS ?= 600
+# Where `make install` puts the Release build; DESTDIR, when set, is prepended (staged installs).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
 
 # Targets run one after another; ninja and ctest parallelise inside them.
 .NOTPARALLEL:
 .DEFAULT_GOAL := build
 .PHONY: run test test-release test-asan test-tsan build configure configure-asan build-asan \
-        configure-tsan build-tsan bench lint format clean deps bench-deps help fuzz
+        configure-tsan build-tsan bench lint format clean deps bench-deps help fuzz install
 
 help:
-	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 ifeq ($(SKIP_DEPS),)
@@ -65,6 +69,9 @@ build: configure
 
 run: build
 	$(RUN_BIN) $(RUN_ARGS)
+
+install: build
+	DESTDIR=$(DESTDIR) $(CMAKE) --install $(RELEASE_DIR) --prefix $(PREFIX)
 
 test: WERROR = ON
 test: test-release lint test-asan test-tsan
