@@ -3,7 +3,8 @@
 #   make test   install dependencies, build, run every test and check (Release -Werror, lint,
 #               ASan/UBSan with clang, each fuzz harness briefly, ThreadSanitizer on comm and
 #               parallel)
-# Other targets: build, install, test-asan, test-tsan, fuzz, lint, format, bench, clean, help.
+# Other targets: build, install, package, test-asan, test-tsan, fuzz, lint, format, bench,
+#                clean, help.
 # Variables: JOBS=2 (build and ctest parallelism), RUN_ARGS=..., CMAKE_ARGS=..., WERROR=ON|OFF,
 #            SKIP_DEPS=1 (do not check or install Debian packages), FUZZ_SECONDS=600 (make fuzz),
 #            PREFIX=/usr/local and DESTDIR= (make install).
@@ -46,10 +47,10 @@ DESTDIR     ?=
 .NOTPARALLEL:
 .DEFAULT_GOAL := build
 .PHONY: run test test-release test-asan test-tsan build configure configure-asan build-asan \
-        configure-tsan build-tsan bench lint format clean deps bench-deps help fuzz install
+        configure-tsan build-tsan bench lint format clean deps bench-deps help fuzz install package
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 ifeq ($(SKIP_DEPS),)
@@ -72,6 +73,10 @@ run: build
 
 install: build
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(RELEASE_DIR) --prefix $(PREFIX)
+
+# The Debian package, in $(RELEASE_DIR) (packaging/debian.cmake).
+package: build
+	cd $(RELEASE_DIR) && cpack -G DEB
 
 test: WERROR = ON
 test: test-release lint test-asan test-tsan
