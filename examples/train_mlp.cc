@@ -1,5 +1,5 @@
 // Trains an MLP on Fashion-MNIST with the library directly: model, loader, optimizer, loop.
-// Build: make build; run: build/release/examples/train_mlp [epochs]
+// Build: make build; run: build/release/examples/train_mlp [epochs [steps per epoch]]
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -19,6 +19,8 @@ using autograd::Variable;
 
 int main(int argc, char** argv) {
   const int epochs = argc > 1 ? std::atoi(argv[1]) : 3;
+  // Fewer steps per epoch for a quick run (0, the default: the whole epoch).
+  const int64_t max_steps = argc > 2 ? std::atoll(argv[2]) : 0;
   auto train = data::load_builtin("fashion-mnist:train");
   auto test = data::load_builtin("fashion-mnist:test");
   Generator gen(1);
@@ -33,11 +35,13 @@ int main(int argc, char** argv) {
                                {.batch_size = 1000});
   for (int epoch = 0; epoch < epochs; ++epoch) {
     loader.set_epoch(epoch);
+    int64_t steps = 0;
     while (auto batch = loader.next()) {
       opt.zero_grad();
       Variable loss = autograd::cross_entropy(model(Variable(batch->x)), batch->y);
       loss.backward();
       opt.step();
+      if (++steps == max_steps) break;
     }
     autograd::NoGradGuard no_grad;
     int64_t correct = 0;

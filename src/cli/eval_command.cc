@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/data_source.h"
+#include "tessera/train/labels.h"
 #include "tessera/train/saved_model.h"
 #include "tessera/train/trainer.h"
 
@@ -31,7 +32,9 @@ void add_eval_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->callback([args] {
     train::SavedModel saved = train::load_saved_model(train::read_checkpoint(args->checkpoint));
-    auto dataset = train::open_dataset(args->data, saved.config, "--data");
+    const train::DataLayout layout{saved.sample_shape, saved.class_labels};
+    auto dataset = train::open_dataset(args->data, saved.config, "--data", &layout);
+    train::check_labels(*dataset, saved.classes, "--data");
     train::EvalResult r = train::evaluate(*saved.model, *dataset, args->batch_size, saved.classes);
     std::printf("samples %lld  loss %.4f  accuracy %.2f%%\n", static_cast<long long>(r.count),
                 r.loss, 100.0 * r.accuracy);

@@ -73,6 +73,11 @@ std::string BinaryReader::read_string(size_t max_len) {
     throw FormatError(detail::concat(what_, ": at byte ", at, ": string length ", len,
                                      " exceeds limit ", max_len));
   }
+  if (auto left = remaining(); left && *left < len) {
+    throw FormatError(detail::concat(what_, ": truncated at byte ", offset_ + *left,
+                                     ": a string of ", len, " bytes (length at byte ", at,
+                                     ") has only ", *left, " bytes left"));
+  }
   std::string s(len, '\0');
   read_bytes(std::as_writable_bytes(std::span(s.data(), s.size())));
   return s;

@@ -68,9 +68,11 @@ std::unique_ptr<ByteImageDataset> load_builtin(const std::string& name,
                                        shape_str(labels.dims()), ", expected [", dims[0],
                                        "] to match ", images_path.string()));
     }
-    return std::make_unique<ByteImageDataset>(std::move(images).take_raw(),
-                                              Shape{1, dims[1], dims[2]}, labels.to_int64(),
-                                              options.normalize);
+    auto dataset =
+        std::make_unique<ByteImageDataset>(std::move(images).take_raw(), Shape{1, dims[1], dims[2]},
+                                           labels.to_int64(), options.normalize);
+    dataset->set_origin({labels_path.string(), {}});
+    return dataset;
   }
   std::string known;
   for (const BuiltinEntry& entry : kBuiltins) {

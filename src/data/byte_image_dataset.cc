@@ -32,4 +32,9 @@ int64_t ByteImageDataset::read_into(int64_t index, std::span<float> out) {
   return labels_.data<int64_t>()[index];
 }
 
+int64_t ByteImageDataset::label(int64_t index) {
+  check_index(index, "ByteImageDataset::label");
+  return labels_.data<int64_t>()[index];
+}
+
 }  // namespace tessera::data

@@ -10,6 +10,7 @@ namespace tessera::data {
 ChunkedCsvDataset::ChunkedCsvDataset(const std::filesystem::path& path, const CsvOptions& options,
                                      int64_t chunk_rows)
     : reader_(path, options), chunk_rows_(chunk_rows) {
+  set_origin({path.string(), {}});
   if (chunk_rows < 1) {
     throw ValueError(detail::concat(path.string(), ": ChunkedCsvDataset: chunk_rows is ",
                                     chunk_rows, ", expected >= 1"));

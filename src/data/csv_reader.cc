@@ -20,6 +20,7 @@ int64_t for_each_field(std::string_view line, char delimiter, Fn&& fn) {
   int64_t count = 0;
   size_t start = 0;
   for (;;) {
+    if (count == kMaxCsvColumns) return count + 1;  // the caller reports the excess
     const void* hit = std::memchr(line.data() + start, delimiter, line.size() - start);
     const size_t end = hit == nullptr
                            ? line.size()
@@ -74,6 +75,10 @@ CsvReader::CsvReader(std::filesystem::path path, CsvOptions options)
         column_names_.push_back(options_.has_header ? unquote(field)
                                                     : detail::concat("column_", index + 1));
       });
+  if (num_columns_ > kMaxCsvColumns) {
+    throw FormatError(detail::concat(name, ":", lines_->line_number(), ": more than ",
+                                     kMaxCsvColumns, " columns, the most tessera reads"));
+  }
   if (!options_.has_header) {
     // The first line is a record: read it again.
     lines_->seek(lines_->line_offset(), lines_->line_number());
@@ -116,7 +121,7 @@ CsvReader::~CsvReader() = default;
 int64_t CsvReader::num_features() const { return num_columns_ - (label_column_ >= 0 ? 1 : 0); }
 
 int64_t CsvReader::read_rows(int64_t max_rows, std::vector<float>& features,
-                             std::vector<int64_t>& labels) {
+                             std::vector<int64_t>& labels, std::vector<int64_t>* lines) {
   int64_t rows = 0;
   std::string_view line;
   const char delimiter = options_.delimiter;
@@ -160,6 +165,7 @@ int64_t CsvReader::read_rows(int64_t max_rows, std::vector<float>& features,
           "), got ", fields));
     }
     labels.push_back(label);
+    if (lines != nullptr) lines->push_back(lines_->line_number());
     ++rows;
   }
   return rows;
@@ -185,14 +191,18 @@ InMemoryDataset read_csv(const std::filesystem::path& path, const CsvOptions& op
   const CsvReader::Position start = reader.position();
   std::vector<float> features;
   std::vector<int64_t> labels;
-  const int64_t rows = reader.read_rows(std::numeric_limits<int64_t>::max(), features, labels);
+  std::vector<int64_t> lines;
+  const int64_t rows =
+      reader.read_rows(std::numeric_limits<int64_t>::max(), features, labels, &lines);
   if (rows == 0) {
     throw FormatError(detail::concat(path.string(), ":", start.line,
                                      ": no records: expected at least one",
                                      options.has_header ? " after the header" : ""));
   }
-  return InMemoryDataset(Tensor::from_vector(features, {rows, reader.num_features()}),
-                         Tensor::from_vector(labels, {rows}));
+  InMemoryDataset dataset(Tensor::from_vector(features, {rows, reader.num_features()}),
+                          Tensor::from_vector(labels, {rows}));
+  dataset.set_origin({path.string(), std::move(lines)});
+  return dataset;
 }
 
 }  // namespace tessera::data

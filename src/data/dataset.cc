@@ -29,10 +29,27 @@ Batch Dataset::get_batch(std::span<const int64_t> indices) {
   return out;
 }
 
-void Dataset::check_read(int64_t index, std::span<float> out, const char* what) const {
+std::string SampleOrigin::describe(int64_t index) const {
+  if (file.empty()) return detail::concat("sample ", index);
+  if (index >= 0 && index < static_cast<int64_t>(lines.size())) {
+    return detail::concat(file, ":", lines[static_cast<size_t>(index)]);
+  }
+  return detail::concat(file, ": record ", index + 1);
+}
+
+int64_t Dataset::label(int64_t index) {
+  std::vector<float> scratch(static_cast<size_t>(sample_numel()));
+  return read_into(index, scratch);
+}
+
+void Dataset::check_index(int64_t index, const char* what) const {
   if (index < 0 || index >= size()) {
     throw IndexError(detail::concat(what, ": index ", index, " is outside [0, ", size(), ")"));
   }
+}
+
+void Dataset::check_read(int64_t index, std::span<float> out, const char* what) const {
+  check_index(index, what);
   if (static_cast<int64_t>(out.size()) != sample_numel()) {
     throw ShapeError(detail::concat(what, ": output holds ", out.size(),
                                     " floats, a sample of shape ", shape_str(sample_shape()),

@@ -43,4 +43,9 @@ int64_t InMemoryDataset::read_into(int64_t index, std::span<float> out) {
   return labels_.data<int64_t>()[index];
 }
 
+int64_t InMemoryDataset::label(int64_t index) {
+  check_index(index, "InMemoryDataset::label");
+  return labels_.data<int64_t>()[index];
+}
+
 }  // namespace tessera::data

@@ -92,6 +92,7 @@ MmapIdxDataset::MmapIdxDataset(const std::filesystem::path& images_path,
                                     name, " holds ", size_, " samples"));
   }
   labels_ = labels.to_int64();
+  set_origin({labels_path.string(), {}});
 
   map_ = mapping.data;
   map_bytes_ = mapping.bytes;
@@ -108,6 +109,11 @@ int64_t MmapIdxDataset::read_into(int64_t index, std::span<float> out) {
   const uint8_t* src =
       static_cast<const uint8_t*>(map_) + header_.data_offset + index * sample_bytes;
   idx_to_float(header_.type, src, out.data(), sample_numel_, multiplier_, offset_);
+  return labels_.data<int64_t>()[index];
+}
+
+int64_t MmapIdxDataset::label(int64_t index) {
+  check_index(index, "MmapIdxDataset::label");
   return labels_.data<int64_t>()[index];
 }
 

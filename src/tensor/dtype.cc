@@ -1,7 +1,6 @@
 #include "tessera/tensor/dtype.h"
 
-#include <bit>
-#include <cmath>
+#include "tessera/core/half.h"
 
 namespace tessera {
 
@@ -43,21 +42,12 @@ const char* dtype_name(DType dtype) {
 
 bool is_floating(DType dtype) { return dtype != DType::kInt32 && dtype != DType::kInt64; }
 
-BFloat16 to_bfloat16(float value) {
-  uint32_t bits = std::bit_cast<uint32_t>(value);
-  if (std::isnan(value)) return {static_cast<uint16_t>((bits >> 16) | 0x40)};
-  uint32_t rounding = 0x7FFF + ((bits >> 16) & 1);
-  return {static_cast<uint16_t>((bits + rounding) >> 16)};
-}
+BFloat16 to_bfloat16(float value) { return {bfloat16_from_float(value)}; }
 
-float from_bfloat16(BFloat16 value) {
-  return std::bit_cast<float>(static_cast<uint32_t>(value.bits) << 16);
-}
+float from_bfloat16(BFloat16 value) { return bfloat16_to_float(value.bits); }
 
-Float16 to_float16(float value) { return {std::bit_cast<uint16_t>(static_cast<_Float16>(value))}; }
+Float16 to_float16(float value) { return {float16_from_float(value)}; }
 
-float from_float16(Float16 value) {
-  return static_cast<float>(std::bit_cast<_Float16>(value.bits));
-}
+float from_float16(Float16 value) { return float16_to_float(value.bits); }
 
 }  // namespace tessera

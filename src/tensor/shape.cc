@@ -6,10 +6,27 @@
 
 namespace tessera {
 
-int64_t shape_numel(const Shape& shape) {
+int64_t shape_numel(const Shape& shape, const char* op) {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) {
+    if (s < 0) {
+      throw ShapeError(detail::concat(op, ": negative dimension in shape ", shape_str(shape)));
+    }
+    if (__builtin_mul_overflow(n, s, &n)) {
+      throw ShapeError(detail::concat(op, ": shape ", shape_str(shape),
+                                      " has more elements than fit in a 64-bit count"));
+    }
+  }
   return n;
+}
+
+size_t shape_bytes(const Shape& shape, size_t element_size, const char* op) {
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape, op)), element_size, &bytes)) {
+    throw ShapeError(detail::concat(op, ": shape ", shape_str(shape), " of ", element_size,
+                                    "-byte elements needs more bytes than fit in a 64-bit size"));
+  }
+  return bytes;
 }
 
 std::string shape_str(const Shape& shape) {
@@ -26,7 +43,11 @@ Shape contiguous_strides(const Shape& shape) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= std::max<int64_t>(shape[i], 1);
+    // A dimension of 0 makes the numel 0 whatever the others are, so the numel check does not
+    // bound these products.
+    if (__builtin_mul_overflow(stride, std::max<int64_t>(shape[i], 1), &stride)) {
+      throw ShapeError("strides of shape " + shape_str(shape) + " do not fit in 64 bits");
+    }
   }
   return strides;
 }

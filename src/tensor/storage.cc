@@ -2,17 +2,23 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <new>
 #include <string>
 
 #include "tessera/core/error.h"
+#include "tessera/core/memory.h"
 
 namespace tessera {
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  if (nbytes > SIZE_MAX - kAlignment) {
+    throw Error("out of memory: cannot allocate " + format_bytes(nbytes) + " for a tensor");
+  }
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   void* data = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
-  if (data == nullptr) throw std::bad_alloc();
+  if (data == nullptr) {
+    throw Error("out of memory: cannot allocate " + format_bytes(nbytes) +
+                " for a tensor (this machine has " + format_bytes(physical_memory_bytes()) + ")");
+  }
   return std::shared_ptr<Storage>(new Storage(data, nbytes, device));
 }
 

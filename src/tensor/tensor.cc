@@ -81,19 +81,13 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Shape strides, int
       device_(storage_->device()) {}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t s : shape) {
-    if (s < 0) throw ShapeError("Tensor::empty: negative dimension in shape " + shape_str(shape));
-  }
-  auto storage =
-      Storage::allocate(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  const size_t bytes = shape_bytes(shape, dtype_size(dtype), "Tensor::empty");
+  auto storage = Storage::allocate(bytes, device);
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 
 Tensor Tensor::over(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {
-  for (int64_t s : shape) {
-    if (s < 0) throw ShapeError("Tensor::over: negative dimension in shape " + shape_str(shape));
-  }
-  const auto bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  const size_t bytes = shape_bytes(shape, dtype_size(dtype), "Tensor::over");
   if (storage == nullptr || storage->nbytes() < bytes) {
     throw ShapeError("Tensor::over: storage of " + std::to_string(storage ? storage->nbytes() : 0) +
                      " bytes is too small for " + shape_str(shape) + " " + dtype_name(dtype));
@@ -154,10 +148,10 @@ bool Tensor::is_contiguous() const {
 
 Tensor Tensor::view_with(Shape shape, Shape strides, int64_t offset) const {
   Tensor t = *this;
+  t.numel_ = shape_numel(shape, "view");
   t.shape_ = std::move(shape);
   t.strides_ = std::move(strides);
   t.offset_ = offset;
-  t.numel_ = shape_numel(t.shape_);
   return t;
 }
 
@@ -179,8 +173,9 @@ Tensor Tensor::reshape(const Shape& shape) const {
       infer = static_cast<int>(i);
     } else if (resolved[i] < 0) {
       throw ShapeError("reshape: negative dimension in " + shape_str(shape));
-    } else {
-      known *= resolved[i];
+    } else if (__builtin_mul_overflow(known, resolved[i], &known)) {
+      throw ShapeError(detail::concat("reshape: shape ", shape_str(shape),
+                                      " has more elements than fit in a 64-bit count"));
     }
   }
   if (infer >= 0) {
@@ -190,7 +185,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
     }
     resolved[infer] = numel_ / known;
   }
-  if (shape_numel(resolved) != numel_) {
+  if (shape_numel(resolved, "reshape") != numel_) {
     throw ShapeError(detail::concat("reshape: cannot reshape ", shape_str(shape_), " (", numel_,
                                     " elements) into ", shape_str(shape)));
   }
@@ -261,6 +256,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& order) const {
 }
 
 Tensor Tensor::expand(const Shape& shape) const {
+  (void)shape_numel(shape, "expand");
   if (shape.size() < shape_.size()) {
     throw ShapeError(
         detail::concat("expand: cannot expand ", shape_str(shape_), " to ", shape_str(shape)));

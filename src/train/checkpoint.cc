@@ -106,9 +106,14 @@ Checkpoint read_checkpoint(const std::string& path) {
     throw FormatError(detail::concat("checkpoint ", path, ": unsupported version ", version,
                                      " (this build reads version ", kVersion, ")"));
   }
-  uint64_t size = r.read_u64();
-  if (size > kMaxPayload) {
-    throw FormatError(detail::concat("checkpoint ", path, ": corrupt length ", size));
+  // The length lies outside the checksum: believe it only as far as the file agrees.
+  const uint64_t size = r.read_u64();
+  const std::optional<uint64_t> left = r.remaining();
+  if (size > kMaxPayload || !left || *left != size + sizeof(uint32_t)) {
+    throw FormatError(detail::concat("checkpoint ", path, ": the header gives a payload of ", size,
+                                     " bytes, but ", left.value_or(0),
+                                     " bytes follow it (expected the payload and a 4-byte "
+                                     "checksum): the file is truncated or corrupt"));
   }
   std::string body(size, '\0');
   r.read_bytes(std::as_writable_bytes(std::span(body.data(), body.size())));
@@ -123,6 +128,9 @@ Checkpoint read_checkpoint(const std::string& path) {
   Checkpoint c;
   c.path = path;
   c.step = p.read_i64();
+  if (c.step < 0) {
+    throw FormatError(detail::concat("checkpoint ", path, ": negative step ", c.step));
+  }
   uint64_t count = p.read_u64();
   for (uint64_t i = 0; i < count; ++i) {
     std::string name = p.read_string();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -78,6 +79,7 @@ class Section {
     if (const toml::node* n = find(key)) {
       if (!n->is_number()) fail(key, "expected a number, got " + describe(*n));
       out = *n->value<double>();
+      if (!std::isfinite(out)) fail(key, "expected a finite number, got " + describe(*n));
     }
   }
   void read(const std::string& key, bool& out) {
@@ -145,6 +147,9 @@ class Section {
   std::vector<std::string> known_;
 };
 
+// Bound of counts (epochs, steps) that multiply each other: their products stay far from 2^63.
+constexpr int64_t kMaxCount = 1'000'000'000;
+
 void require(Section& s, bool ok, const std::string& key, const std::string& message) {
   if (!ok) s.fail(key, message);
 }
@@ -190,9 +195,14 @@ ModelConfig read_model(Section& s, const std::string& file) {
         p.value = *node.value<bool>() ? 1.0 : 0.0;
       } else if (node.is_integer()) {
         p.is_integer = true;
+        p.integer = *node.value<int64_t>();
         p.value = static_cast<double>(*node.value<int64_t>());
       } else if (node.is_floating_point()) {
         p.value = *node.value<double>();
+        if (!std::isfinite(p.value)) {
+          throw ConfigError(file, line_of(node), where + "." + key,
+                            "expected a finite number, got " + Section::describe(node));
+        }
       } else {
         throw ConfigError(file, line_of(node), where + "." + key,
                           "expected a number or boolean, got " + Section::describe(node));
@@ -269,8 +279,8 @@ Config build(const toml::table& root, const std::string& file) {
   require(data, d.batch_size >= 1, "batch_size",
           "must be >= 1, got " + std::to_string(d.batch_size));
   require(data, d.num_features >= 0, "num_features", "must be >= 0");
-  require(data, d.prefetch >= 0, "prefetch",
-          "must be >= 0 (0: batches are read on the training thread)");
+  require(data, d.prefetch >= 0 && d.prefetch <= 1024, "prefetch",
+          "must lie in [0, 1024] (0: batches are read on the training thread)");
 
   Section opt(root["optimizer"].as_table(), "optimizer", file);
   OptimizerConfig& o = c.optimizer;
@@ -299,7 +309,7 @@ Config build(const toml::table& root, const std::string& file) {
   require(opt, o.beta2 >= 0 && o.beta2 < 1, "beta2", "must lie in [0, 1)");
   require(opt, o.eps > 0, "eps", "must be > 0");
   require(opt, o.clip_grad_norm >= 0, "clip_grad_norm", "must be >= 0 (0 turns clipping off)");
-  require(opt, o.step_size >= 1, "step_size", "must be >= 1");
+  require(opt, o.step_size >= 1 && o.step_size <= kMaxCount, "step_size", "must lie in [1, 1e9]");
   require(opt, o.gamma > 0, "gamma", "must be > 0");
   require(opt, o.min_lr >= 0, "min_lr", "must be >= 0");
   require(opt, o.warmup_steps >= 0, "warmup_steps", "must be >= 0");
@@ -317,15 +327,17 @@ Config build(const toml::table& root, const std::string& file) {
   tr.read("loss", t.loss);
   tr.read("threads", t.threads);
   tr.finish();
-  require(tr, t.epochs >= 1, "epochs", "must be >= 1");
-  require(tr, t.max_steps >= 0, "max_steps", "must be >= 0 (0: no limit)");
+  require(tr, t.epochs >= 1 && t.epochs <= kMaxCount, "epochs", "must lie in [1, 1e9]");
+  require(tr, t.max_steps >= 0 && t.max_steps <= kMaxCount, "max_steps",
+          "must lie in [0, 1e9] (0: no limit)");
   require(tr, t.checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
   require(tr, t.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
   require(tr, t.log_every >= 1, "log_every", "must be >= 1");
   require(tr, t.label_smoothing >= 0 && t.label_smoothing <= 1, "label_smoothing",
           "must lie in [0, 1]");
-  require(tr, t.threads >= 0, "threads", "must be >= 0 (0: automatic)");
-  one_of(tr, "loss", t.loss, {"cross_entropy", "mse"});
+  require(tr, t.threads >= 0 && t.threads <= 4096, "threads",
+          "must lie in [0, 4096] (0: automatic)");
+  one_of(tr, "loss", t.loss, {"cross_entropy", "mse", "bce"});
   if (t.run_dir.empty()) {
     std::string stem = file;
     if (auto slash = stem.find_last_of('/'); slash != std::string::npos)
@@ -346,13 +358,13 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("find_unused_parameters", p.find_unused_parameters);
   par.read("timeout_s", p.timeout_s);
   par.finish();
-  require(par, p.timeout_s > 0, "timeout_s", "must be > 0");
+  require(par, p.timeout_s > 0 && p.timeout_s <= 1e7, "timeout_s", "must lie in (0, 1e7]");
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
-  require(par, p.bucket_mb > 0, "bucket_mb", "must be > 0");
+  require(par, p.bucket_mb > 0 && p.bucket_mb <= 1 << 20, "bucket_mb", "must lie in (0, 1048576]");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
   one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero"});
   one_of(par, "backend", p.backend, {"auto", "gloo", "mpi", "shm"});
-  require(par, p.nproc >= 1, "nproc", "must be >= 1");
+  require(par, p.nproc >= 1 && p.nproc <= 65536, "nproc", "must lie in [1, 65536]");
   return c;
 }
 
@@ -408,7 +420,7 @@ std::string to_toml(const Config& c) {
       if (p.is_bool) {
         out << boolean(p.value != 0);
       } else if (p.is_integer) {
-        out << static_cast<int64_t>(p.value);
+        out << p.integer;
       } else {
         out << number(p.value);
       }

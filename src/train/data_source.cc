@@ -1,6 +1,7 @@
 #include "tessera/train/data_source.h"
 
 #include <cctype>
+#include <charconv>
 
 #include "tessera/core/error.h"
 #include "tessera/data/builtin.h"
@@ -20,8 +21,22 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-std::unique_ptr<data::Dataset> open_dataset(const std::string& spec, const Config& config,
-                                            const std::string& key) {
+namespace {
+
+std::unique_ptr<data::Dataset> open_libsvm(const std::string& path, const Config& config,
+                                           const DataLayout* layout) {
+  data::LibsvmOptions options{.num_features = config.data.num_features};
+  if (layout != nullptr) {
+    if (options.num_features == 0 && layout->sample_shape.size() == 1) {
+      options.num_features = layout->sample_shape[0];
+    }
+    options.class_labels = layout->class_labels;
+  }
+  return std::make_unique<data::InMemoryDataset>(data::read_libsvm(path, options));
+}
+
+std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& config,
+                                        const std::string& key, const DataLayout* layout) {
   auto colon = spec.find(':');
   std::string scheme = spec.substr(0, colon);
   std::string rest = colon == std::string::npos ? "" : spec.substr(colon + 1);
@@ -39,7 +54,9 @@ std::unique_ptr<data::Dataset> open_dataset(const std::string& spec, const Confi
       auto x = data::IdxFile::read(images).to_float32(1.0f / 255.0f);
       auto y = data::IdxFile::read(labels).to_int64();
       if (x.dim() == 3) x = x.reshape({x.size(0), 1, x.size(1), x.size(2)});
-      return std::make_unique<data::InMemoryDataset>(x, y);
+      auto dataset = std::make_unique<data::InMemoryDataset>(x, y);
+      dataset->set_origin({labels, {}});
+      return dataset;
     }
     return std::make_unique<data::MmapIdxDataset>(images, labels);
   }
@@ -49,21 +66,38 @@ std::unique_ptr<data::Dataset> open_dataset(const std::string& spec, const Confi
     bool numeric = !column.empty() && (std::isdigit(static_cast<unsigned char>(column[0])) ||
                                        (column[0] == '-' && column.size() > 1));
     if (numeric) {
-      options.label_index = std::stoll(column);
+      int64_t index = 0;
+      const auto [end, ec] = std::from_chars(column.data(), column.data() + column.size(), index);
+      if (ec != std::errc() || end != column.data() + column.size()) {
+        throw ConfigError(config.source, 0, "data.label_column",
+                          "'" + column + "' is neither a column name nor a column index");
+      }
+      options.label_index = index;
     } else {
       options.label_column = column;
     }
     return std::make_unique<data::InMemoryDataset>(data::read_csv(rest, options));
   }
-  if (scheme == "libsvm") {
-    return std::make_unique<data::InMemoryDataset>(
-        data::read_libsvm(rest, {.num_features = config.data.num_features}));
-  }
+  if (scheme == "libsvm") return open_libsvm(rest, config, layout);
   std::string known;
   for (const auto& name : data::builtin_names()) known += name + ", ";
   throw ConfigError(config.source, 0, key,
                     "unknown data set '" + spec + "' (known: " + known +
                         "idx:IMAGES,LABELS, csv:PATH, libsvm:PATH)");
+}
+
+}  // namespace
+
+std::unique_ptr<data::Dataset> open_dataset(const std::string& spec, const Config& config,
+                                            const std::string& key, const DataLayout* layout) {
+  std::unique_ptr<data::Dataset> dataset = open_any(spec, config, key, layout);
+  if (layout != nullptr && dataset->sample_shape() != layout->sample_shape) {
+    throw ConfigError(
+        config.source, 0, key,
+        detail::concat("'", spec, "' has samples of shape ", shape_str(dataset->sample_shape()),
+                       ", the model takes ", shape_str(layout->sample_shape)));
+  }
+  return dataset;
 }
 
 }  // namespace tessera::train

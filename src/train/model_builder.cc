@@ -4,6 +4,7 @@
 #include <set>
 
 #include "tessera/core/error.h"
+#include "tessera/core/memory.h"
 #include "tessera/nn/activation.h"
 #include "tessera/nn/conv2d.h"
 #include "tessera/nn/linear.h"
@@ -11,6 +12,10 @@
 
 namespace tessera::train {
 namespace {
+
+// The largest size, channel count, kernel or padding a layer setting may have: far beyond any
+// real model, and small enough that the shape arithmetic below cannot overflow.
+constexpr int64_t kMaxSize = int64_t{1} << 31;
 
 // Reads a layer's settings, checking names and types; unknown keys are errors.
 class LayerReader {
@@ -33,7 +38,7 @@ class LayerReader {
       return *fallback;
     }
     if (!it->second.is_integer) fail(key, "expected an integer");
-    return static_cast<int64_t>(it->second.value);
+    return it->second.integer;
   }
 
   double real(const std::string& key, double fallback) {
@@ -69,19 +74,58 @@ class LayerReader {
   std::set<std::string> known_;
 };
 
+// Adds up what the model will hold, layer by layer, so that a model too large for this machine
+// fails while it is built, naming the layer, instead of in an allocation later. Sums are long
+// double: a hostile config's sizes must not wrap around.
+class MemoryBudget {
+ public:
+  MemoryBudget(int64_t batch, uint64_t limit) : batch_(batch), limit_(limit) {}
+
+  // `params`: the shapes of the layer's parameters; `output`: its output per sample.
+  void add(const LayerReader& r, const std::vector<Shape>& params, const Shape& output) {
+    for (const Shape& p : params) parameters_ += bytes(p);
+    activations_ += bytes(output) * static_cast<long double>(batch_);
+    // Parameters and their gradients, and one batch of activations for the forward pass.
+    const long double need = 2 * parameters_ + activations_;
+    if (need <= static_cast<long double>(limit_)) return;
+    r.fail("", detail::concat("the model needs at least ", format_bytes(clamp(need)),
+                              " by this layer (parameters and their gradients ",
+                              format_bytes(clamp(2 * parameters_)), ", activations of a batch of ",
+                              batch_, " samples ", format_bytes(clamp(activations_)),
+                              "), more than this machine's ", format_bytes(limit_), " of memory"));
+  }
+
+ private:
+  static long double bytes(const Shape& shape) {
+    long double n = sizeof(float);
+    for (int64_t d : shape) n *= static_cast<long double>(d);
+    return n;
+  }
+  static uint64_t clamp(long double bytes) {
+    return bytes >= 1.8e19L ? UINT64_MAX : static_cast<uint64_t>(bytes);
+  }
+  int64_t batch_;
+  uint64_t limit_;
+  long double parameters_ = 0;
+  long double activations_ = 0;
+};
+
 }  // namespace
 
 std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& sample_shape,
                                             Generator& gen, Generator& dropout, Shape* output_shape,
-                                            nn::BatchShard shard) {
+                                            nn::BatchShard shard, uint64_t memory_limit) {
   auto model = std::make_shared<nn::Sequential>();
   Shape shape = sample_shape;  // per sample, no batch dimension
   const std::string& file = config.source;
+  MemoryBudget budget(config.data.batch_size / std::max(shard.count, 1),
+                      memory_limit > 0 ? memory_limit : physical_memory_bytes());
   for (size_t i = 0; i < config.model.layers.size(); ++i) {
     const LayerSpec& spec = config.model.layers[i];
     LayerReader r(spec, i, file);
     auto positive = [&](const std::string& key, int64_t v) {
-      if (v < 1) r.fail(key, detail::concat("must be >= 1, got ", v));
+      if (v < 1 || v > kMaxSize)
+        r.fail(key, detail::concat("must lie in [1, ", kMaxSize, "], got ", v));
       return v;
     };
     const std::string& type = spec.type;
@@ -95,6 +139,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
         r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " features"));
       int64_t out = positive("out", r.integer("out"));
       bool bias = r.flag("bias", true);
+      budget.add(r, {{out, in}, {out}}, {out});
       model->push_back(std::make_shared<nn::Linear>(in, out, gen, nn::LinearOptions{.bias = bias}));
       shape = {out};
     } else if (type == "conv2d") {
@@ -108,7 +153,9 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       int64_t kernel = positive("kernel", r.integer("kernel"));
       int64_t stride = positive("stride", r.integer("stride", 1));
       int64_t padding = r.integer("padding", 0);
-      if (padding < 0) r.fail("padding", "must be >= 0");
+      if (padding < 0 || padding > kMaxSize) {
+        r.fail("padding", detail::concat("must lie in [0, ", kMaxSize, "]"));
+      }
       bool bias = r.flag("bias", true);
       int64_t h = (shape[1] + 2 * padding - kernel) / stride + 1;
       int64_t w = (shape[2] + 2 * padding - kernel) / stride + 1;
@@ -116,6 +163,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
         r.fail("kernel", detail::concat(kernel, " does not fit input ", shape_str(shape),
                                         " with padding ", padding));
       }
+      budget.add(r, {{out, in, kernel, kernel}, {out}}, {out, h, w});
       model->push_back(std::make_shared<nn::Conv2d>(
           in, out, kernel, gen,
           nn::Conv2dOptions{.stride = stride, .padding = padding, .bias = bias}));
@@ -131,25 +179,32 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       int64_t h = (shape[1] + 2 * padding - kernel) / stride + 1;
       int64_t w = (shape[2] + 2 * padding - kernel) / stride + 1;
       if (h < 1 || w < 1) r.fail("kernel", "larger than the input " + shape_str(shape));
+      budget.add(r, {}, {shape[0], h, w});
       model->push_back(std::make_shared<nn::MaxPool2d>(kernel, stride, padding));
       shape = {shape[0], h, w};
     } else if (type == "flatten") {
       model->push_back(std::make_shared<nn::Flatten>());
       shape = {shape_numel(shape)};
     } else if (type == "relu") {
+      budget.add(r, {}, shape);
       model->push_back(std::make_shared<nn::ReLU>());
     } else if (type == "gelu") {
+      budget.add(r, {}, shape);
       model->push_back(std::make_shared<nn::GELU>());
     } else if (type == "tanh") {
+      budget.add(r, {}, shape);
       model->push_back(std::make_shared<nn::Tanh>());
     } else if (type == "sigmoid") {
+      budget.add(r, {}, shape);
       model->push_back(std::make_shared<nn::Sigmoid>());
     } else if (type == "dropout") {
       double p = r.real("p", 0.5);
       if (p < 0 || p >= 1) r.fail("p", "must lie in [0, 1)");
+      budget.add(r, {}, shape);
       model->push_back(std::make_shared<nn::Dropout>(p, dropout, shard));
     } else if (type == "layernorm") {
       double eps = r.real("eps", 1e-5);
+      budget.add(r, {{shape.back()}, {shape.back()}}, shape);
       model->push_back(std::make_shared<nn::LayerNorm>(shape.back(), eps));
     } else if (type == "batchnorm") {
       if (shape.size() != 1 && shape.size() != 3) {
@@ -158,6 +213,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       }
       double eps = r.real("eps", 1e-5);
       double momentum = r.real("momentum", 0.1);
+      budget.add(r, {{shape[0]}, {shape[0]}, {shape[0]}, {shape[0]}}, shape);
       model->push_back(std::make_shared<nn::BatchNorm>(shape[0], eps, momentum));
     } else {
       r.fail("type", "unknown layer type '" + type +

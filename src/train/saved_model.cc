@@ -9,20 +9,38 @@
 
 namespace tessera::train {
 
-SavedModel load_saved_model(const Checkpoint& checkpoint) {
+SavedModel load_saved_model(const Checkpoint& checkpoint, uint64_t memory_limit) {
   SavedModel saved;
   saved.config = parse_config(checkpoint.section("config"), checkpoint.path + " [config]");
-  nlohmann::json meta;
   try {
-    meta = nlohmann::json::parse(checkpoint.section("meta"));
+    const nlohmann::json meta = nlohmann::json::parse(checkpoint.section("meta"));
     saved.sample_shape = meta.at("sample_shape").get<Shape>();
-    saved.classes = meta.at("classes").get<int64_t>();
+    if (meta.contains("class_labels")) {
+      saved.class_labels = meta.at("class_labels").get<std::vector<int64_t>>();
+    }
   } catch (const nlohmann::json::exception& e) {
     throw FormatError("checkpoint " + checkpoint.path + ": bad meta section: " + e.what());
   }
+  if (saved.sample_shape.empty() || saved.sample_shape.size() > 8) {
+    throw FormatError(detail::concat("checkpoint ", checkpoint.path, ": meta: sample shape ",
+                                     shape_str(saved.sample_shape), " is not a sample's shape"));
+  }
+  for (int64_t d : saved.sample_shape) {
+    if (d < 1) {
+      throw FormatError(detail::concat("checkpoint ", checkpoint.path, ": meta: sample shape ",
+                                       shape_str(saved.sample_shape), " has a dimension below 1"));
+    }
+  }
   // Weights come from the checkpoint; a saved model is for evaluation, where dropout is off.
   Generator gen(0);
-  saved.model = build_model(saved.config, saved.sample_shape, gen, *saved.dropout_rng);
+  Shape out;
+  saved.model = build_model(saved.config, saved.sample_shape, gen, *saved.dropout_rng, &out, {},
+                            memory_limit);
+  if (out.size() != 1) {
+    throw FormatError(detail::concat("checkpoint ", checkpoint.path, ": the model gives ",
+                                     shape_str(out), " per sample, not one score per class"));
+  }
+  saved.classes = out[0];
   std::istringstream in(checkpoint.section("model"));
   BinaryReader r(in, "checkpoint " + checkpoint.path + " [model]");
   saved.model->load_state(r);

@@ -30,6 +30,8 @@
 #include "tessera/tensor/threads.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/data_source.h"
+#include "tessera/train/labels.h"
+#include "tessera/train/loss.h"
 #include "tessera/train/model_builder.h"
 #include "tessera/train/progress.h"
 
@@ -187,8 +189,9 @@ Trainer::Trainer(Config config, TrainerOptions options)
   }
   s.local_batch = config_.data.batch_size / s.world_size;
   s.train_data = open_dataset(config_.data.train, config_, "data.train");
+  const DataLayout layout{s.train_data->sample_shape(), s.train_data->class_labels()};
   if (!config_.data.test.empty())
-    s.test_data = open_dataset(config_.data.test, config_, "data.test");
+    s.test_data = open_dataset(config_.data.test, config_, "data.test", &layout);
   Generator init(config_.train.seed);
   Shape out_shape;
   // Every rank draws the global batch's dropout masks and keeps its rows: DDP then trains exactly
@@ -201,6 +204,12 @@ Trainer::Trainer(Config config, TrainerOptions options)
                           shape_str(out_shape) + " per sample");
   }
   s.classes = out_shape[0];
+  check_labels(*s.train_data, s.classes, "data.train");
+  if (s.test_data) check_labels(*s.test_data, s.classes, "data.test");
+  if (const std::string map = describe_label_map(layout.class_labels);
+      !map.empty() && s.rank == 0 && options_.progress) {
+    std::fprintf(options_.progress, "data.train: file labels are classes: %s\n", map.c_str());
+  }
   const ParallelConfig& par = config_.parallel;
   s.group = options_.group;
   if (par.strategy != "none" && s.group == nullptr) {
@@ -358,6 +367,7 @@ TrainResult Trainer::run() {
                         {"epoch", at.epoch},
                         {"sample_shape", s.train_data->sample_shape()},
                         {"classes", s.classes},
+                        {"class_labels", s.train_data->class_labels()},
                         {"world_size", s.world_size}};
     c.sections["meta"] = meta.dump();
     result.last_checkpoint = s.checkpoints->save(c);
@@ -368,7 +378,6 @@ TrainResult Trainer::run() {
   int64_t trained_samples = 0;
   double train_seconds = 0.0;
   const int64_t max_steps = config_.train.max_steps;
-  const bool use_mse = config_.train.loss == "mse";
   bool stop = false;
   s.model->train();
   for (int64_t epoch = start.epoch; epoch < config_.train.epochs && !stop; ++epoch) {
@@ -403,16 +412,7 @@ TrainResult Trainer::run() {
         s.optimizer->zero_grad();
       }
       Variable logits = (*s.model)(Variable(batch->x));
-      Variable loss;
-      if (use_mse) {
-        Tensor onehot = Tensor::zeros(logits.shape(), logits.dtype());
-        for (int64_t i = 0; i < batch->size(); ++i) {
-          onehot.data<float>()[i * s.classes + batch->y.data<int64_t>()[i]] = 1.0f;
-        }
-        loss = autograd::mse_loss(logits, Variable(onehot));
-      } else {
-        loss = autograd::cross_entropy(logits, batch->y, config_.train.label_smoothing);
-      }
+      Variable loss = training_loss(config_.train, logits, batch->y);
       auto t1 = Clock::now();
       loss.backward();
       auto t2 = Clock::now();

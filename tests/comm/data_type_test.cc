@@ -43,6 +43,9 @@ TEST(DataType, EverySixteenBitValueSurvivesARoundTripThroughFloat) {
 }
 
 TEST(DataType, Float16ConversionMatchesTheCompilersRounding) {
+#ifndef __FLT16_MAX__
+  GTEST_SKIP() << "this compiler has no _Float16 on this target to compare with (clang < 15)";
+#else
   // GCC's _Float16 converts with IEEE round-to-nearest-even, subnormals and overflow included.
   std::mt19937 random(7);
   std::uniform_int_distribution<std::uint32_t> any_bits;
@@ -52,6 +55,7 @@ TEST(DataType, Float16ConversionMatchesTheCompilersRounding) {
     const auto reference = std::bit_cast<std::uint16_t>(static_cast<_Float16>(f));
     ASSERT_EQ(float16_from_float(f), reference) << "float bits " << std::bit_cast<std::uint32_t>(f);
   }
+#endif
   // Ties go to even; beyond the largest half, infinity.
   EXPECT_EQ(float16_to_float(float16_from_float(2049.0f)), 2048.0f);
   EXPECT_EQ(float16_to_float(float16_from_float(2051.0f)), 2052.0f);

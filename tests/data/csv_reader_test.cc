@@ -22,6 +22,23 @@ TEST(CsvReader, ReadsHeaderAndLabelColumnByName) {
   EXPECT_EQ(data.labels().to_vector<int64_t>(), (std::vector<int64_t>{3, 0}));
 }
 
+TEST(CsvReader, SamplesKnowTheirLines) {
+  TempDir dir;
+  const auto path = dir.write("lines.csv", "label,x\n1,2\n\n\n3,4\n");
+  const InMemoryDataset data = read_csv(path, {.label_column = "label"});
+  EXPECT_EQ(data.origin(0), path.string() + ":2");
+  EXPECT_EQ(data.origin(1), path.string() + ":5");
+}
+
+TEST(CsvReader, TooManyColumnsIsAnErrorNamingTheLine) {
+  TempDir dir;
+  std::string header;
+  for (int64_t i = 0; i <= kMaxCsvColumns; ++i) header += i ? ",c" : "c";
+  const auto path = dir.write("wide.csv", "\n" + header + "\n1\n");
+  EXPECT_THROW_WITH(read_csv(path), FormatError,
+                    path.string() + ":2:", "more than 1048576 columns");
+}
+
 TEST(CsvReader, LabelByIndexCountsFromEitherEnd) {
   TempDir dir;
   const auto path = dir.write("b.csv", "7,1,2\n8,3,4\n");

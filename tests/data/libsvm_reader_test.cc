@@ -19,7 +19,9 @@ TEST(LibsvmReader, ReadsSparseRowsIntoDenseWithInferredWidth) {
   const InMemoryDataset data = read_libsvm(path);
   ASSERT_EQ(data.size(), 3);
   EXPECT_EQ(data.sample_shape(), (Shape{4}));
-  EXPECT_EQ(data.labels().to_vector<int64_t>(), (std::vector<int64_t>{1, -1, 3}));
+  EXPECT_EQ(data.class_labels(), (std::vector<int64_t>{-1, 1, 3}));
+  EXPECT_EQ(data.labels().to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 2}));
+  EXPECT_EQ(data.origin(2), path.string() + ":4");
   EXPECT_EQ(data.features().to_vector<float>(),
             (std::vector<float>{0.5f, 0, 2, 0, 0, -1.25f, 0, 0, 0, 0, 0, 0.1f}));
 }
@@ -81,6 +83,49 @@ TEST(LibsvmReader, EmptyFileIsAClearFormatError) {
   EXPECT_THROW_WITH(read_libsvm(comments), FormatError, comments.string(), "no records");
   const auto no_features = dir.write("nofeat.svm", "1\n0\n");
   EXPECT_THROW_WITH(read_libsvm(no_features), FormatError, no_features.string(), "num_features");
+}
+
+TEST(LibsvmReader, MapsLabelsToClassesAsLibsvmDoes) {
+  TempDir dir;
+  const auto binary = dir.write("pm.svm", "-1 1:1\n+1 1:2\n-1 1:3\n");
+  const InMemoryDataset pm = read_libsvm(binary);
+  EXPECT_EQ(pm.class_labels(), (std::vector<int64_t>{-1, 1}));
+  EXPECT_EQ(pm.labels().to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 0}));
+  const auto one_based = dir.write("c.svm", "3 1:1\n1 1:1\n2 1:1\n");
+  InMemoryDataset c = read_libsvm(one_based);
+  EXPECT_EQ(c.class_labels(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(c.labels().to_vector<int64_t>(), (std::vector<int64_t>{2, 0, 1}));
+  EXPECT_EQ(c.label(0), 2);
+}
+
+TEST(LibsvmReader, TestSetTakesTheTrainingSetsClasses) {
+  TempDir dir;
+  // Only +1 appears: with the training set's labels it is still class 1, not class 0.
+  const auto path = dir.write("test.svm", "+1 1:1\n+1 2:1\n");
+  const InMemoryDataset data = read_libsvm(path, {.class_labels = {-1, 1}});
+  EXPECT_EQ(data.labels().to_vector<int64_t>(), (std::vector<int64_t>{1, 1}));
+  const auto unknown = dir.write("unknown.svm", "1 1:1\n\n7 1:1\n");
+  EXPECT_THROW_WITH(read_libsvm(unknown, {.class_labels = {-1, 1}}), FormatError,
+                    unknown.string() + ":3:", "label 7", "not one of the training set's labels",
+                    "-1, 1");
+  EXPECT_THROW_WITH(read_libsvm(path, {.class_labels = {1, -1}}), ValueError,
+                    "strictly increasing");
+}
+
+TEST(LibsvmReader, HugeIndexIsAnErrorNamingTheLineNotACrash) {
+  TempDir dir;
+  // The input that crashed `tessera train`: the element count overflowed size_t.
+  const auto path = dir.write("huge.svm", "1 1:1\n0 4611686018427387904:1\n");
+  EXPECT_THROW_WITH(read_libsvm(path), FormatError,
+                    path.string() + ":2:3:", "feature index 4611686018427387904",
+                    "set data.num_features");
+  const auto above = dir.write("above.svm", "0 16777217:1\n");
+  EXPECT_THROW_WITH(read_libsvm(above), FormatError, above.string() + ":1:", "16777216");
+  // A declared width is honoured, but not beyond this machine's memory.
+  const auto wide = dir.write("wide.svm", "0 1:1\n1 1099511627776:1\n");
+  EXPECT_THROW_WITH(read_libsvm(wide, {.num_features = int64_t{1} << 40}), FormatError,
+                    wide.string() + ": num_features 1099511627776", "dense 2 x 1099511627776",
+                    "more than");
 }
 
 TEST(LibsvmReader, BadOptionsAndMissingFileAreValueErrors) {

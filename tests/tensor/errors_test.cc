@@ -47,10 +47,11 @@ std::string error_of(const std::function<void()>& f) {
 TEST(Errors, BinaryOpOfShapesThatDoNotBroadcastNamesOpAndBothShapes) {
   Tensor a = Tensor::zeros({2, 3});
   Tensor b = Tensor::zeros({4});
-  for (auto [name, op] :
+  for (const auto& [name, op] :
        std::vector<std::pair<std::string, Tensor (*)(const Tensor&, const Tensor&)>>{
            {"add", add}, {"sub", sub}, {"mul", mul}, {"div", div}, {"maximum", maximum}}) {
-    std::string what = error_of<ShapeError>([&] { (void)op(a, b); });
+    auto* apply = op;  // clang 14 cannot capture a structured binding
+    std::string what = error_of<ShapeError>([&] { (void)apply(a, b); });
     EXPECT_TRUE(names_all(what, {name, "[2,3]", "[4]"}));
   }
   std::string what = error_of<ShapeError>([&] {
@@ -98,6 +99,31 @@ TEST(Errors, ReshapeNamesBothShapes) {
   EXPECT_TRUE(names_all(what, {"reshape", "[2,3]", "[-1,4]"}));
   EXPECT_THROW((void)Tensor::zeros({2, 3}).reshape({-1, -1}), ShapeError);
   EXPECT_THROW((void)Tensor::zeros({2, 3}).reshape({-2, -3}), ShapeError);
+}
+
+TEST(Errors, SizesThatOverflowNameTheOpAndTheShape) {
+  const int64_t big = int64_t{1} << 40;
+  std::string what = error_of<ShapeError>([&] { (void)Tensor::empty({big, big}); });
+  EXPECT_TRUE(names_all(what, {"Tensor::empty", "[1099511627776,1099511627776]", "64-bit"}));
+  // The element count fits in int64, the bytes do not.
+  what = error_of<ShapeError>([&] { (void)Tensor::empty({int64_t{1} << 62}, DType::kFloat64); });
+  EXPECT_TRUE(names_all(what, {"Tensor::empty", "[4611686018427387904]", "bytes"}));
+  what = error_of<ShapeError>([&] { (void)Tensor::zeros({4}).reshape({big, big, -1}); });
+  EXPECT_TRUE(names_all(what, {"reshape", "[1099511627776,1099511627776,-1]"}));
+  what = error_of<ShapeError>([&] { (void)Tensor::zeros({1}).expand({big, big}); });
+  EXPECT_TRUE(names_all(what, {"expand", "[1099511627776,1099511627776]"}));
+  what = error_of<ShapeError>([&] { (void)Tensor::zeros({1}).expand({-3}); });
+  EXPECT_TRUE(names_all(what, {"expand", "negative", "[-3]"}));
+  // A zero dimension makes the count 0, but the strides of the rest must still fit.
+  what = error_of<ShapeError>([&] { (void)Tensor::empty({0, big, big}); });
+  EXPECT_TRUE(names_all(what, {"strides", "[0,1099511627776,1099511627776]"}));
+}
+
+TEST(Errors, AllocationBeyondMemoryIsAnErrorNotBadAlloc) {
+  // 2^58 bytes: the size is valid, no machine has the memory.
+  const std::string what =
+      error_of<Error>([] { (void)Tensor::empty({int64_t{1} << 56}, DType::kFloat32); });
+  EXPECT_TRUE(names_all(what, {"out of memory", "cannot allocate", "256.0 PiB"}));
 }
 
 TEST(Errors, SelectOutOfRangeNamesIndexAxisAndShape) {

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "tessera/core/half.h"  // the 16-bit conversions comm reduces with
+
 namespace tessera::comm {
 
 // Element types comm moves. comm knows nothing of tensors: a buffer is a pointer, a count and one
@@ -60,12 +62,5 @@ template <>
 struct DataTypeOf<std::int64_t> {
   static constexpr DataType kValue = DataType::kInt64;
 };
-
-// Conversions between float and 16-bit storage. From float: round to nearest, ties to even;
-// overflow gives infinity; NaN stays NaN (quiet). To float: exact.
-[[nodiscard]] std::uint16_t bfloat16_from_float(float value);
-[[nodiscard]] float bfloat16_to_float(std::uint16_t bits);
-[[nodiscard]] std::uint16_t float16_from_float(float value);
-[[nodiscard]] float float16_to_float(std::uint16_t bits);
 
 }  // namespace tessera::comm

@@ -35,7 +35,7 @@ class BinaryReader {
   uint64_t read_u64();
   int64_t read_i64() { return static_cast<int64_t>(read_u64()); }
   double read_f64();
-  // Refuses strings longer than max_len (a corrupt length would otherwise allocate gigabytes).
+  // Refuses strings longer than max_len or than the bytes left, before allocating for them.
   std::string read_string(size_t max_len = 1 << 20);
   void read_bytes(std::span<std::byte> bytes);
   uint64_t offset() const { return offset_; }

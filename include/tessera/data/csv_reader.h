@@ -13,6 +13,9 @@ namespace tessera::data {
 
 class LineReader;  // src/data/line_reader.h (internal)
 
+// The most columns a CSV file may have.
+inline constexpr int64_t kMaxCsvColumns = int64_t{1} << 20;
+
 struct CsvOptions {
   char delimiter = ',';
   // The first non-blank line names the columns.
@@ -32,9 +35,9 @@ struct CsvOptions {
 // The label field must hold an integer (class labels: "3" or "3.0"). Every record must have as
 // many fields as the header (or, without a header, the first record).
 //
-// Errors: a file that cannot be opened is a ValueError; an empty file, a ragged row, a
-// non-numeric field or a non-integer label is a FormatError naming file:line:column and what was
-// expected. Not thread-safe; one reader per thread.
+// Errors: a file that cannot be opened is a ValueError; an empty file, more than kMaxCsvColumns
+// columns, a ragged row, a non-numeric field or a non-integer label is a FormatError naming
+// file:line:column and what was expected. Not thread-safe; one reader per thread.
 class CsvReader {
  public:
   // Where a record starts: its byte offset and 1-based line number.
@@ -60,9 +63,10 @@ class CsvReader {
   [[nodiscard]] const std::vector<std::string>& column_names() const { return column_names_; }
 
   // Parses up to max_rows further records, appending num_features() floats per record (columns
-  // in file order, the label left out) to features and one label per record to labels. Returns
-  // the number read; 0 at end of file.
-  int64_t read_rows(int64_t max_rows, std::vector<float>& features, std::vector<int64_t>& labels);
+  // in file order, the label left out) to features, one label per record to labels and, when
+  // given, each record's 1-based line number to lines. Returns the number read; 0 at end of file.
+  int64_t read_rows(int64_t max_rows, std::vector<float>& features, std::vector<int64_t>& labels,
+                    std::vector<int64_t>* lines = nullptr);
   // Skips up to max_rows records without parsing them (blank lines are not records); returns
   // the number skipped. Used to index a file in one cheap pass.
   int64_t skip_rows(int64_t max_rows);

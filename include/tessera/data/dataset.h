@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "tessera/tensor/shape.h"
 #include "tessera/tensor/tensor.h"
@@ -19,6 +21,14 @@ struct Batch {
   Tensor x;
   Tensor y;
   [[nodiscard]] int64_t size() const { return y.defined() ? y.size(0) : 0; }
+};
+
+// Where the samples of a data set were read from, for error messages.
+struct SampleOrigin {
+  std::string file;            // empty: unknown
+  std::vector<int64_t> lines;  // 1-based line of each sample in a text file; empty: records
+  // "train.svm:17" (a line), "labels.idx: record 6" (1-based), or "sample 5" (0-based index).
+  [[nodiscard]] std::string describe(int64_t index) const;
 };
 
 // A labelled data set with integer indices 0 .. size()-1. Every sample has the same shape and
@@ -50,6 +60,19 @@ class Dataset {
   // FormatError when the underlying file turns out to be malformed there.
   virtual int64_t read_into(int64_t index, std::span<float> out) = 0;
 
+  // The label of sample `index` alone; the default reads the whole sample. Throws as read_into.
+  [[nodiscard]] virtual int64_t label(int64_t index);
+
+  // Where sample `index` was read from: "train.svm:17", "labels.idx: record 6", "sample 5".
+  [[nodiscard]] std::string origin(int64_t index) const { return origin_.describe(index); }
+  void set_origin(SampleOrigin origin) { origin_ = std::move(origin); }
+
+  // When the file's labels name classes rather than number them (LIBSVM's -1/+1 or 1..C), the
+  // label that class i had in the file is class_labels()[i] and label() returns i. Empty: the
+  // labels in the file are the class indices.
+  [[nodiscard]] const std::vector<int64_t>& class_labels() const { return class_labels_; }
+  void set_class_labels(std::vector<int64_t> labels) { class_labels_ = std::move(labels); }
+
   // One sample as a new tensor of sample_shape().
   [[nodiscard]] Example get(int64_t index);
   // Gathers the samples at `indices` into one new batch (x float32 [B, ...], y int64 [B]).
@@ -59,8 +82,14 @@ class Dataset {
   // For read_into: throws IndexError naming `what` unless 0 <= index < size(), ShapeError
   // unless out holds sample_numel() floats.
   void check_read(int64_t index, std::span<float> out, const char* what) const;
+  // Throws IndexError naming `what` unless 0 <= index < size().
+  void check_index(int64_t index, const char* what) const;
   Dataset(Dataset&&) = default;
   Dataset& operator=(Dataset&&) = default;
+
+ private:
+  SampleOrigin origin_;
+  std::vector<int64_t> class_labels_;
 };
 
 }  // namespace tessera::data

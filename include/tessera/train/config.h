@@ -10,6 +10,7 @@ namespace tessera::train {
 // One numeric or boolean setting of a layer, with the line it came from (for errors).
 struct LayerParam {
   double value = 0.0;
+  int64_t integer = 0;  // exact, when is_integer (value rounds integers beyond 2^53)
   bool is_integer = false;
   bool is_bool = false;
   int line = 0;
@@ -31,7 +32,7 @@ struct DataConfig {
   // "fashion-mnist:train", "mnist:test", "idx:IMAGES,LABELS", "csv:PATH", "libsvm:PATH".
   std::string train = "fashion-mnist:train";
   std::string test = "fashion-mnist:test";  // empty: no evaluation
-  int64_t batch_size = 64;                  // per rank
+  int64_t batch_size = 64;                  // the global batch, split over the processes
   bool shuffle = true;
   bool drop_last = false;
   std::string label_column = "label";  // CSV: a column name, or its 0-based index as text
@@ -65,7 +66,7 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;
   int64_t log_every = 50;  // steps between metric lines
   double label_smoothing = 0.0;
-  std::string loss = "cross_entropy";  // cross_entropy | mse
+  std::string loss = "cross_entropy";  // cross_entropy | mse | bce
   int64_t threads = 0;                 // 0: cores / local ranks
 };
 

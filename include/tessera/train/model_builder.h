@@ -19,10 +19,12 @@ namespace tessera::train {
 // its line. Weights are drawn from `init`; dropout layers draw from `dropout` (which must outlive
 // the model), for the rows of the global batch that `shard` names (a data-parallel rank's).
 // `output_shape`, when given, receives the model's output shape.
-[[nodiscard]] std::shared_ptr<nn::Sequential> build_model(const Config& config,
-                                                          const Shape& sample_shape,
-                                                          Generator& init, Generator& dropout,
-                                                          Shape* output_shape = nullptr,
-                                                          nn::BatchShard shard = {});
+// Before each layer is made, the memory the model needs so far (parameters, their gradients and
+// one batch of activations, the batch being data.batch_size / shard.count) is compared with
+// `memory_limit` (0: this machine's physical memory): a model that needs more throws ConfigError
+// naming the layer and the bytes.
+[[nodiscard]] std::shared_ptr<nn::Sequential> build_model(
+    const Config& config, const Shape& sample_shape, Generator& init, Generator& dropout,
+    Shape* output_shape = nullptr, nn::BatchShard shard = {}, uint64_t memory_limit = 0);
 
 }  // namespace tessera::train
