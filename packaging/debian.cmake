@@ -20,7 +20,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION science)
 # (oneDNN's CMake config asks for OpenCL).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libdnnl-dev, ocl-icd-opencl-dev, libopenblas-dev, libgloo-dev, libopenmpi-dev, zlib1g-dev, libtomlplusplus-dev")
+    "libdnnl-dev, ocl-icd-opencl-dev, libopenblas-dev, libgloo-dev, libopenmpi-dev, libssl-dev, zlib1g-dev, libtomlplusplus-dev")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "g++, cmake, pkg-config")
 # mpirun for the MPI backend; the data set load_builtin("fashion-mnist:...") reads.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "openmpi-bin, dataset-fashion-mnist")

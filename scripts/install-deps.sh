@@ -15,6 +15,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev  # config, command line, JSON
   libgloo-dev                                   # collectives over TCP (default backend)
   libopenmpi-dev openmpi-bin                    # MPI backend and mpirun
+  libssl-dev                                    # HMAC-SHA256 and nonces for the store's challenge-response (libcrypto)
   dataset-fashion-mnist                         # the real data set, in /usr/share
   time iproute2                                 # /usr/bin/time, ip/ss for e2e tests
 )

@@ -44,12 +44,12 @@ void add_launch_command(CLI::App& app, std::vector<std::string> program) {
       "launch",
       "Run a program as the ranks of a job: tessera launch [OPTIONS] PROGRAM [ARGS...]\n"
       "starts --nproc copies of PROGRAM on this host, each with TESSERA_RANK, TESSERA_WORLD_SIZE,\n"
-      "TESSERA_LOCAL_RANK, TESSERA_STORE_ADDR, TESSERA_JOB_TOKEN and TESSERA_BACKEND in its\n"
-      "environment; the program joins with tessera::comm::init_from_env().\n"
+      "TESSERA_LOCAL_RANK, TESSERA_STORE_ADDR, TESSERA_JOB_TOKEN, TESSERA_JOB_ID and\n"
+      "TESSERA_BACKEND in its environment; the program joins with tessera::comm::init_from_env().\n"
       "Output, signals and failures are handled as for `tessera train --nproc`. Examples:\n"
       "  tessera launch --nproc 4 ./my_trainer --epochs 3\n"
-      "  tessera launch --nproc 2 --nnodes 2 --node-rank 0 --rdzv 10.0.0.1:29500 --token $T -- "
-      "./my_trainer");
+      "  tessera launch --nproc 2 --nnodes 2 --node-rank 0 --rdzv 10.0.0.1:29500 \\\n"
+      "      --token-file ~/.tessera-token -- ./my_trainer   # or export TESSERA_JOB_TOKEN");
   add_launcher_flags(*cmd, *flags,
                      "Workers to start on this host; each line they print is "
                      "prefixed with [rank R]",

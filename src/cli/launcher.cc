@@ -35,17 +35,22 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr const char* kPrefix = "tessera launcher: ";
-constexpr std::string_view kLauncherOptions[] = {"--nproc",   "--nnodes", "--node-rank", "--rdzv",
-                                                 "--backend", "--token",  "--grace"};
+// --token is refused (launch_options), but recognised so that its value is not taken for the
+// program.
+constexpr std::string_view kLauncherOptions[] = {"--nproc", "--nnodes",  "--node-rank",
+                                                 "--rdzv",  "--backend", "--token-file",
+                                                 "--token", "--grace"};
 // What the launcher tells each worker; values of these inherited from the launcher's own
 // environment are replaced.
 constexpr std::string_view kWorkerVariables[] = {
     "TESSERA_RANK",       "TESSERA_WORLD_SIZE", "TESSERA_LOCAL_RANK", "TESSERA_LOCAL_WORLD_SIZE",
-    "TESSERA_STORE_ADDR", "TESSERA_JOB_TOKEN",  "TESSERA_BACKEND",    "TESSERA_NODE_RANK"};
+    "TESSERA_STORE_ADDR", "TESSERA_JOB_TOKEN",  "TESSERA_JOB_ID",     "TESSERA_BACKEND",
+    "TESSERA_NODE_RANK"};
 // A worker line longer than this is passed on in pieces (a worker printing without newlines must
 // not grow the launcher's memory).
 constexpr std::size_t kMaxLine = 64 * 1024;
-// Tokens name shared-memory segments and travel in environments: keep them to safe characters.
+// Tokens travel in environments and files: keep them to safe characters, and long enough that
+// guessing one is hopeless.
 constexpr std::size_t kMinTokenLength = 16;
 
 [[noreturn]] void option_error(const std::string& option, const std::string& message) {
@@ -183,11 +188,11 @@ void drain(Worker& w, Fd& source, int sink, std::string& partial) {
   }
 }
 
-// Removes /dev/shm/tessera-<token>* when the launcher returns, however it returns: the shared-
+// Removes /dev/shm/tessera-<job id>* when the launcher returns, however it returns: the shared-
 // memory backend names its segments so, and a worker that crashed cannot remove its own.
 class ShmCleanup {
  public:
-  explicit ShmCleanup(std::string token) : prefix_("tessera-" + std::move(token)) {}
+  explicit ShmCleanup(const std::string& job_id) : prefix_("tessera-" + job_id) {}
   ShmCleanup(const ShmCleanup&) = delete;
   ShmCleanup& operator=(const ShmCleanup&) = delete;
   ~ShmCleanup() {
@@ -273,7 +278,7 @@ void check_token(const std::string& token, const std::string& where) {
 
 std::vector<std::string> worker_environment(const LaunchOptions& o, const Worker& w,
                                             const std::string& store_address,
-                                            const std::string& token) {
+                                            const std::string& token, const std::string& job_id) {
   std::vector<std::string> env;
   for (char** p = environ; *p != nullptr; ++p) {
     std::string_view entry(*p);
@@ -290,6 +295,7 @@ std::vector<std::string> worker_environment(const LaunchOptions& o, const Worker
   env.push_back("TESSERA_NODE_RANK=" + std::to_string(o.node_rank));
   env.push_back("TESSERA_STORE_ADDR=" + store_address);
   env.push_back("TESSERA_JOB_TOKEN=" + token);
+  env.push_back("TESSERA_JOB_ID=" + job_id);
   env.push_back("TESSERA_BACKEND=" + o.backend);
   return env;
 }
@@ -443,9 +449,9 @@ int run_launcher(const LaunchOptions& o) {
                                  " node(s) cannot reach: give node 0's address on their network");
     }
     if (o.token.empty()) {
-      option_error("--token", "is required with --nnodes " + std::to_string(o.nnodes) +
-                                  ": every node's launcher must present the same job token "
-                                  "(--token or TESSERA_JOB_TOKEN)");
+      option_error("job token", "is required with --nnodes " + std::to_string(o.nnodes) +
+                                    ": every node's launcher must use the same one "
+                                    "(TESSERA_JOB_TOKEN or --token-file)");
     }
   }
   if (o.backend == "mpi") {
@@ -453,8 +459,10 @@ int run_launcher(const LaunchOptions& o) {
                  "\"mpi\" runs under mpirun or srun, which start the processes: "
                  "`mpirun -np N tessera train CONFIG` (without --nproc)");
   }
-  if (!o.token.empty()) check_token(o.token, "--token");
+  if (!o.token.empty()) check_token(o.token, "job token");
   const std::string token = o.token.empty() ? comm::make_job_token() : o.token;
+  // Names this host's shared memory of the job, which every local user can list: not the token.
+  const std::string job_id = comm::make_job_token().substr(0, 16);
 
   SignalScope signals;
   Fd signal_fd(::signalfd(-1, &signals.handled(), SFD_CLOEXEC | SFD_NONBLOCK));
@@ -474,7 +482,7 @@ int run_launcher(const LaunchOptions& o) {
         comm::TcpStoreOptions{.host = host, .port = port, .token = token});
     store_address = o.rdzv;
   }
-  ShmCleanup shm_cleanup(token);
+  ShmCleanup shm_cleanup(job_id);
 
   const int world = o.nproc * o.nnodes;
   std::vector<Worker> workers(static_cast<std::size_t>(o.nproc));
@@ -485,7 +493,7 @@ int run_launcher(const LaunchOptions& o) {
       w.local_rank = i;
       w.rank = o.node_rank * o.nproc + i;
       spawn(w, o.program.empty() ? "/proc/self/exe" : o.program, o.worker_args,
-            worker_environment(o, w, store_address, token), signals);
+            worker_environment(o, w, store_address, token, job_id), signals);
       started += (i ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " +
                  std::to_string(w.pid) + ")";
     }

@@ -18,7 +18,8 @@ struct LaunchOptions {
   std::string rdzv;
   // Passed to the workers as TESSERA_BACKEND: auto | gloo | mpi | shm.
   std::string backend = "auto";
-  // The job token. Empty: one is generated (one host only; several hosts must share one).
+  // The job token. Empty: one is generated (one host only; several hosts must share one). Never
+  // printed, and never on a process's command line.
   std::string token;
   // After a worker fails, the others get this long to fail on their own (a peer's death usually
   // fails their collectives within milliseconds, and their messages say what they saw), then
@@ -33,12 +34,13 @@ struct LaunchOptions {
 
 // The launcher of `tessera train --nproc N` and `tessera launch`: hosts the rendezvous store (node
 // 0), starts `nproc` workers with their rank, local rank, world size, store address and token in
-// the environment, prefixes each line they print with "[rank R] " (stdout to stdout, stderr to
+// the environment (and a job id, TESSERA_JOB_ID, that names the job's shared memory instead of the
+// token), prefixes each line they print with "[rank R] " (stdout to stdout, stderr to
 // stderr), forwards SIGINT and SIGTERM to them (a second one kills them), and when one fails stops
 // the others. Returns the exit code for the process: 0 when every worker exited 0, else the first
 // failed worker's exit code (128 + signal when a signal ended it), or 128 + the signal that
 // interrupted the launcher; a summary on stderr then says which rank failed how and its last line.
-// Removes /dev/shm/tessera-<token>* before returning (what crashed workers' shared memory left).
+// Removes /dev/shm/tessera-<job id>* before returning (what crashed workers' shared memory left).
 // Throws ConfigError on inconsistent options, CommError or TimeoutError when the store cannot be
 // hosted or reached, Error when workers cannot be started.
 // Call from the main thread before any other thread exists: it blocks SIGINT, SIGTERM and SIGCHLD

@@ -1,11 +1,63 @@
 #include "launcher_flags.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 
 #include "tessera/core/env.h"
+#include "tessera/core/error.h"
 
 namespace tessera::cli {
+namespace {
+
+// A token is a line of a few dozen characters; a larger file is something else.
+constexpr std::size_t kMaxTokenFileBytes = 4096;
+
+[[noreturn]] void token_file_error(const std::string& path, const std::string& message) {
+  throw ConfigError("command line", 0, "--token-file", "\"" + path + "\" " + message);
+}
+
+// The token in `path` (one line; its newline dropped). Checked on the open file, not its name,
+// so that nothing can swap the file between the check and the read.
+std::string read_token_file(const std::string& path) {
+  // O_NONBLOCK: a FIFO under that name must not hang the launcher.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) token_file_error(path, "cannot be opened: " + std::string(std::strerror(errno)));
+  const struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    token_file_error(path, "is not a regular file");
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    token_file_error(path, std::string("has mode ") + mode +
+                               ": other users may read or change it; chmod 600 it (whoever holds "
+                               "the token can join the job)");
+  }
+  std::string token;
+  char buffer[256];
+  ssize_t n = 0;
+  while (token.size() <= kMaxTokenFileBytes && (n = ::read(fd, buffer, sizeof(buffer))) > 0) {
+    token.append(buffer, static_cast<std::size_t>(n));
+  }
+  if (n < 0) token_file_error(path, "cannot be read: " + std::string(std::strerror(errno)));
+  if (token.size() > kMaxTokenFileBytes) token_file_error(path, "is too long to hold a token");
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  if (token.empty()) token_file_error(path, "is empty");
+  return token;
+}
+
+}  // namespace
 
 void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& nproc_help,
                         const std::string& backend_help) {
@@ -24,10 +76,13 @@ void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& 
   cmd.add_option("--backend", flags.backend, backend_help)
       ->check(CLI::IsMember({"auto", "gloo", "mpi", "shm"}))
       ->group(group);
-  cmd.add_option("--token", flags.token,
-                 "Job token every rank presents to the store (default: $TESSERA_JOB_TOKEN, else "
-                 "generated; required, and the same on every host, with --nnodes > 1)")
+  cmd.add_option("--token-file", flags.token_file,
+                 "File holding the job token every rank proves to the store (readable by you "
+                 "alone; default: $TESSERA_JOB_TOKEN, else generated; required, and the same on "
+                 "every host, with --nnodes > 1)")
       ->group(group);
+  // Not offered: caught only to say why, since a token given here is readable by every user.
+  cmd.add_option("--token", flags.refused_token)->group("");
   cmd.add_option("--grace", flags.grace_s,
                  "Seconds the other workers get to exit on their own after one fails, and again "
                  "after SIGTERM before SIGKILL")
@@ -44,7 +99,14 @@ LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd, in
   o.node_rank = flags.node_rank;
   o.rdzv = flags.rdzv;
   o.backend = cmd.count("--backend") ? flags.backend : backend;
-  o.token = cmd.count("--token") ? flags.token : env_string("TESSERA_JOB_TOKEN").value_or("");
+  if (cmd.count("--token") > 0) {
+    throw ConfigError("command line", 0, "--token",
+                      "is not accepted: a token on the command line is readable by every user of "
+                      "this host (ps, /proc/PID/cmdline); export TESSERA_JOB_TOKEN or use "
+                      "--token-file PATH (a file only you can read)");
+  }
+  o.token = cmd.count("--token-file") > 0 ? read_token_file(flags.token_file)
+                                          : env_string("TESSERA_JOB_TOKEN").value_or("");
   o.grace = std::chrono::milliseconds(std::llround(flags.grace_s * 1000.0));
   return o;
 }

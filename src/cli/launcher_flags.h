@@ -15,18 +15,21 @@ struct LauncherFlags {
   int node_rank = 0;
   std::string rdzv;
   std::string backend;
-  std::string token;
+  std::string token_file;
+  std::string refused_token;  // --token, which is refused: see launch_options()
   double grace_s = 5.0;
 };
 
-// Adds --nproc, --nnodes, --node-rank, --rdzv, --backend, --token and --grace to `cmd` (in its
-// "Launcher" group), writing into `flags`; the help texts of --nproc and --backend say where
+// Adds --nproc, --nnodes, --node-rank, --rdzv, --backend, --token-file and --grace to `cmd` (in
+// its "Launcher" group), writing into `flags`; the help texts of --nproc and --backend say where
 // their defaults come from.
 void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& nproc_help,
                         const std::string& backend_help);
 
 // The options the flags describe: `nproc` workers, `backend` unless --backend was given, the
-// token from --token, else $TESSERA_JOB_TOKEN (the environment keeps it out of `ps`).
+// token from --token-file, else $TESSERA_JOB_TOKEN: never from the command line, which every local
+// user can read (ps, /proc/PID/cmdline); a --token throws ConfigError saying so. Throws
+// ConfigError when the token file cannot be read or grants any access to group or others.
 [[nodiscard]] LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd,
                                            int nproc, const std::string& backend);
 

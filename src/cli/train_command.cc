@@ -92,7 +92,7 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
       "  tessera train cfg.toml --nproc 4    # 4 workers on this host ([parallel] strategy "
       "\"ddp\")\n"
       "  tessera train cfg.toml --nproc 4 --nnodes 2 --node-rank 0 --rdzv 10.0.0.1:29500 \\\n"
-      "      --token $TOKEN                  # on host 10.0.0.1; --node-rank 1 on the other\n"
+      "      --token-file ~/.tessera-token   # on host 10.0.0.1; --node-rank 1 on the other\n"
       "  mpirun -np 8 tessera train cfg.toml # or srun: see docs/distributed.md");
   cmd->add_option("config", args->config, "TOML config file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", args->overrides,

@@ -33,7 +33,7 @@
 //     (MPI knows rank and size itself; MPI_Init happens inside.)
 //   shm/shm_group.h: std::unique_ptr<ProcessGroup> make_shm_group(std::shared_ptr<Store> store,
 //     int rank, int size, GroupOptions options, ShmOptions shm_options);
-//     segments are named /dev/shm/tessera-<token>*: the launcher removes what a crash leaves.
+//     segments are named /dev/shm/tessera-<job id>*: the launcher removes what a crash leaves.
 //   shm/hierarchical_group.h: make_hierarchical_group(global, store, local_rank, local_size,
 //     ShmOptions): shared memory within each host, `global` (Gloo here) between hosts.
 #if __has_include("tessera/comm/mpi/mpi_group.h") && __has_include("mpi/mpi_group.cc")
@@ -137,6 +137,14 @@ std::optional<int> slurm_tasks_on_node(const std::string& list, int node) {
   }
   if (node < 0 || node >= static_cast<int>(counts.size())) return std::nullopt;
   return counts[static_cast<std::size_t>(node)];
+}
+
+// A job id names files (shared-memory segments): short, and nothing a path could misread.
+bool is_job_id(const std::string& id) {
+  return id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+         });
 }
 
 struct RankVariables {
@@ -403,6 +411,10 @@ std::optional<JobEnv> parse_job_env(const EnvLookup& lookup) {
   }
   job.hosts_store = job.launcher != JobLauncher::kTessera && job.rank == 0;
   job.token = lookup("TESSERA_JOB_TOKEN").value_or("");
+  job.job_id = lookup("TESSERA_JOB_ID").value_or("");
+  if (!is_job_id(job.job_id)) {
+    env_error("TESSERA_JOB_ID", "\"" + job.job_id + "\" is not 1-64 letters, digits, '-' or '_'");
+  }
   job.backend = lookup("TESSERA_BACKEND").value_or("");
   job.iface_host = lookup("TESSERA_IFACE_HOST").value_or("");
   job.iface = lookup("TESSERA_IFACE").value_or("");
@@ -465,7 +477,9 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
 
   std::shared_ptr<Store> store = connect_store(env, options.group.timeout);
   // The prefix lets the launcher remove a segment that a worker dying during setup left behind.
-  [[maybe_unused]] const std::string shm_prefix = "tessera-" + env.token;
+  // Never the token: names in /dev/shm are visible to every local user.
+  [[maybe_unused]] const std::string shm_prefix =
+      env.job_id.empty() ? std::string("tessera") : "tessera-" + env.job_id;
   const bool several_hosts = env.local_world_size && *env.local_world_size < env.world_size;
   if (backend == Backend::kShm && !several_hosts) {
 #if TESSERA_COMM_HAVE_SHM

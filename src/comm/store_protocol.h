@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -7,12 +9,21 @@
 #include <string_view>
 #include <vector>
 
+#include "tessera/comm/timeouts.h"
+
 // The TcpStore wire protocol, shared by client and server. A frame is a 4-byte little-endian body
 // length, then the body. A request body is a StoreCommand byte then its fields; a reply body is a
 // StoreStatus byte then its fields. Integers are little-endian; a string is a u32 length then its
-// bytes. The first frame of every connection is kHandshake; nothing else is served before it.
+// bytes.
 //
-//   kHandshake  str magic, str token                    -> kOk | kRefused
+// Every connection starts with a mutual challenge-response over the job token (store_auth.h); the
+// token itself never crosses the wire, and nothing else is served before it succeeds:
+//
+//   server, on accept: kChallenge str magic, str server_nonce
+//   kHandshake  str magic, str client_nonce, str client_proof  -> kOk str server_proof | kRefused
+//
+// The client checks the server's proof before it sends a request. Then:
+//
 //   kSet        str key, str value                      -> kOk
 //   kGet        str key, i64 timeout_ms                 -> kOk str value | kTimeout
 //   kAdd        str key, i64 delta                      -> kOk i64 value | kError str message
@@ -20,12 +31,25 @@
 //   kCheck      u32 n, n * str key                      -> kOk u8 all_set
 //   kWait       u32 n, n * str key, i64 timeout_ms      -> kOk | kTimeout u32 n, n * str missing
 //   kRemove     str key                                 -> kOk u8 was_set
+//
+// A timeout_ms outside [0, kMaxTimeout] is clamped into it (clamp_wait).
 namespace tessera::comm {
 
-inline constexpr std::string_view kStoreMagic = "tessera-store-1";
+// The protocol and its version: a peer with another version is refused by name.
+inline constexpr std::string_view kStoreMagic = "tessera-store-2";
+inline constexpr std::string_view kStoreMagicFamily = "tessera-store-";
 // Largest frame before the handshake: a stranger cannot make the server allocate much.
 inline constexpr std::uint32_t kMaxHandshakeFrame = 4096;
 inline constexpr std::uint32_t kMaxFrame = 1u << 30;
+// From accept to a verified proof. Not extended by anything the client sends: a peer that
+// trickles bytes is dropped as surely as a silent one.
+inline constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+
+// A client-supplied wait in milliseconds, as the server honours it: negative counts as 0 (answer
+// at once), and nothing waits longer than kMaxTimeout.
+[[nodiscard]] inline std::chrono::milliseconds clamp_wait(std::int64_t ms) {
+  return std::chrono::milliseconds(std::clamp<std::int64_t>(ms, 0, kMaxTimeout.count()));
+}
 
 enum class StoreCommand : std::uint8_t {
   kHandshake = 1,
@@ -38,7 +62,13 @@ enum class StoreCommand : std::uint8_t {
   kRemove = 8,
 };
 
-enum class StoreStatus : std::uint8_t { kOk = 0, kTimeout = 1, kRefused = 2, kError = 3 };
+enum class StoreStatus : std::uint8_t {
+  kOk = 0,
+  kTimeout = 1,
+  kRefused = 2,
+  kError = 3,
+  kChallenge = 4,
+};
 
 // Builds one frame: the length prefix is filled in by finish().
 class FrameWriter {

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "socket.h"
+#include "store_auth.h"
 #include "store_protocol.h"
 #include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
@@ -35,29 +36,62 @@ std::string join_keys(const std::vector<std::string>& keys) {
 
 }  // namespace
 
-// One authenticated connection to the server; used by one thread at a time.
+// One connection to the server, authenticated once authenticate() returned true; used by one
+// thread at a time.
 class TcpStore::Connection {
  public:
   explicit Connection(Socket socket) : socket_(std::move(socket)) {}
+
+  // The client's half of the handshake (store_protocol.h). Throws CommError when the server
+  // refuses the token, cannot prove that it holds it, or speaks another protocol. Returns false,
+  // with *error saying why, when the connection broke off first: a server with many connections
+  // awaiting their handshake closes the oldest, and a retry gets through.
+  bool authenticate(const std::string& address, const std::string& token,
+                    Clock::time_point deadline, std::string* error) {
+    std::string hello;
+    IoStatus status = transact("", &hello, kMaxHandshakeFrame, deadline, error);
+    if (status == IoStatus::kClosed) *error = "the server closed the connection";
+    if (status == IoStatus::kTimeout) {
+      *error = detail::concat("no challenge within ", to_ms(kHandshakeTimeout),
+                              " ms (a tessera store of an older version waits for the client to "
+                              "speak first)");
+    }
+    if (status != IoStatus::kOk) return false;
+    const std::string server_nonce = read_challenge(address, hello);
+    const std::string client_nonce = random_nonce();
+    const std::string frame = FrameWriter()
+                                  .u8(static_cast<std::uint8_t>(StoreCommand::kHandshake))
+                                  .str(kStoreMagic)
+                                  .str(client_nonce)
+                                  .str(client_proof(token, server_nonce, client_nonce))
+                                  .finish();
+    std::string reply;
+    status = transact(frame, &reply, kMaxHandshakeFrame, deadline, error);
+    if (status == IoStatus::kClosed) *error = "the server closed the connection";
+    if (status != IoStatus::kOk) return false;
+    FrameReader reader(reply);
+    const auto verdict = reader.u8();
+    if (verdict == static_cast<std::uint8_t>(StoreStatus::kRefused)) {
+      throw CommError(
+          detail::concat("store at ", address, " refused the connection: bad job token"));
+    }
+    const auto proof = reader.str();
+    if (verdict != static_cast<std::uint8_t>(StoreStatus::kOk) || !proof || !reader.at_end() ||
+        !proofs_equal(*proof, server_proof(token, server_nonce, client_nonce))) {
+      throw CommError(detail::concat("store at ", address,
+                                     " could not prove that it holds the job token: it is not "
+                                     "this job's store, or it was given another token"));
+    }
+    return true;
+  }
 
   // Sends `frame` and reads the reply body. Throws TimeoutError past `deadline`, CommError when
   // the connection fails.
   std::string exchange(const std::string& address, std::string_view what, const std::string& frame,
                        Clock::time_point deadline) {
-    std::string error;
-    IoStatus status = send_all(socket_.fd(), frame.data(), frame.size(), deadline, &error);
-    char prefix[4];
-    if (status == IoStatus::kOk) status = recv_all(socket_.fd(), prefix, 4, deadline, &error);
     std::string body;
-    if (status == IoStatus::kOk) {
-      const std::uint32_t length = frame_length(prefix);
-      if (length == 0 || length > kMaxFrame) {
-        throw CommError(detail::concat("store at ", address, ": ", what, ": malformed reply"));
-      }
-      body.resize(length);
-      status = recv_all(socket_.fd(), body.data(), length, deadline, &error);
-    }
-    switch (status) {
+    std::string error;
+    switch (transact(frame, &body, kMaxFrame, deadline, &error)) {
       case IoStatus::kOk:
         return body;
       case IoStatus::kTimeout:
@@ -73,6 +107,45 @@ class TcpStore::Connection {
   }
 
  private:
+  // Sends `frame` (nothing when empty) and reads one frame of at most `limit` bytes into *body.
+  IoStatus transact(const std::string& frame, std::string* body, std::uint32_t limit,
+                    Clock::time_point deadline, std::string* error) {
+    IoStatus status = IoStatus::kOk;
+    if (!frame.empty())
+      status = send_all(socket_.fd(), frame.data(), frame.size(), deadline, error);
+    char prefix[4];
+    if (status == IoStatus::kOk) status = recv_all(socket_.fd(), prefix, 4, deadline, error);
+    if (status != IoStatus::kOk) return status;
+    const std::uint32_t length = frame_length(prefix);
+    if (length == 0 || length > limit) {
+      *error = detail::concat("malformed reply: a ", length, "-byte frame (at most ", limit, ")");
+      return IoStatus::kError;
+    }
+    body->resize(length);
+    return recv_all(socket_.fd(), body->data(), length, deadline, error);
+  }
+
+  // The server nonce of a challenge; throws CommError when `hello` is not one of this version.
+  static std::string read_challenge(const std::string& address, const std::string& hello) {
+    FrameReader reader(hello);
+    const auto kind = reader.u8();
+    const auto magic = reader.str();
+    const auto nonce = reader.str();
+    if (kind != static_cast<std::uint8_t>(StoreStatus::kChallenge) || !magic ||
+        !magic->starts_with(kStoreMagicFamily)) {
+      throw CommError(detail::concat("store at ", address,
+                                     ": not a tessera store (its greeting is not a challenge)"));
+    }
+    if (*magic != kStoreMagic) {
+      throw CommError(detail::concat("store at ", address, " speaks ", *magic, ", this client ",
+                                     kStoreMagic, ": the hosts run different tessera versions"));
+    }
+    if (!nonce || nonce->size() != kNonceBytes || !reader.at_end()) {
+      throw CommError(detail::concat("store at ", address, ": malformed challenge"));
+    }
+    return *nonce;
+  }
+
   Socket socket_;
 };
 
@@ -113,22 +186,12 @@ std::unique_ptr<TcpStore::Connection> TcpStore::acquire(Clock::time_point deadli
     Socket socket = connect_tcp(options_.host, options_.port, deadline, &last_error);
     if (socket.valid()) {
       auto connection = std::make_unique<Connection>(std::move(socket));
-      const std::string reply =
-          connection->exchange(address_, "the handshake",
-                               FrameWriter()
-                                   .u8(static_cast<std::uint8_t>(StoreCommand::kHandshake))
-                                   .str(kStoreMagic)
-                                   .str(options_.token)
-                                   .finish(),
-                               std::max(deadline, Clock::now() + std::chrono::seconds(5)));
-      FrameReader reader(reply);
-      const auto status = reader.u8();
-      if (status == static_cast<std::uint8_t>(StoreStatus::kOk)) return connection;
-      if (status == static_cast<std::uint8_t>(StoreStatus::kRefused)) {
-        throw CommError(
-            detail::concat("store at ", address_, " refused the connection: bad job token"));
+      // The server gives a handshake kHandshakeTimeout, however little is left of `deadline`.
+      if (connection->authenticate(address_, options_.token, Clock::now() + kHandshakeTimeout,
+                                   &last_error)) {
+        return connection;
       }
-      throw CommError(detail::concat("store at ", address_, ": unexpected handshake reply"));
+      last_error = "the handshake broke off: " + last_error;
     }
     const auto now = Clock::now();
     if (now >= deadline) {

@@ -1,13 +1,24 @@
 #include "tessera/comm/store.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +26,10 @@
 #include <gtest/gtest.h>
 
 #include "run_ranks.h"
+#include "socket.h"
+#include "store_auth.h"
+#include "store_protocol.h"
+#include "store_service.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/gloo/gloo_group.h"
 #include "tessera/comm/hash_store.h"
@@ -33,6 +48,17 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+int count_lines(const std::string& text) {
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+int count_lines_with(const std::string& text, const std::string& part) {
+  int n = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) n += contains(line, part) ? 1 : 0;
+  return n;
+}
+
 // The same contract, checked on each implementation.
 struct StoreFactory {
   std::string name;
@@ -49,6 +75,47 @@ class StoreContract : public ::testing::TestWithParam<StoreFactory> {
 TcpStoreServer& shared_server() {
   static TcpStoreServer server(TcpStoreServerOptions{.token = "contract-token"});
   return server;
+}
+
+// A blocking loopback connection to `port`, not speaking until told to.
+int raw_connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const timeval limit{.tv_sec = 10, .tv_usec = 0};  // no read in a test waits forever
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  return fd;
+}
+
+void send_bytes(int fd, const std::string& bytes) {
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(bytes.size()));
+}
+
+// Everything the peer sends until it closes the connection (or 10 s pass).
+std::string read_until_closed(int fd) {
+  std::string bytes;
+  char buffer[4096];
+  ssize_t n = 0;
+  while ((n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) {
+    bytes.append(buffer, static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(n, 0) << "the connection was not closed";
+  return bytes;
+}
+
+// One frame's body from fd.
+std::string read_frame(int fd) {
+  char prefix[4];
+  if (::recv(fd, prefix, 4, MSG_WAITALL) != 4) return "";
+  std::string body(frame_length(prefix), '\0');
+  if (::recv(fd, body.data(), body.size(), MSG_WAITALL) != static_cast<ssize_t>(body.size())) {
+    return "";
+  }
+  return body;
 }
 
 int key_counter = 0;
@@ -192,9 +259,10 @@ TEST(TcpStore, ManyClientsShareOneServer) {
   EXPECT_EQ(observer.get("arrived"), "6");
 }
 
-TEST(TcpStore, AWrongTokenIsRefusedAndLogged) {
-  TcpStoreServer server(TcpStoreServerOptions{.token = "right-token"});
+TEST(TcpStore, AWrongOrMissingTokenIsRefusedAndLogged) {
   for (const std::string token : {"wrong-token", ""}) {
+    // A server each: refusals are logged once per interval.
+    TcpStoreServer server(TcpStoreServerOptions{.token = "right-token"});
     ::testing::internal::CaptureStderr();
     try {
       TcpStore store(TcpStoreOptions{.port = server.port(), .token = token});
@@ -205,13 +273,13 @@ TEST(TcpStore, AWrongTokenIsRefusedAndLogged) {
     }
     const std::string log = ::testing::internal::GetCapturedStderr();
     EXPECT_TRUE(contains(log, "refused a connection from 127.0.0.1:")) << log;
-    EXPECT_TRUE(contains(log, token.empty() ? "missing job token" : "bad job token")) << log;
+    EXPECT_TRUE(contains(log, "bad job token")) << log;
     EXPECT_FALSE(contains(log, "right-token")) << "the log must not leak the token: " << log;
+    // The server still serves clients that have the token.
+    TcpStore good(TcpStoreOptions{.port = server.port(), .token = "right-token"});
+    good.set("k", "v");
+    EXPECT_EQ(good.get("k"), "v");
   }
-  // The server still serves clients that have the token.
-  TcpStore good(TcpStoreOptions{.port = server.port(), .token = "right-token"});
-  good.set("k", "v");
-  EXPECT_EQ(good.get("k"), "v");
 }
 
 TEST(TcpStore, AStrangerSpeakingAnotherProtocolIsRefused) {
@@ -315,6 +383,243 @@ TEST(TcpStore, GlooGroupsMeetThroughIt) {
     EXPECT_EQ(x, 3.0);
     group->shutdown();
   });
+}
+
+TEST(TcpStore, AClientWithoutTheTokenCanNeitherSetNorGetNorWait) {
+  const std::string token = make_job_token();
+  TcpStoreServer server(TcpStoreServerOptions{.token = token});
+  TcpStore rank(TcpStoreOptions{.port = server.port(), .token = token});
+  rank.set("job/address", "rank 0's");
+  ::testing::internal::CaptureStderr();
+  for (const std::string guess : {std::string("not-the-token-0123456789"), std::string()}) {
+    const int fd = raw_connect(server.port());
+    const std::string hello = read_frame(fd);
+    FrameReader challenge(hello);
+    ASSERT_EQ(challenge.u8(), static_cast<std::uint8_t>(StoreStatus::kChallenge));
+    ASSERT_EQ(challenge.str(), std::string(kStoreMagic));
+    const std::string server_nonce = challenge.str().value();
+    const std::string client_nonce = random_nonce();
+    // The handshake and, without waiting for the verdict, requests for the job's keys.
+    send_bytes(fd, FrameWriter()
+                           .u8(static_cast<std::uint8_t>(StoreCommand::kHandshake))
+                           .str(kStoreMagic)
+                           .str(client_nonce)
+                           .str(client_proof(guess, server_nonce, client_nonce))
+                           .finish() +
+                       FrameWriter()
+                           .u8(static_cast<std::uint8_t>(StoreCommand::kSet))
+                           .str("job/address")
+                           .str("the stranger's")
+                           .finish() +
+                       FrameWriter()
+                           .u8(static_cast<std::uint8_t>(StoreCommand::kGet))
+                           .str("job/address")
+                           .i64(0)
+                           .finish() +
+                       FrameWriter()
+                           .u8(static_cast<std::uint8_t>(StoreCommand::kWait))
+                           .strs({"job/address"})
+                           .i64(0)
+                           .finish());
+    const std::string answer = read_until_closed(fd);
+    ::close(fd);
+    EXPECT_EQ(answer, FrameWriter().u8(static_cast<std::uint8_t>(StoreStatus::kRefused)).finish())
+        << "the stranger got more than a refusal";
+  }
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(contains(log, "bad job token")) << log;
+  EXPECT_FALSE(contains(log, token)) << log;
+  EXPECT_EQ(rank.get("job/address"), "rank 0's");
+}
+
+TEST(TcpStore, AServerThatCannotProveTheTokenIsNotTrustedAndLearnsNothing) {
+  const std::string token = make_job_token();
+  int port = 0;
+  Socket listener = listen_tcp("127.0.0.1", 0, &port);
+  std::string heard;
+  std::thread impostor([&] {
+    pollfd incoming{.fd = listener.fd(), .events = POLLIN, .revents = 0};
+    ASSERT_EQ(::poll(&incoming, 1, 10000), 1) << "the client never connected";
+    Socket connection(::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(connection.valid());
+    const timeval limit{.tv_sec = 10, .tv_usec = 0};
+    ::setsockopt(connection.fd(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    const std::string hello = FrameWriter()
+                                  .u8(static_cast<std::uint8_t>(StoreStatus::kChallenge))
+                                  .str(kStoreMagic)
+                                  .str(random_nonce())
+                                  .finish();
+    send_bytes(connection.fd(), hello);
+    heard = read_frame(connection.fd());
+    send_bytes(connection.fd(), FrameWriter()
+                                    .u8(static_cast<std::uint8_t>(StoreStatus::kOk))
+                                    .str(std::string(kProofBytes, 'x'))
+                                    .finish());
+  });
+  try {
+    TcpStore store(TcpStoreOptions{.port = port, .token = token});
+    ADD_FAILURE() << "the client trusted a server without the token";
+  } catch (const CommError& e) {
+    EXPECT_TRUE(contains(e.what(), "could not prove that it holds the job token")) << e.what();
+  }
+  impostor.join();
+  EXPECT_FALSE(heard.empty());
+  EXPECT_FALSE(contains(heard, token)) << "the token crossed the wire";
+}
+
+TEST(TcpStore, TimeoutsBelowZeroZeroAndHugeAreClamped) {
+  TcpStoreServer server(TcpStoreServerOptions{.token = "t"});
+  TcpStore store(TcpStoreOptions{.port = server.port(), .token = "t"});
+  for (const milliseconds timeout : {milliseconds(-1), milliseconds(0), milliseconds::min()}) {
+    const auto start = Clock::now();
+    EXPECT_THROW((void)store.get("absent", timeout), TimeoutError) << timeout.count();
+    EXPECT_THROW(store.wait({"absent"}, timeout), TimeoutError) << timeout.count();
+    EXPECT_LT(Clock::now() - start, milliseconds(1000)) << timeout.count();
+  }
+  std::thread setter([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    TcpStore other(TcpStoreOptions{.port = server.port(), .token = "t"});
+    other.set("late", "here");
+  });
+  EXPECT_EQ(store.get("late", milliseconds::max()), "here");
+  store.wait({"late"}, milliseconds::max());
+  setter.join();
+}
+
+// Strangers' connections that never speak: the job's ranks still meet. The server keeps only so
+// many of them and closes the oldest.
+TEST(TcpStore, FiveHundredIdleConnectionsDoNotLockTheRanksOut) {
+  const std::string token = make_job_token();
+  TcpStoreServer server(TcpStoreServerOptions{.token = token});
+  ::testing::internal::CaptureStderr();
+  std::vector<int> idle;
+  for (int i = 0; i < 500; ++i) idle.push_back(raw_connect(server.port()));
+  testing::run_threads(3, [&](int rank) {
+    auto store = std::make_shared<TcpStore>(TcpStoreOptions{.port = server.port(), .token = token});
+    auto group = make_gloo_group(store, rank, 3, testing::test_options());
+    double x = rank;
+    group->allreduce(&x, 1, DataType::kFloat64, ReduceOp::kSum)->wait();
+    EXPECT_EQ(x, 3.0);
+    group->shutdown();
+  });
+  int closed = 0;
+  for (int fd : idle) {
+    (void)read_frame(fd);  // the challenge
+    const timeval brief{.tv_sec = 0, .tv_usec = 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &brief, sizeof(brief));
+    char byte = 0;
+    if (::recv(fd, &byte, 1, 0) == 0) ++closed;
+    ::close(fd);
+  }
+  EXPECT_GE(closed, 500 - static_cast<int>(StoreService::kMaxUnauthenticated));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(contains(log, "it had not authenticated when a newer connection came")) << log;
+  EXPECT_LE(count_lines(log), 3) << "the evictions flooded the log:\n" << log;
+}
+
+// CPU seconds `pid` has used, from /proc.
+double cpu_seconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the command name, which ends with the last ')': utime and stime are the 12th and
+  // 13th of them.
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 1; i <= 13 && fields >> field; ++i) {
+    if (i >= 12) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+int highest_open_fd() {
+  int highest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  return highest;
+}
+
+// A child process hosts the server with room for only a few more descriptors; the test fills
+// them. accept() then fails with EMFILE while the listening socket stays readable: the server
+// must rest instead of spinning, say so once, and serve again once descriptors are free.
+TEST(TcpStore, KeepsServingWhenItsProcessRunsOutOfFileDescriptors) {
+  const std::string token = make_job_token();
+  const std::filesystem::path log_path =
+      std::filesystem::temp_directory_path() /
+      ("tessera-store-emfile-" + std::to_string(::getpid()) + ".log");
+  int ready[2];
+  int quit[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(quit, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The child must not return into gtest, nor outlive it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::close(ready[0]);
+    ::close(quit[1]);
+    try {
+      const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      ::dup2(log, STDERR_FILENO);
+      TcpStoreServer server(TcpStoreServerOptions{.token = token});
+      // Every descriptor number up to the limit taken but a few, for the test's connections.
+      const auto limit = static_cast<rlim_t>(highest_open_fd() + 1);
+      const rlimit lower{.rlim_cur = limit, .rlim_max = limit};
+      if (::setrlimit(RLIMIT_NOFILE, &lower) != 0) ::_exit(2);
+      std::vector<int> taken;
+      for (int fd; (fd = ::dup(STDERR_FILENO)) >= 0;) taken.push_back(fd);
+      for (int i = 0; i < 4 && !taken.empty(); ++i) {
+        ::close(taken.back());
+        taken.pop_back();
+      }
+      const int port = server.port();
+      if (::write(ready[1], &port, sizeof(port)) != sizeof(port)) ::_exit(3);
+      char byte = 0;
+      [[maybe_unused]] const ssize_t n = ::read(quit[0], &byte, 1);  // until the test closes it
+      server.stop();
+      ::_exit(0);
+    } catch (...) {
+      ::_exit(4);
+    }
+  }
+  ::close(ready[1]);
+  ::close(quit[0]);
+  int port = 0;
+  ASSERT_EQ(::read(ready[0], &port, sizeof(port)), static_cast<ssize_t>(sizeof(port)));
+  ::close(ready[0]);
+
+  std::vector<int> fillers;
+  for (int i = 0; i < 16; ++i) fillers.push_back(raw_connect(port));
+  std::string log;
+  for (const auto start = Clock::now();
+       !contains(log, "cannot accept connections") && Clock::now() - start < milliseconds(10000);
+       std::this_thread::sleep_for(milliseconds(20))) {
+    std::ifstream file(log_path);
+    log.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  }
+  ASSERT_TRUE(contains(log, "cannot accept connections: Too many open files")) << log;
+
+  const double before = cpu_seconds(child);
+  std::this_thread::sleep_for(milliseconds(1000));
+  const double used = cpu_seconds(child) - before;
+  EXPECT_LT(used, 0.2) << "the server spun while out of descriptors";
+
+  for (int fd : fillers) ::close(fd);
+  {
+    TcpStore store(
+        TcpStoreOptions{.port = port, .token = token, .connect_timeout = milliseconds(10000)});
+    store.set("served", "again");
+    EXPECT_EQ(store.get("served"), "again");
+  }
+  ::close(quit[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::ifstream file(log_path);
+  log.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  EXPECT_EQ(count_lines_with(log, "cannot accept connections"), 1) << log;
+  std::filesystem::remove(log_path);
 }
 
 TEST(JobToken, IsFreshAndLongEnough) {

@@ -52,6 +52,7 @@ TEST(JobEnv, ReadsTheTesseraLaunchersVariables) {
                                  {"TESSERA_LOCAL_WORLD_SIZE", "2"},
                                  {"TESSERA_STORE_ADDR", "10.1.2.3:29500"},
                                  {"TESSERA_JOB_TOKEN", "tok"},
+                                 {"TESSERA_JOB_ID", "0123abcd-job_1"},
                                  {"TESSERA_BACKEND", "gloo"},
                                  {"TESSERA_COMM_TIMEOUT_S", "2.5"},
                                  // Someone else's variables do not override ours.
@@ -67,6 +68,7 @@ TEST(JobEnv, ReadsTheTesseraLaunchersVariables) {
   EXPECT_EQ(job->store_port, 29500);
   EXPECT_FALSE(job->hosts_store) << "the tessera launcher hosts the store";
   EXPECT_EQ(job->token, "tok");
+  EXPECT_EQ(job->job_id, "0123abcd-job_1");
   EXPECT_EQ(job->backend, "gloo");
   EXPECT_EQ(job->timeout, std::chrono::milliseconds(2500));
 }
@@ -104,6 +106,16 @@ TEST(JobEnv, ReadsOpenMpiPmiAndSlurmWithRankZeroHostingTheStore) {
   EXPECT_EQ(slurm->world_size, 7);
   EXPECT_EQ(slurm->local_rank, 1);
   EXPECT_EQ(slurm->local_world_size, 3) << "node 2 of 2,2,3";
+}
+
+TEST(JobEnv, AJobIdThatCouldNotNameAFileIsRefused) {
+  for (const std::string& id :
+       {std::string("../escape"), std::string("a/b"), std::string(65, 'x')}) {
+    const std::string error =
+        parse_error({{"TESSERA_RANK", "0"}, {"TESSERA_WORLD_SIZE", "1"}, {"TESSERA_JOB_ID", id}});
+    EXPECT_NE(error.find("TESSERA_JOB_ID: \"" + id + "\" is not 1-64 letters"), std::string::npos)
+        << error;
+  }
 }
 
 TEST(JobEnv, MissingOrInconsistentVariablesAreNamed) {
@@ -205,8 +217,9 @@ TEST_P(RealMpirunTest, RunsTwoRanks) {
   TrainingJob job("real_mpirun_" + GetParam());
   std::string exports = " -x TESSERA_BACKEND=" + GetParam();
   if (GetParam() == "gloo") {
+    // The token by name only: mpirun's own command line is readable by every user.
     exports += " -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=" + std::to_string(free_port()) +
-               " -x TESSERA_JOB_TOKEN=mpirun0123456789abcdef";
+               " -x TESSERA_JOB_TOKEN";
   }
   // Open MPI's initialisation leaks by design; tools/lsan.supp hides it, but only with full stacks.
   const char* asan = std::getenv("ASAN_OPTIONS");
@@ -216,7 +229,7 @@ TEST_P(RealMpirunTest, RunsTwoRanks) {
   Process mpirun({"/bin/sh", "-c",
                   "exec mpirun --allow-run-as-root --oversubscribe -np 2" + exports + " " +
                       tessera_binary() + " train " + job.config(2, 8).string()},
-                 {asan_options}, job.dir() / "mpirun");
+                 {asan_options, "TESSERA_JOB_TOKEN=mpirun0123456789abcdef"}, job.dir() / "mpirun");
   auto code = mpirun.wait(60s);
   ASSERT_TRUE(code.has_value()) << mpirun.err();
   EXPECT_EQ(*code, 0) << mpirun.out() << mpirun.err();

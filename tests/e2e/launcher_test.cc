@@ -20,8 +20,10 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kJobTimeout = 30s;
-// A token the test knows (the launcher generates one when none is given).
+// A token the test knows (the launcher generates one when none is given), passed as the user
+// would: in the environment.
 const std::string kToken = "e2e0123456789abcdef0123456789abc";
+const std::string kTokenVariable = "TESSERA_JOB_TOKEN=" + kToken;
 
 std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
@@ -176,9 +178,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, WorkerFailureTest, ::testing::ValuesIn(kBacke
 
 TEST(Launcher, RefusesStoreClientsWithoutTheTokenAndStopsOnSigterm) {
   TrainingJob job(test_name());
-  auto args = endless_job(job, 2);
-  args.insert(args.end(), {"--token", kToken});
-  Process launcher(args, {}, job.dir() / "launcher");
+  Process launcher(endless_job(job, 2), {kTokenVariable}, job.dir() / "launcher");
   ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch", kJobTimeout)) << launcher.err();
   const std::string address = store_address(launcher.err());
   ASSERT_FALSE(address.empty()) << launcher.err();
@@ -202,7 +202,11 @@ TEST(Launcher, RefusesStoreClientsWithoutTheTokenAndStopsOnSigterm) {
   EXPECT_EQ(good.get("e2e/probe", 5s), "ok");
 
   // Shared memory a crashed worker could leave behind is removed when the launcher exits.
-  const fs::path leftover = "/dev/shm/tessera-" + kToken + "-e2e-leftover";
+  const auto pid = worker_pid(launcher.err(), 0);
+  ASSERT_TRUE(pid.has_value()) << launcher.err();
+  const std::string job_id = environment_of(*pid, "TESSERA_JOB_ID");
+  ASSERT_EQ(job_id.size(), 16u) << "the launcher passes each worker a job id";
+  const fs::path leftover = "/dev/shm/tessera-" + job_id + "-e2e-leftover";
   std::ofstream(leftover) << "x";
   ASSERT_TRUE(fs::exists(leftover));
 
@@ -233,23 +237,28 @@ TEST(Launcher, SeveralNodesNeedAReachableRendezvousAndAToken) {
   const std::string config = job.config(1, 5).string();
   struct Case {
     std::vector<std::string> flags;
+    std::vector<std::string> env;
     std::string expected;
   };
   const Case cases[] = {
-      {{"--nnodes", "2", "--node-rank", "0", "--token", kToken}, "--rdzv: is required"},
-      {{"--nnodes", "2", "--node-rank", "0", "--rdzv", "127.0.0.1:29999", "--token", kToken},
+      {{"--nnodes", "2", "--node-rank", "0"}, {kTokenVariable}, "--rdzv: is required"},
+      {{"--nnodes", "2", "--node-rank", "0", "--rdzv", "127.0.0.1:29999"},
+       {kTokenVariable},
        "loopback"},
-      {{"--nnodes", "2", "--node-rank", "0", "--rdzv", "10.0.0.1:29999"}, "--token: is required"},
-      {{"--nnodes", "2", "--node-rank", "2", "--rdzv", "10.0.0.1:29999", "--token", kToken},
+      {{"--nnodes", "2", "--node-rank", "0", "--rdzv", "10.0.0.1:29999"},
+       {},
+       "job token: is required"},
+      {{"--nnodes", "2", "--node-rank", "2", "--rdzv", "10.0.0.1:29999"},
+       {kTokenVariable},
        "--node-rank"},
-      {{"--nproc", "2", "--token", "short"}, "at least 16 characters"},
-      {{"--nproc", "2", "--backend", "mpi"}, "mpirun"},
+      {{"--nproc", "2"}, {"TESSERA_JOB_TOKEN=short"}, "at least 16 characters"},
+      {{"--nproc", "2", "--backend", "mpi"}, {}, "mpirun"},
   };
   int i = 0;
   for (const Case& c : cases) {
     std::vector<std::string> args{tessera_binary(), "train", config};
     args.insert(args.end(), c.flags.begin(), c.flags.end());
-    Process launcher(args, {}, job.dir() / ("launcher" + std::to_string(i++)));
+    Process launcher(args, c.env, job.dir() / ("launcher" + std::to_string(i++)));
     auto code = launcher.wait(kJobTimeout);
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 2) << launcher.err();

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <fstream>
@@ -205,6 +206,19 @@ TrainingJob::TrainingJob(const std::string& name)
 TrainingJob::~TrainingJob() {
   std::error_code ignored;
   fs::remove_all(dir_, ignored);
+}
+
+std::string environment_of(pid_t pid, const std::string& name) {
+  const std::string environment = read_file("/proc/" + std::to_string(pid) + "/environ");
+  const std::string key = name + "=";
+  for (std::size_t at = 0; at < environment.size();) {
+    const std::size_t end = std::min(environment.find('\0', at), environment.size());
+    if (environment.compare(at, key.size(), key) == 0) {
+      return environment.substr(at + key.size(), end - at - key.size());
+    }
+    at = end + 1;
+  }
+  return "";
 }
 
 fs::path TrainingJob::config(int epochs, int log_every, const std::string& name,

@@ -59,6 +59,9 @@ class Process {
 [[nodiscard]] std::string store_address(const std::string& launcher_err);
 // A TCP port that was free a moment ago on 127.0.0.1 (for a store that a rank hosts).
 [[nodiscard]] int free_port();
+// The value of variable `name` in the environment `pid` started with ("" when it has none);
+// readable only by the process's owner.
+[[nodiscard]] std::string environment_of(pid_t pid, const std::string& name);
 // Number of lines of `text` containing `needle`.
 [[nodiscard]] int count_lines_with(const std::string& text, const std::string& needle);
 

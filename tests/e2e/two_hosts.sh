@@ -73,7 +73,9 @@ run_dir = "$work/run"
 strategy = "ddp"
 TOML
 
-token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# In the environment, never on a command line: every user can read the arguments of a process.
+TESSERA_JOB_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export TESSERA_JOB_TOKEN
 export TESSERA_COMM_TIMEOUT_S=30
 # auto: shared memory within each namespace, Gloo between them; gloo: Gloo between all 4 ranks.
 for backend in auto gloo; do
@@ -83,7 +85,7 @@ for backend in auto gloo; do
     ns=$ns_a
     [ "$node" = 1 ] && ns=$ns_b
     ip netns exec "$ns" timeout 60 "$tessera" train "$work/job.toml" --nproc 2 --nnodes 2 \
-      --node-rank "$node" --rdzv 10.200.0.1:29400 --token "$token" --backend "$backend" \
+      --node-rank "$node" --rdzv 10.200.0.1:29400 --backend "$backend" \
       >"$work/node$node.out" 2>"$work/node$node.err" &
     pids+=($!)
     sleep 0.3

@@ -41,8 +41,12 @@ struct JobEnv {
   // True when this process must host the store: rank 0 under mpirun or srun. Under the tessera
   // launcher the launcher hosts it.
   bool hosts_store = false;
-  // TESSERA_JOB_TOKEN: every store connection presents it. Empty when unset.
+  // TESSERA_JOB_TOKEN: every store connection proves it holds it. Empty when unset.
   std::string token;
+  // TESSERA_JOB_ID: names this job's shared memory on this host (not a secret: /dev/shm is
+  // listable by everyone), so that the launcher can remove what a crashed worker left. Set by the
+  // tessera launcher; empty when unset.
+  std::string job_id;
   // TESSERA_BACKEND ("auto", "gloo", "mpi", "shm"); empty when unset.
   std::string backend;
   // TESSERA_IFACE_HOST: the address this rank's transport binds to and advertises; empty: the

@@ -1,10 +1,13 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "tessera/comm/timeouts.h"
 
 namespace tessera::comm {
 
@@ -13,7 +16,8 @@ namespace tessera::comm {
 // Values are byte strings. Implementations are thread-safe.
 //
 // Every blocking call has a deadline: the timeout given, else the store's default timeout().
-// On expiry it throws TimeoutError naming the store, the missing keys and the time waited.
+// On expiry it throws TimeoutError naming the store, the missing keys and the time waited. A
+// negative timeout counts as 0 (look once), and none is longer than kMaxTimeout.
 class Store {
  public:
   Store(const Store&) = delete;
@@ -26,13 +30,13 @@ class Store {
   // Value of `key`, waiting until it is set.
   [[nodiscard]] std::string get(const std::string& key) { return do_get(key, timeout_); }
   [[nodiscard]] std::string get(const std::string& key, std::chrono::milliseconds timeout) {
-    return do_get(key, timeout);
+    return do_get(key, clamp_timeout(timeout));
   }
 
   // Returns once every key in `keys` is set.
   void wait(const std::vector<std::string>& keys) { do_wait(keys, timeout_); }
   void wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
-    do_wait(keys, timeout);
+    do_wait(keys, clamp_timeout(timeout));
   }
 
   // True when every key in `keys` is set; does not wait.
@@ -59,6 +63,10 @@ class Store {
 
  protected:
   explicit Store(std::chrono::milliseconds timeout);
+
+  [[nodiscard]] static std::chrono::milliseconds clamp_timeout(std::chrono::milliseconds timeout) {
+    return std::clamp(timeout, std::chrono::milliseconds(0), kMaxTimeout);
+  }
 
   virtual std::string do_get(const std::string& key, std::chrono::milliseconds timeout) = 0;
   virtual void do_wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) = 0;

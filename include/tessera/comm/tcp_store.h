@@ -18,7 +18,7 @@ struct TcpStoreOptions {
   // the caller passes what the user chose.
   std::string host = "127.0.0.1";
   int port = 0;
-  // The job token the server expects.
+  // The job token the server expects; the client proves it holds it and never sends it.
   std::string token;
   // How long to keep retrying while nothing listens yet (the server may start after the client).
   std::chrono::milliseconds connect_timeout = kDefaultConnectTimeout;
@@ -31,8 +31,10 @@ struct TcpStoreOptions {
 class TcpStore final : public Store {
  public:
   // Connects, retrying until options.connect_timeout (then TimeoutError naming the address, the
-  // time tried and the last error), and presents the token (a refusal throws CommError
-  // "store at HOST:PORT refused the connection: bad job token").
+  // time tried and the last error), and runs the challenge-response over the token: the token
+  // never crosses the wire, and the server must prove it holds it too. A refusal throws CommError
+  // "store at HOST:PORT refused the connection: bad job token"; a server that cannot prove the
+  // token throws CommError before anything is sent to it.
   explicit TcpStore(TcpStoreOptions options);
   ~TcpStore() override;
 

@@ -12,13 +12,18 @@ struct TcpStoreServerOptions {
   std::string host = "127.0.0.1";
   // 0 picks a free port; read it back with TcpStoreServer::port().
   int port = 0;
-  // Every client must present this token first (non-empty; see make_job_token()).
+  // Every client must prove it holds this token first (non-empty; see make_job_token()).
   std::string token;
 };
 
 // The server side of TcpStore: one thread that serves any number of clients over TCP, hosted by
-// the launcher (or by rank 0). A connection that does not start with the job token is refused,
-// logged on stderr with the peer's address, and closed. Keys live as long as the server.
+// the launcher (or by rank 0). Each connection starts with a mutual challenge-response over the
+// job token (the token never crosses the wire); one that fails it, or does not complete it within
+// a short deadline, is refused and logged on stderr with the peer's address. At most a bounded
+// number of connections may await their handshake: a newer one closes the oldest, so idle
+// strangers cannot lock the job's ranks out. When the process runs out of file descriptors the
+// server keeps serving the open connections and accepts again once descriptors are free. Waits
+// longer than kMaxTimeout are cut to it. Keys live as long as the server.
 // Not copyable; stop() or the destructor ends the thread and closes every connection.
 class TcpStoreServer {
  public:

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -174,21 +175,20 @@ bool P2pEngine::pump_send(int peer) {
   RingHeader* ring = layout_.ring(base_, rank_, peer);
   std::byte* data = layout_.ring_data(base_, rank_, peer);
   const std::size_t capacity = layout_.ring_bytes();
-  std::uint64_t head = shared(ring->head).load(std::memory_order_relaxed);  // ours alone
+  // Only this engine writes the head, but the segment is shared: checked as the tail is.
+  std::uint64_t head = shared(ring->head).load(std::memory_order_relaxed);
   const std::uint64_t tail = shared(ring->tail).load(std::memory_order_acquire);
+  check_ring({.head = head, .tail = tail}, capacity, rank_, peer);
   bool moved = false;
   while (!state.sends.empty()) {
     Send& send = state.sends.front();
     std::size_t space = capacity - static_cast<std::size_t>(head - tail);
     if (!send.header_written) {
-      if (space < kHeaderBytes) break;
-      std::byte header[kHeaderBytes] = {};
-      const std::uint64_t length = send.bytes;
-      std::memcpy(header, &send.tag, sizeof(send.tag));
-      std::memcpy(header + 8, &length, sizeof(length));
-      ring_write(data, capacity, head, header, kHeaderBytes);
-      head += kHeaderBytes;
-      space -= kHeaderBytes;
+      if (space < kMessageHeaderBytes) break;
+      const auto header = encode_message_header({.tag = send.tag, .length = send.bytes});
+      ring_write(data, capacity, head, header.data(), header.size());
+      head += kMessageHeaderBytes;
+      space -= kMessageHeaderBytes;
       send.header_written = true;
       moved = true;
     }
@@ -216,20 +216,21 @@ bool P2pEngine::pump_recv(int peer) {
   const std::byte* data = layout_.ring_data(base_, peer, rank_);
   const std::size_t capacity = layout_.ring_bytes();
   const std::uint64_t head = shared(ring->head).load(std::memory_order_acquire);
-  std::uint64_t tail = shared(ring->tail).load(std::memory_order_relaxed);  // ours alone
+  // Only this engine writes the tail, but the segment is shared: checked as the head is.
+  std::uint64_t tail = shared(ring->tail).load(std::memory_order_relaxed);
+  check_ring({.head = head, .tail = tail}, capacity, peer, rank_);
   bool moved = false;
   while (head > tail) {
     if (!state.reading) {
-      if (head - tail < kHeaderBytes) break;
-      std::byte header[kHeaderBytes];
-      ring_read(data, capacity, tail, header, kHeaderBytes);
-      tail += kHeaderBytes;
+      if (head - tail < kMessageHeaderBytes) break;
+      std::array<std::byte, kMessageHeaderBytes> bytes;
+      ring_read(data, capacity, tail, bytes.data(), bytes.size());
+      const MessageHeader header = decode_message_header(bytes, peer);
+      tail += kMessageHeaderBytes;
       moved = true;
       Incoming incoming;
-      std::uint64_t length = 0;
-      std::memcpy(&incoming.tag, header, sizeof(incoming.tag));
-      std::memcpy(&length, header + 8, sizeof(length));
-      incoming.bytes = static_cast<std::size_t>(length);
+      incoming.tag = header.tag;
+      incoming.bytes = static_cast<std::size_t>(header.length);
       auto match = std::find_if(state.recvs.begin(), state.recvs.end(),
                                 [&](const auto& r) { return r->tag == incoming.tag; });
       if (match != state.recvs.end()) {
@@ -241,9 +242,9 @@ bool P2pEngine::pump_recv(int peer) {
           incoming.recv.reset();
         }
       } else {
+        // Its buffer grows as the bytes arrive: what a header claims allocates nothing.
         incoming.unexpected = std::make_shared<Unexpected>();
         incoming.unexpected->tag = incoming.tag;
-        incoming.unexpected->data.resize(incoming.bytes);
         state.unexpected.push_back(incoming.unexpected);
       }
       state.incoming = std::move(incoming);
@@ -251,9 +252,13 @@ bool P2pEngine::pump_recv(int peer) {
     }
     Incoming& in = state.incoming;
     const std::size_t n = std::min(static_cast<std::size_t>(head - tail), in.bytes - in.done);
-    std::byte* target = in.recv         ? in.recv->data + in.done
-                        : in.unexpected ? in.unexpected->data.data() + in.done
-                                        : nullptr;
+    std::byte* target = nullptr;
+    if (in.recv) {
+      target = in.recv->data + in.done;
+    } else if (in.unexpected) {
+      in.unexpected->data.resize(in.done + n);
+      target = in.unexpected->data.data() + in.done;
+    }
     ring_read(data, capacity, tail, target, n);
     tail += n;
     in.done += n;
@@ -352,6 +357,27 @@ void P2pEngine::fail_expired(Clock::time_point now) {
   }
 }
 
+bool P2pEngine::pump_all() {
+  // A failed group moves nothing more: its transfers fail as they are posted.
+  if (!broken_.empty()) return false;
+  bool moved = false;
+  try {
+    for (int p = 0; p < layout_.size(); ++p) {
+      if (p == rank_) continue;
+      moved = pump_send(p) || moved;
+      moved = pump_recv(p) || moved;
+    }
+  } catch (const std::exception& e) {
+    // A corrupt ring or header: nothing more can be read from that peer in order, so the group
+    // fails with what was wrong. bad_alloc of an unexpected message's buffer ends here too.
+    const std::string reason =
+        detail::concat("point-to-point transfers on group ", group_, ": ", e.what());
+    fail_all(reason);
+    if (on_failure_) on_failure_(reason);
+  }
+  return moved;
+}
+
 void P2pEngine::loop() noexcept {
   pthread_setname_np(pthread_self(), "tessera-shm-p2p");
   RankBlock* mine = layout_.rank(base_, rank_);
@@ -362,11 +388,7 @@ void P2pEngine::loop() noexcept {
     bool pending = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (int p = 0; p < layout_.size(); ++p) {
-        if (p == rank_) continue;
-        moved = pump_send(p) || moved;
-        moved = pump_recv(p) || moved;
-      }
+      moved = pump_all();
       const auto now = Clock::now();
       fail_expired(now);
       deliver();

@@ -13,14 +13,17 @@
 #include <vector>
 
 #include "async_work.h"
+#include "p2p_wire.h"
 #include "segment.h"
 
 namespace tessera::comm::shm {
 
 // send/recv of a ShmGroup through the segment's rings: one single-producer single-consumer byte
 // ring per ordered pair of ranks, written only by the sender's engine and read only by the
-// receiver's. A message is a 16-byte header (tag, length) and its bytes; messages longer than the
-// ring stream through it while the receiver drains it.
+// receiver's. A message is a header (p2p_wire.h: tag, length) and its bytes; messages longer than
+// the ring stream through it while the receiver drains it. Every position and header read from a
+// ring is checked first: a corrupt one fails the group with a CommError naming the peer and the
+// field.
 //
 // The engine's thread moves data both ways. Incoming messages are read as soon as they arrive:
 // into the buffer of a matching posted recv (same source and tag, first posted first), else into
@@ -54,7 +57,6 @@ class P2pEngine {
 
  private:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::size_t kHeaderBytes = 16;
 
   // How a transfer ended, handed to its Work in issue order (ProcessGroup's rule for send/recv
   // handles): a transfer that finishes early is reported once those posted before it are.
@@ -128,7 +130,10 @@ class P2pEngine {
   std::shared_ptr<Ticket> issue(std::shared_ptr<AsyncWork> work);
   // Hands finished tickets at the head of the queue to their Works. Caller holds mutex_.
   void deliver();
-  // Move what can be moved now; return whether anything moved. Caller holds mutex_.
+  // Move what can be moved now; return whether anything moved. Caller holds mutex_. pump_all
+  // fails the group when a peer's ring or header is corrupt (pump_send and pump_recv throw
+  // CommError naming the peer and the field).
+  bool pump_all();
   bool pump_send(int peer);
   bool pump_recv(int peer);
   void finish_recv(Recv& recv, const std::byte* data, std::size_t bytes);

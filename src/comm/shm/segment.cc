@@ -11,6 +11,7 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 
 #include "tessera/comm/errors.h"
@@ -44,6 +45,20 @@ std::byte* map(int fd, const std::string& name, std::size_t bytes, std::size_t p
                                    populate, " bytes failed: ", system_error(error)));
   }
   return static_cast<std::byte*>(p);
+}
+
+// Why a segment found under our name cannot be ours (empty when it can): another user could
+// have made it, or could read or write it.
+std::string untrusted(const struct stat& st) {
+  if (st.st_uid != ::geteuid()) return "another user's";
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) return "open to other users";
+  return "";
+}
+
+std::string mode_text(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof(text), "0%03o", static_cast<unsigned>(mode & 0777));
+  return text;
 }
 
 }  // namespace
@@ -105,7 +120,20 @@ std::unique_ptr<Segment> Segment::open(const std::string& name, std::size_t byte
         error == ENOENT ? " (its creator removed it: did it fail?)" : ""));
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) != bytes) {
+  if (::fstat(fd, &st) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw CommError(detail::concat("shared-memory segment /dev/shm/", name,
+                                   ": fstat failed: ", system_error(error)));
+  }
+  if (const std::string why = untrusted(st); !why.empty()) {
+    ::close(fd);
+    throw CommError(detail::concat("shared-memory segment /dev/shm/", name, " is owned by uid ",
+                                   st.st_uid, " with mode ", mode_text(st.st_mode), ": ", why,
+                                   "; it is not this job's (ours are owned by uid ", ::geteuid(),
+                                   " with mode 0600), so it is not mapped"));
+  }
+  if (static_cast<std::size_t>(st.st_size) != bytes) {
     const auto actual = static_cast<long long>(st.st_size);
     ::close(fd);
     throw CommError(detail::concat("shared-memory segment /dev/shm/", name, " holds ", actual,

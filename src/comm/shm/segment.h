@@ -81,7 +81,9 @@ struct RankBlock {
   // 0 while the signature changes): a rank that runs ahead (a broadcast root waits only for its
   // slots) may overwrite a record while another rank reads it, and the reader then sees it.
   OpRecord records[kOpRecords];
-  char reason[kReasonBytes];  // NUL-terminated; written before state becomes kFailed/kTimedOut
+  // Written before state becomes kFailed/kTimedOut; NUL-terminated when its writer is sane, so
+  // read with a bound.
+  char reason[kReasonBytes];
 };
 
 inline constexpr std::uint64_t kNotPooled = ~std::uint64_t{0};
@@ -157,7 +159,9 @@ class Segment {
   // error.
   static std::unique_ptr<Segment> create(const std::string& name, std::size_t bytes,
                                          std::size_t populate);
-  // Opens and maps an existing segment of exactly `bytes` bytes; throws CommError otherwise.
+  // Opens and maps an existing segment of exactly `bytes` bytes, owned by this effective uid and
+  // granting nothing to group or others (as create() makes them); throws CommError naming the
+  // segment, its owner and its mode otherwise, without mapping it.
   static std::unique_ptr<Segment> open(const std::string& name, std::size_t bytes,
                                        std::size_t populate);
 

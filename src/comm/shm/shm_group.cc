@@ -169,16 +169,7 @@ void ShmGroup::join(Clock::time_point deadline) {
     }
     segment_ = Segment::open(segment_name, layout_.total_bytes(), layout_.hot_bytes());
     base_ = segment_->base();
-    const SegmentHeader* header = layout_.header(base_);
-    if (header->magic != kSegmentMagic || header->version != kSegmentVersion ||
-        header->size != size() || header->slot_bytes != layout_.slot_bytes() ||
-        header->pool_bytes != layout_.pool_bytes()) {
-      throw CommError(detail::concat(where, ": segment /dev/shm/", segment_name, " is for ",
-                                     header->size, " ranks with ", header->slot_bytes,
-                                     "-byte slots and ", header->pool_bytes,
-                                     "-byte pools; this rank expects ", size(), ", ",
-                                     layout_.slot_bytes(), " and ", layout_.pool_bytes()));
-    }
+    check_header(where, segment_name);
   }
   RankBlock* mine = block(rank());
   mine->pid = static_cast<std::int32_t>(::getpid());
@@ -207,6 +198,26 @@ void ShmGroup::join(Clock::time_point deadline) {
     // happens to the ranks. The key goes too, so a later group of this name starts afresh.
     segment_->unlink();
     store_->remove(key);
+  }
+}
+
+void ShmGroup::check_header(const std::string& where, const std::string& segment_name) const {
+  const SegmentHeader* header = layout_.header(base_);
+  if (header->magic != kSegmentMagic || header->version != kSegmentVersion) {
+    throw CommError(detail::concat(where, ": segment /dev/shm/", segment_name,
+                                   " is not a tessera shared-memory segment of version ",
+                                   kSegmentVersion, " (magic ", header->magic, ", version ",
+                                   header->version, ")"));
+  }
+  if (header->size != size() || header->slot_bytes != layout_.slot_bytes() ||
+      header->ring_bytes != layout_.ring_bytes() || header->pool_bytes != layout_.pool_bytes() ||
+      header->total_bytes != layout_.total_bytes()) {
+    throw CommError(detail::concat(
+        where, ": segment /dev/shm/", segment_name, " is for ", header->size, " ranks with ",
+        header->slot_bytes, "-byte slots, ", header->ring_bytes, "-byte rings and ",
+        header->pool_bytes, "-byte pools in ", header->total_bytes, " bytes; this rank expects ",
+        size(), ", ", layout_.slot_bytes(), ", ", layout_.ring_bytes(), " and ",
+        layout_.pool_bytes(), " in ", layout_.total_bytes()));
   }
 }
 
@@ -364,19 +375,23 @@ std::string ShmGroup::describe_rank(int r) const {
 void ShmGroup::check_peers(const std::vector<int>& pending, const Op& op, bool check_pids) const {
   for (int r : pending) {
     RankBlock* b = block(r);
-    const auto state = static_cast<RankState>(shared(b->state).load(std::memory_order_acquire));
+    const std::uint32_t raw = shared(b->state).load(std::memory_order_acquire);
     const std::string op_name = describe_op(op.call.kind, op.seq, name());
-    switch (state) {
+    if (raw > static_cast<std::uint32_t>(RankState::kMismatch)) {
+      throw CommError(detail::concat(op_name, ": the segment is corrupt: rank ", r, "'s state ",
+                                     raw, " is no rank state"));
+    }
+    switch (static_cast<RankState>(raw)) {
       case RankState::kJoining:
       case RankState::kRunning:
         break;
       case RankState::kTimedOut:
-        throw TimeoutError(detail::concat(op_name, ": rank ", r, " timed out: ", b->reason));
+        throw TimeoutError(detail::concat(op_name, ": rank ", r, " timed out: ", reason_of(r)));
       case RankState::kMismatch:
         throw CollectiveMismatchError(
-            detail::concat(op_name, ": rank ", r, " failed: ", b->reason));
+            detail::concat(op_name, ": rank ", r, " failed: ", reason_of(r)));
       case RankState::kFailed:
-        throw CommError(detail::concat(op_name, ": rank ", r, " failed: ", b->reason));
+        throw CommError(detail::concat(op_name, ": rank ", r, " failed: ", reason_of(r)));
       case RankState::kClosed:
         throw CommError(
             detail::concat(op_name, ": rank ", r, " has shut its group down; ", describe_rank(r)));
@@ -387,6 +402,11 @@ void ShmGroup::check_peers(const std::vector<int>& pending, const Op& op, bool c
                                      describe_rank(r)));
     }
   }
+}
+
+std::string ShmGroup::reason_of(int r) const {
+  const char* text = block(r)->reason;
+  return std::string(text, ::strnlen(text, kReasonBytes));
 }
 
 void ShmGroup::throw_stuck(const std::vector<int>& pending, std::uint64_t target, const Op& op,
@@ -788,13 +808,27 @@ std::shared_ptr<Work> ShmGroup::do_allreduce(void* data, std::size_t count, Data
       bool all_pooled = true;
       for (int r = 0; r < size(); ++r) {
         offsets[static_cast<std::size_t>(r)] =
-            shared(block(r)->buffer_offset).load(std::memory_order_relaxed);
+            pooled_offset(r, count * data_type_size(dtype), data_type_size(dtype), o);
         all_pooled = all_pooled && offsets[static_cast<std::size_t>(r)] != kNotPooled;
       }
       if (all_pooled) return allreduce_pooled(bytes, count, dtype, op, offsets, o);
     }
     allreduce_chunks(bytes, count, dtype, op, -1, o);
   });
+}
+
+std::uint64_t ShmGroup::pooled_offset(int r, std::size_t bytes, std::size_t alignment,
+                                      const Op& o) const {
+  const std::uint64_t offset = shared(block(r)->buffer_offset).load(std::memory_order_relaxed);
+  const std::size_t pool = layout_.pool_bytes();
+  if (offset == kNotPooled ||
+      (offset <= pool && bytes <= pool - offset && offset % alignment == 0)) {
+    return offset;
+  }
+  throw CommError(detail::concat(describe_op(o.call.kind, o.seq, name()),
+                                 ": the segment is corrupt: rank ", r, "'s buffer_offset ", offset,
+                                 " does not hold the operation's ", bytes, " bytes (aligned to ",
+                                 alignment, ") inside its ", pool, "-byte pool"));
 }
 
 std::shared_ptr<Work> ShmGroup::do_broadcast(void* data, std::size_t count, DataType dtype,

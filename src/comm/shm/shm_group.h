@@ -94,6 +94,8 @@ class ShmGroup final : public ProcessGroup {
   using Body = std::function<void(Op& op)>;
 
   void join(Clock::time_point deadline);
+  // Throws CommError when the segment rank 0 made is not the one this rank expects.
+  void check_header(const std::string& where, const std::string& segment_name) const;
   std::shared_ptr<Work> enqueue(const CallSignature& call, Body body);
   void run(std::uint64_t seq, const CallSignature& call, const Body& body, AsyncWork& work);
   // The collective failed here: the group becomes unusable, the others learn why.
@@ -130,6 +132,12 @@ class ShmGroup final : public ProcessGroup {
   // Throws when a rank in `pending` failed, left the group or exited.
   void check_peers(const std::vector<int>& pending, const Op& op, bool check_pids) const;
   [[nodiscard]] std::string describe_rank(int r) const;
+  // Rank r's failure message, read no further than its field.
+  [[nodiscard]] std::string reason_of(int r) const;
+  // Where rank r's buffer of an allreduce of `bytes` lies in its pool (kNotPooled: elsewhere);
+  // throws CommError naming the rank and the field when the offset leaves the pool.
+  [[nodiscard]] std::uint64_t pooled_offset(int r, std::size_t bytes, std::size_t alignment,
+                                            const Op& o) const;
 
   // Collective bodies (run on the worker).
   // `root` >= 0: a reduce, whose result only the root copies out.

@@ -24,8 +24,9 @@ inline constexpr std::size_t kDefaultShmPoolBytes = std::size_t{256} << 20;
 
 struct ShmOptions {
   // The segment is /dev/shm/<prefix>-<random>-<group name>: a launcher passes a prefix unique to
-  // the job ("tessera-<token>") so it can remove what a worker killed during setup left behind.
-  // Letters, digits, '-', '_' and '.' only.
+  // the job ("tessera-<job id>") so it can remove what a worker killed during setup left behind.
+  // Names in /dev/shm are visible to every local user: never put a secret here. Letters, digits,
+  // '-', '_' and '.' only.
   std::string segment_name_prefix = "tessera";
   // Pipeline slot size (see kDefaultShmSlotBytes); a multiple of 64, at least 64 * size.
   std::size_t slot_bytes = kDefaultShmSlotBytes;
