@@ -28,6 +28,7 @@
 #include "tessera/optim/step_lr.h"
 #include "tessera/parallel/distributed_data_parallel.h"
 #include "tessera/parallel/model_sync.h"
+#include "tessera/parallel/sync_batch_norm.h"
 #include "tessera/parallel/zero_optimizer.h"
 #include "tessera/tensor/reduce.h"
 #include "tessera/tensor/storage.h"
@@ -327,6 +328,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
     s.own_group = comm::make_gloo_group(std::make_shared<comm::HashStore>(), 0, 1);
     s.group = s.own_group.get();
   }
+  if (par.sync_batchnorm && s.group) parallel::convert_sync_batchnorm(*s.model, *s.group);
   if (par.strategy == "ddp") {
     parallel::GradCompression compression =
         par.compression == "bf16"   ? parallel::GradCompression::kBFloat16

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -270,6 +271,43 @@ TEST_F(TrainerRanksTest, ReportedLossesAreTheMeanOverTheRanks) {
     EXPECT_NEAR(got[i], expected[i], 1e-5 * expected[i]) << "step " << i + 1;
   }
 }
+
+class SyncBatchnormTest : public TrainerRanksTest,
+                          public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(SyncBatchnormTest, RanksTrainAsOneProcessOnTheGlobalBatch) {
+  const fs::path train = write_csv("train.csv", 240);
+  auto job = [&](const std::string& run, const std::string& strategy) {
+    return config(train, run,
+                  {"model.layers=[{ type = \"linear\", out = 8 }, { type = \"batchnorm\" }, "
+                   "{ type = \"tanh\" }, { type = \"linear\", out = 2 }]",
+                   "parallel.strategy=\"" + strategy + "\"", "parallel.sync_batchnorm=true",
+                   "parallel.zero_stage=2"});
+  };
+  Trainer single(job("single", "none"), {.progress = nullptr});
+  single.run();
+  // Parameters, then the batchnorm layer's running statistics.
+  auto state = [](Trainer& t) {
+    Values out = values(t);
+    for (auto& [name, b] : t.model().named_buffers()) out.push_back(b.to_vector<float>());
+    return out;
+  };
+  const Values expected = state(single);
+  comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
+    Trainer t(job("ranks", GetParam()), {.group = &group, .progress = nullptr});
+    t.run();
+    const Values got = state(t);
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      for (size_t k = 0; k < got[i].size(); ++k) {
+        EXPECT_NEAR(got[i][k], expected[i][k], 1e-5 * (1 + std::abs(expected[i][k])))
+            << "rank " << group.rank() << ", entry " << i << "," << k;
+      }
+    }
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, SyncBatchnormTest, ::testing::Values("ddp", "zero"));
 
 TEST_F(TrainerRanksTest, ShardedEvaluationEqualsOneProcess) {
   // 101 samples: 3 ranks get 34, 34 and 33, with no padding counted twice.
