@@ -346,7 +346,8 @@ Trainer::Trainer(Config config, TrainerOptions options)
         *s.model, *s.group,
         [&o](std::vector<Variable> params) { return make_optimizer(o, std::move(params)); },
         parallel::ZeroOptions{.stage = static_cast<int>(par.zero_stage),
-                              .max_grad_norm = o.clip_grad_norm});
+                              .max_grad_norm = o.clip_grad_norm,
+                              .bucket_bytes = static_cast<size_t>(par.bucket_mb * (1 << 20))});
   } else {
     s.optimizer = make_optimizer(config_.optimizer, s.model->parameters());
   }
