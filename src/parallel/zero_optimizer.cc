@@ -20,8 +20,8 @@ struct ZeroOptimizer::Bucket {
     int64_t end = 0;
     int owner = 0;
     // This rank's gradients for [begin, end): a view of grad_shard_ where this rank owns the piece
-    // (the reduction leaves the sum there), else allocated when the bucket fills and freed when
-    // its reduction is done.
+    // (the reduction leaves the sum there); else a view of the one gradient that holds all of
+    // them, or memory of its own, either freed when the reduction is done.
     Tensor buffer{};
     std::shared_ptr<comm::Work> work{};
   };
@@ -126,8 +126,10 @@ void ZeroOptimizer::on_gradient_ready(std::size_t i) {
         ") got a second gradient before step(): its first one is already being reduced; run one "
         "backward per step (sum micro-batch losses before backward to accumulate)"));
   }
+  // Memory of buckets reduced since the last gradient goes before this one's is taken.
+  retire_buckets(false);
   write_gradient(i, params_[i].grad());
-  // The bucket holds it now: the whole-size gradient goes while backward goes on.
+  // The bucket holds what it needs now: the whole-size gradient goes while backward goes on.
   params_[i].zero_grad();
   ready_[i] = true;
   if (--buckets_[bucket_of_[i]]->pending == 0) launch_ready_buckets();
@@ -141,6 +143,12 @@ void ZeroOptimizer::write_gradient(std::size_t i, const Tensor& grad) {
     const int64_t lo = std::max(begin, piece.begin);
     const int64_t hi = std::min(end, piece.end);
     if (lo >= hi) continue;
+    if (piece.owner != group_.rank() && flat.defined() && lo == piece.begin && hi == piece.end) {
+      // Reduced straight from the gradient, which nothing else holds now: no copy, and the
+      // reduction may use it as scratch space.
+      piece.buffer = flat.slice(0, lo - begin, hi - begin);
+      continue;
+    }
     // The bucket's parameters together fill every piece: no need to clear it first.
     if (!piece.buffer.defined()) piece.buffer = Tensor::empty({piece.end - piece.begin});
     Tensor to = piece.buffer.slice(0, lo - piece.begin, hi - piece.begin);
