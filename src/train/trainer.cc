@@ -133,6 +133,37 @@ std::vector<double> from_every_rank(comm::ProcessGroup* group, const std::vector
   return all;
 }
 
+// What a metrics or progress line reports of every rank. Every rank's batch is as large (the
+// sampler pads), so the mean of their losses is the loss of the global batch.
+struct RankReport {
+  double mean_loss = 0.0;
+  std::vector<int64_t> peak_bytes;  // peak_storage_bytes() of each rank
+};
+
+// Collective.
+RankReport report_from_every_rank(comm::ProcessGroup* group, double loss) {
+  const std::vector<double> all =
+      from_every_rank(group, {loss, static_cast<double>(peak_storage_bytes())});
+  RankReport report;
+  const double ranks = static_cast<double>(all.size() / 2);
+  for (size_t r = 0; r < all.size(); r += 2) {
+    report.mean_loss += all[r] / ranks;
+    report.peak_bytes.push_back(static_cast<int64_t>(all[r + 1]));
+  }
+  return report;
+}
+
+// Collective: the mean of `count` losses summing to `sum` on each rank, over all of them.
+double mean_over_ranks(comm::ProcessGroup* group, double sum, int64_t count) {
+  const std::vector<double> all = from_every_rank(group, {sum, static_cast<double>(count)});
+  double sums = 0.0, counts = 0.0;
+  for (size_t r = 0; r < all.size(); r += 2) {
+    sums += all[r];
+    counts += all[r + 1];
+  }
+  return counts > 0 ? sums / counts : 0.0;
+}
+
 // Timings and traffic of the steps since the last metrics line.
 struct StepWindow {
   Clock::time_point start = Clock::now();
@@ -142,12 +173,13 @@ struct StepWindow {
 };
 
 // The metrics line of the steps in `window`, with what only the Trainer knows left to add.
-nlohmann::json step_metrics(const StepWindow& window, int64_t step, int64_t epoch, double loss,
-                            double samples_per_s) {
+nlohmann::json step_metrics(const StepWindow& window, int64_t step, int64_t epoch,
+                            const RankReport& report, double samples_per_s) {
   const double steps = std::max(1, window.steps);
   return {{"step", step},
           {"epoch", epoch + 1},
-          {"loss", loss},
+          {"loss", report.mean_loss},
+          {"peak_tensor_bytes", report.peak_bytes},
           {"samples_per_s", samples_per_s},
           {"forward_ms", 1e3 * window.forward / steps},
           {"backward_ms", 1e3 * window.backward / steps},
@@ -569,21 +601,16 @@ TrainResult Trainer::run() {
       // Lines show the mean over the ranks (what one process on the global batch reports): one
       // small collective where a metrics or progress line is due, the same steps on every rank.
       if (log_now || done % log_every == 0 || done == per_epoch) {
-        const std::vector<double> all =
-            from_every_rank(s.group, {l, static_cast<double>(peak_storage_bytes())});
-        shown_loss = 0.0;
-        for (size_t r = 0; r < all.size(); r += 2) shown_loss += all[r] / (all.size() / 2.0);
+        const RankReport report = report_from_every_rank(s.group, l);
+        shown_loss = report.mean_loss;
         if (log_now) {
-          nlohmann::json line = step_metrics(window, s.step, epoch, shown_loss, rate);
+          nlohmann::json line = step_metrics(window, s.step, epoch, report, rate);
           line["lr"] = optimizer().lr();
           line["wall_time"] = seconds_since(run_start);
           line["optimizer_state_bytes"] = optimizer_state_bytes();
           if (s.ddp) {
             line["bytes_communicated_per_step"] = window.bytes / window.steps;
             line["comm_hidden_fraction"] = window.hidden / window.steps;
-          }
-          for (size_t r = 1; r < all.size(); r += 2) {
-            line["peak_tensor_bytes"].push_back(static_cast<int64_t>(all[r]));
           }
           log(line);
           window = {};
@@ -594,14 +621,7 @@ TrainResult Trainer::run() {
         save_checkpoint(s.loader->state());
       }
     }
-    const std::vector<double> sums =
-        from_every_rank(s.group, {loss_sum, static_cast<double>(loss_count)});
-    double all_losses = 0.0, all_steps = 0.0;
-    for (size_t r = 0; r < sums.size(); r += 2) {
-      all_losses += sums[r];
-      all_steps += sums[r + 1];
-    }
-    result.train_loss = all_steps > 0 ? all_losses / all_steps : 0.0;
+    result.train_loss = mean_over_ranks(s.group, loss_sum, loss_count);
     if (s.test_data) {
       const int64_t batch = std::max<int64_t>(config_.data.batch_size, 256);
       result.test = s.group ? evaluate_sharded(*s.model, *s.test_data, batch, s.classes, *s.group)

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
 
 #include "comm/run_ranks.h"
 #include "tessera/core/random.h"
@@ -270,6 +271,16 @@ TEST_F(TrainerRanksTest, ReportedLossesAreTheMeanOverTheRanks) {
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_NEAR(got[i], expected[i], 1e-5 * expected[i]) << "step " << i + 1;
   }
+  // Each line lists each rank's peak tensor bytes: at least its parameters' and gradients'.
+  std::ifstream in(dir_ / "ddp" / "metrics.jsonl");
+  std::string first;
+  std::getline(in, first);
+  std::smatch peaks;
+  ASSERT_TRUE(std::regex_search(first, peaks, std::regex(R"("peak_tensor_bytes":\[(\d+),(\d+)\])")))
+      << first;
+  const int64_t parameter_bytes = 4 * (4 * 8 + 8 + 8 * 2 + 2);
+  EXPECT_GE(std::stoll(peaks[1]), 2 * parameter_bytes);
+  EXPECT_GE(std::stoll(peaks[2]), 2 * parameter_bytes);
 }
 
 class SyncBatchnormTest : public TrainerRanksTest,
