@@ -119,7 +119,17 @@ data::SamplerState saved_data_position(const Checkpoint& c, int64_t dataset_size
     at.position = r.read_i64();
   });
   if (!global) {
-    const int64_t world = nlohmann::json::parse(c.section("meta")).at("world_size").get<int64_t>();
+    int64_t world = 0;
+    try {
+      world = nlohmann::json::parse(c.section("meta")).at("world_size").get<int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError("checkpoint " + c.path + ": bad meta section: " + e.what());
+    }
+    if (world < 1 || at.position < 0 || at.position > dataset_size) {
+      throw FormatError(detail::concat("checkpoint ", c.path, ": sampler position ", at.position,
+                                       " on ", world, " ranks does not fit ", dataset_size,
+                                       " samples"));
+    }
     at.position = std::min(dataset_size, at.position * world);
   }
   return at;
