@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Peak tensor memory per rank of DDP, ZeRO-1 and ZeRO-2 on 2 and 4 ranks: the Fashion-MNIST MLP of
 # examples/ with Adam, 50 steps, read from the metrics' peak_tensor_bytes (every live tensor's
-# storage: parameters, gradients, optimizer state, activations, communication buckets).
+# storage: parameters, gradients, optimizer state, activations, communication buckets). The ratio
+# compares the largest rank's peak with DDP's on as many ranks, measured in the same run.
 #
 # Usage: bench/run_memory.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
@@ -10,9 +11,10 @@ build=${1:-build/release}
 runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
 
-echo "| strategy | ranks | peak tensor bytes per rank | optimizer state bytes per rank |"
-echo "| --- | --- | --- | --- |"
+echo "| strategy | ranks | peak tensor bytes per rank | largest / DDP's | optimizer state bytes per rank |"
+echo "| --- | --- | --- | --- | --- |"
 for nproc in 2 4; do
+  ddp_peak=0
   for variant in ddp zero1 zero2; do
     case $variant in
       ddp) strategy=ddp stage=1 ;;
@@ -28,8 +30,11 @@ for nproc in 2 4; do
       exit 1
     fi
     line=$(grep '"peak_tensor_bytes"' "$runs/$variant-$nproc/metrics.jsonl" | tail -1)
-    peak=$(grep -o '"peak_tensor_bytes":\[[0-9,]*\]' <<<"$line" | grep -o '\[.*\]')
+    peaks=$(grep -o '"peak_tensor_bytes":\[[0-9,]*\]' <<<"$line" | grep -o '[0-9,]*' | tr ',' ' ')
     state=$(grep -o '"optimizer_state_bytes":[0-9]*' <<<"$line" | cut -d: -f2)
-    echo "| $variant | $nproc | ${peak//,/, } | $state |"
+    largest=$(tr ' ' '\n' <<<"$peaks" | sort -n | tail -1)
+    [[ $variant == ddp ]] && ddp_peak=$largest
+    ratio=$(awk -v a="$largest" -v b="$ddp_peak" 'BEGIN { printf "%.2f", a / b }')
+    echo "| $variant | $nproc | ${peaks// /, } | $ratio | $state |"
   done
 done

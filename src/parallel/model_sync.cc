@@ -48,6 +48,7 @@ std::string broadcast_bytes(comm::ProcessGroup& group, const std::string& bytes,
   const bool sending = group.rank() == root;
   int64_t length = sending ? static_cast<int64_t>(bytes.size()) : 0;
   group.broadcast(&length, 1, comm::DataType::kInt64, root)->wait();
+  TESSERA_CHECK(length >= 0, "broadcast_bytes: rank ", root, " sent length ", length);
   // Zero-padded int32 words, as in allgather_bytes.
   std::vector<int32_t> words((static_cast<std::size_t>(length) + 3) / 4, 0);
   if (sending && !bytes.empty()) std::memcpy(words.data(), bytes.data(), bytes.size());
