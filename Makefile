@@ -128,6 +128,7 @@ bench: bench-deps build
 	bench/run_train.sh
 	bench/run_ddp.sh
 	bench/run_comm.sh
+	bench/run_memory.sh
 
 clean:
 	rm -rf build

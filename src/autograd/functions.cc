@@ -352,7 +352,7 @@ Variable layer_norm(const Variable& x, const Variable& weight, const Variable& b
 
 Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias,
                     Tensor running_mean, Tensor running_var, bool training, double momentum,
-                    double eps) {
+                    double eps, const BatchStatsReduction* across) {
   const int64_t channels = weight.numel();
   if ((x.dim() != 2 && x.dim() != 4) || x.size(1) != channels || bias.numel() != channels) {
     throw ShapeError(detail::concat("batch_norm: input ", shape_str(x.shape()), ", weight ",
@@ -375,14 +375,21 @@ Variable batch_norm(const Variable& x, const Variable& weight, const Variable& b
                             t::sqrt(t::add_scalar(running_var.reshape(channel_shape), eps))));
     return add(mul(mul(sub(x, mu), inv_std), w), b);
   }
-  const int64_t count = x.numel() / channels;
+  const int64_t local_count = x.numel() / channels;
+  const int64_t count = across ? across->count(local_count) : local_count;
   if (count < 2) {
     throw ShapeError(detail::concat(
-        "batch_norm: training needs more than one value per channel, got ", shape_str(x.shape())));
+        "batch_norm: training needs more than one value per channel, got ", shape_str(x.shape()),
+        across ? detail::concat(" (", count, " values over every process)") : ""));
   }
-  Variable mu = mean(x, axes, true);
+  // Over several processes: sums of this batch, summed over all, divided by the total count.
+  auto batch_mean = [&](const Variable& v) {
+    return across ? mul_scalar(across->sum(sum(v, axes, true)), 1.0 / static_cast<double>(count))
+                  : mean(v, axes, true);
+  };
+  Variable mu = batch_mean(x);
   Variable centered = sub(x, mu);
-  Variable var = mean(mul(centered, centered), axes, true);
+  Variable var = batch_mean(mul(centered, centered));
   if (running_mean.defined() && running_var.defined()) {
     Tensor batch_mean = mu.data().reshape({channels});
     Tensor unbiased = t::mul_scalar(var.data().reshape({channels}),

@@ -1,6 +1,7 @@
 #include "tessera/data/data_loader.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "tessera/core/error.h"
@@ -37,7 +38,7 @@ int64_t DataLoader::num_batches() const {
 }
 
 int64_t DataLoader::next_batch_size() const {
-  const int64_t left = sampler_.num_samples() - sampler_.position();
+  const int64_t left = std::ssize(sampler_.indices()) - sampler_.position();
   if (left <= 0 || (options_.drop_last_batch && left < options_.batch_size)) return 0;
   return std::min(left, options_.batch_size);
 }
@@ -128,7 +129,7 @@ std::optional<Batch> DataLoader::next() {
                        [&] { return !queue_.empty() || error_ != nullptr || done_; })) {
     throw Error(detail::concat("DataLoader::next: no batch from the background thread within ",
                                options_.timeout.count(), " ms (epoch ", sampler_.epoch(),
-                               ", sample ", sampler_.position(), " of ", sampler_.num_samples(),
+                               ", sample ", sampler_.position(), " of ", sampler_.indices().size(),
                                " on this rank): the dataset's read_into is stuck or far too slow"));
   }
   if (!queue_.empty()) {
@@ -148,7 +149,7 @@ std::optional<Batch> DataLoader::next() {
   // The producer ran out although next_batch_size() promised a batch: cannot happen while the
   // sampler and the producer agree.
   throw InternalError(detail::concat("DataLoader::next: background thread ended at sample ",
-                                     sampler_.position(), " of ", sampler_.num_samples()));
+                                     sampler_.position(), " of ", sampler_.indices().size()));
 }
 
 }  // namespace tessera::data

@@ -35,7 +35,7 @@ Variable BatchNorm::forward(const Variable& x) {
                                     ", H, W], got ", shape_str(x.shape())));
   }
   return autograd::batch_norm(x, weight_, bias_, running_mean_, running_var_, is_training(),
-                              momentum_, eps_);
+                              momentum_, eps_, across_ ? &*across_ : nullptr);
 }
 
 std::string BatchNorm::name() const { return detail::concat("BatchNorm(", channels_, ")"); }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "bucket_plan.h"
 #include "tessera/autograd/grad_mode.h"
 #include "tessera/comm/work.h"
 #include "tessera/core/error.h"
@@ -38,20 +39,16 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& model, comm::Proces
   check_same_model(model_, group_, "DistributedDataParallel");
   broadcast_state();
 
-  // Buckets in reverse registration order: the last layers' gradients are ready first.
   slots_.resize(params_.size());
-  std::size_t limit = options_.first_bucket_bytes;
-  for (std::size_t k = params_.size(); k-- > 0;) {
-    std::size_t bytes = static_cast<std::size_t>(params_[k].numel()) * sizeof(float);
-    if (buckets_.empty() || (buckets_.back()->numel * sizeof(float) + bytes > limit &&
-                             !buckets_.back()->params.empty())) {
-      if (!buckets_.empty()) limit = options_.bucket_bytes;
-      buckets_.push_back(std::make_unique<Bucket>());
-    }
+  for (const auto& plan :
+       plan_buckets(params_, options_.first_bucket_bytes, options_.bucket_bytes)) {
+    buckets_.push_back(std::make_unique<Bucket>());
     Bucket& b = *buckets_.back();
-    slots_[k] = {buckets_.size() - 1, b.numel};
-    b.params.push_back(k);
-    b.numel += static_cast<std::size_t>(params_[k].numel());
+    for (std::size_t k : plan) {
+      slots_[k] = {buckets_.size() - 1, b.numel};
+      b.params.push_back(k);
+      b.numel += static_cast<std::size_t>(params_[k].numel());
+    }
   }
   const int n = group_.size();
   for (auto& b : buckets_) {

@@ -31,7 +31,7 @@ std::vector<std::string> allgather_bytes(comm::ProcessGroup& group, const std::s
     total_words += words[r];
   }
   std::vector<int32_t> in((bytes.size() + 3) / 4, 0);
-  std::memcpy(in.data(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(in.data(), bytes.data(), bytes.size());
   std::vector<int32_t> out(total_words);
   group.allgatherv(in.data(), in.size(), out.data(), words, comm::DataType::kInt32)->wait();
   std::vector<std::string> all;
@@ -42,6 +42,18 @@ std::vector<std::string> allgather_bytes(comm::ProcessGroup& group, const std::s
     at += words[r];
   }
   return all;
+}
+
+std::string broadcast_bytes(comm::ProcessGroup& group, const std::string& bytes, int root) {
+  const bool sending = group.rank() == root;
+  int64_t length = sending ? static_cast<int64_t>(bytes.size()) : 0;
+  group.broadcast(&length, 1, comm::DataType::kInt64, root)->wait();
+  TESSERA_CHECK(length >= 0, "broadcast_bytes: rank ", root, " sent length ", length);
+  // Zero-padded int32 words, as in allgather_bytes.
+  std::vector<int32_t> words((static_cast<std::size_t>(length) + 3) / 4, 0);
+  if (sending && !bytes.empty()) std::memcpy(words.data(), bytes.data(), bytes.size());
+  group.broadcast(words.data(), words.size(), comm::DataType::kInt32, root)->wait();
+  return {reinterpret_cast<const char*>(words.data()), static_cast<std::size_t>(length)};
 }
 
 void check_same_model(const nn::Module& model, comm::ProcessGroup& group, const char* who) {

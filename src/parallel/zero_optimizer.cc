@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "bucket_plan.h"
 #include "tessera/autograd/grad_mode.h"
 #include "tessera/comm/work.h"
 #include "tessera/core/error.h"
@@ -11,6 +12,24 @@
 #include "tessera/parallel/model_sync.h"
 
 namespace tessera::parallel {
+
+struct ZeroOptimizer::Bucket {
+  // The part of the bucket one rank's shard holds, reduced to that rank.
+  struct Piece {
+    int64_t begin = 0;  // in the flat vector
+    int64_t end = 0;
+    int owner = 0;
+    // This rank's gradients for [begin, end): a view of grad_shard_ where this rank owns the piece
+    // (the reduction leaves the sum there); else a view of the one gradient that holds all of
+    // them, or memory of its own, either freed when the reduction is done.
+    Tensor buffer{};
+    std::shared_ptr<comm::Work> work{};
+  };
+  std::vector<std::size_t> params;
+  std::vector<Piece> pieces;
+  std::size_t pending = 0;  // parameters whose gradient has not arrived this step
+  bool launched = false;
+};
 
 ZeroOptimizer::ZeroOptimizer(nn::Module& model, comm::ProcessGroup& group,
                              const Factory& make_optimizer, ZeroOptions options)
@@ -47,6 +66,138 @@ ZeroOptimizer::ZeroOptimizer(nn::Module& model, comm::ProcessGroup& group,
   shard_.set_name(
       detail::concat("zero shard ", group_.rank(), " [", shard_begin_, ", ", shard_end_, ")"));
   inner_ = make_optimizer({shard_});
+  if (options_.stage == 2) plan_reductions();
+}
+
+ZeroOptimizer::~ZeroOptimizer() {
+  for (std::size_t i = 0; i < hook_ids_.size(); ++i) params_[i].remove_hook(hook_ids_[i]);
+  for (auto& b : buckets_) {
+    for (auto& piece : b->pieces) {
+      if (!piece.work) continue;
+      try {
+        piece.work->wait();
+      } catch (...) {  // destructors never throw; the error was or will be reported elsewhere
+      }
+    }
+  }
+}
+
+void ZeroOptimizer::plan_reductions() {
+  grad_shard_ = Tensor::zeros({shard_end_ - shard_begin_});
+  int64_t offset = 0;
+  for (auto& p : params_) {
+    offsets_.push_back(offset);
+    offset += p.numel();
+  }
+  bucket_of_.resize(params_.size());
+  for (const auto& plan :
+       plan_buckets(params_, options_.first_bucket_bytes, options_.bucket_bytes)) {
+    auto bucket = std::make_unique<Bucket>();
+    bucket->params = plan;
+    // Parameters in reverse order: the bucket is the flat range from the last one's start to the
+    // first one's end.
+    int64_t begin = offsets_[plan.back()];
+    const int64_t end = offsets_[plan.front()] + params_[plan.front()].numel();
+    while (begin < end) {
+      const auto owner = static_cast<int>(begin / shard_size_);
+      const int64_t piece_end = std::min(end, (owner + 1) * shard_size_);
+      Bucket::Piece piece{.begin = begin, .end = piece_end, .owner = owner};
+      if (owner == group_.rank()) {
+        piece.buffer = grad_shard_.slice(0, begin - shard_begin_, piece_end - shard_begin_);
+      }
+      bucket->pieces.push_back(std::move(piece));
+      begin = piece_end;
+    }
+    for (std::size_t k : plan) bucket_of_[k] = buckets_.size();
+    buckets_.push_back(std::move(bucket));
+  }
+  ready_.assign(params_.size(), false);
+  reset_step();
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    hook_ids_.push_back(
+        params_[i].add_grad_ready_hook([this, i](autograd::Variable&) { on_gradient_ready(i); }));
+  }
+}
+
+void ZeroOptimizer::on_gradient_ready(std::size_t i) {
+  if (ready_[i]) {
+    throw ValueError(detail::concat(
+        "ZeroOptimizer (stage 2): parameter ", i, " (", params_[i].name(),
+        ") got a second gradient before step(): its first one is already being reduced; run one "
+        "backward per step (sum micro-batch losses before backward to accumulate)"));
+  }
+  // Memory of buckets reduced since the last gradient goes before this one's is taken.
+  retire_buckets(false);
+  write_gradient(i, params_[i].grad());
+  // The bucket holds what it needs now: the whole-size gradient goes while backward goes on.
+  params_[i].zero_grad();
+  ready_[i] = true;
+  if (--buckets_[bucket_of_[i]]->pending == 0) launch_ready_buckets();
+}
+
+void ZeroOptimizer::write_gradient(std::size_t i, const Tensor& grad) {
+  const int64_t begin = offsets_[i];
+  const int64_t end = begin + params_[i].numel();
+  const Tensor flat = grad.defined() ? grad.reshape({params_[i].numel()}) : Tensor();
+  for (auto& piece : buckets_[bucket_of_[i]]->pieces) {
+    const int64_t lo = std::max(begin, piece.begin);
+    const int64_t hi = std::min(end, piece.end);
+    if (lo >= hi) continue;
+    if (piece.owner != group_.rank() && flat.defined() && lo == piece.begin && hi == piece.end) {
+      // Reduced straight from the gradient, which nothing else holds now: no copy, and the
+      // reduction may use it as scratch space.
+      piece.buffer = flat.slice(0, lo - begin, hi - begin);
+      continue;
+    }
+    // The bucket's parameters together fill every piece: no need to clear it first.
+    if (!piece.buffer.defined()) piece.buffer = Tensor::empty({piece.end - piece.begin});
+    Tensor to = piece.buffer.slice(0, lo - piece.begin, hi - piece.begin);
+    if (flat.defined()) {
+      to.copy_from(flat.slice(0, lo - begin, hi - begin));
+    } else {
+      to.zero_();
+    }
+  }
+}
+
+void ZeroOptimizer::launch_ready_buckets() {
+  // Every rank launches buckets in the same order, whatever order their gradients came in.
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_]->pending == 0) {
+    Bucket& b = *buckets_[next_launch_];
+    for (auto& piece : b.pieces) {
+      piece.work = group_.reduce(piece.buffer.data<float>(),
+                                 static_cast<std::size_t>(piece.end - piece.begin),
+                                 comm::DataType::kFloat32, comm::ReduceOp::kSum, piece.owner);
+    }
+    b.launched = true;
+    ++next_launch_;
+  }
+  retire_buckets(false);
+}
+
+void ZeroOptimizer::retire_buckets(bool wait) {
+  for (auto& b : buckets_) {
+    if (!b->launched) continue;
+    const bool done = std::all_of(b->pieces.begin(), b->pieces.end(), [](const auto& piece) {
+      return !piece.work || piece.work->is_completed();
+    });
+    if (!done && !wait) continue;
+    for (auto& piece : b->pieces) {
+      if (!piece.work) continue;
+      piece.work->wait();  // rethrows the reduction's error
+      piece.work.reset();
+      if (piece.owner != group_.rank()) piece.buffer = Tensor();
+    }
+  }
+}
+
+void ZeroOptimizer::reset_step() {
+  std::fill(ready_.begin(), ready_.end(), false);
+  for (auto& b : buckets_) {
+    b->pending = b->params.size();
+    b->launched = false;
+  }
+  next_launch_ = 0;
 }
 
 int64_t ZeroOptimizer::state_bytes() const {
@@ -58,9 +209,13 @@ int64_t ZeroOptimizer::state_bytes() const {
 void ZeroOptimizer::zero_grad() {
   for (auto& p : params_) p.zero_grad();
   shard_.zero_grad();
+  if (options_.stage == 2) {
+    retire_buckets(true);
+    reset_step();
+  }
 }
 
-void ZeroOptimizer::step() {
+Tensor ZeroOptimizer::allreduce_gradient() {
   const int64_t n = group_.size();
   Tensor flat_grad = Tensor::zeros({shard_size_ * n});
   int64_t offset = 0;
@@ -70,23 +225,31 @@ void ZeroOptimizer::step() {
     }
     offset += p.numel();
   }
+  group_
+      .allreduce(flat_grad.data<float>(), static_cast<size_t>(flat_grad.numel()),
+                 comm::DataType::kFloat32, comm::ReduceOp::kSum)
+      ->wait();
+  return flat_grad.slice(0, shard_begin_, shard_end_).clone();
+}
+
+void ZeroOptimizer::step() {
+  const int64_t n = group_.size();
   Tensor grad_shard;
   if (options_.stage == 1) {
-    group_
-        .allreduce(flat_grad.data<float>(), static_cast<size_t>(flat_grad.numel()),
-                   comm::DataType::kFloat32, comm::ReduceOp::kSum)
-        ->wait();
-    grad_shard = flat_grad.slice(0, shard_begin_, shard_end_).clone();
+    grad_shard = allreduce_gradient();
   } else {
-    Tensor reduced = Tensor::empty({shard_size_});
-    group_
-        .reduce_scatter(flat_grad.data<float>(), reduced.data<float>(),
-                        static_cast<size_t>(shard_size_), comm::DataType::kFloat32,
-                        comm::ReduceOp::kSum)
-        ->wait();
-    grad_shard = reduced.slice(0, 0, shard_end_ - shard_begin_).clone();
+    // Parameters that got no gradient this step count as zero.
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (ready_[i]) continue;
+      write_gradient(i, Tensor());
+      ready_[i] = true;
+      --buckets_[bucket_of_[i]]->pending;
+    }
+    launch_ready_buckets();
+    retire_buckets(true);
+    reset_step();
+    grad_shard = grad_shard_;
   }
-  flat_grad = Tensor();  // the whole gradient is not kept
   float* g = grad_shard.data<float>();
   const float scale = 1.0f / static_cast<float>(n);
   double norm_squared = 0.0;

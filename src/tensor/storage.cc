@@ -1,5 +1,6 @@
 #include "tessera/tensor/storage.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -8,6 +9,27 @@
 #include "tessera/core/memory.h"
 
 namespace tessera {
+namespace {
+
+std::atomic<size_t> live_bytes{0};
+std::atomic<size_t> peak_bytes{0};
+
+void count_allocation(size_t nbytes) {
+  const size_t live = live_bytes.fetch_add(nbytes, std::memory_order_relaxed) + nbytes;
+  size_t peak = peak_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+size_t live_storage_bytes() { return live_bytes.load(std::memory_order_relaxed); }
+
+size_t peak_storage_bytes() { return peak_bytes.load(std::memory_order_relaxed); }
+
+void reset_peak_storage_bytes() {
+  peak_bytes.store(live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   if (nbytes > SIZE_MAX - kAlignment) {
@@ -19,6 +41,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
     throw Error("out of memory: cannot allocate " + format_bytes(nbytes) +
                 " for a tensor (this machine has " + format_bytes(physical_memory_bytes()) + ")");
   }
+  count_allocation(nbytes);
   return std::shared_ptr<Storage>(new Storage(data, nbytes, device));
 }
 
@@ -29,10 +52,12 @@ std::shared_ptr<Storage> Storage::wrap(std::shared_ptr<void> memory, size_t nbyt
   }
   auto storage = std::shared_ptr<Storage>(new Storage(memory.get(), nbytes, Device{}));
   storage->external_ = std::move(memory);
+  count_allocation(nbytes);
   return storage;
 }
 
 Storage::~Storage() {
+  live_bytes.fetch_sub(nbytes_, std::memory_order_relaxed);
   if (!external_) std::free(data_);
 }
 

@@ -42,59 +42,7 @@ void fsync_dir(const std::string& dir) {
   ::close(fd);
 }
 
-}  // namespace
-
-const std::string& Checkpoint::section(const std::string& name) const {
-  auto it = sections.find(name);
-  if (it == sections.end()) {
-    throw FormatError("checkpoint " + path + ": missing section '" + name + "'");
-  }
-  return it->second;
-}
-
-void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
-  std::ostringstream payload;
-  BinaryWriter w(payload);
-  w.write_i64(checkpoint.step);
-  w.write_u64(checkpoint.sections.size());
-  for (const auto& [name, bytes] : checkpoint.sections) {
-    w.write_string(name);
-    w.write_string(bytes);
-  }
-  std::string body = payload.str();
-  std::ostringstream file;
-  BinaryWriter f(file);
-  f.write_bytes(std::as_bytes(std::span(kMagic)));
-  f.write_u32(kVersion);
-  f.write_u64(body.size());
-  f.write_bytes(std::as_bytes(std::span(body.data(), body.size())));
-  f.write_u32(crc32(std::as_bytes(std::span(body.data(), body.size()))));
-
-  std::filesystem::path target(path);
-  std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw Error("checkpoint: cannot create " + tmp + ": " + errno_text());
-  try {
-    write_fully(fd, file.str(), tmp);
-    if (::fsync(fd) != 0) throw Error("checkpoint: fsync of " + tmp + " failed: " + errno_text());
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = errno_text();
-    ::unlink(tmp.c_str());
-    throw Error("checkpoint: cannot rename " + tmp + " to " + path + ": " + why);
-  }
-  fsync_dir(dir);
-}
-
-Checkpoint read_checkpoint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError("checkpoint " + path + ": cannot open");
+Checkpoint decode_stream(std::istream& in, const std::string& path) {
   BinaryReader r(in, "checkpoint " + path);
   char magic[8];
   r.read_bytes(std::as_writable_bytes(std::span(magic)));
@@ -137,6 +85,71 @@ Checkpoint read_checkpoint(const std::string& path) {
     c.sections[name] = p.read_string(kMaxPayload);
   }
   return c;
+}
+
+}  // namespace
+
+const std::string& Checkpoint::section(const std::string& name) const {
+  auto it = sections.find(name);
+  if (it == sections.end()) {
+    throw FormatError("checkpoint " + path + ": missing section '" + name + "'");
+  }
+  return it->second;
+}
+
+std::string encode_checkpoint(const Checkpoint& checkpoint) {
+  std::ostringstream payload;
+  BinaryWriter w(payload);
+  w.write_i64(checkpoint.step);
+  w.write_u64(checkpoint.sections.size());
+  for (const auto& [name, bytes] : checkpoint.sections) {
+    w.write_string(name);
+    w.write_string(bytes);
+  }
+  std::string body = payload.str();
+  std::ostringstream file;
+  BinaryWriter f(file);
+  f.write_bytes(std::as_bytes(std::span(kMagic)));
+  f.write_u32(kVersion);
+  f.write_u64(body.size());
+  f.write_bytes(std::as_bytes(std::span(body.data(), body.size())));
+  f.write_u32(crc32(std::as_bytes(std::span(body.data(), body.size()))));
+  return file.str();
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
+  const std::string bytes = encode_checkpoint(checkpoint);
+  std::filesystem::path target(path);
+  std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw Error("checkpoint: cannot create " + tmp + ": " + errno_text());
+  try {
+    write_fully(fd, bytes, tmp);
+    if (::fsync(fd) != 0) throw Error("checkpoint: fsync of " + tmp + " failed: " + errno_text());
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string why = errno_text();
+    ::unlink(tmp.c_str());
+    throw Error("checkpoint: cannot rename " + tmp + " to " + path + ": " + why);
+  }
+  fsync_dir(dir);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError("checkpoint " + path + ": cannot open");
+  return decode_stream(in, path);
+}
+
+Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) {
+  std::istringstream in(bytes);
+  return decode_stream(in, path);
 }
 
 CheckpointDir::CheckpointDir(std::string dir, int64_t keep) : dir_(std::move(dir)), keep_(keep) {

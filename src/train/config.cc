@@ -356,6 +356,7 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("bucket_mb", p.bucket_mb);
   par.read("compression", p.compression);
   par.read("find_unused_parameters", p.find_unused_parameters);
+  par.read("sync_batchnorm", p.sync_batchnorm);
   par.read("timeout_s", p.timeout_s);
   par.finish();
   require(par, p.timeout_s > 0 && p.timeout_s <= 1e7, "timeout_s", "must lie in (0, 1e7]");
@@ -453,6 +454,7 @@ std::string to_toml(const Config& c) {
       << "\nbackend = " << quote(p.backend) << "\nzero_stage = " << p.zero_stage
       << "\nbucket_mb = " << number(p.bucket_mb) << "\ncompression = " << quote(p.compression)
       << "\nfind_unused_parameters = " << boolean(p.find_unused_parameters)
+      << "\nsync_batchnorm = " << boolean(p.sync_batchnorm)
       << "\ntimeout_s = " << number(p.timeout_s) << "\n";
   return out.str();
 }

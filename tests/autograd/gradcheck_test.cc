@@ -274,6 +274,15 @@ void register_composite_cases() {
   add_case("batch_norm_train_4d", {in({2, 3, 2, 2}, kT), in({3}), in({3})}, [](const Vars& v) {
     return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), true, 0.1, 1e-5);
   });
+  // Statistics over several processes: here the batch and an identical copy of it on another
+  // process, so the sums double and the count too.
+  add_case("batch_norm_train_across_4d", {in({2, 3, 2, 2}), in({3}), in({3})}, [](const Vars& v) {
+    const BatchStatsReduction twice{.sum = [](const Variable& s) { return mul_scalar(s, 2.0); },
+                                    .count = [](int64_t n) { return 2 * n; }};
+    Tensor running_mean = Tensor::zeros({3}, v[0].dtype());
+    Tensor running_var = Tensor::ones({3}, v[0].dtype());
+    return batch_norm(v[0], v[1], v[2], running_mean, running_var, true, 0.1, 1e-5, &twice);
+  });
   add_case("batch_norm_eval_4d", {in({2, 2, 3, 3}, kS), in({2}), in({2})}, [](const Vars& v) {
     Tensor running_mean = Tensor::from_vector<double>({0.5, -0.25}, {2}).to(v[0].dtype());
     Tensor running_var = Tensor::from_vector<double>({2.0, 0.5}, {2}).to(v[0].dtype());

@@ -1,6 +1,8 @@
 #include "run_ranks.h"
 
 #include <exception>
+#include <latch>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -33,8 +35,19 @@ void run_threads(int n, const std::function<void(int rank)>& fn) {
 
 void run_ranks(int n, const std::function<void(ProcessGroup& group)>& fn, GroupOptions options) {
   auto store = std::make_shared<HashStore>(options.timeout);
+  // No rank starts fn before every rank has its group: one whose fn ends at once would otherwise
+  // close connections another rank is still setting up, failing that rank's rendezvous. Each
+  // thread arrives within the rendezvous deadline, connected or failed.
+  std::latch connected(n);
   run_threads(n, [&](int rank) {
-    auto group = make_gloo_group(store, rank, n, options);
+    std::unique_ptr<ProcessGroup> group;
+    try {
+      group = make_gloo_group(store, rank, n, options);
+    } catch (...) {
+      connected.count_down();
+      throw;
+    }
+    connected.arrive_and_wait();
     fn(*group);
     group->shutdown();
   });

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -80,7 +81,7 @@ TEST(DataLoader, BatchesCoverTheRanksIndicesInOrderWithAPartialLastBatch) {
     EXPECT_EQ(flatten(batches), expected);
     // The epoch is over until the next set_epoch.
     EXPECT_FALSE(loader.next().has_value());
-    EXPECT_EQ(loader.state(), (SamplerState{2, 12}));
+    EXPECT_EQ(loader.state(), (SamplerState{2, 23})) << "all 23 positions, with the padding";
   }
 }
 
@@ -168,13 +169,81 @@ TEST(DataLoader, StateResumesWithExactlyTheBatchesNotYetReturned) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(run.next().has_value());
   std::this_thread::sleep_for(20ms);  // let the producer run ahead
   const SamplerState saved = run.state();
-  EXPECT_EQ(saved, (SamplerState{7, 12}));  // prefetched batches are not counted
+  // 12 indices on each of 3 ranks; prefetched batches are not counted.
+  EXPECT_EQ(saved, (SamplerState{7, 36}));
   const auto rest = drain(run);
 
   CountingDataset other(97);
   DataLoader resumed(other, sampler, {.batch_size = 4, .prefetch = 3});
   resumed.set_state(saved);
   EXPECT_EQ(drain(resumed), rest);
+}
+
+// Loaders of `world` ranks with a global batch of `global_batch`, all at `state`.
+std::vector<std::unique_ptr<DataLoader>> loaders(Dataset& data, int world, int64_t global_batch,
+                                                 bool drop_last, SamplerState state) {
+  std::vector<std::unique_ptr<DataLoader>> out;
+  for (int rank = 0; rank < world; ++rank) {
+    out.push_back(std::make_unique<DataLoader>(
+        data, DistributedSampler(data.size(), rank, world, {.seed = 8, .drop_last = drop_last}),
+        DataLoaderOptions{
+            .batch_size = global_batch / world, .drop_last_batch = drop_last, .prefetch = 2}));
+    out.back()->set_state(state);
+  }
+  return out;
+}
+
+TEST(DataLoader, LoadersOnAnotherWorldSizeGoOnWithTheRestOfTheEpoch) {
+  // The first `steps` global batches on `before` ranks, the rest of the epoch on `after`.
+  struct Case {
+    int64_t n;
+    int before, after;
+    int64_t global_batch, steps;
+  };
+  for (const Case& c : {Case{24, 2, 3, 6, 2}, Case{25, 2, 3, 6, 2}, Case{24, 4, 2, 4, 3},
+                        Case{23, 4, 2, 4, 3}, Case{23, 1, 4, 4, 1}}) {
+    for (bool drop_last : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "N=" << c.n << " " << c.before << " -> " << c.after
+                                        << " ranks, drop_last=" << drop_last);
+      CountingDataset data(c.n);
+      std::vector<int64_t> seen;
+      auto first = loaders(data, c.before, c.global_batch, drop_last, {1, 0});
+      for (int64_t step = 0; step < c.steps; ++step) {
+        for (auto& loader : first) {
+          const std::optional<Batch> b = loader->next();
+          ASSERT_TRUE(b.has_value());
+          for (int64_t label : b->y.to_vector<int64_t>()) seen.push_back(label);
+        }
+      }
+      const SamplerState saved = first[0]->state();
+      for (auto& loader : first) ASSERT_EQ(loader->state(), saved) << "the ranks agree";
+      EXPECT_EQ(saved, (SamplerState{1, c.steps * c.global_batch}));
+      first.clear();
+      for (auto& loader : loaders(data, c.after, c.global_batch, drop_last, saved)) {
+        for (const auto& batch : drain(*loader))
+          seen.insert(seen.end(), batch.begin(), batch.end());
+      }
+      // The epoch's order, and what of it one epoch on `after` ranks from `saved` deals.
+      DistributedSampler one(c.n, 0, 1, {.seed = 8});
+      one.set_epoch(1);
+      const std::vector<int64_t> order(one.indices().begin(), one.indices().end());
+      const int64_t left = c.n - saved.position;
+      std::vector<int64_t> expected;
+      if (drop_last) {
+        // Whole global batches only; a rank's partial last batch is dropped too.
+        expected.assign(order.begin(),
+                        order.begin() + saved.position + left / c.global_batch * c.global_batch);
+      } else {
+        // Every sample once, then the padding: the first positions of the order again.
+        expected = order;
+        const int64_t padding = (left + c.after - 1) / c.after * c.after - left;
+        expected.insert(expected.end(), order.begin(), order.begin() + padding);
+      }
+      std::sort(seen.begin(), seen.end());
+      std::sort(expected.begin(), expected.end());
+      EXPECT_EQ(seen, expected);
+    }
+  }
 }
 
 TEST(DataLoader, TimesOutWithAnErrorNamingThePosition) {

@@ -133,15 +133,74 @@ TEST(DistributedSampler, StateRestoresMidEpochExactly) {
   run.set_epoch(4);
   (void)run.next(10);
   const SamplerState saved = run.state();
-  EXPECT_EQ(saved, (SamplerState{4, 10}));
+  EXPECT_EQ(saved, (SamplerState{4, 30})) << "10 indices on each of 3 ranks";
   const auto rest = as_vector(run.next(1000));
   ASSERT_EQ(static_cast<int64_t>(rest.size()), run.num_samples() - 10);
 
   DistributedSampler resumed(101, 2, 3, {.seed = 9});
   resumed.set_state(saved);
-  EXPECT_EQ(resumed.epoch(), 4);
-  EXPECT_EQ(resumed.position(), 10);
+  EXPECT_EQ(resumed.state(), saved);
   EXPECT_EQ(as_vector(resumed.next(1000)), rest);
+}
+
+TEST(DistributedSampler, StateCountsTheOrderPositionsAllRanksConsumed) {
+  DistributedSampler s(25, 1, 4, {.seed = 2});
+  EXPECT_EQ(s.num_samples(), 7);
+  (void)s.next(3);
+  EXPECT_EQ(s.state(), (SamplerState{0, 12}));
+  (void)s.next(100);
+  // Past the data into the padding: the epoch is over.
+  EXPECT_EQ(s.state(), (SamplerState{0, 25}));
+}
+
+// The one-rank order of an epoch: the shared order every world size deals from.
+std::vector<int64_t> epoch_order(int64_t n, int64_t epoch) {
+  DistributedSampler one(n, 0, 1, {.seed = 5});
+  one.set_epoch(epoch);
+  return as_vector(one.indices());
+}
+
+TEST(DistributedSampler, AStateFromAnyWorldSizeDealsExactlyTheRestOfTheOrder) {
+  for (int64_t n : {1, 7, 24, 25}) {
+    const std::vector<int64_t> order = epoch_order(n, 3);
+    for (int world = 1; world <= 5; ++world) {
+      for (int64_t start = 0; start <= n; ++start) {
+        for (bool drop_last : {false, true}) {
+          SCOPED_TRACE(::testing::Message() << "N=" << n << " W=" << world << " from " << start
+                                            << " drop_last=" << drop_last);
+          std::vector<std::vector<int64_t>> per_rank;
+          for (int rank = 0; rank < world; ++rank) {
+            DistributedSampler s(n, rank, world, {.seed = 5, .drop_last = drop_last});
+            s.set_state({3, start});
+            per_rank.push_back(as_vector(s.indices()));
+          }
+          const int64_t left = n - start;
+          const int64_t dealt =
+              drop_last ? left / world * world : (left + world - 1) / world * world;
+          std::vector<int64_t> expected;
+          for (int64_t p = start; p < start + dealt; ++p) expected.push_back(order[p % n]);
+          EXPECT_EQ(interleave(per_rank), expected);
+        }
+      }
+    }
+  }
+}
+
+TEST(DistributedSampler, UnpaddedDealingGivesEverySampleToExactlyOneRank) {
+  for (int64_t n : {0, 1, 10, 11}) {
+    for (int world = 1; world <= 4; ++world) {
+      std::vector<int64_t> all;
+      for (int rank = 0; rank < world; ++rank) {
+        DistributedSampler s(n, rank, world, {.shuffle = false, .pad = false});
+        EXPECT_EQ(std::ssize(s.indices()), std::max<int64_t>(0, (n - rank + world - 1) / world));
+        all.insert(all.end(), s.indices().begin(), s.indices().end());
+      }
+      std::sort(all.begin(), all.end());
+      std::vector<int64_t> each_once(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) each_once[static_cast<size_t>(i)] = i;
+      EXPECT_EQ(all, each_once) << "N=" << n << " W=" << world;
+    }
+  }
 }
 
 TEST(DistributedSampler, InvalidArgumentsAreValueErrors) {
@@ -150,7 +209,8 @@ TEST(DistributedSampler, InvalidArgumentsAreValueErrors) {
   EXPECT_THROW_WITH(DistributedSampler(10, 3, 3), ValueError, "rank 3", "[0, 3)");
   EXPECT_THROW_WITH(DistributedSampler(10, -1, 3), ValueError, "rank -1");
   DistributedSampler s(10, 0, 3);
-  EXPECT_THROW_WITH(s.set_state({0, 5}), ValueError, "position 5", "[0, 4]");
+  EXPECT_THROW_WITH(s.set_state({0, 11}), ValueError, "position 11", "[0, 10]");
+  EXPECT_THROW_WITH(s.set_state({0, -1}), ValueError, "position -1");
   EXPECT_THROW_WITH(s.set_state({-1, 0}), ValueError, "epoch -1");
   EXPECT_THROW_WITH(s.set_epoch(-2), ValueError, "epoch -2");
   EXPECT_THROW_WITH(s.next(-1), ValueError, "n is -1");

@@ -50,6 +50,32 @@ TEST(Tensor, DataIsAlignedForVectorLoads) {
   }
 }
 
+TEST(Tensor, StorageBytesCountLiveTensorsAndTheirPeak) {
+  const size_t before = live_storage_bytes();
+  reset_peak_storage_bytes();
+  {
+    Tensor a = Tensor::empty({1000});
+    Tensor view = a.slice(0, 0, 10);  // a view adds no storage
+    EXPECT_EQ(live_storage_bytes(), before + 4000);
+    {
+      Tensor b = Tensor::empty({500}, DType::kFloat64);
+      EXPECT_EQ(live_storage_bytes(), before + 8000);
+    }
+    EXPECT_EQ(live_storage_bytes(), before + 4000);
+    // Wrapped memory is storage too: DDP's buckets live in memory the process group hands out.
+    constexpr std::align_val_t kAlignment{Storage::kAlignment};
+    std::shared_ptr<std::byte[]> memory(
+        static_cast<std::byte*>(::operator new(256, kAlignment)),
+        [kAlignment](std::byte* p) { ::operator delete(p, kAlignment); });
+    auto wrapped = Storage::wrap(memory, 256);
+    EXPECT_EQ(live_storage_bytes(), before + 4256);
+  }
+  EXPECT_EQ(live_storage_bytes(), before);
+  EXPECT_EQ(peak_storage_bytes(), before + 8000);
+  reset_peak_storage_bytes();
+  EXPECT_EQ(peak_storage_bytes(), before);
+}
+
 TEST(Tensor, RandomFactoriesAreDeterministicPerSeed) {
   Generator a(4), b(4);
   EXPECT_TRUE(tensors_equal(Tensor::randn({5}, a), Tensor::randn({5}, b)));

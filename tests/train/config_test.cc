@@ -32,6 +32,7 @@ TEST(Config, DefaultsFillEverythingNotGiven) {
   EXPECT_EQ(c.optimizer.name, "sgd");
   EXPECT_EQ(c.train.run_dir, "runs/my_run");
   EXPECT_EQ(c.parallel.strategy, "auto");
+  EXPECT_FALSE(c.parallel.sync_batchnorm);
 }
 
 TEST(Config, UnknownKeyNamesKeyLineAndSuggestion) {
@@ -94,13 +95,15 @@ TEST(Config, OverrideWithWrongTypeOrUnknownKeyFails) {
 }
 
 TEST(Config, ToTomlRoundTrips) {
-  Config c = parse_config(
-      std::string(kMinimal) + "[optimizer]\nlr = 0.125\nnesterov = true\nmomentum = 0.9\n",
-      "cfg.toml");
+  Config c = parse_config(std::string(kMinimal) +
+                              "[optimizer]\nlr = 0.125\nnesterov = true\nmomentum = 0.9\n" +
+                              "[parallel]\nsync_batchnorm = true\n",
+                          "cfg.toml");
   Config back = parse_config(to_toml(c), "shown.toml");
   EXPECT_EQ(to_toml(back), to_toml(c));
   EXPECT_DOUBLE_EQ(back.optimizer.lr, 0.125);
   EXPECT_TRUE(back.optimizer.nesterov);
+  EXPECT_TRUE(back.parallel.sync_batchnorm);
   EXPECT_EQ(back.train.run_dir, "runs/cfg");
 }
 

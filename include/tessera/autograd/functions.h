@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "tessera/autograd/variable.h"
@@ -62,13 +63,23 @@ Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable
 // Normalises over the last axis, then scales by weight and shifts by bias (each [last]); as
 // torch.nn.functional.layer_norm over one axis.
 Variable layer_norm(const Variable& x, const Variable& weight, const Variable& bias, double eps);
+// How batch_norm's statistics take in the batches of other processes that normalise together
+// (synchronised batch normalisation): `sum` returns the sum over all of them of a per-channel
+// tensor (differentiably: its backward sums the gradients likewise), `count` the total of a value
+// count. Unset, the statistics are this batch's alone.
+struct BatchStatsReduction {
+  std::function<Variable(const Variable&)> sum;
+  std::function<int64_t(int64_t)> count;
+};
+
 // Batch normalisation over axis 1 of [N, C] or [N, C, H, W]; weight and bias are [C]. In training
 // it normalises with the batch statistics (biased variance) and, when running_mean/running_var are
 // defined, updates them in place: r = (1 - momentum) r + momentum * batch (unbiased variance).
-// Otherwise it normalises with the running statistics.
+// With `across`, the batch is that of every process `across` reduces over. Otherwise it
+// normalises with the running statistics.
 Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias,
                     Tensor running_mean, Tensor running_var, bool training, double momentum,
-                    double eps);
+                    double eps, const BatchStatsReduction* across = nullptr);
 
 inline Variable operator+(const Variable& a, const Variable& b) { return add(a, b); }
 inline Variable operator-(const Variable& a, const Variable& b) { return sub(a, b); }

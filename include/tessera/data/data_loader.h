@@ -43,9 +43,11 @@ struct DataLoaderOptions {
 // place of the batch that failed, after the batches before it; calling next() again retries that
 // batch.
 //
-// Checkpoints: state() is the position of the next batch not yet returned by next(); batches
-// prefetched but not returned are not counted, so set_state(state()) in a new loader yields
-// exactly the batches this one had not yet returned.
+// Checkpoints: state() is the position of the next batch not yet returned by next(), counted in
+// the epoch's order over all ranks (see SamplerState); batches prefetched but not returned are not
+// counted, so set_state(state()) in a new loader yields exactly the batches this one had not yet
+// returned, and the loaders of a run on another number of ranks, given that state, go on with
+// exactly the rest of the epoch.
 //
 // Borrows the dataset: it must outlive the loader, and while the loader runs nothing else may
 // call the dataset unless the dataset allows concurrent use. The destructor stops and joins the
@@ -73,7 +75,7 @@ class DataLoader {
   // Continues from a saved state; throws ValueError as DistributedSampler::set_state does.
   void set_state(const SamplerState& state);
 
-  // Batches per epoch on this rank.
+  // Batches per whole epoch on this rank.
   [[nodiscard]] int64_t num_batches() const;
   [[nodiscard]] const DistributedSampler& sampler() const { return sampler_; }
   [[nodiscard]] const DataLoaderOptions& options() const { return options_; }

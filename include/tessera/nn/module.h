@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,6 +35,9 @@ class Module {
   std::vector<Variable> parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
   int64_t parameter_count() const;
+
+  // Calls fn on this module, then on each child's modules, depth first in registration order.
+  void apply(const std::function<void(Module&)>& fn);
 
   // Train mode (the default) vs evaluation mode; applies to children too.
   void train(bool on = true);

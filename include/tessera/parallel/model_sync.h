@@ -17,6 +17,10 @@ void check_same_model(const nn::Module& model, comm::ProcessGroup& group, const 
 [[nodiscard]] std::vector<std::string> allgather_bytes(comm::ProcessGroup& group,
                                                        const std::string& bytes);
 
+// Collective: `root`'s bytes, on every rank (the others' `bytes` are ignored).
+[[nodiscard]] std::string broadcast_bytes(comm::ProcessGroup& group, const std::string& bytes,
+                                          int root);
+
 // Collective: copies rank 0's parameters and buffers to every rank, in place.
 void broadcast_module(const nn::Module& model, comm::ProcessGroup& group);
 

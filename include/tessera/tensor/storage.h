@@ -35,4 +35,12 @@ class Storage {
   Device device_;
 };
 
+// Bytes of tensor storage alive in this process (allocated, or wrapped from elsewhere), and the
+// most alive at once since the process started or the last reset_peak_storage_bytes(). They count
+// every Storage of every thread, so ranks run as threads share them. Thread-safe.
+[[nodiscard]] size_t live_storage_bytes();
+[[nodiscard]] size_t peak_storage_bytes();
+// Starts a new peak from the bytes alive now.
+void reset_peak_storage_bytes();
+
 }  // namespace tessera

@@ -27,6 +27,11 @@ void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 // FormatError naming the file and what is wrong.
 [[nodiscard]] Checkpoint read_checkpoint(const std::string& path);
 
+// The bytes write_checkpoint puts in a file, and back (verified as read_checkpoint does; `path`
+// names the checkpoint in errors and becomes its path): for sending a checkpoint to other ranks.
+[[nodiscard]] std::string encode_checkpoint(const Checkpoint& checkpoint);
+[[nodiscard]] Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path);
+
 // The checkpoints of one run: <dir>/step-<step>.ckpt, the newest `keep` kept.
 class CheckpointDir {
  public:

@@ -79,6 +79,8 @@ struct ParallelConfig {
   double bucket_mb = 25.0;              // ddp: gradient bucket size
   std::string compression = "none";     // ddp: none | bf16 | fp16 gradients on the wire
   bool find_unused_parameters = false;  // ddp: parameters without gradient count as zero
+  // BatchNorm layers normalise over the global batch (statistics allreduced), not each rank's.
+  bool sync_batchnorm = false;
   // Deadline of every collective and of the rendezvous; a rank that does not arrive in time is
   // named in the error. TESSERA_COMM_TIMEOUT_S in the environment overrides it.
   double timeout_s = 300.0;

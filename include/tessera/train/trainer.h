@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,17 +15,26 @@
 namespace tessera::optim {
 class Optimizer;
 }
+namespace tessera::data {
+struct SamplerState;
+}
 
 namespace tessera::train {
+
+struct Checkpoint;
 
 struct TrainerOptions {
   // The ranks training together, or nullptr for one process. Its rank and size shard the data;
   // [parallel] strategy says how gradients are combined. Borrowed: must outlive the Trainer.
   comm::ProcessGroup* group = nullptr;
-  // Continue from the newest valid checkpoint in <run_dir>/checkpoints (start afresh when none).
+  // Continue from the newest valid checkpoint in rank 0's <run_dir>/checkpoints (start afresh
+  // when it has none). Rank 0 sends it to every rank, so the other ranks' run directories (on
+  // other machines, say) need not hold it; a rank that cannot load it fails the run on every rank.
   bool resume = false;
   // Where progress goes (rank 0 only); nullptr: nowhere.
   std::FILE* progress = stderr;
+  // Called with every batch this rank trains on, before its step (to record what was seen).
+  std::function<void(const data::Batch&)> on_batch = nullptr;
 };
 
 struct EvalResult {
@@ -41,7 +51,7 @@ struct TrainResult {
   int world_size = 1;
   int64_t epochs = 0;
   EvalResult test;          // the last evaluation (count 0 when there is no test set)
-  double train_loss = 0.0;  // mean over the last epoch
+  double train_loss = 0.0;  // mean over the last epoch's steps and every rank's batches
   double wall_seconds = 0.0;
   double samples_per_s = 0.0;  // training throughput over the run, all ranks together
   std::string last_checkpoint;
@@ -51,6 +61,11 @@ struct TrainResult {
 // mean cross-entropy, accuracy and confusion matrix.
 [[nodiscard]] EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
                                   int64_t classes);
+// Collective: evaluate() with the samples shared among the group's ranks (each sample evaluated
+// by exactly one rank) and the sums reduced, so every rank returns the whole dataset's result.
+[[nodiscard]] EvalResult evaluate_sharded(nn::Module& model, data::Dataset& dataset,
+                                          int64_t batch_size, int64_t classes,
+                                          comm::ProcessGroup& group);
 
 // Runs a training job from a Config: builds the data sets, model, optimizer and schedule, trains
 // for the configured epochs on this rank's shard, evaluates on the test set after each epoch,
@@ -73,6 +88,12 @@ class Trainer {
   optim::Optimizer& optimizer();
   // Optimizer state this process holds (with ZeRO: its shard).
   int64_t optimizer_state_bytes();
+  // Collective: loads rank 0's newest valid checkpoint on every rank; where the data stands
+  // ({0, 0} when there is none).
+  data::SamplerState resume();
+  data::SamplerState load_checkpoint(const Checkpoint& checkpoint);
+  // Collective (ZeRO gathers its shards); rank 0 writes. The file's path on rank 0, else "".
+  std::string save_checkpoint(data::SamplerState at);
   Config config_;
   TrainerOptions options_;
   std::unique_ptr<State> state_;
