@@ -29,6 +29,7 @@ ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL
             "TESSERA_NUM_THREADS")
 HEALTHY_FRACTION = 0.5
 MATMUL_N = 512
+START = time.monotonic()
 
 
 def cpu_model():
@@ -69,14 +70,16 @@ def torch_version():
 def header(peer):
     """Lines (each starting with '# ') naming the machine, the environment and the peer."""
     env = " ".join("%s=%s" % (v, os.environ.get(v, "unset")) for v in ENV_VARS)
-    lib = openblas()
+    try:
+        lib = openblas()
+        blas = "%s (kernels: %s)" % (lib.openblas_get_config().decode().split(" NO_")[0],
+                                     lib.openblas_get_corename().decode())
+    except OSError as e:
+        blas = "OpenBLAS not loadable: %s" % e
     lines = ["machine: %s, %d cores, %.1f GiB, %s %s; load average %.2f at start"
              % (cpu_model(), os.cpu_count(), memory_gib(), platform.system(), platform.release(),
                 os.getloadavg()[0]),
-             "environment: " + env,
-             "%s (kernels: %s)" % (lib.openblas_get_config().decode().split(" NO_")[0],
-                                   lib.openblas_get_corename().decode()),
-             "peer: " + peer]
+             "environment: " + env, blas, "peer: " + peer]
     return "\n".join("# " + line for line in lines)
 
 
@@ -88,10 +91,18 @@ class Stat:
         self.median = statistics.median(self.values)
         self.lo, self.hi = min(self.values), max(self.values)
 
-    def fmt(self, spec="%.4g"):
-        if len(self.values) == 1:
-            return spec % self.median
-        return "%s (%s-%s)" % (spec % self.median, spec % self.lo, spec % self.hi)
+    def fmt(self, spec="%.4g", unit=""):
+        """'12.3 (11.9-12.8)'; unit follows the median: '1.14x (1.02-1.20)'."""
+        text = spec % self.median + unit
+        if len(self.values) > 1:
+            text += " (%s-%s)" % (spec % self.lo, spec % self.hi)
+        return text
+
+
+def footer():
+    seconds = time.monotonic() - START
+    return "# wall time %dm%02ds, load average %.2f at the end" % (seconds // 60, seconds % 60,
+                                                                  os.getloadavg()[0])
 
 
 def parse_configs(text):

@@ -113,6 +113,8 @@ def main():
           "best median.")
     if not healthy:
         print("PEER UNHEALTHY: results invalid")
+    print(bench_env.footer())
+    if not healthy:
         sys.exit(3)
 
 
