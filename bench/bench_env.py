@@ -26,7 +26,9 @@ import time
 
 TORCH_PYTHON = "/usr/bin/python3"  # Debian's python3-torch is installed for this interpreter
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-            "TESSERA_NUM_THREADS")
+            "TESSERA_NUM_THREADS")  # always printed; other set variables with these prefixes too:
+ENV_PREFIXES = ("OPENBLAS_", "GOTO", "OMP_", "GOMP_", "KMP_", "MKL_", "DNNL_", "ONEDNN_", "TORCH_",
+                "TESSERA_")
 HEALTHY_FRACTION = 0.5
 MATMUL_N = 512
 START = time.monotonic()
@@ -69,7 +71,9 @@ def torch_version():
 
 def header(peer):
     """Lines (each starting with '# ') naming the machine, the environment and the peer."""
-    env = " ".join("%s=%s" % (v, os.environ.get(v, "unset")) for v in ENV_VARS)
+    names = list(ENV_VARS) + sorted(v for v in os.environ
+                                    if v.startswith(ENV_PREFIXES) and v not in ENV_VARS)
+    env = " ".join("%s=%s" % (v, os.environ.get(v, "unset")) for v in names)
     try:
         lib = openblas()
         blas = "%s (kernels: %s)" % (lib.openblas_get_config().decode().split(" NO_")[0],
@@ -81,6 +85,10 @@ def header(peer):
                 os.getloadavg()[0]),
              "environment: " + env, blas, "peer: " + peer]
     return "\n".join("# " + line for line in lines)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's lines and shows each option's default."""
 
 
 class Stat:
@@ -175,17 +183,17 @@ def peer_health(configs, rounds=3):
           "median (min-max) of %d alternating fresh processes each"
           % (MATMUL_N, MATMUL_N, MATMUL_N, rounds))
     for tt, ob in sorted(set(configs)):
-        raw, mine = [], []
+        raw, peer = [], []
         for _ in range(rounds):
             raw.append(measure("openblas", tt, ob))
-            mine.append(measure("torch", tt, ob))
-        raw, mine = Stat(raw), Stat(mine)
-        ok = mine.median >= HEALTHY_FRACTION * raw.median
+            peer.append(measure("torch", tt, ob))
+        raw, peer = Stat(raw), Stat(peer)
+        ok = peer.median >= HEALTHY_FRACTION * raw.median
         healthy = healthy and ok
-        print("#   %s (torch threads x OpenBLAS threads): torch.matmul %s, raw OpenBLAS (%d threads)"
-              " %s: %.2fx of raw, %s"
-              % (config_name(tt, ob), mine.fmt("%.0f"), ob, raw.fmt("%.0f"),
-                 mine.median / raw.median, "healthy" if ok else "UNHEALTHY"))
+        print("#   %s (torch threads x OpenBLAS threads): torch.matmul %s, raw OpenBLAS "
+              "(%d threads) %s: %.2fx of raw, %s"
+              % (config_name(tt, ob), peer.fmt("%.0f"), ob, raw.fmt("%.0f"),
+                 peer.median / raw.median, "healthy" if ok else "UNHEALTHY"))
     if not healthy:
         print("# PEER UNHEALTHY: results invalid (PyTorch's matmul below %.0f%% of raw OpenBLAS at "
               "the same threads: the peer is broken here, its ratios mean nothing)"
@@ -194,12 +202,11 @@ def peer_health(configs, rounds=3):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("check", help="run the peer health check")
     check.add_argument("configs", help="torch threads x OPENBLAS_NUM_THREADS pairs, e.g. 1x2,2x1")
-    check.add_argument("--rounds", type=int, default=3)
+    check.add_argument("--rounds", type=int, default=3, help="alternating measurements of each")
     mm = sub.add_parser("matmul", help="print one matmul rate as JSON")
     mm.add_argument("engine", choices=["openblas", "torch"])
     mm.add_argument("--torch-threads", type=int, default=1)

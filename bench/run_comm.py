@@ -41,7 +41,7 @@ def parse(text):
 
 def main():
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=bench_env.HelpFormatter,
         epilog="Other options go to `tessera bench comm` (default: %s)." % " ".join(DEFAULT_ARGS))
     parser.add_argument("--runs", type=int, default=9, help="runs of `tessera bench comm`")
     parser.add_argument("--binary", default="build/release/tessera", help="the tessera binary")
@@ -73,7 +73,9 @@ def main():
         line = f"{op:<15}{size:>6}  {backend:<11}{Stat(busbw[key]).fmt('%.2f'):<22}"
         if ratios[key]:
             r = Stat(ratios[key])
-            line += f"{r.median:.2f}x {runs[0][key][2]} ({r.lo:.2f}-{r.hi:.2f})"
+            line += f"{r.median:.2f}x {runs[0][key][2]}"
+            if len(r.values) > 1:
+                line += f" ({r.lo:.2f}-{r.hi:.2f})"
         print(line.rstrip())
     print(bench_env.footer())
 

@@ -51,11 +51,11 @@ def run_torch(torch_threads, openblas_threads, repetitions):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=bench_env.HelpFormatter)
     parser.add_argument("--build", default=os.path.join(ROOT, "build", "release"),
-                        help="tessera's build directory (default: build/release)")
+                        help="tessera's build directory")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="TESSERA_NUM_THREADS for tessera (default: all cores)")
+                        help="TESSERA_NUM_THREADS for tessera; the default is all cores")
     parser.add_argument("--repetitions", type=int, default=5,
                         help="timed repetitions of each benchmark, per engine and config")
     parser.add_argument("--peer-configs", default="1x2,2x1,2x2",
@@ -79,23 +79,29 @@ def main():
         return max(((Stat(p[key]), (p["torch_threads"], p["openblas_threads"])) for p in peers),
                    key=lambda sc: sc[0].median)
 
-    rows = []  # (name, tessera Stat or ratio, PyTorch Stat or None, config, format)
+    rows = []  # (name, tessera Stat or number, PyTorch Stat or None, peer config, format)
+
+    def versus(name, ours, key, spec):
+        rows.append((name, ours) + best(key) + (spec,))
+
+    def alone(name, ours, spec):
+        rows.append((name, ours, None, None, spec))
+
     for shape in ("128/784/512", "512/512/512"):
         x = shape.replace("/", "x")
         matmul, raw = mine("BM_Matmul/" + shape, "GFLOPS"), mine("BM_RawSgemm/" + shape, "GFLOPS")
-        rows.append(("matmul %s GFLOP/s" % x, matmul) + best("matmul_%s_gflops" % x) + ("%.1f",))
-        rows.append(("  raw oneDNN sgemm (tessera's roofline)", raw, None, None, "%.1f"))
-        rows.append(("  raw OpenBLAS sgemm, tessera's threads",
-                     mine("BM_RawOpenblasSgemm/" + shape, "GFLOPS"), None, None, "%.1f"))
-        rows.append(("  tessera matmul / raw oneDNN sgemm", matmul.median / raw.median, None, None,
-                     "%.2f"))
-    rows.append(("conv2d fwd+bwd samples/s (128x32x14x14, 64 5x5)",
-                 mine("BM_Conv2dStep", "samples/s")) + best("conv2d_step_samples_per_s") + ("%.0f",))
+        versus("matmul %s GFLOP/s" % x, matmul, "matmul_%s_gflops" % x, "%.1f")
+        alone("  raw oneDNN sgemm (tessera's roofline)", raw, "%.1f")
+        alone("  raw OpenBLAS sgemm, tessera's threads",
+              mine("BM_RawOpenblasSgemm/" + shape, "GFLOPS"), "%.1f")
+        alone("  tessera matmul / raw oneDNN sgemm", matmul.median / raw.median, "%.2f")
+    versus("conv2d fwd+bwd samples/s (128x32x14x14, 64 5x5)", mine("BM_Conv2dStep", "samples/s"),
+           "conv2d_step_samples_per_s", "%.0f")
     mlp, roof = mine("BM_MlpStep", "samples/s"), mine("BM_MlpStepGemms", "samples/s")
-    rows.append(("MLP step samples/s (784-512-256-10, b128, SGD mom.)", mlp)
-                + best("mlp_step_samples_per_s") + ("%.0f",))
-    rows.append(("  sgemm roofline samples/s (the step's 8 GEMMs alone)", roof, None, None, "%.0f"))
-    rows.append(("  MLP step / roofline", mlp.median / roof.median, None, None, "%.2f"))
+    versus("MLP step samples/s (784-512-256-10, b128, SGD mom.)", mlp, "mlp_step_samples_per_s",
+           "%.0f")
+    alone("  sgemm roofline samples/s (the step's 8 GEMMs alone)", roof, "%.0f")
+    alone("  MLP step / roofline", mlp.median / roof.median, "%.2f")
 
     print()
     healthy = bench_env.peer_health([cfg for _, _, _, cfg, _ in rows if cfg])

@@ -65,21 +65,25 @@ def torch_ddp(model, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=bench_env.HelpFormatter)
     parser.add_argument("--build", default=os.path.join(ROOT, "build", "release"),
-                        help="tessera's build directory (default: build/release)")
+                        help="tessera's build directory")
     parser.add_argument("--runs", type=int, default=5, help="rounds of every variant")
     parser.add_argument("--steps", type=int, default=200, help="training steps of the MLP")
     parser.add_argument("--cnn-steps", type=int, default=60, help="training steps of the CNN")
     args = parser.parse_args()
+    if min(args.steps, args.cnn_steps) < 20:
+        parser.error("--steps and --cnn-steps must be at least 20: tessera's rate is read from "
+                     "windows of 10 steps, and the first window (warm-up) is dropped")
     print(bench_env.header("%s DDP, gloo backend; 2 processes x 1 thread, OPENBLAS_NUM_THREADS=1, "
                            "per-rank batch 128; tessera 1-process baseline: 2 threads"
                            % bench_env.torch_version()))
     tmp = tempfile.mkdtemp(prefix="tessera_ddp_")
-    variants = {
+    variants = {  # name: (model, steps) -> result
         "tessera DDP (gloo)": lambda m, s: tessera(args.build, m, s, tmp + "/g", 2, 1, "gloo"),
         "PyTorch DDP (gloo)": torch_ddp,
-        "tessera DDP (shm, default)": lambda m, s: tessera(args.build, m, s, tmp + "/s", 2, 1, "shm"),
+        "tessera DDP (shm, default)": lambda m, s: tessera(args.build, m, s, tmp + "/s", 2, 1,
+                                                           "shm"),
         "tessera 1 process x 2 threads": lambda m, s: tessera(args.build, m, s, tmp + "/1", 1, 2),
     }
     names = list(variants)
@@ -125,8 +129,8 @@ def main():
                       m["comm_wait_ms"], 100 * m["comm_wait_ms"] / sum(m[k] for k in SPLIT),
                       m["optimizer_ms"], 100 * m["comm_hidden_fraction"],
                       m["bytes_communicated_per_step"] / 1e6))
-    print("\nThe like-for-like ratio is tessera gloo / PyTorch gloo: both over Gloo's TCP transport "
-          "with the same ranks, threads and batch. shm / gloo is the transport alone.")
+    print("\nThe like-for-like ratio is tessera gloo / PyTorch gloo: both over Gloo's TCP "
+          "transport with the same ranks, threads and batch. shm / gloo is the transport alone.")
     if not healthy:
         print("PEER UNHEALTHY: results invalid")
     print(bench_env.footer())
