@@ -2,29 +2,23 @@
 
 Each run measures every backend beside raw Gloo and raw MPI in the same processes, alternating op
 by op (see `tessera bench comm --help`); this script repeats it and prints, for each op, size and
-backend, the median busbw over the runs and the median of the per-run ratios against the peer.
-On 2 cores one run swings by 10-30%: the medians are the figures to quote.
+backend, the median busbw over the runs and the median of the per-run ratios against the peer,
+each with its range (min-max). On 2 cores one run swings by 10-30%: the medians are the figures
+to quote. The peers are raw Gloo and raw MPI, not PyTorch, so bench/bench_env.py's PyTorch health
+check does not apply; the header names the machine and environment as every bench/run_* does.
 
 Usage: bench/run_comm.sh [--runs 9] [tessera bench comm options, e.g. --sizes 1M..16M]
 """
 import argparse
-import os
-import platform
-import statistics
 import subprocess
 import sys
 from collections import defaultdict
 
+import bench_env
+from bench_env import Stat
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+
+DEFAULT_ARGS = ["--nproc", "2", "--op", "allreduce", "--sizes", "1M..16M", "--backend", "all"]
 
 
 def parse(text):
@@ -46,15 +40,16 @@ def parse(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--binary", default="build/release/tessera")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=bench_env.HelpFormatter,
+        epilog="Other options go to `tessera bench comm` (default: %s)." % " ".join(DEFAULT_ARGS))
+    parser.add_argument("--runs", type=int, default=9, help="runs of `tessera bench comm`")
+    parser.add_argument("--binary", default="build/release/tessera", help="the tessera binary")
     args, bench_args = parser.parse_known_args()
-    if not bench_args:
-        bench_args = ["--nproc", "2", "--op", "allreduce", "--sizes", "1M..16M", "--backend", "all"]
+    bench_args = bench_args or DEFAULT_ARGS
     command = [args.binary, "bench", "comm"] + bench_args
-    print(f"# machine: {cpu_model()}, {os.cpu_count()} cores; "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+    print(bench_env.header("raw Gloo and raw MPI, run in the same processes as tessera's "
+                           "backends (no PyTorch here, so no peer health check)"))
     print(f"# {' '.join(command)}, {args.runs} runs; medians over runs")
     runs = []
     for i in range(args.runs):
@@ -72,15 +67,17 @@ def main():
             busbw[key].append(bw)
             if ratio is not None:
                 ratios[key].append(ratio)
-    print(f"{'op':<15}{'size':>6}  {'backend':<10}{'busbw GB/s':>11}  {'vs peer (median, min-max)':<30}")
+    print(f"{'op':<15}{'size':>6}  {'backend':<11}{'busbw GB/s (min-max)':<22}vs peer (min-max)")
     for key in keys:
         op, size, backend = key
-        line = f"{op:<15}{size:>6}  {backend:<10}{statistics.median(busbw[key]):>11.2f}"
+        line = f"{op:<15}{size:>6}  {backend:<11}{Stat(busbw[key]).fmt('%.2f'):<22}"
         if ratios[key]:
-            r = ratios[key]
-            line += (f"  {statistics.median(r):.2f}x {runs[0][key][2]}"
-                     f" ({min(r):.2f}-{max(r):.2f})")
-        print(line)
+            r = Stat(ratios[key])
+            line += f"{r.median:.2f}x {runs[0][key][2]}"
+            if len(r.values) > 1:
+                line += f" ({r.lo:.2f}-{r.hi:.2f})"
+        print(line.rstrip())
+    print(bench_env.footer())
 
 
 if __name__ == "__main__":
