@@ -60,11 +60,9 @@ Layout layout_for(int size) { return Layout(size, kSlotBytes, kDefaultShmPoolByt
 std::byte* mapping_of(const std::string& prefix) {
   std::ifstream maps("/proc/self/maps");
   for (std::string line; std::getline(maps, line);) {
-    std::uintptr_t begin = 0;
+    unsigned long long begin = 0;
     unsigned long long offset = 1;
-    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%*" SCNxPTR " %*s %llx", &begin, &offset) != 2) {
-      continue;
-    }
+    if (std::sscanf(line.c_str(), "%llx-%*x %*s %llx", &begin, &offset) != 2) continue;
     if (offset == 0 && contains(line, "/dev/shm/" + prefix)) {
       return reinterpret_cast<std::byte*>(begin);
     }

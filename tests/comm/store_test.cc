@@ -391,7 +391,7 @@ TEST(TcpStore, AClientWithoutTheTokenCanNeitherSetNorGetNorWait) {
   TcpStore rank(TcpStoreOptions{.port = server.port(), .token = token});
   rank.set("job/address", "rank 0's");
   ::testing::internal::CaptureStderr();
-  for (const std::string guess : {std::string("not-the-token-0123456789"), std::string()}) {
+  for (const std::string& guess : {std::string("not-the-token-0123456789"), std::string()}) {
     const int fd = raw_connect(server.port());
     const std::string hello = read_frame(fd);
     FrameReader challenge(hello);
