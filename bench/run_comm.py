@@ -1,13 +1,13 @@
-"""Collective bandwidth, median of several runs of `tessera bench comm`.
+"""Collective bandwidth, median of several runs of bench/comm_bench.
 
 Each run measures every backend beside raw Gloo and raw MPI in the same processes, alternating op
-by op (see `tessera bench comm --help`); this script repeats it and prints, for each op, size and
+by op (see `comm_bench --help`); this script repeats it and prints, for each op, size and
 backend, the median busbw over the runs and the median of the per-run ratios against the peer,
 each with its range (min-max). On 2 cores one run swings by 10-30%: the medians are the figures
 to quote. The peers are raw Gloo and raw MPI, not PyTorch, so bench/bench_env.py's PyTorch health
 check does not apply; the header names the machine and environment as every bench/run_* does.
 
-Usage: bench/run_comm.sh [--runs 9] [tessera bench comm options, e.g. --sizes 1M..16M]
+Usage: bench/run_comm.sh [--runs 9] [comm_bench options, e.g. --sizes 1M..16M]
 """
 import argparse
 import subprocess
@@ -42,12 +42,12 @@ def parse(text):
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=bench_env.HelpFormatter,
-        epilog="Other options go to `tessera bench comm` (default: %s)." % " ".join(DEFAULT_ARGS))
-    parser.add_argument("--runs", type=int, default=9, help="runs of `tessera bench comm`")
-    parser.add_argument("--binary", default="build/release/tessera", help="the tessera binary")
+        epilog="Other options go to bench/comm_bench (default: %s)." % " ".join(DEFAULT_ARGS))
+    parser.add_argument("--runs", type=int, default=9, help="runs of bench/comm_bench")
+    parser.add_argument("--binary", default="build/release/bench/comm_bench", help="the comm_bench binary")
     args, bench_args = parser.parse_known_args()
     bench_args = bench_args or DEFAULT_ARGS
-    command = [args.binary, "bench", "comm"] + bench_args
+    command = [args.binary] + bench_args
     print(bench_env.header("raw Gloo and raw MPI, run in the same processes as tessera's "
                            "backends (no PyTorch here, so no peer health check)"))
     print(f"# {' '.join(command)}, {args.runs} runs; medians over runs")

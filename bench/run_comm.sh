@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Collective bandwidth, median of several `tessera bench comm` runs; see bench/run_comm.py.
+# Collective bandwidth, median of several bench/comm_bench runs; see bench/run_comm.py.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 exec python3 bench/run_comm.py "$@"

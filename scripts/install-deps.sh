@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what tessera needs to build, test and train (Debian 12 packages; see DESIGN.md's
-# dependency table). Idempotent: installs only what is missing.
+# Installs what tessera needs to build, test and train (Debian 12 packages; see
+# docs/architecture.md, "Dependencies"). Idempotent: installs only what is missing.
 set -euo pipefail
 
 packages=(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The layer check of DESIGN.md: a file in module M (include/tessera/M/, src/M/) may include
+# The layer check of docs/architecture.md: a file in module M (include/tessera/M/, src/M/) may include
 # "tessera/N/..." only when N is M or a module below M. Prints each upward include as
 # file:line: message and exits 1; exits 0 with a one-line summary otherwise.
 #
@@ -13,7 +13,7 @@ if [[ ! -d "$root" ]]; then
 fi
 cd "$root"
 
-# Each module and the modules directly below it (DESIGN.md, "Layers"). Lowest first.
+# Each module and the modules directly below it (docs/architecture.md, "Layers"). Lowest first.
 layers='
 core:
 comm:core

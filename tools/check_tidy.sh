@@ -71,7 +71,7 @@ if [[ -n "$unparsed" ]]; then
 fi
 if [[ -n "$naming" ]]; then
   echo "$naming"
-  echo "check_tidy: $(grep -c . <<<"$naming") naming violation(s) in ${#files[@]} sources (STYLE.md rule 1)" >&2
+  echo "check_tidy: $(grep -c . <<<"$naming") naming violation(s) in ${#files[@]} sources (CONTRIBUTING.md, convention 1)" >&2
   exit 1
 fi
 if [[ $rc -ne 0 && -z "$unparsed" ]]; then

@@ -30,7 +30,5 @@ void add_launch_command(CLI::App& app, std::vector<std::string> program);
 void add_eval_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_config_command(CLI::App& app);
-// `tessera bench comm`: collective bandwidth against raw Gloo and MPI (bench_command.cc).
-void add_bench_command(CLI::App& app);
 
 }  // namespace tessera::cli

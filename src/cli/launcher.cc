@@ -21,6 +21,7 @@
 #include <tuple>
 #include <utility>
 
+#include "tessera/comm/address.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/tcp_store.h"
 #include "tessera/comm/tcp_store_server.h"
@@ -35,11 +36,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr const char* kPrefix = "tessera launcher: ";
-// --token is refused (launch_options), but recognised so that its value is not taken for the
-// program.
-constexpr std::string_view kLauncherOptions[] = {"--nproc", "--nnodes",  "--node-rank",
-                                                 "--rdzv",  "--backend", "--token-file",
-                                                 "--token", "--grace"};
 // What the launcher tells each worker; values of these inherited from the launcher's own
 // environment are replaced.
 constexpr std::string_view kWorkerVariables[] = {
@@ -240,24 +236,11 @@ class SignalScope {
 };
 
 std::pair<std::string, int> parse_rdzv(const std::string& text) {
-  std::string host;
-  std::string port;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close != std::string::npos && close + 1 < text.size() && text[close + 1] == ':') {
-      host = text.substr(1, close - 1);
-      port = text.substr(close + 2);
-    }
-  } else if (auto colon = text.rfind(':'); colon != std::string::npos && text.find(':') == colon) {
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  char* end = nullptr;
-  long value = port.empty() ? -1 : std::strtol(port.c_str(), &end, 10);
-  if (host.empty() || value < 0 || value > 65535 || (end != nullptr && *end != '\0')) {
+  const std::optional<comm::HostPort> address = comm::parse_host_port(text);
+  if (!address) {
     option_error("--rdzv", "\"" + text + "\" is not HOST:PORT (an IPv6 address as [ADDR]:PORT)");
   }
-  return {host, static_cast<int>(value)};
+  return {address->host, address->port};
 }
 
 bool is_loopback(const std::string& host) {
@@ -374,57 +357,6 @@ void send_signal(Worker& w, int signal) {
 }
 
 }  // namespace
-
-std::vector<std::string> take_launched_program(std::vector<std::string>& args, std::size_t from) {
-  std::size_t i = from;
-  while (i < args.size()) {
-    const std::string& a = args[i];
-    if (a == "--") {
-      std::vector<std::string> program(args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                                       args.end());
-      args.resize(i);
-      return program;
-    }
-    if (a.empty() || a[0] != '-') break;
-    const bool takes_value = std::find(std::begin(kLauncherOptions), std::end(kLauncherOptions),
-                                       a) != std::end(kLauncherOptions);
-    i += takes_value ? 2 : 1;
-  }
-  i = std::min(i, args.size());
-  std::vector<std::string> program(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
-  args.resize(i);
-  return program;
-}
-
-std::vector<std::string> strip_launcher_options(const std::vector<std::string>& args) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (i == 0) {
-      out.push_back(a);
-      continue;
-    }
-    if (a == "--") {
-      out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
-      break;
-    }
-    bool launcher_option = false;
-    for (std::string_view option : kLauncherOptions) {
-      if (a == option) {
-        launcher_option = true;
-        ++i;  // and its value
-        break;
-      }
-      if (a.size() > option.size() && a.compare(0, option.size(), option) == 0 &&
-          a[option.size()] == '=') {
-        launcher_option = true;
-        break;
-      }
-    }
-    if (!launcher_option) out.push_back(a);
-  }
-  return out;
-}
 
 int run_launcher(const LaunchOptions& o) {
   if (o.nproc < 1) option_error("--nproc", "must be >= 1, got " + std::to_string(o.nproc));

@@ -47,14 +47,4 @@ struct LaunchOptions {
 // in the calling thread (restored on return) so that every thread it starts leaves them to it.
 [[nodiscard]] int run_launcher(const LaunchOptions& options);
 
-// `args` (argv[0] first) without the launcher's options and their values ("--nproc 4",
-// "--nproc=4", ...), up to a "--" that ends the options.
-[[nodiscard]] std::vector<std::string> strip_launcher_options(const std::vector<std::string>& args);
-
-// `tessera launch`'s command line (argv[0] first) splits where the program begins: after a "--",
-// else at the first word from index `from` on that is neither a launcher option nor its value.
-// Returns the program's part (empty when there is none) and leaves the rest in `args`.
-[[nodiscard]] std::vector<std::string> take_launched_program(std::vector<std::string>& args,
-                                                             std::size_t from);
-
 }  // namespace tessera::cli

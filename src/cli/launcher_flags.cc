@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "tessera/core/env.h"
 #include "tessera/core/error.h"
@@ -16,6 +18,11 @@
 namespace tessera::cli {
 namespace {
 
+// --token is refused (launch_options), but recognised so that its value is not taken for the
+// program.
+constexpr std::string_view kLauncherOptions[] = {"--nproc", "--nnodes",  "--node-rank",
+                                                 "--rdzv",  "--backend", "--token-file",
+                                                 "--token", "--grace"};
 // A token is a line of a few dozen characters; a larger file is something else.
 constexpr std::size_t kMaxTokenFileBytes = 4096;
 
@@ -109,6 +116,57 @@ LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd, in
                                           : env_string("TESSERA_JOB_TOKEN").value_or("");
   o.grace = std::chrono::milliseconds(std::llround(flags.grace_s * 1000.0));
   return o;
+}
+
+std::vector<std::string> take_launched_program(std::vector<std::string>& args, std::size_t from) {
+  std::size_t i = from;
+  while (i < args.size()) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      std::vector<std::string> program(args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                       args.end());
+      args.resize(i);
+      return program;
+    }
+    if (a.empty() || a[0] != '-') break;
+    const bool takes_value = std::find(std::begin(kLauncherOptions), std::end(kLauncherOptions),
+                                       a) != std::end(kLauncherOptions);
+    i += takes_value ? 2 : 1;
+  }
+  i = std::min(i, args.size());
+  std::vector<std::string> program(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  args.resize(i);
+  return program;
+}
+
+std::vector<std::string> strip_launcher_options(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (i == 0) {
+      out.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+      break;
+    }
+    bool launcher_option = false;
+    for (std::string_view option : kLauncherOptions) {
+      if (a == option) {
+        launcher_option = true;
+        ++i;  // and its value
+        break;
+      }
+      if (a.size() > option.size() && a.compare(0, option.size(), option) == 0 &&
+          a[option.size()] == '=') {
+        launcher_option = true;
+        break;
+      }
+    }
+    if (!launcher_option) out.push_back(a);
+  }
+  return out;
 }
 
 }  // namespace tessera::cli

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -32,5 +33,15 @@ void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& 
 // ConfigError when the token file cannot be read or grants any access to group or others.
 [[nodiscard]] LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd,
                                            int nproc, const std::string& backend);
+
+// `args` (argv[0] first) without the launcher's options and their values ("--nproc 4",
+// "--nproc=4", ...), up to a "--" that ends the options.
+[[nodiscard]] std::vector<std::string> strip_launcher_options(const std::vector<std::string>& args);
+
+// `tessera launch`'s command line (argv[0] first) splits where the program begins: after a "--",
+// else at the first word from index `from` on that is neither a launcher option nor its value.
+// Returns the program's part (empty when there is none) and leaves the rest in `args`.
+[[nodiscard]] std::vector<std::string> take_launched_program(std::vector<std::string>& args,
+                                                             std::size_t from);
 
 }  // namespace tessera::cli

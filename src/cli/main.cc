@@ -12,7 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
-#include "launcher.h"
+#include "launcher_flags.h"
 #include "tessera/core/error.h"
 
 #ifndef TESSERA_VERSION
@@ -50,7 +50,6 @@ int main(int argc, char** argv) {
   tessera::cli::add_eval_command(app);
   tessera::cli::add_inspect_command(app);
   tessera::cli::add_config_command(app);
-  tessera::cli::add_bench_command(app);
   try {
     std::vector<char*> parsed;
     for (std::string& a : args) parsed.push_back(a.data());

@@ -3,6 +3,7 @@
 // What every backend's factory and split() share (internal to comm).
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,16 @@ inline void check_group_args(const char* factory, const Store* store, int rank, 
     throw ValueError(
         detail::concat(factory, ": timeout ", options.timeout.count(), " ms must be positive"));
   }
+}
+
+// "rank 3" or "ranks 1, 4": for error messages.
+inline std::string rank_list(const std::vector<int>& ranks) {
+  std::string text = ranks.size() == 1 ? "rank " : "ranks ";
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(ranks[i]);
+  }
+  return text;
 }
 
 struct SplitPlace {

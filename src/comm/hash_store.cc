@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "duration.h"
 #include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
 
@@ -10,10 +11,6 @@ namespace tessera::comm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-long long to_ms(Clock::duration d) {
-  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
-}
 
 std::string join_keys(const std::vector<std::string>& keys) {
   std::string text = "[";

@@ -17,44 +17,17 @@
 #include <vector>
 
 #include "socket.h"
+#include "tessera/comm/address.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/gloo/gloo_group.h"
+#include "tessera/comm/mpi/mpi_group.h"
 #include "tessera/comm/prefix_store.h"
+#include "tessera/comm/shm/hierarchical_group.h"
+#include "tessera/comm/shm/shm_group.h"
 #include "tessera/comm/tcp_store.h"
 #include "tessera/comm/tcp_store_server.h"
 #include "tessera/core/env.h"
 #include "tessera/core/error.h"
-
-// Backend dispatch point. The MPI and shared-memory backends live in their own folders and are
-// compiled in when they exist (their factory header and its source: during development the header
-// can land first); until then asking for them throws CommError ("not built"). Factories
-// (namespace tessera::comm, as make_gloo_group):
-//   mpi/mpi_group.h: std::unique_ptr<ProcessGroup> make_mpi_group(GroupOptions options);
-//     (MPI knows rank and size itself; MPI_Init happens inside.)
-//   shm/shm_group.h: std::unique_ptr<ProcessGroup> make_shm_group(std::shared_ptr<Store> store,
-//     int rank, int size, GroupOptions options, ShmOptions shm_options);
-//     segments are named /dev/shm/tessera-<job id>*: the launcher removes what a crash leaves.
-//   shm/hierarchical_group.h: make_hierarchical_group(global, store, local_rank, local_size,
-//     ShmOptions): shared memory within each host, `global` (Gloo here) between hosts.
-#if __has_include("tessera/comm/mpi/mpi_group.h") && __has_include("mpi/mpi_group.cc")
-#include "tessera/comm/mpi/mpi_group.h"
-#define TESSERA_COMM_HAVE_MPI 1
-#else
-#define TESSERA_COMM_HAVE_MPI 0
-#endif
-#if __has_include("tessera/comm/shm/shm_group.h") && __has_include("shm/shm_group.cc")
-#include "tessera/comm/shm/shm_group.h"
-#define TESSERA_COMM_HAVE_SHM 1
-#else
-#define TESSERA_COMM_HAVE_SHM 0
-#endif
-#if TESSERA_COMM_HAVE_SHM && __has_include("tessera/comm/shm/hierarchical_group.h") && \
-                                           __has_include("shm/hierarchical_group.cc")
-#include "tessera/comm/shm/hierarchical_group.h"
-#define TESSERA_COMM_HAVE_HIERARCHICAL 1
-#else
-#define TESSERA_COMM_HAVE_HIERARCHICAL 0
-#endif
 
 namespace tessera::comm {
 namespace {
@@ -87,32 +60,15 @@ int require_int(const EnvLookup& env, const char* name, int min, const char* nee
   return *value;
 }
 
-// "HOST:PORT" or "[IPV6]:PORT".
+// parse_host_port() with a port in 1-65535, or an error naming `variable`.
 std::pair<std::string, int> parse_address(const std::string& variable, const std::string& text) {
-  std::string host;
-  std::string port;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      env_error(variable, "\"" + text + "\" is not [IPV6]:PORT");
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos || text.find(':') != colon) {
-      env_error(variable,
-                "\"" + text + "\" is not HOST:PORT (write an IPv6 address as [ADDR]:PORT)");
-    }
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
+  const std::optional<HostPort> address = parse_host_port(text);
+  if (!address || address->port < 1) {
+    env_error(variable, "\"" + text +
+                            "\" is not HOST:PORT with a port in 1-65535 (an IPv6 address as "
+                            "[ADDR]:PORT)");
   }
-  char* end = nullptr;
-  long value = std::strtol(port.c_str(), &end, 10);
-  if (host.empty() || port.empty() || *end != '\0' || value < 1 || value > 65535) {
-    env_error(variable, "\"" + text + "\" is not HOST:PORT with a port in 1-65535");
-  }
-  return {host, static_cast<int>(value)};
+  return {address->host, address->port};
 }
 
 // Slurm's compressed task counts per node, "2(x3),1" = 2,2,2,1, indexed by node.
@@ -253,23 +209,17 @@ Backend resolve_backend(const JobEnv& env, const std::string& requested,
     env_error(variable, "\"" + requested + "\" is not one of auto, gloo, mpi, shm");
   }
   const bool under_mpi = env.launcher == JobLauncher::kOpenMpi || env.launcher == JobLauncher::kPmi;
-  if (TESSERA_COMM_HAVE_MPI && under_mpi) return Backend::kMpi;
+  if (under_mpi) return Backend::kMpi;
   const bool one_host = env.local_world_size && *env.local_world_size == env.world_size;
-  if (TESSERA_COMM_HAVE_SHM && one_host && env.world_size > 1) return Backend::kShm;
+  if (one_host && env.world_size > 1) return Backend::kShm;
   // Across hosts, shared memory within each and Gloo between them; only where the ranks of a host
   // are known to be consecutive (the tessera launcher numbers them so; srun's cyclic
   // distribution, for one, does not).
   const bool several_per_host = env.local_world_size && *env.local_world_size > 1;
-  if (TESSERA_COMM_HAVE_HIERARCHICAL && several_per_host && env.launcher == JobLauncher::kTessera) {
+  if (several_per_host && env.launcher == JobLauncher::kTessera) {
     return Backend::kShm;
   }
   return Backend::kGloo;
-}
-
-[[noreturn, maybe_unused]] void not_built(const char* backend, const char* folder) {
-  throw CommError(detail::concat("backend \"", backend, "\" is not built into this tessera (no ",
-                                 folder,
-                                 " backend in this build); use backend \"gloo\" or \"auto\""));
 }
 
 std::shared_ptr<Store> connect_store(const JobEnv& env, milliseconds timeout) {
@@ -462,7 +412,6 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
       resolve_backend(env, requested, env.backend.empty() ? "backend" : "TESSERA_BACKEND");
 
   if (backend == Backend::kMpi) {
-#if TESSERA_COMM_HAVE_MPI
     std::unique_ptr<ProcessGroup> group = make_mpi_group(options.group);
     if (group->rank() != env.rank || group->size() != env.world_size) {
       throw CommError(detail::concat("MPI says this process is rank ", group->rank(), " of ",
@@ -470,32 +419,18 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
                                      " says rank ", env.rank, " of ", env.world_size));
     }
     return group;
-#else
-    not_built("mpi", "MPI (src/comm/mpi)");
-#endif
   }
 
   std::shared_ptr<Store> store = connect_store(env, options.group.timeout);
   // The prefix lets the launcher remove a segment that a worker dying during setup left behind.
   // Never the token: names in /dev/shm are visible to every local user.
-  [[maybe_unused]] const std::string shm_prefix =
+  const std::string shm_prefix =
       env.job_id.empty() ? std::string("tessera") : "tessera-" + env.job_id;
   const bool several_hosts = env.local_world_size && *env.local_world_size < env.world_size;
   if (backend == Backend::kShm && !several_hosts) {
-#if TESSERA_COMM_HAVE_SHM
     return make_shm_group(std::move(store), env.rank, env.world_size, options.group,
                           ShmOptions{.segment_name_prefix = shm_prefix});
-#else
-    not_built("shm", "shared-memory (src/comm/shm)");
-#endif
   }
-#if !TESSERA_COMM_HAVE_HIERARCHICAL
-  if (backend == Backend::kShm) {
-    throw CommError(detail::concat(
-        "backend \"shm\" needs every rank on one host in this build, but this host runs ",
-        *env.local_world_size, " of the ", env.world_size, " ranks; use \"gloo\" or \"auto\""));
-  }
-#endif
   GlooOptions gloo_options;
   if (!env.iface.empty()) {
     gloo_options.iface = env.iface;
@@ -504,7 +439,6 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
   } else {
     gloo_options.hostname = local_address_towards(env.store_host, env.store_port);
   }
-#if TESSERA_COMM_HAVE_HIERARCHICAL
   if (backend == Backend::kShm) {
     if (!env.local_rank) {
       env_error("TESSERA_LOCAL_RANK", "is not known, but backend \"shm\" across hosts needs it");
@@ -515,7 +449,6 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
                                    *env.local_world_size,
                                    ShmOptions{.segment_name_prefix = shm_prefix});
   }
-#endif
   return make_gloo_group(std::move(store), env.rank, env.world_size, options.group, gloo_options);
 }
 

@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "duration.h"
 #include "socket.h"
 #include "store_auth.h"
 #include "store_protocol.h"
@@ -20,10 +21,6 @@ namespace {
 constexpr auto kReplyGrace = std::chrono::seconds(2);
 constexpr auto kFirstRetryDelay = std::chrono::milliseconds(10);
 constexpr auto kMaxRetryDelay = std::chrono::milliseconds(500);
-
-long long to_ms(Clock::duration d) {
-  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
-}
 
 std::string join_keys(const std::vector<std::string>& keys) {
   std::string text = "[";

@@ -331,8 +331,8 @@ TEST(GradReadyHook, FiresForALeafThatIsItselfTheRoot) {
 }
 
 TEST(Node, BackwardClosureDoesNotKeepItsOutputAlive) {
-  // STYLE.md rule 9: a node captures inputs and saved tensors, never its output's node; so once
-  // the output is gone, nothing holds the node.
+  // CONTRIBUTING.md convention 9: a node captures inputs and saved tensors, never its output's
+  // node; so once the output is gone, nothing holds the node.
   Variable x = leaf({1, 2}, {2});
   std::weak_ptr<Node> node;
   {

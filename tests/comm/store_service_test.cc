@@ -230,13 +230,15 @@ TEST_F(StoreServiceTest, AHugeTimeoutIsCutToTheMaximumAndStillAnsweredByASet) {
   EXPECT_EQ(service_.next_deadline(), t0_ + kMaxTimeout);
   setter.send(set_frame("late", "here"), t0_);
   EXPECT_EQ(status_of(setter.next().value()), static_cast<std::uint8_t>(StoreStatus::kOk));
-  FrameReader reply(waiter.next().value());
+  const std::string reply_bytes = waiter.next().value();  // FrameReader only views it
+  FrameReader reply(reply_bytes);
   EXPECT_EQ(reply.u8(), static_cast<std::uint8_t>(StoreStatus::kOk));
   EXPECT_EQ(reply.str(), "here");
 
   waiter.send(wait_frame({"never"}, std::numeric_limits<std::int64_t>::max()), t0_);
   service_.expire(t0_ + kMaxTimeout);
-  FrameReader timed_out(waiter.next().value());
+  const std::string timed_out_bytes = waiter.next().value();
+  FrameReader timed_out(timed_out_bytes);
   EXPECT_EQ(timed_out.u8(), static_cast<std::uint8_t>(StoreStatus::kTimeout));
   EXPECT_EQ(timed_out.strs(), std::vector<std::string>{"never"});
 }

@@ -21,6 +21,7 @@ namespace shm = tessera::comm::shm;
 // Reads `n` bytes at `pos` of a ring as the engine does: wrapping at `capacity`.
 void ring_read(const std::vector<std::byte>& ring, std::uint64_t pos, std::byte* dst,
                std::size_t n) {
+  if (n == 0) return;  // an empty message's buffer may be null, which memcpy must not get
   const std::size_t at = pos % ring.size();
   const std::size_t first = std::min(n, ring.size() - at);
   std::memcpy(dst, ring.data() + at, first);

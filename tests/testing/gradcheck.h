@@ -10,9 +10,9 @@
 #include "tessera/autograd/variable.h"
 #include "tessera/tensor/tensor.h"
 
-// Gradient checks (STYLE.md rule 14): each op registers its cases once, and one driver runs every
-// registered case twice, in float64 and in float32, comparing the gradients backward() computes
-// with central finite differences of the forward.
+// Gradient checks (CONTRIBUTING.md, convention 14): each op registers its cases once, and one
+// driver runs every registered case twice, in float64 and in float32, comparing the gradients
+// backward() computes with central finite differences of the forward.
 //
 // The check. A case's function maps input Variables to an output y of any shape. The driver draws
 // a fixed random weight w (same shape as y, |w| in [0.5, 1.5], random sign) and checks the

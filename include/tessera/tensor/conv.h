@@ -11,7 +11,7 @@ struct Conv2dOptions {
 
 // 2-D convolution (cross-correlation, as PyTorch): input [N, C, H, W], weight [O, C, kh, kw],
 // bias [O] or undefined. Output [N, O, OH, OW]. float32 runs on oneDNN's convolution primitives
-// (measured 2.4x faster than im2col + GEMM here, see DESIGN.md); float64, for gradient checks,
+// (faster than im2col + GEMM, see docs/design-notes.md); float64, for gradient checks,
 // runs on im2col + GEMM over groups of samples.
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const Conv2dOptions& options = {});

@@ -1,4 +1,4 @@
-#include "mpi_group.h"
+#include "mpi_group_internal.h"
 
 #include <sched.h>
 
@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "duration.h"
 #include "mpi_runtime.h"
 #include "reduce_kernels.h"
 #include "tessera/comm/errors.h"
@@ -32,10 +33,6 @@ constexpr std::size_t kMaxCount = static_cast<std::size_t>(INT_MAX);
 // From this many elements on, allreduce is tessera's ring over point-to-point messages; below,
 // MPI_Iallreduce (whose latency-bound algorithms win for small buffers).
 constexpr std::size_t kRingMinCount = 16384;
-
-long long to_ms(Clock::duration d) {
-  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
-}
 
 int as_int(std::size_t n) { return static_cast<int>(n); }
 

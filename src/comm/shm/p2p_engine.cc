@@ -8,6 +8,7 @@
 #include <exception>
 #include <utility>
 
+#include "duration.h"
 #include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
 
@@ -35,10 +36,6 @@ void ring_read(const std::byte* ring, std::size_t capacity, std::uint64_t pos, s
     std::memcpy(dst, ring + at, first);
     if (n > first) std::memcpy(dst + first, ring, n - first);
   }
-}
-
-long long to_ms(std::chrono::steady_clock::duration d) {
-  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
 
 }  // namespace

@@ -12,9 +12,9 @@
 namespace tessera::kernels {
 
 // Row-major GEMM on raw pointers: C = alpha * op(A) @ op(B) + beta * C.
-// float32 runs on oneDNN's sgemm: its JIT kernels use the widest vector unit the CPU has (AVX-512
-// here: ~5x OpenBLAS's AVX2 kernels at 2 threads, see DESIGN.md). float64 (gradient checks)
-// runs on OpenBLAS's dgemm.
+// float32 runs on oneDNN's sgemm: its JIT kernels use the widest vector unit the CPU has, whatever
+// OPENBLAS_CORETYPE says (docs/design-notes.md). float64 (gradient checks) runs on OpenBLAS's
+// dgemm.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {

@@ -24,7 +24,8 @@ namespace tessera::comm {
 // MPI request cannot be cancelled: MPI may still write into that operation's buffers, the group
 // is unusable, and MPI_Finalize is skipped at exit (it would wait for the missing ranks), which
 // makes mpirun end the whole job. A rank that dies aborts an MPI job anyway (Debian's OpenMPI
-// has no fault tolerance): elastic jobs use the Gloo or shared-memory backends.
+// has no fault tolerance); with Gloo or shared memory the other ranks instead fail with an error
+// naming the dead rank.
 //
 // Reductions use MPI's built-in operations for sums (kAvg divides afterwards) and for integer
 // max/min; float max/min (NaN wins, as documented for ReduceOp) and every 16-bit float

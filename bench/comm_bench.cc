@@ -1,7 +1,8 @@
-// `tessera bench comm`: collective bandwidth of tessera's backends beside raw Gloo and raw MPI,
-// measured in the same processes, in the same run, alternating op by op (nccl-tests' table).
+// comm_bench: collective bandwidth of tessera's backends beside raw Gloo and raw MPI, measured in
+// the same processes, in the same run, alternating op by op (nccl-tests' table). It lives in
+// bench/, not in the `tessera` binary: users' programs need neither raw Gloo nor MPI linked in.
 //
-// The command is its own launcher: it hosts a TcpStoreServer on loopback and starts --nproc
+// The program is its own launcher: it hosts a TcpStoreServer on loopback and starts --nproc
 // copies of this binary as workers, under `mpirun` when MPI is measured (all backends then share
 // the processes mpirun starts) or by fork/exec otherwise. Workers find their role, rank, size and
 // the store in TESSERA_BENCH_* variables; rank 0 prints the table.
@@ -33,7 +34,8 @@
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
 
-#include "commands.h"
+#include <CLI/CLI.hpp>
+
 #include "tessera/comm/errors.h"
 #include "tessera/comm/gloo/gloo_group.h"
 #include "tessera/comm/mpi/mpi_group.h"
@@ -42,7 +44,7 @@
 #include "tessera/comm/tcp_store_server.h"
 #include "tessera/core/error.h"
 
-namespace tessera::cli {
+namespace tessera::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -160,7 +162,7 @@ int env_int(const char* name) {
   try {
     return std::stoi(env(name));
   } catch (const std::exception&) {
-    throw Error(detail::concat("bench comm worker: ", name, "='", env(name), "' is not a number"));
+    throw Error(detail::concat("comm_bench worker: ", name, "='", env(name), "' is not a number"));
   }
 }
 
@@ -311,10 +313,9 @@ class Worker {
   void sync() { sync_->barrier()->wait(); }
 
   void print_header() const {
-    std::printf(
-        "# tessera bench comm: %d ranks (processes) on one host%s; float32, sum, in place%s\n",
-        size_, under_mpi_ ? ", started by mpirun" : "",
-        options_.rewrite ? "; inputs rewritten before every timed operation" : "");
+    std::printf("# comm_bench: %d ranks (processes) on one host%s; float32, sum, in place%s\n",
+                size_, under_mpi_ ? ", started by mpirun" : "",
+                options_.rewrite ? "; inputs rewritten before every timed operation" : "");
     std::printf(
         "# time: median over iterations of the slowest rank's time; busbw = algbw x 2(n-1)/n "
         "(allreduce), (n-1)/n (allgather, reduce_scatter), 1 (broadcast)\n");
@@ -541,10 +542,10 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   for (auto& s : args) arg_ptrs.push_back(s.data());
   arg_ptrs.push_back(nullptr);
   const pid_t pid = ::fork();
-  if (pid < 0) throw Error(detail::concat("bench comm: fork: ", std::strerror(errno)));
+  if (pid < 0) throw Error(detail::concat("comm_bench: fork: ", std::strerror(errno)));
   if (pid == 0) {
     ::execve(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
-    std::fprintf(stderr, "bench comm: cannot run %s: %s\n", arg_ptrs[0], std::strerror(errno));
+    std::fprintf(stderr, "comm_bench: cannot run %s: %s\n", arg_ptrs[0], std::strerror(errno));
     ::_exit(127);
   }
   return pid;
@@ -585,7 +586,7 @@ void wait_all(std::vector<pid_t> pids, const std::vector<std::string>& names) {
       }
     }
   }
-  if (!failure.empty()) throw Error("bench comm: " + failure);
+  if (!failure.empty()) throw Error("comm_bench: " + failure);
 }
 
 void run_driver(const BenchOptions& options) {
@@ -598,7 +599,7 @@ void run_driver(const BenchOptions& options) {
   const bool want_mpi = std::find(backends.begin(), backends.end(), "mpi") != backends.end();
   const std::optional<std::string> mpirun = want_mpi ? find_in_path("mpirun") : std::nullopt;
   if (want_mpi && !mpirun) {
-    if (options.backend == "mpi") throw Error("bench comm: --backend mpi needs mpirun on the PATH");
+    if (options.backend == "mpi") throw Error("comm_bench: --backend mpi needs mpirun on the PATH");
     std::printf("# mpirun not found on the PATH: MPI and raw MPI are not measured\n");
   }
   comm::TcpStoreServerOptions server_options;
@@ -606,8 +607,6 @@ void run_driver(const BenchOptions& options) {
   comm::TcpStoreServer server(server_options);
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::vector<std::string> args = {self,
-                                   "bench",
-                                   "comm",
                                    "--backend",
                                    options.backend,
                                    "--op",
@@ -650,54 +649,62 @@ void run_driver(const BenchOptions& options) {
   wait_all(pids, names);
 }
 
-}  // namespace
-
-void add_bench_command(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("bench", "Benchmarks of tessera against its peers.");
-  bench->require_subcommand(1);
-  auto options = std::make_shared<BenchOptions>();
-  CLI::App* cmd = bench->add_subcommand(
-      "comm",
+void add_options(CLI::App& cmd, BenchOptions* options) {
+  cmd.description(
       "Collective bandwidth on this host, nccl-tests style: tessera's shared-memory, Gloo and MPI "
       "backends beside raw Gloo and raw MPI, in the same processes, taking turns in rounds; "
       "every timed operation starts after a barrier on a shared-memory group none of them uses.\n"
       "Runs --nproc workers of this binary (under mpirun when MPI is measured); rank 0 prints "
       "the table.\n"
-      "Example: tessera bench comm --nproc 2 --op allreduce --sizes 1M..16M");
-  cmd->add_option("--backend", options->backend, "shm, gloo, mpi, a list (shm,mpi) or all")
+      "Example: comm_bench --nproc 2 --op allreduce --sizes 1M..16M");
+  cmd.add_option("--backend", options->backend, "shm, gloo, mpi, a list (shm,mpi) or all")
       ->capture_default_str();
-  cmd->add_option("--op", options->op,
-                  "allreduce, allgather, reduce_scatter, broadcast, a list or all")
+  cmd.add_option("--op", options->op,
+                 "allreduce, allgather, reduce_scatter, broadcast, a list or all")
       ->capture_default_str();
-  cmd->add_option("--sizes", options->sizes,
-                  "FIRST..LAST (powers of two between) or a list 1M,4M; K/M/G are KiB/MiB/GiB")
+  cmd.add_option("--sizes", options->sizes,
+                 "FIRST..LAST (powers of two between) or a list 1M,4M; K/M/G are KiB/MiB/GiB")
       ->capture_default_str();
-  cmd->add_option("--iters", options->iters,
-                  "Timed iterations per size (0: 200 up to 64K, 50 up to 4M, 20 above)")
+  cmd.add_option("--iters", options->iters,
+                 "Timed iterations per size (0: 200 up to 64K, 50 up to 4M, 20 above)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--warmup", options->warmup, "Untimed iterations per size first")
+  cmd.add_option("--warmup", options->warmup, "Untimed iterations per size first")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--nproc", options->nproc, "Ranks (processes) on this host")
+  cmd.add_option("--nproc", options->nproc, "Ranks (processes) on this host")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--shm-slot", options->shm_slot,
-                  "Slot size of the shared-memory backend (ShmOptions::slot_bytes)")
+  cmd.add_option("--shm-slot", options->shm_slot,
+                 "Slot size of the shared-memory backend (ShmOptions::slot_bytes)")
       ->capture_default_str();
-  cmd->add_flag("--rewrite", options->rewrite,
-                "Each rank writes its input buffer before every timed operation (untimed), as "
-                "backward writes a gradient bucket; without it the buffers stay where the last "
-                "operation left them, as in nccl-tests");
-  cmd->callback([options] {
-    const std::string role = env(kRoleVar);
-    if (role.empty()) {
-      run_driver(*options);
-      return;
-    }
-    Worker worker(*options, role == "mpi");
-    worker.run();
-  });
+  cmd.add_flag("--rewrite", options->rewrite,
+               "Each rank writes its input buffer before every timed operation (untimed), as "
+               "backward writes a gradient bucket; without it the buffers stay where the last "
+               "operation left them, as in nccl-tests");
 }
 
-}  // namespace tessera::cli
+}  // namespace
+}  // namespace tessera::bench
+
+int main(int argc, char** argv) {
+  using namespace tessera::bench;
+  CLI::App app("comm_bench");
+  BenchOptions options;
+  add_options(app, &options);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const std::string role = env(kRoleVar);
+    if (role.empty()) {
+      run_driver(options);
+    } else {
+      Worker(options, role == "mpi").run();
+    }
+  } catch (const CLI::Error& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "comm_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -25,6 +26,18 @@ class Device;
 }  // namespace gloo
 
 namespace tessera::comm::gloo {
+
+// Slot prefixes for our own point-to-point traffic, clear of Gloo's collective prefixes
+// (0x01..0x08 in gloo/types.h).
+constexpr std::uint8_t kSendRecvSlotPrefix = 0x40;
+constexpr std::uint8_t kReduceScatterSlotPrefix = 0x41;
+
+// Time left before `deadline`, at least 1 ms (Gloo rejects a zero timeout).
+inline std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds(1));
+}
 
 // ProcessGroup over one Gloo context (a full mesh of TCP pairs). Collectives run on `worker_`
 // in issue order; send/recv are posted on the caller's thread and waited for on `p2p_waiter_`.

@@ -1,4 +1,4 @@
-// `tessera bench comm`: it runs its workers, measures every variant and prints one row for each.
+// bench/comm_bench: it runs its workers, measures every variant and prints one row for each.
 // No figure is checked against another (speed belongs to bench/), only that each was measured.
 #include <gtest/gtest.h>
 
@@ -33,14 +33,14 @@ double time_of(const std::string& table, const std::string& backend) {
   return -1;
 }
 
-TEST(BenchComm, MeasuresEveryBackendBesideRawGloo) {
+TEST(CommBench, MeasuresEveryBackendBesideRawGloo) {
   const fs::path dir = fs::path(::testing::TempDir()) / "bench_comm";
   fs::create_directories(dir);
-  Process bench({tessera_binary(), "bench", "comm", "--nproc", "2", "--backend", "shm,gloo", "--op",
-                 "allreduce", "--sizes", "4K", "--iters", "5", "--warmup", "1", "--rewrite"},
+  Process bench({COMM_BENCH_BINARY, "--nproc", "2", "--backend", "shm,gloo", "--op", "allreduce",
+                 "--sizes", "4K", "--iters", "5", "--warmup", "1", "--rewrite"},
                 {}, dir / "bench");
   auto code = bench.wait(60s);
-  ASSERT_TRUE(code.has_value()) << "bench comm did not finish within 60 s:\n" << bench.err();
+  ASSERT_TRUE(code.has_value()) << "comm_bench did not finish within 60 s:\n" << bench.err();
   ASSERT_EQ(*code, 0) << bench.err();
   const std::string out = bench.out();
   for (const char* backend : {"shm", "shm(plain)", "gloo", "gloo(raw)"}) {
@@ -50,11 +50,10 @@ TEST(BenchComm, MeasuresEveryBackendBesideRawGloo) {
   EXPECT_NE(out.find("inputs rewritten before every timed operation"), std::string::npos) << out;
 }
 
-TEST(BenchComm, RejectsAnUnknownBackendBeforeStartingWorkers) {
+TEST(CommBench, RejectsAnUnknownBackendBeforeStartingWorkers) {
   const fs::path dir = fs::path(::testing::TempDir()) / "bench_comm_bad";
   fs::create_directories(dir);
-  Process bench({tessera_binary(), "bench", "comm", "--nproc", "2", "--backend", "nccl"}, {},
-                dir / "bench");
+  Process bench({COMM_BENCH_BINARY, "--nproc", "2", "--backend", "nccl"}, {}, dir / "bench");
   auto code = bench.wait(30s);
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
