@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -267,6 +268,9 @@ Config build(const toml::table& root, const std::string& file) {
   Section data(root["data"].as_table(), "data", file);
   DataConfig& d = c.data;
   data.read("train", d.train);
+  // The default test set goes with the default training set: a model of another data set would
+  // otherwise be evaluated on Fashion-MNIST.
+  if (d.train != DataConfig{}.train) d.test.clear();
   data.read("test", d.test);
   data.read("batch_size", d.batch_size);
   data.read("shuffle", d.shuffle);
@@ -369,11 +373,22 @@ Config build(const toml::table& root, const std::string& file) {
   return c;
 }
 
+// A TOML basic string: quotes, backslashes and control characters (which TOML refuses raw)
+// escaped, so that what to_toml writes always reads back.
 std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    out += ch;
+    const auto byte = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\u%04x", byte);
+      out += escaped;
+    } else {
+      out += ch;
+    }
   }
   return out + "\"";
 }

@@ -35,6 +35,15 @@ TEST(Config, DefaultsFillEverythingNotGiven) {
   EXPECT_FALSE(c.parallel.sync_batchnorm);
 }
 
+TEST(Config, TheDefaultTestSetGoesOnlyWithTheDefaultTrainingSet) {
+  EXPECT_EQ(parse_config(kMinimal, "cfg.toml").data.test, "fashion-mnist:test");
+  const std::string libsvm = std::string(kMinimal) + "[data]\ntrain = \"libsvm:a.svm\"\n";
+  EXPECT_EQ(parse_config(libsvm, "cfg.toml").data.test, "");
+  EXPECT_EQ(parse_config(libsvm + "test = \"libsvm:b.svm\"\n", "cfg.toml").data.test,
+            "libsvm:b.svm");
+  EXPECT_EQ(parse_config(kMinimal, "cfg.toml", {"data.train=\"csv:a.csv\""}).data.test, "");
+}
+
 TEST(Config, UnknownKeyNamesKeyLineAndSuggestion) {
   ConfigError e =
       error_of(std::string(kMinimal) + "[optimizer]\nname = \"sgd\"\nlearning_rate = 0.1\n");
@@ -92,6 +101,13 @@ TEST(Config, OverrideWithWrongTypeOrUnknownKeyFails) {
   EXPECT_EQ(error_of(kMinimal, {"train.epochs=abc"}).key(), "train.epochs");
   EXPECT_EQ(error_of(kMinimal, {"train.epoch=3"}).key(), "train.epoch");
   EXPECT_EQ(error_of(kMinimal, {"noequals"}).file(), "--set");
+}
+
+TEST(Config, ToTomlEscapesControlCharactersSoThatItReadsBack) {
+  Config c = parse_config(std::string(kMinimal) + "[data]\ntrain = \"csv:a\\u0001\\tb\\\"c\"\n",
+                          "cfg.toml");
+  ASSERT_EQ(c.data.train, "csv:a\x01\tb\"c");
+  EXPECT_EQ(parse_config(to_toml(c), "shown.toml").data.train, c.data.train);
 }
 
 TEST(Config, ToTomlRoundTrips) {

@@ -31,7 +31,8 @@ struct ModelConfig {
 struct DataConfig {
   // "fashion-mnist:train", "mnist:test", "idx:IMAGES,LABELS", "csv:PATH", "libsvm:PATH".
   std::string train = "fashion-mnist:train";
-  std::string test = "fashion-mnist:test";  // empty: no evaluation
+  // Empty: no evaluation. The default holds only with the default `train`; with another, none.
+  std::string test = "fashion-mnist:test";
   int64_t batch_size = 64;                  // the global batch, split over the processes
   bool shuffle = true;
   bool drop_last = false;
