@@ -33,7 +33,7 @@ struct DataConfig {
   std::string train = "fashion-mnist:train";
   // Empty: no evaluation. The default holds only with the default `train`; with another, none.
   std::string test = "fashion-mnist:test";
-  int64_t batch_size = 64;                  // the global batch, split over the processes
+  int64_t batch_size = 64;  // the global batch, split over the processes
   bool shuffle = true;
   bool drop_last = false;
   std::string label_column = "label";  // CSV: a column name, or its 0-based index as text
