@@ -21,6 +21,8 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
+  // Brackets belong around an IPv6 address, never inside a host.
+  if (host.find_first_of("[]") != std::string_view::npos) return std::nullopt;
   int value = -1;
   const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (host.empty() || port.empty() || error != std::errc() || end != port.data() + port.size() ||
