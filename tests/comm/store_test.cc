@@ -563,6 +563,12 @@ TEST(TcpStore, KeepsServingWhenItsProcessRunsOutOfFileDescriptors) {
       const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       ::dup2(log, STDERR_FILENO);
       TcpStoreServer server(TcpStoreServerOptions{.token = token});
+      {
+        // The serve thread must be running before descriptors run out: UBSan checks a new
+        // thread's vptr through a pipe, and reports "invalid vptr" when it cannot open one.
+        TcpStore warm(TcpStoreOptions{.port = server.port(), .token = token});
+        warm.set("warm", "1");
+      }
       // Every descriptor number up to the limit taken but a few, for the test's connections.
       const auto limit = static_cast<rlim_t>(highest_open_fd() + 1);
       const rlimit lower{.rlim_cur = limit, .rlim_max = limit};
