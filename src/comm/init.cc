@@ -16,7 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include "socket.h"
 #include "tessera/comm/address.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/gloo/gloo_group.h"
@@ -24,6 +23,7 @@
 #include "tessera/comm/prefix_store.h"
 #include "tessera/comm/shm/hierarchical_group.h"
 #include "tessera/comm/shm/shm_group.h"
+#include "tessera/comm/socket.h"
 #include "tessera/comm/tcp_store.h"
 #include "tessera/comm/tcp_store_server.h"
 #include "tessera/core/env.h"

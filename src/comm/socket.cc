@@ -1,4 +1,4 @@
-#include "socket.h"
+#include "tessera/comm/socket.h"
 
 #include <fcntl.h>
 #include <netdb.h>

@@ -16,7 +16,7 @@
 // StoreStatus byte then its fields. Integers are little-endian; a string is a u32 length then its
 // bytes.
 //
-// Every connection starts with a mutual challenge-response over the job token (store_auth.h); the
+// Every connection starts with a mutual challenge-response over the job token (token_auth.h); the
 // token itself never crosses the wire, and nothing else is served before it succeeds:
 //
 //   server, on accept: kChallenge str magic, str server_nonce

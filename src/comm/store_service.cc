@@ -4,7 +4,7 @@
 #include <charconv>
 #include <utility>
 
-#include "store_auth.h"
+#include "tessera/comm/token_auth.h"
 #include "tessera/core/error.h"
 
 namespace tessera::comm {

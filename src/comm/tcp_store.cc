@@ -7,10 +7,10 @@
 #include <utility>
 
 #include "duration.h"
-#include "socket.h"
-#include "store_auth.h"
 #include "store_protocol.h"
 #include "tessera/comm/errors.h"
+#include "tessera/comm/socket.h"
+#include "tessera/comm/token_auth.h"
 #include "tessera/core/error.h"
 
 namespace tessera::comm {

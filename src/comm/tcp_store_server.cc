@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "socket.h"
 #include "store_protocol.h"
 #include "store_service.h"
 #include "tessera/comm/errors.h"
+#include "tessera/comm/socket.h"
 #include "tessera/core/error.h"
 
 namespace tessera::comm {

@@ -13,8 +13,8 @@
 
 #include <gtest/gtest.h>
 
-#include "store_auth.h"
 #include "store_protocol.h"
+#include "tessera/comm/token_auth.h"
 
 namespace tessera::comm {
 namespace {

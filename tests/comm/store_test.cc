@@ -26,16 +26,16 @@
 #include <gtest/gtest.h>
 
 #include "run_ranks.h"
-#include "socket.h"
-#include "store_auth.h"
 #include "store_protocol.h"
 #include "store_service.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/gloo/gloo_group.h"
 #include "tessera/comm/hash_store.h"
 #include "tessera/comm/prefix_store.h"
+#include "tessera/comm/socket.h"
 #include "tessera/comm/tcp_store.h"
 #include "tessera/comm/tcp_store_server.h"
+#include "tessera/comm/token_auth.h"
 #include "tessera/core/error.h"
 
 namespace tessera::comm {

@@ -5,8 +5,8 @@
 #include <optional>
 #include <string_view>
 
-#include "comm/socket.h"
 #include "tessera/comm/address.h"
+#include "tessera/comm/socket.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -99,6 +99,41 @@ def shm_seeds():
     }
 
 
+# parallel/ps/message.h
+PS_PULL_DENSE, PS_PUSH_DENSE, PS_PULL_SPARSE, PS_PUSH_SPARSE, PS_HEARTBEAT, PS_BYE = 5, 6, 7, 8, 12, 13
+BSP, ASP, SSP = 0, 1, 2
+
+
+def ps_message(kind, body, sender=0, table=1, clock=0):
+    head = struct.pack("<IHHIIqQQ", 0x53505354, 1, kind, sender, table, clock, 7, len(body))
+    return head + body
+
+
+def ps_floats(values):
+    return struct.pack("<%df" % len(values), *values)
+
+
+def ps_seeds():
+    push_dense = struct.pack("<fIqq", 0.1, 0, 0, 32) + ps_floats([0.5] * 32)
+    pull_dense = struct.pack("<qq", 0, 32)
+    keys = struct.pack("<QQQ", 5, 2**40, 5)
+    pull_sparse = struct.pack("<Q", 3) + keys
+    push_sparse = struct.pack("<fIQ", 0.1, 0, 3) + keys + ps_floats([1.0] * 12)
+    return {
+        "asp_dense": bytes([ASP]) + ps_message(PS_PULL_DENSE, pull_dense)
+        + ps_message(PS_PUSH_DENSE, push_dense) + ps_message(PS_PULL_DENSE, pull_dense, clock=1),
+        "bsp_round": bytes([BSP]) + ps_message(PS_PUSH_DENSE, push_dense)
+        + ps_message(PS_PUSH_DENSE, push_dense, sender=1) + ps_message(PS_PULL_DENSE, pull_dense, clock=1),
+        "ssp_sparse": bytes([SSP]) + ps_message(PS_PULL_SPARSE, pull_sparse, table=2)
+        + ps_message(PS_PUSH_SPARSE, push_sparse, table=2)
+        + ps_message(PS_PULL_SPARSE, pull_sparse, table=2, clock=3),
+        "adagrad_sparse": bytes([ASP]) + ps_message(PS_PUSH_SPARSE, struct.pack("<fIQ", 0.1, 0, 3) + keys
+                                                   + ps_floats([1.0] * 9), table=4),
+        "heartbeat_bye": bytes([ASP]) + ps_message(PS_HEARTBEAT, b"") + ps_message(PS_BYE, b""),
+        "wrong_table": bytes([ASP]) + ps_message(PS_PULL_SPARSE, pull_sparse, table=1),
+    }
+
+
 def write(harness, seeds):
     folder = os.path.join(HERE, "corpus", harness)
     os.makedirs(folder, exist_ok=True)
@@ -110,3 +145,4 @@ def write(harness, seeds):
 if __name__ == "__main__":
     write("store_frame", store_seeds())
     write("shm_message_header", shm_seeds())
+    write("ps_message", ps_seeds())

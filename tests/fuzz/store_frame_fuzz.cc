@@ -12,9 +12,9 @@
 #include <string>
 #include <string_view>
 
-#include "comm/store_auth.h"
 #include "comm/store_protocol.h"
 #include "comm/store_service.h"
+#include "tessera/comm/token_auth.h"
 
 namespace {
 

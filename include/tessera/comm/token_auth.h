@@ -4,7 +4,8 @@
 #include <string>
 #include <string_view>
 
-// The store's mutual challenge-response over the job token (HMAC-SHA256 from OpenSSL's libcrypto).
+// The mutual challenge-response over the job token (HMAC-SHA256 from OpenSSL's libcrypto) that
+// the store and the parameter server run on every connection.
 // Each side sends a fresh nonce; the client proves it holds the token with a MAC over both nonces,
 // then the server proves it with a MAC under another label, so neither proof can be replayed to
 // the other side and the token itself never crosses the wire.

@@ -1,4 +1,4 @@
-#include "store_auth.h"
+#include "tessera/comm/token_auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>

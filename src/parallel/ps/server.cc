@@ -1,0 +1,230 @@
+#include "tessera/parallel/ps/server.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "connection.h"
+#include "server_state.h"
+#include "tessera/comm/errors.h"
+#include "tessera/comm/socket.h"
+#include "tessera/core/error.h"
+
+namespace tessera::parallel::ps {
+namespace {
+
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+// How often the accept loop looks at the stop flag.
+constexpr int kAcceptPollMs = 100;
+
+std::span<const std::byte> as_bytes(const std::string& text) {
+  return std::as_bytes(std::span<const char>(text.data(), text.size()));
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  Impl(ServerOptions options, const std::vector<TableSpec>& tables,
+       const std::map<uint32_t, std::vector<float>>& dense_initial)
+      : options_(std::move(options)), state_(options_, tables, dense_initial) {
+    if (options_.token.empty()) throw ValueError("ps::Server: the job token must not be empty");
+    listener_ = comm::listen_tcp(options_.host, options_.port, &port_);
+    accept_thread_ = std::thread([this] { accept_loop(); });
+  }
+  ~Impl() { stop(); }
+
+  void stop() {
+    if (stopping_.exchange(true)) return;
+    accept_thread_.join();
+    state_.fail(detail::concat("ps server ", options_.index, " is stopping"));
+    std::list<Session> sessions;
+    {
+      std::lock_guard lock(mutex_);
+      for (Session& s : sessions_) s.connection->shutdown();
+      sessions.swap(sessions_);
+    }
+    for (Session& s : sessions) s.thread.join();
+  }
+
+  void wait_until_done(std::chrono::milliseconds timeout) {
+    if (!state_.clocks().wait_all_done(Clock::now() + timeout)) {
+      throw comm::TimeoutError(detail::concat(
+          "ps server ", options_.index, ": workers still training after ", timeout.count(), " ms"));
+    }
+    std::lock_guard lock(mutex_);
+    if (!failure_.empty()) throw comm::CommError(failure_);
+  }
+
+  int port_ = 0;
+  ServerOptions options_;
+  ServerState state_;
+  std::atomic<int64_t> pulls_{0}, pushes_{0}, malformed_{0}, refused_{0};
+
+ private:
+  struct Session {
+    std::shared_ptr<Connection> connection;
+    std::thread thread;
+  };
+
+  template <typename... Args>
+  void log(const Args&... args) {
+    if (options_.log == nullptr) return;
+    const std::string line = detail::concat("tessera ps server ", options_.index, ": ", args...);
+    std::fprintf(options_.log, "%s\n", line.c_str());
+  }
+
+  void accept_loop() {
+    while (!stopping_) {
+      pollfd p{.fd = listener_.fd(), .events = POLLIN, .revents = 0};
+      if (::poll(&p, 1, kAcceptPollMs) <= 0) continue;
+      const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        // Out of descriptors, say: rest instead of spinning on a readable listener.
+        std::this_thread::sleep_for(std::chrono::milliseconds(kAcceptPollMs));
+        continue;
+      }
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      auto connection = std::make_shared<Connection>(comm::Socket(fd), comm::peer_address(fd));
+      std::lock_guard lock(mutex_);
+      sessions_.push_back(
+          {connection, std::thread([this, connection] { serve_connection(*connection); })});
+    }
+  }
+
+  void serve_connection(Connection& c) {
+    uint32_t worker = 0;
+    try {
+      worker = handshake_as_server(c, options_.token, static_cast<uint32_t>(options_.workers),
+                                   Clock::now() + kHandshakeTimeout);
+    } catch (const comm::CommError& e) {
+      ++refused_;
+      log("refused a connection: ", e.what());
+      return;
+    }
+    state_.clocks().joined(worker);
+    const bool said_bye = serve_requests(c, worker);
+    c.shutdown();  // the worker's next call then fails at once instead of waiting for a reply
+    if (said_bye) return;
+    state_.clocks().lost(worker);
+    if (options_.consistency == Consistency::kBsp && !stopping_) {
+      const std::string why = detail::concat(
+          "ps: worker ", worker, " (", c.peer(),
+          ") was lost during synchronous (bsp) training, so no round can complete; the job "
+          "stops, and resumes from its last checkpoint");
+      log(why);
+      {
+        std::lock_guard lock(mutex_);
+        failure_ = why;
+      }
+      state_.fail(why);
+    }
+  }
+
+  // Serves until the worker says bye (true) or its connection ends (false).
+  bool serve_requests(Connection& c, uint32_t worker) {
+    BodyBuffer body;
+    std::vector<float> values;
+    const std::string waiting = detail::concat("waiting for worker ", worker, "'s next request");
+    try {
+      while (!stopping_) {
+        const Header h = c.receive_header(Clock::now() + options_.heartbeat_timeout, true, waiting);
+        std::span<std::byte> bytes = body.resize(h.body_bytes);
+        c.receive(bytes, Clock::now() + options_.timeout, waiting);
+        const MessageType reply = handle(c, worker, h, bytes, &values);
+        if (h.type == MessageType::kBye && reply == MessageType::kAck) return true;
+      }
+    } catch (const ProtocolError& e) {
+      ++malformed_;
+      log("closed the connection of worker ", worker, " (", c.peer(),
+          ") after a message whose header does not decode: ", e.what());
+    } catch (const comm::CommError& e) {
+      if (!stopping_) log("lost worker ", worker, " (", c.peer(), "): ", e.what());
+    } catch (const comm::TimeoutError& e) {  // not even a heartbeat: it hangs
+      log("lost worker ", worker, " (", c.peer(), "): no heartbeat: ", e.what());
+    }
+    return false;
+  }
+
+  // One request: its reply, or kError with the reason. Returns the reply's type.
+  MessageType handle(Connection& c, uint32_t worker, const Header& h,
+                     std::span<const std::byte> body, std::vector<float>* values) {
+    Header reply{.type = MessageType::kAck,
+                 .sender = static_cast<uint32_t>(options_.index),
+                 .table = h.table,
+                 .clock = h.clock,
+                 .request = h.request};
+    std::string error;
+    try {
+      if (h.sender != worker) {
+        throw ProtocolError(
+            detail::concat("sender ", h.sender, " on worker ", worker, "'s connection"));
+      }
+      reply.type = state_.serve(worker, h, body, Clock::now() + options_.timeout, values);
+    } catch (const ProtocolError& e) {
+      ++malformed_;
+      log("dropped a malformed ", to_string(h.type), " from worker ", worker, " (", c.peer(),
+          "): ", e.what());
+      error = e.what();
+    } catch (const comm::CommError& e) {  // a wait that failed: the worker gets the reason
+      error = e.what();
+    } catch (const comm::TimeoutError& e) {
+      error = e.what();
+    }
+    if (!error.empty()) {
+      reply.type = MessageType::kError;
+      reply.body_bytes = error.size();
+      c.send(reply, {as_bytes(error)}, Clock::now() + options_.timeout);
+      return MessageType::kError;
+    }
+    if (reply.type == MessageType::kHeartbeat) return reply.type;
+    if (h.type == MessageType::kPullDense || h.type == MessageType::kPullSparse) ++pulls_;
+    if (h.type == MessageType::kPushDense || h.type == MessageType::kPushSparse) ++pushes_;
+    const std::span<const float> out = reply.type == MessageType::kValues
+                                           ? std::span<const float>(*values)
+                                           : std::span<const float>();
+    reply.body_bytes = out.size_bytes();
+    c.send(reply, {std::as_bytes(out)}, Clock::now() + options_.timeout);
+    return reply.type;
+  }
+
+  comm::Socket listener_;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  std::mutex mutex_;
+  std::list<Session> sessions_;
+  std::string failure_;
+};
+
+Server::Server(ServerOptions options, std::vector<TableSpec> tables,
+               const std::map<uint32_t, std::vector<float>>& dense_initial)
+    : impl_(std::make_unique<Impl>(std::move(options), tables, dense_initial)) {}
+
+Server::~Server() = default;
+
+int Server::port() const { return impl_->port_; }
+
+void Server::wait_until_done(std::chrono::milliseconds timeout) { impl_->wait_until_done(timeout); }
+
+void Server::stop() { impl_->stop(); }
+
+ServerStats Server::stats() const {
+  return {impl_->pulls_.load(), impl_->pushes_.load(), impl_->malformed_.load(),
+          impl_->refused_.load()};
+}
+
+std::vector<float> Server::dense_values(uint32_t table) {
+  return impl_->state_.dense_values(table);
+}
+
+int64_t Server::sparse_rows(uint32_t table) { return impl_->state_.sparse_rows(table); }
+
+}  // namespace tessera::parallel::ps

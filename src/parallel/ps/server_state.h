@@ -1,0 +1,45 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "message.h"
+#include "shard.h"
+#include "tessera/parallel/ps/server.h"
+#include "worker_clocks.h"
+
+// A server's tables and its view of the workers, and what each request does to them; no sockets,
+// so the request path can be tested and fuzzed alone. Safe to call from every connection thread.
+namespace tessera::parallel::ps {
+
+class ServerState {
+ public:
+  ServerState(const ServerOptions& options, const std::vector<TableSpec>& tables,
+              const std::map<uint32_t, std::vector<float>>& dense_initial);
+
+  // Serves one authenticated request of `worker`. Returns the reply's type: kValues (the values
+  // are in *values), kAck, or kHeartbeat for "no reply". Throws ProtocolError when the request
+  // does not fit the protocol or the table, and comm errors when a wait fails.
+  MessageType serve(uint32_t worker, const Header& header, std::span<const std::byte> body,
+                    Clock::time_point deadline, std::vector<float>* values);
+
+  WorkerClocks& clocks() { return clocks_; }
+  // Every wait fails with `why` from now on: a BSP job lost a worker, or the server stops.
+  void fail(const std::string& why);
+  [[nodiscard]] std::vector<float> dense_values(uint32_t table);
+  [[nodiscard]] int64_t sparse_rows(uint32_t table);
+
+ private:
+  template <typename T>
+  T& shard(uint32_t table, MessageType type);
+
+  std::map<uint32_t, std::unique_ptr<Shard>> shards_;
+  WorkerClocks clocks_;
+};
+
+}  // namespace tessera::parallel::ps

@@ -1,0 +1,194 @@
+#include "shard.h"
+
+#include <algorithm>
+
+#include "row_optimizer.h"
+#include "tessera/comm/errors.h"
+#include "tessera/core/error.h"
+
+namespace tessera::parallel::ps {
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// A new row's values from (seed, key) alone.
+void init_row(const TableSpec& spec, uint64_t key, float* row) {
+  uint64_t state = spec.seed ^ (key * 0xd1342543de82ef95ULL);
+  for (int64_t i = 0; i < spec.dim; ++i) {
+    const double unit = static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;
+    row[i] = static_cast<float>((2.0 * unit - 1.0) * spec.init_scale);
+  }
+}
+
+}  // namespace
+
+Shard::Shard(const TableSpec& spec, int workers, bool bsp) : spec_(spec) {
+  if (bsp) round_.emplace(workers);
+}
+
+void Shard::fail(const std::string& why) {
+  {
+    std::lock_guard lock(mutex_);
+    failure_ = why;
+  }
+  applied_.notify_all();
+}
+
+void Shard::check_failed() const {
+  if (!failure_.empty()) throw comm::CommError(failure_);
+}
+
+void Shard::wait_for_step(std::unique_lock<std::mutex>& lock, int64_t clock,
+                          Clock::time_point deadline) {
+  check_failed();
+  if (!round_) return;
+  const bool ready = applied_.wait_until(
+      lock, deadline, [&] { return round_->version() >= clock || !failure_.empty(); });
+  check_failed();
+  if (!ready) {
+    throw comm::TimeoutError(detail::concat("table ", spec_.id, ": step ", clock,
+                                            " waits for the gradients of worker(s) ",
+                                            round_->missing(), " for step ", round_->version()));
+  }
+}
+
+bool Shard::count_push(uint32_t worker, int64_t clock) {
+  check_failed();
+  return round_->add(worker, clock);
+}
+
+void Shard::finish_round() {
+  round_->finish();
+  applied_.notify_all();
+}
+
+DenseShard::DenseShard(const TableSpec& spec, Range range, std::vector<float> initial, int workers,
+                       bool bsp)
+    : Shard(spec, workers, bsp), range_(range), values_(std::move(initial)) {
+  TESSERA_CHECK_EQ(static_cast<int64_t>(values_.size()), range.size());
+  state_.resize(values_.size() * state_slots(spec.optimizer));
+  init_state(spec.optimizer, state_.data(), range.size());
+  if (bsp) round_sum_.assign(values_.size(), 0.0f);
+}
+
+void DenseShard::check_range(const DenseRequest& r, MessageType type) const {
+  if (r.offset < range_.begin || r.offset > range_.end || r.count > range_.end - r.offset) {
+    throw ProtocolError(detail::concat(to_string(type), " of table ", spec_.id, ": [", r.offset,
+                                       ", ", r.offset + r.count, ") is not within this server's [",
+                                       range_.begin, ", ", range_.end, ")"));
+  }
+}
+
+void DenseShard::pull(int64_t clock, const DenseRequest& r, std::vector<float>* out,
+                      Clock::time_point deadline) {
+  check_range(r, MessageType::kPullDense);
+  out->resize(static_cast<size_t>(r.count));
+  std::unique_lock lock(mutex_);
+  wait_for_step(lock, clock, deadline);
+  std::copy_n(values_.begin() + (r.offset - range_.begin), r.count, out->begin());
+}
+
+void DenseShard::push(uint32_t worker, int64_t clock, const DenseRequest& r) {
+  check_range(r, MessageType::kPushDense);
+  if (r.count != range_.size()) {
+    throw ProtocolError(detail::concat("push_dense of table ", spec_.id, ": ", r.count,
+                                       " values, but a push covers this server's whole range of ",
+                                       range_.size()));
+  }
+  std::lock_guard lock(mutex_);
+  if (!round_) return apply(r.lr, r.values.data());
+  if (!count_push(worker, clock)) {
+    for (size_t i = 0; i < round_sum_.size(); ++i) round_sum_[i] += r.values[i];
+    return;
+  }
+  // The last push of the round: apply the workers' mean.
+  const auto inverse = 1.0f / static_cast<float>(round_->workers());
+  for (size_t i = 0; i < round_sum_.size(); ++i) {
+    round_sum_[i] = (round_sum_[i] + r.values[i]) * inverse;
+  }
+  apply(r.lr, round_sum_.data());
+  std::fill(round_sum_.begin(), round_sum_.end(), 0.0f);
+  finish_round();
+}
+
+void DenseShard::apply(float lr, const float* grad) {
+  apply_update(spec_.optimizer, lr, ++steps_, values_.data(), state_.data(), grad, range_.size());
+}
+
+std::vector<float> DenseShard::values() {
+  std::lock_guard lock(mutex_);
+  return values_;
+}
+
+SparseShard::SparseShard(const TableSpec& spec, int workers, bool bsp)
+    : Shard(spec, workers, bsp) {}
+
+int64_t SparseShard::row_of(uint64_t key) {
+  const auto [it, created] = index_.try_emplace(key, static_cast<int64_t>(steps_.size()));
+  if (created) {
+    const int64_t dim = spec_.dim;
+    values_.resize(values_.size() + dim);
+    init_row(spec_, key, values_.data() + values_.size() - dim);
+    const int64_t slots = dim * state_slots(spec_.optimizer);
+    state_.resize(state_.size() + slots);
+    init_state(spec_.optimizer, state_.data() + state_.size() - slots, dim);
+    steps_.push_back(0);
+  }
+  return it->second;
+}
+
+void SparseShard::pull(int64_t clock, std::span<const uint64_t> keys, std::span<float> out,
+                       Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  wait_for_step(lock, clock, deadline);
+  const int64_t dim = spec_.dim;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const int64_t row = row_of(keys[k]);
+    std::copy_n(values_.begin() + row * dim, dim, out.begin() + static_cast<int64_t>(k) * dim);
+  }
+}
+
+void SparseShard::apply_row(int64_t row, float lr, const float* grad) {
+  const int64_t dim = spec_.dim;
+  const int64_t slots = state_slots(spec_.optimizer);
+  apply_update(spec_.optimizer, lr, ++steps_[row], values_.data() + row * dim,
+               state_.data() + row * dim * slots, grad, dim);
+}
+
+void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
+  const int64_t dim = spec_.dim;
+  std::lock_guard lock(mutex_);
+  if (!round_) {
+    for (size_t k = 0; k < r.keys.size(); ++k) {
+      apply_row(row_of(r.keys[k]), r.lr, r.values.data() + static_cast<int64_t>(k) * dim);
+    }
+    return;
+  }
+  const bool complete = count_push(worker, clock);
+  for (size_t k = 0; k < r.keys.size(); ++k) {
+    auto& sum = round_sum_[r.keys[k]];
+    sum.resize(dim, 0.0f);
+    const float* g = r.values.data() + static_cast<int64_t>(k) * dim;
+    for (int64_t i = 0; i < dim; ++i) sum[i] += g[i];
+  }
+  if (!complete) return;
+  const auto inverse = 1.0f / static_cast<float>(round_->workers());
+  for (auto& [key, sum] : round_sum_) {
+    for (float& v : sum) v *= inverse;
+    apply_row(row_of(key), r.lr, sum.data());
+  }
+  round_sum_.clear();
+  finish_round();
+}
+
+int64_t SparseShard::rows() {
+  std::lock_guard lock(mutex_);
+  return static_cast<int64_t>(steps_.size());
+}
+
+}  // namespace tessera::parallel::ps

@@ -1,0 +1,100 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "message.h"
+#include "round.h"
+#include "tessera/parallel/ps/tables.h"
+
+// What one server holds of one table, and how pushes reach it. Every public call locks the shard,
+// so connection threads serve it concurrently and pushes apply in arrival order. Under BSP a
+// push is summed into the round, which applies the workers' mean when the last one arrives; a
+// pull of step t waits until step t - 1's round has applied.
+namespace tessera::parallel::ps {
+
+using Clock = std::chrono::steady_clock;
+
+class Shard {
+ public:
+  Shard(const TableSpec& spec, int workers, bool bsp);
+  virtual ~Shard() = default;
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  [[nodiscard]] const TableSpec& spec() const { return spec_; }
+  // Wakes every waiting pull with this error (a BSP job lost a worker), and refuses what follows.
+  void fail(const std::string& why);
+
+ protected:
+  // Under BSP, waits until step clock's parameters are complete. Throws TimeoutError naming the
+  // workers the round waits for, or CommError after fail().
+  void wait_for_step(std::unique_lock<std::mutex>& lock, int64_t clock, Clock::time_point deadline);
+  // Counts a BSP push; true when the round is complete and should be applied now.
+  bool count_push(uint32_t worker, int64_t clock);
+  void finish_round();
+  void check_failed() const;
+
+  TableSpec spec_;
+  std::mutex mutex_;
+  std::optional<Round> round_;  // BSP only
+
+ private:
+  std::condition_variable applied_;
+  std::string failure_;
+};
+
+class DenseShard : public Shard {
+ public:
+  // `initial` is this server's range of the table's starting values.
+  DenseShard(const TableSpec& spec, Range range, std::vector<float> initial, int workers, bool bsp);
+
+  [[nodiscard]] Range range() const { return range_; }
+  // Resizes *out to the request's count (once the range is checked) and fills it.
+  void pull(int64_t clock, const DenseRequest& request, std::vector<float>* out,
+            Clock::time_point deadline);
+  void push(uint32_t worker, int64_t clock, const DenseRequest& request);
+  [[nodiscard]] std::vector<float> values();
+
+ private:
+  void check_range(const DenseRequest& request, MessageType type) const;
+  void apply(float lr, const float* grad);
+
+  Range range_;
+  std::vector<float> values_;
+  std::vector<float> state_;
+  std::vector<float> round_sum_;  // BSP: the workers' gradients so far
+  float round_lr_ = 0.0f;
+  int64_t steps_ = 0;
+};
+
+class SparseShard : public Shard {
+ public:
+  SparseShard(const TableSpec& spec, int workers, bool bsp);
+
+  // Rows of keys.size() * dim values, in the keys' order; unseen keys get new rows.
+  void pull(int64_t clock, std::span<const uint64_t> keys, std::span<float> out,
+            Clock::time_point deadline);
+  void push(uint32_t worker, int64_t clock, const SparseRequest& request);
+  [[nodiscard]] int64_t rows();
+
+ private:
+  int64_t row_of(uint64_t key);
+  void apply_row(int64_t row, float lr, const float* grad);
+
+  std::unordered_map<uint64_t, int64_t> index_;
+  std::vector<float> values_;
+  std::vector<float> state_;
+  std::vector<int64_t> steps_;
+  std::unordered_map<uint64_t, std::vector<float>> round_sum_;  // BSP: per key
+  float round_lr_ = 0.0f;
+};
+
+}  // namespace tessera::parallel::ps

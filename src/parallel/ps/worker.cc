@@ -1,0 +1,301 @@
+#include "tessera/parallel/ps/worker.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "connection.h"
+#include "tessera/comm/address.h"
+#include "tessera/comm/errors.h"
+#include "tessera/core/error.h"
+
+namespace tessera::parallel::ps {
+namespace {
+
+constexpr auto kRetryPause = std::chrono::milliseconds(100);
+
+// Keys of one call, de-duplicated and grouped by server: where each distinct key went.
+struct KeyPlan {
+  std::vector<std::vector<uint64_t>> keys;           // per server
+  std::vector<std::pair<int, int64_t>> slot_of_key;  // per input key: server, index there
+};
+
+KeyPlan plan_keys(std::span<const uint64_t> keys, int servers) {
+  KeyPlan plan;
+  plan.keys.resize(static_cast<size_t>(servers));
+  plan.slot_of_key.reserve(keys.size());
+  std::unordered_map<uint64_t, std::pair<int, int64_t>> seen;
+  seen.reserve(keys.size());
+  for (const uint64_t key : keys) {
+    const auto [it, fresh] = seen.try_emplace(key);
+    if (fresh) {
+      const int s = server_of_key(key, servers);
+      auto& list = plan.keys[static_cast<size_t>(s)];
+      it->second = {s, static_cast<int64_t>(list.size())};
+      list.push_back(key);
+    }
+    plan.slot_of_key.push_back(it->second);
+  }
+  return plan;
+}
+
+}  // namespace
+
+class Worker::Impl {
+ public:
+  Impl(WorkerOptions options, const std::vector<TableSpec>& tables) : options_(std::move(options)) {
+    check_tables(tables);
+    if (options_.servers.empty()) throw ValueError("ps::Worker: no servers given");
+    for (const TableSpec& t : tables) tables_[t.id] = t;
+    for (size_t s = 0; s < options_.servers.size(); ++s) {
+      servers_.push_back(connect(s));
+      send_mutexes_.push_back(std::make_unique<std::mutex>());
+    }
+    heartbeat_ = std::thread([this] { send_heartbeats(); });
+  }
+
+  ~Impl() {
+    try {
+      finish();
+    } catch (const Error&) {  // the servers may be gone already; nothing is lost
+    }
+    stop_heartbeats();
+  }
+
+  void pull_dense(uint32_t table, int64_t clock, std::span<float> out) {
+    const TableSpec& t = spec(table, TableSpec::Kind::kDense, out.size());
+    const auto deadline = Clock::now() + options_.timeout;
+    std::vector<Header> sent;
+    for (int s = 0; s < servers(); ++s) {
+      const Range r = shard_range(t.size, s, servers());
+      const int64_t body[2] = {r.begin, r.size()};
+      sent.push_back(
+          send(s, MessageType::kPullDense, table, clock, {bytes_of<int64_t>(body)}, deadline));
+    }
+    for (int s = 0; s < servers(); ++s) {
+      const Range r = shard_range(t.size, s, servers());
+      receive(s, sent[s], out.subspan(r.begin, r.size()), deadline);
+    }
+  }
+
+  void push_dense(uint32_t table, int64_t clock, std::span<const float> grad, float lr) {
+    const TableSpec& t = spec(table, TableSpec::Kind::kDense, grad.size());
+    const auto deadline = Clock::now() + options_.timeout;
+    std::vector<Header> sent;
+    for (int s = 0; s < servers(); ++s) {
+      const Range r = shard_range(t.size, s, servers());
+      const DensePrefix prefix{.lr = lr, .offset = r.begin, .count = r.size()};
+      sent.push_back(send(s, MessageType::kPushDense, table, clock,
+                          {bytes_of(prefix), bytes_of(grad.subspan(r.begin, r.size()))}, deadline));
+    }
+    for (int s = 0; s < servers(); ++s) receive(s, sent[s], {}, deadline);
+  }
+
+  void pull_sparse(uint32_t table, int64_t clock, std::span<const uint64_t> keys,
+                   std::span<float> out) {
+    const int64_t dim = spec(table, TableSpec::Kind::kSparse).dim;
+    check_size("pull_sparse output", out.size(), keys.size() * dim);
+    const KeyPlan plan = plan_keys(keys, servers());
+    const auto deadline = Clock::now() + options_.timeout;
+    std::vector<Header> sent;
+    for (int s = 0; s < servers(); ++s) {
+      const auto& list = plan.keys[s];
+      const uint64_t n = list.size();
+      sent.push_back(send(s, MessageType::kPullSparse, table, clock,
+                          {bytes_of(n), bytes_of(std::span<const uint64_t>(list))}, deadline));
+    }
+    std::vector<std::vector<float>> rows(servers_.size());
+    for (int s = 0; s < servers(); ++s) {
+      rows[s].resize(plan.keys[s].size() * dim);
+      receive(s, sent[s], rows[s], deadline);
+    }
+    for (size_t k = 0; k < keys.size(); ++k) {
+      const auto [s, index] = plan.slot_of_key[k];
+      std::copy_n(rows[s].begin() + index * dim, dim, out.begin() + static_cast<int64_t>(k) * dim);
+    }
+  }
+
+  void push_sparse(uint32_t table, int64_t clock, std::span<const uint64_t> keys,
+                   std::span<const float> grads, float lr) {
+    const int64_t dim = spec(table, TableSpec::Kind::kSparse).dim;
+    check_size("push_sparse gradients", grads.size(), keys.size() * dim);
+    const KeyPlan plan = plan_keys(keys, servers());
+    std::vector<std::vector<float>> sums(servers_.size());
+    for (int s = 0; s < servers(); ++s) sums[s].assign(plan.keys[s].size() * dim, 0.0f);
+    for (size_t k = 0; k < keys.size(); ++k) {
+      const auto [s, index] = plan.slot_of_key[k];
+      float* sum = sums[s].data() + index * dim;
+      const float* g = grads.data() + static_cast<int64_t>(k) * dim;
+      for (int64_t i = 0; i < dim; ++i) sum[i] += g[i];
+    }
+    const auto deadline = Clock::now() + options_.timeout;
+    std::vector<Header> sent;
+    for (int s = 0; s < servers(); ++s) {
+      const SparsePrefix prefix{.lr = lr, .n = plan.keys[s].size()};
+      sent.push_back(send(s, MessageType::kPushSparse, table, clock,
+                          {bytes_of(prefix), bytes_of(std::span<const uint64_t>(plan.keys[s])),
+                           bytes_of(std::span<const float>(sums[s]))},
+                          deadline));
+    }
+    for (int s = 0; s < servers(); ++s) receive(s, sent[s], {}, deadline);
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    stop_heartbeats();
+    const auto deadline = Clock::now() + options_.timeout;
+    std::vector<Header> sent;
+    for (int s = 0; s < servers(); ++s) {
+      sent.push_back(send(s, MessageType::kBye, 0, 0, {}, deadline));
+    }
+    for (int s = 0; s < servers(); ++s) receive(s, sent[s], {}, deadline);
+  }
+
+ private:
+  [[nodiscard]] int servers() const { return static_cast<int>(servers_.size()); }
+
+  // While the caller computes, the servers still hear from this worker. A connection busy with a
+  // message is skipped: that message is the sign of life.
+  void send_heartbeats() {
+    std::unique_lock lock(heartbeat_mutex_);
+    while (!heartbeat_cv_.wait_for(lock, options_.heartbeat_interval,
+                                   [&] { return stop_heartbeat_; })) {
+      for (int s = 0; s < servers(); ++s) {
+        std::unique_lock send_lock(*send_mutexes_[s], std::try_to_lock);
+        if (!send_lock.owns_lock()) continue;
+        try {
+          servers_[s]->send({.type = MessageType::kHeartbeat, .sender = options_.index}, {},
+                            Clock::now() + options_.heartbeat_interval);
+        } catch (const Error&) {  // the caller's next call reports the connection's failure
+        }
+      }
+    }
+  }
+
+  void stop_heartbeats() {
+    {
+      std::lock_guard lock(heartbeat_mutex_);
+      stop_heartbeat_ = true;
+    }
+    heartbeat_cv_.notify_all();
+    if (heartbeat_.joinable()) heartbeat_.join();
+  }
+
+  std::unique_ptr<Connection> connect(size_t s) {
+    const std::string& address = options_.servers[s];
+    const auto hp = comm::parse_host_port(address);
+    if (!hp || hp->port == 0) {
+      throw ValueError(detail::concat("ps server ", s, ": '", address, "' is not HOST:PORT"));
+    }
+    const auto deadline = Clock::now() + options_.connect_timeout;
+    std::string error;
+    while (true) {
+      comm::Socket socket = comm::connect_tcp(hp->host, hp->port, deadline, &error);
+      if (socket.valid()) {
+        auto c = std::make_unique<Connection>(std::move(socket), address);
+        handshake_as_worker(*c, options_.token, options_.index, deadline);
+        return c;
+      }
+      if (Clock::now() + kRetryPause >= deadline) break;
+      std::this_thread::sleep_for(kRetryPause);
+    }
+    throw comm::TimeoutError(detail::concat("ps worker ", options_.index, ": cannot reach server ",
+                                            s, " at ", address, " within ",
+                                            options_.connect_timeout.count(), " ms: ", error));
+  }
+
+  const TableSpec& spec(uint32_t table, TableSpec::Kind kind, size_t dense_size = 0) const {
+    const auto it = tables_.find(table);
+    if (it == tables_.end() || it->second.kind != kind) {
+      throw ValueError(detail::concat("ps::Worker: no ",
+                                      kind == TableSpec::Kind::kDense ? "dense" : "sparse",
+                                      " table ", table));
+    }
+    if (kind == TableSpec::Kind::kDense) {
+      check_size(detail::concat("dense table ", table), dense_size, it->second.size);
+    }
+    return it->second;
+  }
+
+  static void check_size(const std::string& what, size_t got, uint64_t want) {
+    if (got != want) {
+      throw ValueError(
+          detail::concat("ps::Worker: ", what, " has ", got, " floats, expected ", want));
+    }
+  }
+
+  Header send(int s, MessageType type, uint32_t table, int64_t clock,
+              std::initializer_list<std::span<const std::byte>> parts, Clock::time_point deadline) {
+    Header h{.type = type,
+             .sender = options_.index,
+             .table = table,
+             .clock = clock,
+             .request = next_request_++};
+    for (const auto& p : parts) h.body_bytes += p.size();
+    std::lock_guard lock(*send_mutexes_[s]);
+    servers_[s]->send(h, parts, deadline);
+    return h;
+  }
+
+  // The reply to `sent`: kValues of exactly out.size() floats, or kAck when out is empty.
+  void receive(int s, const Header& sent, std::span<float> out, Clock::time_point deadline) {
+    Connection& c = *servers_[s];
+    const std::string waiting = detail::concat("waiting for ps server ", s, " to answer ",
+                                               to_string(sent.type), " of step ", sent.clock);
+    const Header h = c.receive_header(deadline, true, waiting);
+    if (h.type == MessageType::kError) {
+      std::string text(h.body_bytes, '\0');
+      c.receive(std::as_writable_bytes(std::span<char>(text)), deadline, waiting);
+      throw comm::CommError(detail::concat("ps server ", s, " (", c.peer(), ") refused ",
+                                           to_string(sent.type), ": ", text));
+    }
+    const MessageType want =
+        out.empty() && sent.type != MessageType::kPullDense && sent.type != MessageType::kPullSparse
+            ? MessageType::kAck
+            : MessageType::kValues;
+    if (h.type != want || h.request != sent.request || h.body_bytes != out.size_bytes()) {
+      throw ProtocolError(detail::concat(
+          "ps server ", s, " (", c.peer(), ") answered ", to_string(sent.type), " #", sent.request,
+          " with ", to_string(h.type), " #", h.request, " of ", h.body_bytes, " bytes"));
+    }
+    c.receive(std::as_writable_bytes(out), deadline, waiting);
+  }
+
+  WorkerOptions options_;
+  std::map<uint32_t, TableSpec> tables_;
+  std::vector<std::unique_ptr<Connection>> servers_;
+  std::vector<std::unique_ptr<std::mutex>> send_mutexes_;  // one per server, with heartbeats
+  uint64_t next_request_ = 1;
+  bool finished_ = false;
+  std::mutex heartbeat_mutex_;
+  std::condition_variable heartbeat_cv_;
+  bool stop_heartbeat_ = false;
+  std::thread heartbeat_;
+};
+
+Worker::Worker(WorkerOptions options, std::vector<TableSpec> tables)
+    : impl_(std::make_unique<Impl>(std::move(options), tables)) {}
+
+Worker::~Worker() = default;
+
+void Worker::pull_dense(uint32_t table, int64_t clock, std::span<float> out) {
+  impl_->pull_dense(table, clock, out);
+}
+void Worker::push_dense(uint32_t table, int64_t clock, std::span<const float> grad, float lr) {
+  impl_->push_dense(table, clock, grad, lr);
+}
+void Worker::pull_sparse(uint32_t table, int64_t clock, std::span<const uint64_t> keys,
+                         std::span<float> out) {
+  impl_->pull_sparse(table, clock, keys, out);
+}
+void Worker::push_sparse(uint32_t table, int64_t clock, std::span<const uint64_t> keys,
+                         std::span<const float> grads, float lr) {
+  impl_->push_sparse(table, clock, keys, grads, lr);
+}
+void Worker::finish() { impl_->finish(); }
+
+}  // namespace tessera::parallel::ps

@@ -1,0 +1,89 @@
+#include "worker_clocks.h"
+
+#include <algorithm>
+
+#include "tessera/comm/errors.h"
+#include "tessera/core/error.h"
+
+namespace tessera::parallel::ps {
+
+WorkerClocks::WorkerClocks(int workers, Consistency consistency, int64_t staleness)
+    : consistency_(consistency),
+      staleness_(staleness),
+      steps_(static_cast<size_t>(workers), 0),
+      status_(static_cast<size_t>(workers), Status::kWaiting) {}
+
+void WorkerClocks::joined(uint32_t worker) {
+  std::lock_guard lock(mutex_);
+  if (status_[worker] != Status::kDone) status_[worker] = Status::kTraining;
+  changed_.notify_all();
+}
+
+void WorkerClocks::pushed(uint32_t worker, int64_t clock) {
+  std::lock_guard lock(mutex_);
+  steps_[worker] = std::max(steps_[worker], clock + 1);
+  changed_.notify_all();
+}
+
+int WorkerClocks::slowest() const {
+  int slowest = -1;
+  for (size_t w = 0; w < steps_.size(); ++w) {
+    // A worker not yet connected holds the others back too: it will start at step 0.
+    if (status_[w] != Status::kTraining && status_[w] != Status::kWaiting) continue;
+    if (slowest < 0 || steps_[w] < steps_[static_cast<size_t>(slowest)]) {
+      slowest = static_cast<int>(w);
+    }
+  }
+  return slowest;
+}
+
+void WorkerClocks::wait_to_start(uint32_t worker, int64_t clock, Clock::time_point deadline) {
+  if (consistency_ != Consistency::kSsp) return;
+  std::unique_lock lock(mutex_);
+  const auto may_start = [&] {
+    const int s = slowest();
+    return !failure_.empty() || s < 0 || clock - steps_[static_cast<size_t>(s)] <= staleness_;
+  };
+  const bool ready = changed_.wait_until(lock, deadline, may_start);
+  if (!failure_.empty()) throw comm::CommError(failure_);
+  if (ready) return;
+  const auto s = static_cast<size_t>(slowest());
+  throw comm::TimeoutError(detail::concat(
+      "worker ", worker, " may not start step ", clock, " more than ", staleness_,
+      " steps ahead of the slowest, worker ", s, ", which has done ", steps_[s], " steps"));
+}
+
+void WorkerClocks::finished(uint32_t worker) {
+  std::lock_guard lock(mutex_);
+  status_[worker] = Status::kDone;
+  changed_.notify_all();
+}
+
+void WorkerClocks::lost(uint32_t worker) {
+  std::lock_guard lock(mutex_);
+  if (status_[worker] != Status::kDone) status_[worker] = Status::kLost;
+  changed_.notify_all();
+}
+
+void WorkerClocks::fail(const std::string& why) {
+  std::lock_guard lock(mutex_);
+  failure_ = why;
+  changed_.notify_all();
+}
+
+bool WorkerClocks::all_done() const {
+  return std::none_of(status_.begin(), status_.end(),
+                      [](Status s) { return s == Status::kTraining || s == Status::kWaiting; });
+}
+
+bool WorkerClocks::wait_all_done(Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_until(lock, deadline, [&] { return all_done() || !failure_.empty(); });
+}
+
+int64_t WorkerClocks::steps(uint32_t worker) {
+  std::lock_guard lock(mutex_);
+  return steps_[worker];
+}
+
+}  // namespace tessera::parallel::ps

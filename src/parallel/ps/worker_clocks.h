@@ -1,0 +1,53 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tessera/parallel/ps/tables.h"
+
+// What one server knows of the workers: how many steps each has pushed, and whether it is still
+// training, done (it said bye) or gone (its connection dropped). SSP's gate lives here: a worker
+// may start step t only while t - (steps of the slowest worker still training) <= staleness.
+namespace tessera::parallel::ps {
+
+using Clock = std::chrono::steady_clock;
+
+class WorkerClocks {
+ public:
+  WorkerClocks(int workers, Consistency consistency, int64_t staleness);
+
+  // The worker connected (again).
+  void joined(uint32_t worker);
+  // The worker finished pushing step `clock`.
+  void pushed(uint32_t worker, int64_t clock);
+  // Under SSP, blocks until `worker` may start step `clock`; throws TimeoutError naming the
+  // slowest worker and its step at the deadline.
+  void wait_to_start(uint32_t worker, int64_t clock, Clock::time_point deadline);
+  void finished(uint32_t worker);
+  void lost(uint32_t worker);
+  // Every wait fails with `why` from now on (the server stops, or a BSP job lost a worker).
+  void fail(const std::string& why);
+  // Until no worker is training any more, or fail() was called; false at the deadline.
+  [[nodiscard]] bool wait_all_done(Clock::time_point deadline);
+  [[nodiscard]] int64_t steps(uint32_t worker);
+
+ private:
+  enum class Status { kWaiting, kTraining, kDone, kLost };
+  // The training worker with the fewest steps, or -1 when none trains.
+  [[nodiscard]] int slowest() const;
+  [[nodiscard]] bool all_done() const;
+
+  Consistency consistency_;
+  int64_t staleness_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<int64_t> steps_;
+  std::vector<Status> status_;
+  std::string failure_;
+};
+
+}  // namespace tessera::parallel::ps

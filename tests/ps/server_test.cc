@@ -1,0 +1,342 @@
+// Servers and workers in one process, over loopback TCP: each worker on its own thread, as it
+// would be its own process.
+#include "tessera/parallel/ps/server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+#include <thread>
+
+#include <unistd.h>
+
+#include "parallel/ps/connection.h"
+#include "tessera/comm/errors.h"
+#include "tessera/comm/socket.h"
+#include "tessera/parallel/ps/worker.h"
+
+namespace tessera::parallel::ps {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr const char* kToken = "ps-test-token";
+
+TableSpec dense_table(uint32_t id, int64_t size, OptimizerSpec optimizer = {}) {
+  return {.id = id, .kind = TableSpec::Kind::kDense, .size = size, .optimizer = optimizer};
+}
+
+TableSpec sparse_table(uint32_t id, int64_t dim, float init_scale = 0.5f) {
+  return {
+      .id = id, .kind = TableSpec::Kind::kSparse, .dim = dim, .init_scale = init_scale, .seed = 11};
+}
+
+// S servers on free ports, all with the same tables.
+struct Cluster {
+  Cluster(int servers, int workers, Consistency mode, std::vector<TableSpec> tables,
+          std::map<uint32_t, std::vector<float>> initial = {}, int64_t staleness = 0,
+          milliseconds timeout = milliseconds(20000),
+          milliseconds heartbeat_timeout = milliseconds(10000))
+      : tables(std::move(tables)) {
+    for (int s = 0; s < servers; ++s) {
+      this->servers.push_back(
+          std::make_unique<Server>(ServerOptions{.index = s,
+                                                 .servers = servers,
+                                                 .workers = workers,
+                                                 .consistency = mode,
+                                                 .staleness = staleness,
+                                                 .token = kToken,
+                                                 .timeout = timeout,
+                                                 .heartbeat_timeout = heartbeat_timeout,
+                                                 .log = nullptr},
+                                   this->tables, initial));
+    }
+  }
+  [[nodiscard]] std::unique_ptr<Worker> worker(uint32_t index) const {
+    WorkerOptions o{.index = index, .token = kToken, .heartbeat_interval = milliseconds(50)};
+    for (const auto& s : servers) o.servers.push_back("127.0.0.1:" + std::to_string(s->port()));
+    return std::make_unique<Worker>(o, tables);
+  }
+  std::vector<TableSpec> tables;
+  std::vector<std::unique_ptr<Server>> servers;
+};
+
+TEST(PsServer, DenseTableIsSplitAcrossServersAndRoundTrips) {
+  std::vector<float> initial(10);
+  std::iota(initial.begin(), initial.end(), 0.0f);
+  Cluster c(3, 1, Consistency::kAsp, {dense_table(1, 10)}, {{1, initial}});
+  auto w = c.worker(0);
+  std::vector<float> got(10, -1.0f);
+  w->pull_dense(1, 0, got);
+  EXPECT_EQ(got, initial);
+  EXPECT_EQ(c.servers[0]->dense_values(1).size(), 4u);  // 10 over 3 servers: 4, 3, 3
+  EXPECT_EQ(c.servers[2]->dense_values(1), (std::vector<float>{7, 8, 9}));
+
+  const std::vector<float> grad(10, 1.0f);
+  w->push_dense(1, 0, grad, 0.5f);  // plain SGD: w -= 0.5 * 1
+  w->pull_dense(1, 1, got);
+  for (int i = 0; i < 10; ++i) EXPECT_FLOAT_EQ(got[i], i - 0.5f);
+  w->finish();
+  for (auto& s : c.servers) s->wait_until_done(milliseconds(1000));
+}
+
+TEST(PsServer, SparseRowsAreCreatedOnFirstTouchTheSameOnAnyNumberOfServers) {
+  const std::vector<uint64_t> keys = {3, uint64_t{1} << 50, 3, 77};
+  auto pull = [&](int servers) {
+    Cluster c(servers, 1, Consistency::kAsp, {sparse_table(2, 4)});
+    auto w = c.worker(0);
+    std::vector<float> rows(keys.size() * 4);
+    w->pull_sparse(2, 0, keys, rows);
+    int64_t held = 0;
+    for (auto& s : c.servers) held += s->sparse_rows(2);
+    EXPECT_EQ(held, 3) << "three distinct keys, each held by one server";
+    return rows;
+  };
+  const std::vector<float> one = pull(1);
+  EXPECT_EQ(one, pull(3));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(one[i], one[8 + i]) << "the repeated key";
+  EXPECT_NE(one[0], one[4]);
+  for (float v : one) EXPECT_LE(std::abs(v), 0.5f);
+}
+
+TEST(PsServer, SparsePushSumsRepeatedKeysBeforeTheUpdate) {
+  Cluster c(2, 1, Consistency::kAsp, {sparse_table(2, 2, 0.0f)});
+  auto w = c.worker(0);
+  const std::vector<uint64_t> keys = {9, 9, 4};
+  const std::vector<float> grads = {1, 2, 3, 4, 10, 20};
+  w->push_sparse(2, 0, keys, grads, 1.0f);
+  std::vector<float> rows(4);
+  w->pull_sparse(2, 1, std::vector<uint64_t>{9, 4}, rows);
+  EXPECT_EQ(rows, (std::vector<float>{-4, -6, -10, -20}));
+}
+
+// BSP: each step applies the mean of the workers' gradients once, as one process would on the
+// global batch; no worker sees step t's parameters before every gradient of step t - 1 arrived.
+TEST(PsServer, BspAppliesTheWorkersMeanGradientOncePerStep) {
+  constexpr int kWorkers = 3;
+  constexpr int kSteps = 4;
+  const OptimizerSpec momentum{.momentum = 0.9f};
+  Cluster c(2, kWorkers, Consistency::kBsp, {dense_table(1, 5, momentum)},
+            {{1, std::vector<float>(5, 1.0f)}});
+  auto grad_of = [](int worker, int step, int i) {
+    return 0.1f * static_cast<float>((worker + 1) * (i + 1)) + 0.01f * static_cast<float>(step);
+  };
+  std::vector<std::thread> threads;
+  std::vector<std::vector<float>> last(kWorkers);
+  for (int r = 0; r < kWorkers; ++r) {
+    threads.emplace_back([&, r] {
+      auto w = c.worker(static_cast<uint32_t>(r));
+      std::vector<float> params(5);
+      for (int step = 0; step < kSteps; ++step) {
+        w->pull_dense(1, step, params);
+        std::vector<float> g(5);
+        for (int i = 0; i < 5; ++i) g[i] = grad_of(r, step, i);
+        if (r == 1) std::this_thread::sleep_for(milliseconds(20));  // a straggler
+        w->push_dense(1, step, g, 0.1f);
+      }
+      w->pull_dense(1, kSteps, params);
+      last[r] = params;
+      w->finish();
+    });
+  }
+  for (auto& t : threads) t.join();
+  // One process: SGD with momentum on the mean gradient.
+  std::vector<float> p(5, 1.0f), buf(5, 0.0f);
+  for (int step = 0; step < kSteps; ++step) {
+    for (int i = 0; i < 5; ++i) {
+      float mean = 0.0f;
+      for (int r = 0; r < kWorkers; ++r) mean += grad_of(r, step, i);
+      mean /= kWorkers;
+      buf[i] = step == 0 ? mean : 0.9f * buf[i] + mean;
+      p[i] -= 0.1f * buf[i];
+    }
+  }
+  for (int r = 0; r < kWorkers; ++r) {
+    for (int i = 0; i < 5; ++i) EXPECT_NEAR(last[r][i], p[i], 1e-5f) << "worker " << r;
+  }
+}
+
+// SSP with staleness s: a worker may start step t only when the slowest has finished step t - s
+// - 1. The slow worker marks each step done before it pushes, so every fast worker's start can be
+// checked against it.
+TEST(PsServer, SspNeverLetsAWorkerRunMoreThanStalenessStepsAhead) {
+  constexpr int kStaleness = 2;
+  constexpr int kSteps = 12;
+  Cluster c(2, 3, Consistency::kSsp, {dense_table(1, 4)}, {}, kStaleness);
+  std::atomic<int> slow_done{0};
+  std::atomic<int> worst_lead{0};
+  std::atomic<int> fast_finished{0};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 3; ++r) {
+    threads.emplace_back([&, r] {
+      auto w = c.worker(static_cast<uint32_t>(r));
+      std::vector<float> params(4);
+      const std::vector<float> g(4, 0.01f);
+      for (int step = 0; step < kSteps; ++step) {
+        w->pull_dense(1, step, params);
+        if (r == 0) {
+          std::this_thread::sleep_for(milliseconds(30));
+          slow_done = step + 1;
+        } else {
+          const int lead = step - slow_done.load();
+          int seen = worst_lead.load();
+          while (lead > seen && !worst_lead.compare_exchange_weak(seen, lead)) {
+          }
+        }
+        w->push_dense(1, step, g, 0.1f);
+      }
+      if (r != 0) ++fast_finished;
+      w->finish();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(worst_lead.load(), kStaleness);
+  EXPECT_EQ(worst_lead.load(), kStaleness) << "the fast workers should have used their slack";
+  EXPECT_EQ(fast_finished.load(), 2);
+}
+
+TEST(PsServer, AspDoesNotWaitForASlowWorker) {
+  Cluster c(1, 2, Consistency::kAsp, {dense_table(1, 4)});
+  std::atomic<bool> fast_done{false};
+  std::thread slow([&] {
+    auto w = c.worker(0);
+    std::vector<float> params(4);
+    w->pull_dense(1, 0, params);
+    for (int i = 0; i < 200 && !fast_done; ++i) std::this_thread::sleep_for(milliseconds(10));
+    w->finish();
+  });
+  auto w = c.worker(1);
+  std::vector<float> params(4);
+  for (int step = 0; step < 20; ++step) {
+    w->pull_dense(1, step, params);
+    w->push_dense(1, step, std::vector<float>(4, 1.0f), 0.1f);
+  }
+  fast_done = true;
+  w->finish();
+  slow.join();
+  EXPECT_NEAR(c.servers[0]->dense_values(1)[0], -2.0f, 1e-5f);
+}
+
+// A worker that is alive (it sends heartbeats) but never finishes its step holds SSP back until
+// the deadline, and the error names it.
+TEST(PsServer, SspTimeoutNamesTheSlowestWorker) {
+  Cluster c(1, 2, Consistency::kSsp, {dense_table(1, 2)}, {}, 0, milliseconds(500),
+            milliseconds(300));
+  auto stuck = c.worker(0);  // connects, then never pushes
+  auto w = c.worker(1);
+  std::vector<float> params(2);
+  w->pull_dense(1, 0, params);
+  w->push_dense(1, 0, std::vector<float>(2, 1.0f), 0.1f);
+  try {
+    w->pull_dense(1, 1, params);
+    FAIL() << "expected the SSP wait to time out";
+  } catch (const comm::CommError& e) {
+    EXPECT_NE(std::string(e.what()).find("slowest, worker 0"), std::string::npos) << e.what();
+  }
+}
+
+// A worker that stops sending anything (hung, or its machine gone) is declared lost after the
+// heartbeat timeout, and SSP goes on without it.
+TEST(PsServer, SspGoesOnWithoutAWorkerThatFallsSilent) {
+  Cluster c(1, 2, Consistency::kSsp, {dense_table(1, 2)}, {}, 0, milliseconds(20000),
+            milliseconds(300));
+  std::string error;
+  Connection silent(comm::connect_tcp("127.0.0.1", c.servers[0]->port(),
+                                      Clock::now() + milliseconds(2000), &error),
+                    "silent");
+  handshake_as_worker(silent, kToken, 0, Clock::now() + milliseconds(2000));
+  auto w = c.worker(1);
+  std::vector<float> params(2);
+  const auto start = Clock::now();
+  for (int step = 0; step < 3; ++step) {
+    w->pull_dense(1, step, params);
+    w->push_dense(1, step, std::vector<float>(2, 1.0f), 0.1f);
+  }
+  EXPECT_LT(Clock::now() - start, milliseconds(5000));
+  EXPECT_NEAR(params[0], -0.2f, 1e-6f);
+}
+
+// A worker whose connection drops without saying bye is lost; a BSP round can then never
+// complete, so the survivors are told why instead of waiting out the timeout.
+TEST(PsServer, BspLosingAWorkerFailsTheRoundNamingIt) {
+  Cluster c(1, 2, Consistency::kBsp, {dense_table(1, 2)});
+  auto survivor = c.worker(1);
+  {
+    std::string error;
+    Connection doomed(comm::connect_tcp("127.0.0.1", c.servers[0]->port(),
+                                        Clock::now() + milliseconds(2000), &error),
+                      "doomed");
+    handshake_as_worker(doomed, kToken, 0, Clock::now() + milliseconds(2000));
+  }
+  std::vector<float> params(2);
+  try {
+    // The loss may be seen before the push or while the pull waits: either is refused.
+    survivor->push_dense(1, 0, std::vector<float>(2, 1.0f), 0.1f);
+    survivor->pull_dense(1, 1, params);
+    FAIL() << "expected the round to fail";
+  } catch (const comm::CommError& e) {
+    EXPECT_NE(std::string(e.what()).find("worker 0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("was lost"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(c.servers[0]->wait_until_done(milliseconds(2000)), comm::CommError);
+}
+
+TEST(PsServer, RefusesAWorkerWithoutTheToken) {
+  Cluster c(1, 1, Consistency::kAsp, {dense_table(1, 2)});
+  WorkerOptions o{.index = 0,
+                  .servers = {"127.0.0.1:" + std::to_string(c.servers[0]->port())},
+                  .token = "not-the-token"};
+  try {
+    Worker w(o, c.tables);
+    FAIL() << "expected a refusal";
+  } catch (const comm::CommError& e) {
+    EXPECT_NE(std::string(e.what()).find("wrong job token"), std::string::npos) << e.what();
+  }
+  // The server counts the refusal after it has sent it.
+  for (int i = 0; i < 200 && c.servers[0]->stats().refused < 1; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(c.servers[0]->stats().refused, 1);
+}
+
+// Garbage after the handshake: a body that does not decode gets an error reply and the connection
+// goes on; a header that does not decode closes it. Either way the server counts it and serves
+// the next worker.
+TEST(PsServer, CountsMalformedMessagesAndKeepsServing) {
+  Cluster c(1, 2, Consistency::kAsp, {dense_table(1, 4)});
+  std::string error;
+  comm::Socket raw = comm::connect_tcp("127.0.0.1", c.servers[0]->port(),
+                                       Clock::now() + milliseconds(2000), &error);
+  Connection conn(comm::Socket(::dup(raw.fd())), "test");
+  const auto deadline = Clock::now() + milliseconds(5000);
+  handshake_as_worker(conn, kToken, 0, deadline);
+  const int64_t bad[2] = {3, 9};  // past the table's end
+  conn.send({.type = MessageType::kPullDense, .sender = 0, .table = 1, .body_bytes = 16},
+            {bytes_of<int64_t>(bad)}, deadline);
+  const Header reply = conn.receive_header(deadline, true, "reply");
+  EXPECT_EQ(reply.type, MessageType::kError);
+  std::string text(reply.body_bytes, '\0');
+  conn.receive(std::as_writable_bytes(std::span<char>(text)), deadline, "reply");
+  EXPECT_NE(text.find("not within"), std::string::npos) << text;
+  conn.send({.type = MessageType::kPushDense, .sender = 0, .table = 5, .body_bytes = 0}, {},
+            deadline);
+  EXPECT_EQ(conn.receive_header(deadline, true, "reply").type, MessageType::kError);
+  // A header that is not one: the connection ends.
+  const std::string junk(kHeaderBytes, 'x');
+  EXPECT_NO_THROW(conn.send({.type = MessageType::kHeartbeat, .sender = 0}, {}, deadline));
+  EXPECT_EQ(comm::send_all(raw.fd(), junk.data(), junk.size(), deadline, &error),
+            comm::IoStatus::kOk);
+  for (int i = 0; i < 100 && c.servers[0]->stats().malformed < 3; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(c.servers[0]->stats().malformed, 3);
+
+  auto w = c.worker(1);
+  std::vector<float> params(4, -1.0f);
+  w->pull_dense(1, 0, params);
+  EXPECT_EQ(params, std::vector<float>(4, 0.0f));
+}
+
+}  // namespace
+}  // namespace tessera::parallel::ps
