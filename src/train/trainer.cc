@@ -6,30 +6,19 @@
 #include <fstream>
 #include <optional>
 #include <span>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "optimizer_factory.h"
 #include "resume.h"
+#include "section_bytes.h"
+#include "strategy.h"
 #include "tessera/autograd/functions.h"
 #include "tessera/autograd/grad_mode.h"
-#include "tessera/comm/gloo/gloo_group.h"
-#include "tessera/comm/hash_store.h"
 #include "tessera/core/random.h"
 #include "tessera/data/data_loader.h"
 #include "tessera/nn/sequential.h"
-#include "tessera/optim/adagrad.h"
-#include "tessera/optim/adam.h"
-#include "tessera/optim/adamw.h"
-#include "tessera/optim/clip.h"
-#include "tessera/optim/cosine_lr.h"
-#include "tessera/optim/linear_warmup.h"
-#include "tessera/optim/sgd.h"
-#include "tessera/optim/step_lr.h"
-#include "tessera/parallel/distributed_data_parallel.h"
-#include "tessera/parallel/model_sync.h"
 #include "tessera/parallel/sync_batch_norm.h"
-#include "tessera/parallel/zero_optimizer.h"
 #include "tessera/tensor/reduce.h"
 #include "tessera/tensor/storage.h"
 #include "tessera/tensor/threads.h"
@@ -48,64 +37,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& o,
-                                                 std::vector<Variable> params) {
-  if (o.name == "sgd") {
-    return std::make_unique<optim::Sgd>(std::move(params),
-                                        optim::SgdOptions{.lr = o.lr,
-                                                          .momentum = o.momentum,
-                                                          .weight_decay = o.weight_decay,
-                                                          .nesterov = o.nesterov});
-  }
-  if (o.name == "adam") {
-    return std::make_unique<optim::Adam>(std::move(params),
-                                         optim::AdamOptions{.lr = o.lr,
-                                                            .beta1 = o.beta1,
-                                                            .beta2 = o.beta2,
-                                                            .eps = o.eps,
-                                                            .weight_decay = o.weight_decay});
-  }
-  if (o.name == "adamw") {
-    return std::make_unique<optim::AdamW>(std::move(params),
-                                          optim::AdamWOptions{.lr = o.lr,
-                                                              .beta1 = o.beta1,
-                                                              .beta2 = o.beta2,
-                                                              .eps = o.eps,
-                                                              .weight_decay = o.weight_decay});
-  }
-  return std::make_unique<optim::Adagrad>(
-      std::move(params), optim::AdagradOptions{.lr = o.lr, .weight_decay = o.weight_decay});
-}
-
-std::unique_ptr<optim::LrScheduler> make_schedule(const OptimizerConfig& o, optim::Optimizer& opt,
-                                                  int64_t steps_per_epoch, int64_t total_steps) {
-  std::unique_ptr<optim::LrScheduler> after;
-  if (o.schedule == "step") {
-    after = std::make_unique<optim::StepLr>(opt, o.step_size * steps_per_epoch, o.gamma);
-  } else if (o.schedule == "cosine") {
-    after = std::make_unique<optim::CosineLr>(
-        opt, std::max<int64_t>(1, total_steps - o.warmup_steps), o.min_lr);
-  }
-  if (o.warmup_steps > 0) {
-    return std::make_unique<optim::LinearWarmup>(opt, o.warmup_steps, std::move(after));
-  }
-  return after;
-}
-
-std::string to_bytes(const std::function<void(BinaryWriter&)>& write) {
-  std::ostringstream out;
-  BinaryWriter w(out);
-  write(w);
-  return out.str();
-}
-
-void from_bytes(const std::string& bytes, const std::string& what,
-                const std::function<void(BinaryReader&)>& read) {
-  std::istringstream in(bytes);
-  BinaryReader r(in, what);
-  read(r);
 }
 
 // Where the data stood when the checkpoint was taken. Checkpoints written before the position
@@ -173,14 +104,6 @@ double mean_over_ranks(comm::ProcessGroup* group, double sum, int64_t count) {
   }
   return counts > 0 ? sums / counts : 0.0;
 }
-
-// Timings and traffic of the steps since the last metrics line.
-struct StepWindow {
-  Clock::time_point start = Clock::now();
-  int64_t samples = 0;
-  double forward = 0, backward = 0, comm_wait = 0, optimizer = 0, bytes = 0, hidden = 0;
-  int steps = 0;
-};
 
 // The metrics line of the steps in `window`, with what only the Trainer knows left to add.
 nlohmann::json step_metrics(const StepWindow& window, int64_t step, int64_t epoch,
@@ -266,6 +189,30 @@ EvalResult eval_result(EvalSums sums, int64_t classes) {
   return result;
 }
 
+// One optimizer step on `batch`, its phases timed into `window`; the batch's loss.
+double train_step(Strategy& strategy, nn::Module& model, optim::LrScheduler* schedule,
+                  const TrainConfig& train, const data::Batch& batch, StepWindow& window) {
+  const auto t0 = Clock::now();
+  strategy.zero_grad();
+  Variable logits = model(Variable(batch.x));
+  Variable loss = training_loss(train, logits, batch.y);
+  const auto t1 = Clock::now();
+  loss.backward();
+  const auto t2 = Clock::now();
+  strategy.finish_backward(window);
+  const auto t3 = Clock::now();
+  strategy.step();
+  if (schedule) schedule->step();
+  const auto t4 = Clock::now();
+  window.forward += std::chrono::duration<double>(t1 - t0).count();
+  window.backward += std::chrono::duration<double>(t2 - t1).count();
+  window.comm_wait += std::chrono::duration<double>(t3 - t2).count();
+  window.optimizer += std::chrono::duration<double>(t4 - t3).count();
+  ++window.steps;
+  window.samples += batch.size();
+  return loss.data().item();
+}
+
 }  // namespace
 
 EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
@@ -296,18 +243,12 @@ EvalResult evaluate_sharded(nn::Module& model, data::Dataset& dataset, int64_t b
 struct Trainer::State {
   explicit State(uint64_t seed) : dropout_rng(seed) {}
   Generator dropout_rng;
-  int rank = 0;
-  int world_size = 1;
-  int64_t local_batch = 0;
-  std::unique_ptr<comm::ProcessGroup> own_group;  // one rank, when a strategy runs alone
-  comm::ProcessGroup* group = nullptr;
-  std::unique_ptr<parallel::DistributedDataParallel> ddp;
-  std::unique_ptr<parallel::ZeroOptimizer> zero;
+  // Before the model: it holds the group that sync BatchNorm layers borrow.
+  std::unique_ptr<Strategy> strategy;
   std::unique_ptr<data::Dataset> train_data;
   std::unique_ptr<data::Dataset> test_data;
   std::shared_ptr<nn::Sequential> model;
   int64_t classes = 0;
-  std::unique_ptr<optim::Optimizer> optimizer;
   std::unique_ptr<optim::LrScheduler> schedule;
   std::unique_ptr<data::DataLoader> loader;
   std::unique_ptr<CheckpointDir> checkpoints;
@@ -320,27 +261,18 @@ Trainer::Trainer(Config config, TrainerOptions options)
       state_(std::make_unique<State>(config_.train.seed)) {
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
   State& s = *state_;
-  if (options_.group) {
-    s.rank = options_.group->rank();
-    s.world_size = options_.group->size();
-  }
-  if (config_.parallel.strategy == "auto") {
-    config_.parallel.strategy = s.world_size > 1 ? "ddp" : "none";
-  }
-  if (s.world_size > 1 && config_.parallel.strategy == "none") {
-    throw ConfigError(config_.source, 0, "parallel.strategy",
-                      detail::concat("is \"none\" but ", s.world_size,
-                                     " processes are training: set it to \"ddp\""));
-  }
+  config_.parallel.strategy = resolve_strategy(config_.parallel.strategy, options_.group);
+  s.strategy = make_strategy(config_, options_.group);
+  const int rank = s.strategy->data_rank();
+  const int ranks = s.strategy->data_ranks();
   // data.batch_size is the global batch: N processes take 1/N of it each, so a run gives the same
   // result whatever the number of processes.
-  if (config_.data.batch_size % s.world_size != 0) {
+  if (config_.data.batch_size % ranks != 0) {
     throw ConfigError(
         config_.source, 0, "data.batch_size",
         detail::concat(config_.data.batch_size, " is the global batch and must divide by the ",
-                       s.world_size, " processes"));
+                       ranks, " processes"));
   }
-  s.local_batch = config_.data.batch_size / s.world_size;
   s.train_data = open_dataset(config_.data.train, config_, "data.train");
   const DataLayout layout{s.train_data->sample_shape(), s.train_data->class_labels()};
   if (!config_.data.test.empty())
@@ -350,7 +282,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
   // Every rank draws the global batch's dropout masks and keeps its rows: DDP then trains exactly
   // as one process would on the global batch.
   s.model = build_model(config_, s.train_data->sample_shape(), init, s.dropout_rng, &out_shape,
-                        {.index = s.rank, .count = s.world_size});
+                        {.index = rank, .count = ranks});
   if (out_shape.size() != 1) {
     throw ConfigError(config_.source, config_.model.line, "model.layers",
                       "the last layer must give one score per class, but gives " +
@@ -360,52 +292,26 @@ Trainer::Trainer(Config config, TrainerOptions options)
   check_labels(*s.train_data, s.classes, "data.train");
   if (s.test_data) check_labels(*s.test_data, s.classes, "data.test");
   if (const std::string map = describe_label_map(layout.class_labels);
-      !map.empty() && s.rank == 0 && options_.progress) {
+      !map.empty() && rank == 0 && options_.progress) {
     std::fprintf(options_.progress, "data.train: file labels are classes: %s\n", map.c_str());
   }
-  const ParallelConfig& par = config_.parallel;
-  s.group = options_.group;
-  if (par.strategy != "none" && s.group == nullptr) {
-    // A strategy on one process runs over a group of one, so its checkpoints are the same.
-    s.own_group = comm::make_gloo_group(std::make_shared<comm::HashStore>(), 0, 1);
-    s.group = s.own_group.get();
+  if (config_.parallel.sync_batchnorm && s.strategy->group()) {
+    parallel::convert_sync_batchnorm(*s.model, *s.strategy->group());
   }
-  if (par.sync_batchnorm && s.group) parallel::convert_sync_batchnorm(*s.model, *s.group);
-  if (par.strategy == "ddp") {
-    parallel::GradCompression compression =
-        par.compression == "bf16"   ? parallel::GradCompression::kBFloat16
-        : par.compression == "fp16" ? parallel::GradCompression::kFloat16
-                                    : parallel::GradCompression::kNone;
-    s.ddp = std::make_unique<parallel::DistributedDataParallel>(
-        *s.model, *s.group,
-        parallel::DdpOptions{.bucket_bytes = static_cast<size_t>(par.bucket_mb * (1 << 20)),
-                             .find_unused_parameters = par.find_unused_parameters,
-                             .compression = compression});
-  }
-  if (par.strategy == "zero") {
-    const OptimizerConfig& o = config_.optimizer;
-    s.zero = std::make_unique<parallel::ZeroOptimizer>(
-        *s.model, *s.group,
-        [&o](std::vector<Variable> params) { return make_optimizer(o, std::move(params)); },
-        parallel::ZeroOptions{.stage = static_cast<int>(par.zero_stage),
-                              .max_grad_norm = o.clip_grad_norm,
-                              .bucket_bytes = static_cast<size_t>(par.bucket_mb * (1 << 20))});
-  } else {
-    s.optimizer = make_optimizer(config_.optimizer, s.model->parameters());
-  }
+  s.strategy->attach(*s.model);
   s.loader = std::make_unique<data::DataLoader>(
       *s.train_data,
-      data::DistributedSampler(s.train_data->size(), s.rank, s.world_size,
+      data::DistributedSampler(s.train_data->size(), rank, ranks,
                                {.seed = config_.train.seed,
                                 .shuffle = config_.data.shuffle,
                                 .drop_last = config_.data.drop_last}),
-      data::DataLoaderOptions{.batch_size = s.local_batch,
+      data::DataLoaderOptions{.batch_size = config_.data.batch_size / ranks,
                               .drop_last_batch = config_.data.drop_last,
                               .prefetch = static_cast<int>(config_.data.prefetch)});
   int64_t per_epoch = s.loader->num_batches();
   int64_t total = per_epoch * config_.train.epochs;
   if (config_.train.max_steps > 0) total = std::min(total, config_.train.max_steps);
-  s.schedule = make_schedule(config_.optimizer, optimizer(), per_epoch, total);
+  s.schedule = make_schedule(config_.optimizer, s.strategy->optimizer(), per_epoch, total);
   s.checkpoints = std::make_unique<CheckpointDir>(
       (std::filesystem::path(config_.train.run_dir) / "checkpoints").string(),
       config_.train.keep_checkpoints);
@@ -413,26 +319,14 @@ Trainer::Trainer(Config config, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
-int64_t Trainer::optimizer_state_bytes() {
-  optim::Optimizer& opt = optimizer();
-  int64_t bytes = 0;
-  for (size_t i = 0; i < opt.params().size(); ++i) {
-    for (const auto& b : opt.state(i).buffers) bytes += static_cast<int64_t>(b.nbytes());
-  }
-  return bytes;
-}
-
-optim::Optimizer& Trainer::optimizer() {
-  return state_->zero ? state_->zero->inner() : *state_->optimizer;
-}
-
 nn::Module& Trainer::model() { return *state_->model; }
 
 data::SamplerState Trainer::resume() {
   State& s = *state_;
-  std::FILE* out = s.rank == 0 ? options_.progress : nullptr;
+  comm::ProcessGroup* group = s.strategy->group();
+  std::FILE* out = s.strategy->data_rank() == 0 ? options_.progress : nullptr;
   std::vector<std::string> skipped;
-  std::optional<Checkpoint> ckpt = checkpoint_of_rank_zero(*s.checkpoints, s.group, &skipped);
+  std::optional<Checkpoint> ckpt = checkpoint_of_rank_zero(*s.checkpoints, group, &skipped);
   for (const auto& why : skipped) {
     if (out) std::fprintf(out, "resume: skipped %s\n", why.c_str());
   }
@@ -444,7 +338,7 @@ data::SamplerState Trainer::resume() {
     return {0, 0};
   }
   data::SamplerState start;
-  load_on_every_rank(s.group, ckpt->path, [&] { start = load_checkpoint(*ckpt); });
+  load_on_every_rank(group, ckpt->path, [&] { start = load_checkpoint(*ckpt); });
   if (out) {
     std::fprintf(out, "resumed from %s (step %lld, epoch %lld)\n", ckpt->path.c_str(),
                  static_cast<long long>(s.step), static_cast<long long>(start.epoch + 1));
@@ -455,22 +349,7 @@ data::SamplerState Trainer::resume() {
 data::SamplerState Trainer::load_checkpoint(const Checkpoint& ckpt) {
   State& s = *state_;
   from_bytes(ckpt.section("model"), ckpt.path, [&](BinaryReader& r) { s.model->load_state(r); });
-  if (s.zero) {
-    nlohmann::json manifest = nlohmann::json::parse(ckpt.section("zero_manifest"));
-    std::vector<std::string> shards;
-    for (int r = 0; r < manifest.at("world_size").get<int>(); ++r) {
-      shards.push_back(ckpt.section("zero_shard_" + std::to_string(r)));
-    }
-    s.zero->load_shards(shards);
-  } else {
-    if (!ckpt.sections.count("optimizer")) {
-      throw FormatError("checkpoint " + ckpt.path +
-                        " holds ZeRO-sharded optimizer state: resume it with "
-                        "[parallel] strategy = \"zero\" (any number of processes)");
-    }
-    from_bytes(ckpt.section("optimizer"), ckpt.path,
-               [&](BinaryReader& r) { s.optimizer->load_state(r); });
-  }
+  s.strategy->load(ckpt);
   if (s.schedule) {
     from_bytes(ckpt.section("schedule"), ckpt.path,
                [&](BinaryReader& r) { s.schedule->load_state(r); });
@@ -483,25 +362,11 @@ data::SamplerState Trainer::load_checkpoint(const Checkpoint& ckpt) {
 
 std::string Trainer::save_checkpoint(data::SamplerState at) {
   State& s = *state_;
-  // ZeRO's state is spread over the ranks: gather it (a collective) before rank 0 writes.
-  std::vector<std::string> shards;
-  if (s.zero) shards = parallel::allgather_bytes(*s.group, s.zero->save_shard());
-  if (s.rank != 0) return "";
   Checkpoint c;
+  s.strategy->save(c);
+  if (s.strategy->data_rank() != 0) return "";
   c.step = s.step;
   c.sections["model"] = to_bytes([&](BinaryWriter& w) { s.model->save_state(w); });
-  if (s.zero) {
-    c.sections["zero_manifest"] = nlohmann::json{
-        {"world_size", shards.size()},
-        {"stage", config_.parallel.zero_stage},
-        {"parameters",
-         s.zero->total_size()}}.dump();
-    for (size_t r = 0; r < shards.size(); ++r) {
-      c.sections["zero_shard_" + std::to_string(r)] = std::move(shards[r]);
-    }
-  } else {
-    c.sections["optimizer"] = to_bytes([&](BinaryWriter& w) { s.optimizer->save_state(w); });
-  }
   if (s.schedule)
     c.sections["schedule"] = to_bytes([&](BinaryWriter& w) { s.schedule->save_state(w); });
   c.sections["data_position"] = to_bytes([&](BinaryWriter& w) {
@@ -515,14 +380,15 @@ std::string Trainer::save_checkpoint(data::SamplerState at) {
                       {"sample_shape", s.train_data->sample_shape()},
                       {"classes", s.classes},
                       {"class_labels", s.train_data->class_labels()},
-                      {"world_size", s.world_size}};
+                      {"world_size", s.strategy->data_ranks()}};
   c.sections["meta"] = meta.dump();
   return s.checkpoints->save(c);
 }
 
 TrainResult Trainer::run() {
   State& s = *state_;
-  const bool lead = s.rank == 0;
+  const bool lead = s.strategy->data_rank() == 0;
+  const int ranks = s.strategy->data_ranks();
   std::filesystem::create_directories(config_.train.run_dir);
   std::ofstream metrics;
   if (lead) {
@@ -566,62 +432,27 @@ TrainResult Trainer::run() {
       std::optional<data::Batch> batch = s.loader->next();
       if (!batch) break;
       if (options_.on_batch) options_.on_batch(*batch);
-      auto t0 = Clock::now();
-      if (s.zero) {
-        s.zero->zero_grad();
-      } else {
-        s.optimizer->zero_grad();
-      }
-      Variable logits = (*s.model)(Variable(batch->x));
-      Variable loss = training_loss(config_.train, logits, batch->y);
-      auto t1 = Clock::now();
-      loss.backward();
-      auto t2 = Clock::now();
-      if (s.ddp) {
-        s.ddp->synchronize();
-        window.bytes += static_cast<double>(s.ddp->stats().bytes_sent);
-        window.hidden += s.ddp->stats().hidden_fraction;
-      }
-      auto t3 = Clock::now();
-      if (s.zero) {
-        s.zero->step();  // averages, clips and allgathers itself
-      } else {
-        if (config_.optimizer.clip_grad_norm > 0) {
-          optim::clip_grad_norm(s.model->parameters(), config_.optimizer.clip_grad_norm);
-        }
-        s.optimizer->step();
-      }
-      if (s.schedule) s.schedule->step();
-      auto t4 = Clock::now();
-      window.forward += std::chrono::duration<double>(t1 - t0).count();
-      window.backward += std::chrono::duration<double>(t2 - t1).count();
-      window.comm_wait += std::chrono::duration<double>(t3 - t2).count();
-      window.optimizer += std::chrono::duration<double>(t4 - t3).count();
-      ++window.steps;
+      const double l =
+          train_step(*s.strategy, *s.model, s.schedule.get(), config_.train, *batch, window);
       ++s.step;
       ++done;
-      double l = loss.data().item();
       loss_sum += l;
       ++loss_count;
       trained_samples += batch->size();
-      window.samples += batch->size();
       train_seconds += seconds_since(batch_start);
-      double rate = s.world_size * window.samples / std::max(1e-9, seconds_since(window.start));
+      double rate = ranks * window.samples / std::max(1e-9, seconds_since(window.start));
       const bool log_now = s.step % log_every == 0;
       // Lines show the mean over the ranks (what one process on the global batch reports): one
       // small collective where a metrics or progress line is due, the same steps on every rank.
       if (log_now || done % log_every == 0 || done == per_epoch) {
-        const RankReport report = report_from_every_rank(s.group, l);
+        const RankReport report = report_from_every_rank(s.strategy->group(), l);
         shown_loss = report.mean_loss;
         if (log_now) {
           nlohmann::json line = step_metrics(window, s.step, epoch, report, rate);
-          line["lr"] = optimizer().lr();
+          line["lr"] = s.strategy->optimizer().lr();
           line["wall_time"] = seconds_since(run_start);
-          line["optimizer_state_bytes"] = optimizer_state_bytes();
-          if (s.ddp) {
-            line["bytes_communicated_per_step"] = window.bytes / window.steps;
-            line["comm_hidden_fraction"] = window.hidden / window.steps;
-          }
+          line["optimizer_state_bytes"] = s.strategy->optimizer_state_bytes();
+          s.strategy->add_metrics(window, line);
           log(line);
           window = {};
         }
@@ -631,11 +462,12 @@ TrainResult Trainer::run() {
         save_checkpoint(s.loader->state());
       }
     }
-    result.train_loss = mean_over_ranks(s.group, loss_sum, loss_count);
+    comm::ProcessGroup* group = s.strategy->group();
+    result.train_loss = mean_over_ranks(group, loss_sum, loss_count);
     if (s.test_data) {
       const int64_t batch = std::max<int64_t>(config_.data.batch_size, 256);
-      result.test = s.group ? evaluate_sharded(*s.model, *s.test_data, batch, s.classes, *s.group)
-                            : evaluate(*s.model, *s.test_data, batch, s.classes);
+      result.test = group ? evaluate_sharded(*s.model, *s.test_data, batch, s.classes, *group)
+                          : evaluate(*s.model, *s.test_data, batch, s.classes);
     }
     log(epoch_metrics(s.step, epoch, result, seconds_since(run_start)));
     progress.end_epoch(epoch_summary(epoch, result));
@@ -647,8 +479,8 @@ TrainResult Trainer::run() {
   }
   result.steps = s.step;
   result.wall_seconds = seconds_since(run_start);
-  result.world_size = s.world_size;
-  result.samples_per_s = train_seconds > 0 ? s.world_size * trained_samples / train_seconds : 0.0;
+  result.world_size = ranks;
+  result.samples_per_s = train_seconds > 0 ? ranks * trained_samples / train_seconds : 0.0;
   return result;
 }
 

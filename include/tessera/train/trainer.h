@@ -12,9 +12,6 @@
 #include "tessera/nn/module.h"
 #include "tessera/train/config.h"
 
-namespace tessera::optim {
-class Optimizer;
-}
 namespace tessera::data {
 struct SamplerState;
 }
@@ -24,8 +21,9 @@ namespace tessera::train {
 struct Checkpoint;
 
 struct TrainerOptions {
-  // The ranks training together, or nullptr for one process. Its rank and size shard the data;
-  // [parallel] strategy says how gradients are combined. Borrowed: must outlive the Trainer.
+  // The ranks training together, or nullptr for one process. [parallel] strategy says how they
+  // share the work (none, ddp, zero: the rank and size shard the data, and gradients are
+  // combined over the group). Borrowed: must outlive the Trainer.
   comm::ProcessGroup* group = nullptr;
   // Continue from the newest valid checkpoint in rank 0's <run_dir>/checkpoints (start afresh
   // when it has none). Rank 0 sends it to every rank, so the other ranks' run directories (on
@@ -84,15 +82,12 @@ class Trainer {
 
  private:
   struct State;
-  // The optimizer the schedule drives: the plain one, or ZeRO's over this rank's shard.
-  optim::Optimizer& optimizer();
-  // Optimizer state this process holds (with ZeRO: its shard).
-  int64_t optimizer_state_bytes();
   // Collective: loads rank 0's newest valid checkpoint on every rank; where the data stands
   // ({0, 0} when there is none).
   data::SamplerState resume();
   data::SamplerState load_checkpoint(const Checkpoint& checkpoint);
-  // Collective (ZeRO gathers its shards); rank 0 writes. The file's path on rank 0, else "".
+  // Collective where the strategy's state is spread (ZeRO gathers its shards); rank 0 writes. The
+  // file's path on rank 0, else "".
   std::string save_checkpoint(data::SamplerState at);
   Config config_;
   TrainerOptions options_;

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/comm/process_group.h"
+#include "tessera/nn/sequential.h"
+#include "tessera/optim/optimizer.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/config.h"
+
+namespace tessera::train {
+
+// Timings and traffic of the steps since the last metrics line.
+struct StepWindow {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  int64_t samples = 0;
+  double forward = 0, backward = 0, comm_wait = 0, optimizer = 0;
+  int steps = 0;
+  // Summed by Strategy::finish_backward, reported by Strategy::add_metrics.
+  double bytes = 0, hidden = 0;
+};
+
+// How the processes of a job train one model together ([parallel] strategy): who trains on which
+// part of each global batch, how gradients become an update, and where the optimizer state lives.
+// The Trainer builds the model for data shard data_rank() of data_ranks(), hands it to attach(),
+// and then runs every step as
+//
+//   zero_grad(); forward; backward; finish_backward(window); step();
+//
+// A strategy that runs on one process as it does on several (ddp, zero) gets a group of one there,
+// so that its checkpoints are the same. Borrows the group and the model. Not thread-safe; one per
+// process.
+class Strategy {
+ public:
+  virtual ~Strategy();
+  Strategy(const Strategy&) = delete;
+  Strategy& operator=(const Strategy&) = delete;
+
+  // The part of every global batch this process trains on (the data sampler's and the dropout
+  // masks' shard). Data rank 0 writes the metrics, the progress and the checkpoints.
+  [[nodiscard]] virtual int data_rank() const;
+  [[nodiscard]] virtual int data_ranks() const;
+  // The processes that report together: metrics, evaluation and resume are collectives over it.
+  // nullptr: this process reports alone.
+  [[nodiscard]] virtual comm::ProcessGroup* group() const { return group_; }
+
+  // Takes the model built for this process's shard; called once, before any call below.
+  virtual void attach(nn::Sequential& model) = 0;
+  // The optimizer the learning-rate schedule drives and whose lr the metrics show.
+  [[nodiscard]] virtual optim::Optimizer& optimizer() = 0;
+  virtual void zero_grad() = 0;
+  // Between backward and step(): leaves the gradients ready for step(), adding what it sent to
+  // `window`. The Trainer counts its time as communication wait.
+  virtual void finish_backward(StepWindow& /*window*/) {}
+  // Clips the gradients as [optimizer] clip_grad_norm asks and updates the parameters.
+  virtual void step() = 0;
+  // Bytes of optimizer state this process holds.
+  [[nodiscard]] virtual int64_t optimizer_state_bytes();
+  // Adds the strategy's own fields to the metrics line of the steps in `window`.
+  virtual void add_metrics(const StepWindow& /*window*/, nlohmann::json& /*line*/) const {}
+
+  // Collective where the optimizer state is spread over the processes. Puts it into sections of
+  // `checkpoint`, which data rank 0 writes (other processes may leave it empty).
+  virtual void save(Checkpoint& checkpoint) = 0;
+  // Restores what save() wrote, on any number of processes where the strategy allows it. Throws
+  // FormatError naming the file when the checkpoint holds another strategy's state.
+  virtual void load(const Checkpoint& checkpoint) = 0;
+
+ protected:
+  // Runs over `group` (nullptr: one process); with `group_of_one`, over a group of one instead of
+  // nullptr.
+  Strategy(comm::ProcessGroup* group, bool group_of_one);
+
+ private:
+  std::unique_ptr<comm::ProcessGroup> own_group_;
+  comm::ProcessGroup* group_;
+};
+
+// [parallel] strategy for the processes of `group` (nullptr: one): "auto" is ddp on several, none
+// on one.
+[[nodiscard]] std::string resolve_strategy(const std::string& strategy,
+                                           const comm::ProcessGroup* group);
+
+// The strategy config.parallel.strategy names (resolved), over `group` (nullptr: one process).
+// Throws ConfigError when it cannot train on that many processes.
+[[nodiscard]] std::unique_ptr<Strategy> make_strategy(const Config& config,
+                                                      comm::ProcessGroup* group);
+
+// One per strategy, each in its own file; make_strategy chooses.
+[[nodiscard]] std::unique_ptr<Strategy> make_plain_strategy(const Config& config,
+                                                            comm::ProcessGroup* group);
+[[nodiscard]] std::unique_ptr<Strategy> make_ddp_strategy(const Config& config,
+                                                          comm::ProcessGroup* group);
+[[nodiscard]] std::unique_ptr<Strategy> make_zero_strategy(const Config& config,
+                                                           comm::ProcessGroup* group);
+
+}  // namespace tessera::train
