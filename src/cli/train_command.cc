@@ -14,6 +14,7 @@
 #include "tessera/core/error.h"
 #include "tessera/tensor/threads.h"
 #include "tessera/train/config.h"
+#include "tessera/train/parameter_server.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::cli {
@@ -52,10 +53,16 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
   init.group.timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.parallel.timeout_s * 1000.0));
   std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init);
-  {
-    train::Trainer trainer(
-        config,
-        {.group = group.get(), .resume = args.resume, .progress = args.quiet ? nullptr : stderr});
+  if (train::is_parameter_server(config, group->rank(), group->size())) {
+    train::serve_parameters(config, *group,
+                            {.host = comm::service_host(job),
+                             .job_token = job.token,
+                             .log = args.quiet ? nullptr : stderr});
+  } else {
+    train::Trainer trainer(config, {.group = group.get(),
+                                    .resume = args.resume,
+                                    .progress = args.quiet ? nullptr : stderr,
+                                    .job_token = job.token});
     train::TrainResult r = trainer.run();
     if (group->rank() == 0) print_result(r);
   }

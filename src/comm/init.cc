@@ -452,4 +452,10 @@ std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env, InitOptions 
   return make_gloo_group(std::move(store), env.rank, env.world_size, options.group, gloo_options);
 }
 
+std::string service_host(const JobEnv& env) {
+  if (!env.iface_host.empty()) return env.iface_host;
+  if (!env.store_host.empty()) return local_address_towards(env.store_host, env.store_port);
+  return "127.0.0.1";
+}
+
 }  // namespace tessera::comm

@@ -362,12 +362,21 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("find_unused_parameters", p.find_unused_parameters);
   par.read("sync_batchnorm", p.sync_batchnorm);
   par.read("timeout_s", p.timeout_s);
+  par.read("servers", p.servers);
+  par.read("consistency", p.consistency);
+  par.read("staleness", p.staleness);
+  par.read("heartbeat_timeout_s", p.heartbeat_timeout_s);
   par.finish();
   require(par, p.timeout_s > 0 && p.timeout_s <= 1e7, "timeout_s", "must lie in (0, 1e7]");
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
   require(par, p.bucket_mb > 0 && p.bucket_mb <= 1 << 20, "bucket_mb", "must lie in (0, 1048576]");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
-  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero"});
+  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero", "ps"});
+  one_of(par, "consistency", p.consistency, {"bsp", "asp", "ssp"});
+  require(par, p.servers >= 1 && p.servers <= 4096, "servers", "must lie in [1, 4096]");
+  require(par, p.staleness >= 0 && p.staleness <= 1000000, "staleness", "must lie in [0, 1e6]");
+  require(par, p.heartbeat_timeout_s > 0 && p.heartbeat_timeout_s <= 1e6, "heartbeat_timeout_s",
+          "must lie in (0, 1e6]");
   one_of(par, "backend", p.backend, {"auto", "gloo", "mpi", "shm"});
   require(par, p.nproc >= 1 && p.nproc <= 65536, "nproc", "must lie in [1, 65536]");
   return c;
@@ -470,7 +479,9 @@ std::string to_toml(const Config& c) {
       << "\nbucket_mb = " << number(p.bucket_mb) << "\ncompression = " << quote(p.compression)
       << "\nfind_unused_parameters = " << boolean(p.find_unused_parameters)
       << "\nsync_batchnorm = " << boolean(p.sync_batchnorm)
-      << "\ntimeout_s = " << number(p.timeout_s) << "\n";
+      << "\ntimeout_s = " << number(p.timeout_s) << "\nservers = " << p.servers
+      << "\nconsistency = " << quote(p.consistency) << "\nstaleness = " << p.staleness
+      << "\nheartbeat_timeout_s = " << number(p.heartbeat_timeout_s) << "\n";
   return out.str();
 }
 

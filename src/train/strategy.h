@@ -89,7 +89,8 @@ class Strategy {
 // The strategy config.parallel.strategy names (resolved), over `group` (nullptr: one process).
 // Throws ConfigError when it cannot train on that many processes.
 [[nodiscard]] std::unique_ptr<Strategy> make_strategy(const Config& config,
-                                                      comm::ProcessGroup* group);
+                                                      comm::ProcessGroup* group,
+                                                      const std::string& job_token);
 
 // One per strategy, each in its own file; make_strategy chooses.
 [[nodiscard]] std::unique_ptr<Strategy> make_plain_strategy(const Config& config,
@@ -98,5 +99,9 @@ class Strategy {
                                                           comm::ProcessGroup* group);
 [[nodiscard]] std::unique_ptr<Strategy> make_zero_strategy(const Config& config,
                                                            comm::ProcessGroup* group);
+// A worker of a parameter-server job (the servers run serve_parameters instead).
+[[nodiscard]] std::unique_ptr<Strategy> make_ps_strategy(const Config& config,
+                                                         comm::ProcessGroup* group,
+                                                         const std::string& job_token);
 
 }  // namespace tessera::train

@@ -262,7 +262,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
   State& s = *state_;
   config_.parallel.strategy = resolve_strategy(config_.parallel.strategy, options_.group);
-  s.strategy = make_strategy(config_, options_.group);
+  s.strategy = make_strategy(config_, options_.group, options_.job_token);
   const int rank = s.strategy->data_rank();
   const int ranks = s.strategy->data_ranks();
   // data.batch_size is the global batch: N processes take 1/N of it each, so a run gives the same

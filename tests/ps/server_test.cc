@@ -215,7 +215,8 @@ TEST(PsServer, AspDoesNotWaitForASlowWorker) {
   fast_done = true;
   w->finish();
   slow.join();
-  EXPECT_NEAR(c.servers[0]->dense_values(1)[0], -2.0f, 1e-5f);
+  // 20 pushes of 1, each weighted 1/2 (one of two workers), at lr 0.1.
+  EXPECT_NEAR(c.servers[0]->dense_values(1)[0], -1.0f, 1e-5f);
 }
 
 // A worker that is alive (it sends heartbeats) but never finishes its step holds SSP back until
@@ -254,7 +255,7 @@ TEST(PsServer, SspGoesOnWithoutAWorkerThatFallsSilent) {
     w->push_dense(1, step, std::vector<float>(2, 1.0f), 0.1f);
   }
   EXPECT_LT(Clock::now() - start, milliseconds(5000));
-  EXPECT_NEAR(params[0], -0.2f, 1e-6f);
+  EXPECT_NEAR(params[0], -0.1f, 1e-6f);  // two pushes of 1 at lr 0.1, each weighted 1/2
 }
 
 // A worker whose connection drops without saying bye is lost; a BSP round can then never

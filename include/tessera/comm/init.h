@@ -101,6 +101,11 @@ struct InitOptions {
 // rank's collectives with an error, not kill the process (Gloo writes to sockets with write()).
 [[nodiscard]] std::unique_ptr<ProcessGroup> init_from_env(InitOptions options = {});
 
+// The address a service of this process (a parameter server) listens on and advertises to the
+// job: TESSERA_IFACE_HOST when set, else the local address of the route towards the store, else
+// (no store: MPI) 127.0.0.1.
+[[nodiscard]] std::string service_host(const JobEnv& env);
+
 // As init_from_env, from an already read environment.
 [[nodiscard]] std::unique_ptr<ProcessGroup> init_process_group(const JobEnv& env,
                                                                InitOptions options);

@@ -72,7 +72,7 @@ struct TrainConfig {
 };
 
 struct ParallelConfig {
-  // auto: none on one process, ddp on several | none | ddp | zero
+  // auto: none on one process, ddp on several | none | ddp | zero | ps
   std::string strategy = "auto";
   int64_t nproc = 1;
   std::string backend = "auto";         // auto | gloo | mpi | shm
@@ -82,6 +82,14 @@ struct ParallelConfig {
   bool find_unused_parameters = false;  // ddp: parameters without gradient count as zero
   // BatchNorm layers normalise over the global batch (statistics allreduced), not each rank's.
   bool sync_batchnorm = false;
+  // ps: the last `servers` processes are parameter servers, the others workers. consistency:
+  // bsp (every step waits for every worker's gradient: the same as one process on the global
+  // batch) | asp (no waiting) | ssp (a worker runs at most `staleness` steps ahead of the slowest).
+  int64_t servers = 1;
+  std::string consistency = "bsp";
+  int64_t staleness = 2;
+  // ps: a worker silent this long (no request, no heartbeat) is declared lost.
+  double heartbeat_timeout_s = 10.0;
   // Deadline of every collective and of the rendezvous; a rank that does not arrive in time is
   // named in the error. TESSERA_COMM_TIMEOUT_S in the environment overrides it.
   double timeout_s = 300.0;

@@ -33,6 +33,9 @@ struct TrainerOptions {
   std::FILE* progress = stderr;
   // Called with every batch this rank trains on, before its step (to record what was seen).
   std::function<void(const data::Batch&)> on_batch = nullptr;
+  // strategy "ps": the job token the parameter servers check (ServeOptions::job_token; empty:
+  // rank 0's, sent over the group).
+  std::string job_token = {};
 };
 
 struct EvalResult {

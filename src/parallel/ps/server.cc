@@ -63,10 +63,11 @@ class Server::Impl {
     if (!failure_.empty()) throw comm::CommError(failure_);
   }
 
-  int port_ = 0;
-  ServerOptions options_;
-  ServerState state_;
-  std::atomic<int64_t> pulls_{0}, pushes_{0}, malformed_{0}, refused_{0};
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] ServerState& state() { return state_; }
+  [[nodiscard]] ServerStats stats() const {
+    return {pulls_.load(), pushes_.load(), malformed_.load(), refused_.load()};
+  }
 
  private:
   struct Session {
@@ -196,6 +197,10 @@ class Server::Impl {
     return reply.type;
   }
 
+  int port_ = 0;
+  ServerOptions options_;
+  ServerState state_;
+  std::atomic<int64_t> pulls_{0}, pushes_{0}, malformed_{0}, refused_{0};
   comm::Socket listener_;
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
@@ -210,21 +215,18 @@ Server::Server(ServerOptions options, std::vector<TableSpec> tables,
 
 Server::~Server() = default;
 
-int Server::port() const { return impl_->port_; }
+int Server::port() const { return impl_->port(); }
 
 void Server::wait_until_done(std::chrono::milliseconds timeout) { impl_->wait_until_done(timeout); }
 
 void Server::stop() { impl_->stop(); }
 
-ServerStats Server::stats() const {
-  return {impl_->pulls_.load(), impl_->pushes_.load(), impl_->malformed_.load(),
-          impl_->refused_.load()};
-}
+ServerStats Server::stats() const { return impl_->stats(); }
 
 std::vector<float> Server::dense_values(uint32_t table) {
-  return impl_->state_.dense_values(table);
+  return impl_->state().dense_values(table);
 }
 
-int64_t Server::sparse_rows(uint32_t table) { return impl_->state_.sparse_rows(table); }
+int64_t Server::sparse_rows(uint32_t table) { return impl_->state().sparse_rows(table); }
 
 }  // namespace tessera::parallel::ps

@@ -27,7 +27,8 @@ void init_row(const TableSpec& spec, uint64_t key, float* row) {
 
 }  // namespace
 
-Shard::Shard(const TableSpec& spec, int workers, bool bsp) : spec_(spec) {
+Shard::Shard(const TableSpec& spec, int workers, bool bsp)
+    : spec_(spec), weight_(1.0f / static_cast<float>(workers)) {
   if (bsp) round_.emplace(workers);
 }
 
@@ -73,7 +74,7 @@ DenseShard::DenseShard(const TableSpec& spec, Range range, std::vector<float> in
   TESSERA_CHECK_EQ(static_cast<int64_t>(values_.size()), range.size());
   state_.resize(values_.size() * state_slots(spec.optimizer));
   init_state(spec.optimizer, state_.data(), range.size());
-  if (bsp) round_sum_.assign(values_.size(), 0.0f);
+  round_sum_.assign(values_.size(), 0.0f);
 }
 
 void DenseShard::check_range(const DenseRequest& r, MessageType type) const {
@@ -101,15 +102,20 @@ void DenseShard::push(uint32_t worker, int64_t clock, const DenseRequest& r) {
                                        range_.size()));
   }
   std::lock_guard lock(mutex_);
-  if (!round_) return apply(r.lr, r.values.data());
+  if (!round_) {
+    // Each worker's gradient counts 1/W, as in a round's mean: an epoch moves the parameters as
+    // far as under BSP.
+    round_sum_.resize(r.values.size());
+    for (size_t i = 0; i < round_sum_.size(); ++i) round_sum_[i] = r.values[i] * weight_;
+    return apply(r.lr, round_sum_.data());
+  }
   if (!count_push(worker, clock)) {
     for (size_t i = 0; i < round_sum_.size(); ++i) round_sum_[i] += r.values[i];
     return;
   }
   // The last push of the round: apply the workers' mean.
-  const auto inverse = 1.0f / static_cast<float>(round_->workers());
   for (size_t i = 0; i < round_sum_.size(); ++i) {
-    round_sum_[i] = (round_sum_[i] + r.values[i]) * inverse;
+    round_sum_[i] = (round_sum_[i] + r.values[i]) * weight_;
   }
   apply(r.lr, round_sum_.data());
   std::fill(round_sum_.begin(), round_sum_.end(), 0.0f);
@@ -163,9 +169,12 @@ void SparseShard::apply_row(int64_t row, float lr, const float* grad) {
 void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
   const int64_t dim = spec_.dim;
   std::lock_guard lock(mutex_);
-  if (!round_) {
+  if (!round_) {  // each worker's gradient counts 1/W, as in DenseShard::push
+    std::vector<float> g(static_cast<size_t>(dim));
     for (size_t k = 0; k < r.keys.size(); ++k) {
-      apply_row(row_of(r.keys[k]), r.lr, r.values.data() + static_cast<int64_t>(k) * dim);
+      const float* pushed = r.values.data() + static_cast<int64_t>(k) * dim;
+      for (int64_t i = 0; i < dim; ++i) g[i] = pushed[i] * weight_;
+      apply_row(row_of(r.keys[k]), r.lr, g.data());
     }
     return;
   }
@@ -177,9 +186,8 @@ void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
     for (int64_t i = 0; i < dim; ++i) sum[i] += g[i];
   }
   if (!complete) return;
-  const auto inverse = 1.0f / static_cast<float>(round_->workers());
   for (auto& [key, sum] : round_sum_) {
-    for (float& v : sum) v *= inverse;
+    for (float& v : sum) v *= weight_;
     apply_row(row_of(key), r.lr, sum.data());
   }
   round_sum_.clear();

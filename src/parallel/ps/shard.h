@@ -17,7 +17,8 @@
 // What one server holds of one table, and how pushes reach it. Every public call locks the shard,
 // so connection threads serve it concurrently and pushes apply in arrival order. Under BSP a
 // push is summed into the round, which applies the workers' mean when the last one arrives; a
-// pull of step t waits until step t - 1's round has applied.
+// pull of step t waits until step t - 1's round has applied. Under ASP and SSP each push applies
+// at once, weighted 1/W like its share of a round's mean.
 namespace tessera::parallel::ps {
 
 using Clock = std::chrono::steady_clock;
@@ -43,6 +44,7 @@ class Shard {
   void check_failed() const;
 
   TableSpec spec_;
+  float weight_;  // of one worker's gradient: 1 / workers
   std::mutex mutex_;
   std::optional<Round> round_;  // BSP only
 
@@ -70,8 +72,7 @@ class DenseShard : public Shard {
   Range range_;
   std::vector<float> values_;
   std::vector<float> state_;
-  std::vector<float> round_sum_;  // BSP: the workers' gradients so far
-  float round_lr_ = 0.0f;
+  std::vector<float> round_sum_;  // BSP: the workers' gradients so far; else scratch
   int64_t steps_ = 0;
 };
 
@@ -94,7 +95,6 @@ class SparseShard : public Shard {
   std::vector<float> state_;
   std::vector<int64_t> steps_;
   std::unordered_map<uint64_t, std::vector<float>> round_sum_;  // BSP: per key
-  float round_lr_ = 0.0f;
 };
 
 }  // namespace tessera::parallel::ps

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "tessera/comm/process_group.h"
+#include "tessera/train/config.h"
+
+// [parallel] strategy = "ps": of a job's N processes the last `servers` hold the model in shards
+// (this file) and the first N - servers train as workers (the Trainer, through its ps strategy).
+// Both sides start together: the servers' addresses reach the workers over the job's group, once;
+// after that nothing is collective, so a worker may die (asp, ssp) without stopping the others.
+namespace tessera::train {
+
+// True when `rank` of a job of `world_size` processes is a parameter server under `config`.
+[[nodiscard]] bool is_parameter_server(const Config& config, int rank, int world_size);
+
+struct ServeOptions {
+  // The address this server listens on and the workers reach it at.
+  std::string host = "127.0.0.1";
+  // The job token: only processes holding it may push or pull. Empty: rank 0 makes one and
+  // sends it to the others over the group (give it where the group itself is not private).
+  std::string job_token = {};
+  std::FILE* log = stderr;  // one line when listening, one when done, and what the server drops
+};
+
+// Runs this process as its parameter server: builds the model from the config (the same seed
+// gives every process the same starting values), holds its shard of it, and serves the workers
+// until every one is done. Throws CommError when a synchronous (bsp) job lost a worker, and
+// TimeoutError when the workers are silent for longer than [parallel] timeout_s.
+void serve_parameters(const Config& config, comm::ProcessGroup& world, const ServeOptions& options);
+
+}  // namespace tessera::train

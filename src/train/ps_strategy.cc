@@ -1,0 +1,113 @@
+#include <chrono>
+#include <memory>
+
+#include "optimizer_factory.h"
+#include "ps_setup.h"
+#include "strategy.h"
+#include "tessera/core/error.h"
+#include "tessera/parallel/ps/worker.h"
+#include "tessera/train/parameter_server.h"
+
+namespace tessera::train {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Strategy "ps", a worker's side: after backward it pushes the whole gradient to the servers and
+// pulls the parameters of the next step, which the servers' consistency mode may hold back. The
+// servers hold the optimizer state. Workers report alone (group() is null): no collective joins
+// them, so under asp and ssp one may die without stopping the others.
+class PsStrategy : public Strategy {
+ public:
+  PsStrategy(const Config& config, comm::ProcessGroup& world, const std::string& job_token)
+      : Strategy(nullptr, /*group_of_one=*/false),
+        config_(config),
+        rank_(world.rank()),
+        workers_(ps_workers(config, world.size())),
+        token_(agree_token(world, job_token)),
+        servers_(exchange_addresses(world, "")) {}
+
+  [[nodiscard]] int data_rank() const override { return rank_; }
+  [[nodiscard]] int data_ranks() const override { return workers_; }
+
+  void attach(nn::Sequential& model) override {
+    params_ = model.parameters();
+    // Only the learning rate of this optimizer is used: the schedule drives it and each push
+    // carries it to the servers, which apply their own copy of the update rule.
+    lr_source_ = make_optimizer(config_.optimizer, params_);
+    flat_.resize(static_cast<size_t>(parameter_count(params_)));
+    const auto timeout = milliseconds(static_cast<int64_t>(config_.parallel.timeout_s * 1000.0));
+    worker_ = std::make_unique<parallel::ps::Worker>(
+        parallel::ps::WorkerOptions{.index = static_cast<uint32_t>(rank_),
+                                    .servers = servers_,
+                                    .token = token_,
+                                    .connect_timeout = timeout,
+                                    .timeout = timeout + std::chrono::minutes(1)},
+        std::vector{model_table(config_, static_cast<int64_t>(flat_.size()))});
+    pull();
+  }
+
+  [[nodiscard]] optim::Optimizer& optimizer() override { return *lr_source_; }
+  void zero_grad() override { lr_source_->zero_grad(); }
+
+  void step() override {
+    gather_grads(params_, flat_);
+    worker_->push_dense(kModelTable, clock_, flat_, static_cast<float>(lr_source_->lr()));
+    ++clock_;
+    pull();
+  }
+
+  [[nodiscard]] int64_t optimizer_state_bytes() override { return 0; }  // on the servers
+
+  void add_metrics(const StepWindow& /*window*/, nlohmann::json& line) const override {
+    line["ps_consistency"] = config_.parallel.consistency;
+  }
+
+  // The Trainer writes the model as this worker last pulled it; the optimizer state stays on the
+  // servers.
+  void save(Checkpoint& /*checkpoint*/) override {}
+
+  void load(const Checkpoint& checkpoint) override {
+    throw FormatError("checkpoint " + checkpoint.path +
+                      ": resuming [parallel] strategy \"ps\" is not supported yet (the servers' "
+                      "optimizer state is not in the checkpoint); start the run afresh");
+  }
+
+ private:
+  void pull() {
+    worker_->pull_dense(kModelTable, clock_, flat_);
+    assign_values(params_, flat_);
+  }
+
+  Config config_;
+  int rank_;
+  int workers_;
+  std::string token_;
+  std::vector<std::string> servers_;
+  std::vector<autograd::Variable> params_;
+  std::unique_ptr<optim::Optimizer> lr_source_;
+  std::vector<float> flat_;
+  std::unique_ptr<parallel::ps::Worker> worker_;
+  int64_t clock_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_ps_strategy(const Config& config, comm::ProcessGroup* group,
+                                           const std::string& job_token) {
+  if (group == nullptr) {
+    throw ConfigError(config.source, 0, "parallel.strategy",
+                      "is \"ps\", which needs servers and workers: start the job with --nproc "
+                      "(servers + workers), mpirun or srun");
+  }
+  if (is_parameter_server(config, group->rank(), group->size())) {
+    throw ConfigError(config.source, 0, "parallel.servers",
+                      detail::concat("rank ", group->rank(),
+                                     " is a parameter server, not a worker: run "
+                                     "serve_parameters() there (tessera train does)"));
+  }
+  (void)model_table(config, 1);  // the optimizer's settings, checked before anything starts
+  return std::make_unique<PsStrategy>(config, *group, job_token);
+}
+
+}  // namespace tessera::train

@@ -1,0 +1,104 @@
+// [parallel] strategy = "ps" through the real binary: the launcher starts servers and workers as
+// separate processes, and a server faces strangers and garbage while it serves a job.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "process.h"
+#include "tessera/comm/socket.h"
+
+namespace tessera::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kJobTimeout = 60s;
+
+std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
+
+std::vector<std::string> ps_job(const TrainingJob& job, int epochs, int nproc, int servers,
+                                const std::string& consistency) {
+  return {tessera_binary(),
+          "train",
+          job.config(epochs, 5, "job", "ps").string(),
+          "--nproc",
+          std::to_string(nproc),
+          "--set",
+          "parallel.servers=" + std::to_string(servers),
+          "--set",
+          "parallel.consistency=\"" + consistency + "\""};
+}
+
+TEST(PsJob, TwoServersAndTwoWorkersTrainAsSeparateProcesses) {
+  for (const std::string mode : {"bsp", "asp", "ssp"}) {
+    TrainingJob job(test_name() + mode);
+    Process launcher(ps_job(job, 3, 4, 2, mode), {}, job.dir() / "launcher");
+    const auto code = launcher.wait(kJobTimeout);
+    ASSERT_EQ(code, 0) << launcher.out() << launcher.err();
+    const std::string err = launcher.err();
+    EXPECT_NE(launcher.out().find("[rank 0] trained 15 steps"), std::string::npos)
+        << mode << ": 240 samples, global batch 48, 3 epochs\n"
+        << launcher.out();
+    for (const char* line : {"[rank 2] ps server 0 of 2 at 127.0.0.1:", "[rank 3] ps server 1 of 2",
+                             "[rank 2] ps server 0: done (", "[rank 3] ps server 1: done ("}) {
+      EXPECT_NE(err.find(line), std::string::npos) << mode << ": " << line << "\n" << err;
+    }
+    EXPECT_TRUE(fs::exists(job.metrics())) << mode;
+  }
+}
+
+// The address in "ps server 0 of N at HOST:PORT:".
+std::pair<std::string, int> server_address(const std::string& err) {
+  const std::string marker = "ps server 0 of ";
+  const auto at = err.find(" at ", err.find(marker));
+  const auto end = err.find(':', err.find(':', at + 4) + 1);
+  const std::string address = err.substr(at + 4, end - at - 4);
+  const auto colon = address.rfind(':');
+  return {address.substr(0, colon), std::stoi(address.substr(colon + 1))};
+}
+
+// A stranger's hello, a wrong token and bytes that are no message at all: the server refuses or
+// drops each, says so, and the job trains on.
+TEST(PsJob, AServerRefusesStrangersAndGarbageAndKeepsServing) {
+  TrainingJob job(test_name());
+  Process launcher(ps_job(job, 100000, 2, 1, "asp"), {}, job.dir() / "launcher");
+  ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch 2/", kJobTimeout)) << launcher.err();
+  const auto [host, port] = server_address(launcher.err());
+  const auto deadline = comm::Clock::now() + 5s;
+  std::string error;
+  {
+    // Not even the protocol: 40 bytes of text where the hello should be.
+    comm::Socket s = comm::connect_tcp(host, port, deadline, &error);
+    ASSERT_TRUE(s.valid()) << error;
+    const std::string junk(40, 'z');
+    ASSERT_EQ(comm::send_all(s.fd(), junk.data(), junk.size(), deadline, &error),
+              comm::IoStatus::kOk);
+    char byte;
+    // The challenge arrives first; then the server closes the connection.
+    while (comm::recv_all(s.fd(), &byte, 1, deadline, &error) == comm::IoStatus::kOk) {
+    }
+  }
+  {
+    // A truncated hello: a valid header announcing 64 bytes, then 3 bytes and silence.
+    comm::Socket s = comm::connect_tcp(host, port, deadline, &error);
+    ASSERT_TRUE(s.valid()) << error;
+    unsigned char head[40] = {'T', 'S', 'P', 'S', 1, 0, 2, 0};
+    head[32] = 64;
+    ASSERT_EQ(comm::send_all(s.fd(), head, sizeof(head), deadline, &error), comm::IoStatus::kOk);
+    ASSERT_EQ(comm::send_all(s.fd(), "abc", 3, deadline, &error), comm::IoStatus::kOk);
+  }
+  EXPECT_TRUE(launcher.wait_for_output("refused a connection", 15s)) << launcher.err();
+  const auto epoch = launcher.err().rfind("epoch ");
+  const std::string later =
+      "[rank 0] epoch " + std::to_string(std::stoi(launcher.err().substr(epoch + 6)) + 2) + "/";
+  EXPECT_TRUE(launcher.wait_for_output(later, kJobTimeout)) << "the job trains on\n"
+                                                            << launcher.err();
+  ASSERT_EQ(::kill(launcher.pid(), SIGTERM), 0);
+  EXPECT_TRUE(launcher.wait(kJobTimeout).has_value());
+}
+
+}  // namespace
+}  // namespace tessera::e2e
