@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -42,7 +43,8 @@ class PsStrategy : public Strategy {
                                     .servers = servers_,
                                     .token = token_,
                                     .connect_timeout = timeout,
-                                    .timeout = timeout + std::chrono::minutes(1)},
+                                    .timeout = timeout + std::chrono::minutes(1),
+                                    .heartbeat_interval = heartbeat_interval()},
         std::vector{model_table(config_, static_cast<int64_t>(flat_.size()))});
     pull();
   }
@@ -74,6 +76,14 @@ class PsStrategy : public Strategy {
   }
 
  private:
+  // Well inside the servers' heartbeat timeout, so that a busy worker is never taken for a dead
+  // one.
+  [[nodiscard]] milliseconds heartbeat_interval() const {
+    const auto quarter =
+        milliseconds(static_cast<int64_t>(config_.parallel.heartbeat_timeout_s * 250.0));
+    return std::clamp(quarter, milliseconds(1), milliseconds(1000));
+  }
+
   void pull() {
     worker_->pull_dense(kModelTable, clock_, flat_);
     assign_values(params_, flat_);

@@ -81,6 +81,9 @@ TEST(PsMessage, HeaderErrorsNameTheField) {
   bytes = encode_header({.type = MessageType::kPushDense, .clock = -1});
   EXPECT_NE(error_of([&] { (void)decode_header(bytes, true); }).find("clock -1"),
             std::string::npos);
+  bytes = encode_header({.type = MessageType::kPushDense, .clock = kMaxClock + 1});
+  EXPECT_NE(error_of([&] { (void)decode_header(bytes, true); }).find("outside [0, 2^62]"),
+            std::string::npos);
 }
 
 TEST(PsMessage, DensePushDecodesItsValues) {

@@ -186,8 +186,9 @@ Header decode_header(std::span<const std::byte, kHeaderBytes> bytes, bool authen
                                        " bytes is over the limit of ", limit,
                                        authenticated ? "" : " before the handshake"));
   }
-  if (h.clock < 0) {
-    throw ProtocolError(detail::concat(to_string(h.type), ": clock ", h.clock, " is negative"));
+  if (h.clock < 0 || h.clock > kMaxClock) {
+    throw ProtocolError(
+        detail::concat(to_string(h.type), ": clock ", h.clock, " is outside [0, 2^62]"));
   }
   return h;
 }

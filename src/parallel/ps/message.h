@@ -44,6 +44,8 @@ inline constexpr std::size_t kHeaderBytes = 40;
 inline constexpr uint64_t kMaxBodyBytes = uint64_t{1} << 30;
 // Before the handshake a stranger cannot make the server allocate more than this.
 inline constexpr uint64_t kMaxHandshakeBodyBytes = 256;
+// A step count no job reaches, with room to count one more.
+inline constexpr int64_t kMaxClock = int64_t{1} << 62;
 
 enum class MessageType : uint16_t {
   kChallenge = 1,

@@ -79,9 +79,10 @@ DenseShard::DenseShard(const TableSpec& spec, Range range, std::vector<float> in
 
 void DenseShard::check_range(const DenseRequest& r, MessageType type) const {
   if (r.offset < range_.begin || r.offset > range_.end || r.count > range_.end - r.offset) {
-    throw ProtocolError(detail::concat(to_string(type), " of table ", spec_.id, ": [", r.offset,
-                                       ", ", r.offset + r.count, ") is not within this server's [",
-                                       range_.begin, ", ", range_.end, ")"));
+    // Offset and count as sent: their sum may not fit an int64_t.
+    throw ProtocolError(detail::concat(
+        to_string(type), " of table ", spec_.id, ": ", r.count, " values from offset ", r.offset,
+        " are not within this server's [", range_.begin, ", ", range_.end, ")"));
   }
 }
 
