@@ -222,8 +222,12 @@ std::vector<Worker> start_workers(const LaunchOptions& o, const std::string& sto
 // `grace` to fail on their own, then SIGTERM, then after `grace` again SIGKILL.
 class Supervisor {
  public:
-  Supervisor(std::vector<Worker>& workers, int signal_fd, milliseconds grace)
-      : workers_(workers), signal_fd_(signal_fd), grace_(grace) {}
+  Supervisor(std::vector<Worker>& workers, int signal_fd, milliseconds grace,
+             std::vector<int> expendable)
+      : workers_(workers),
+        signal_fd_(signal_fd),
+        grace_(grace),
+        expendable_(std::move(expendable)) {}
 
   void run() {
     while (
@@ -336,10 +340,14 @@ class Supervisor {
     // Whatever is still open belongs to a process the worker started; stop listening.
     w.out.reset();
     w.err.reset();
-    if (failed(status) && phase_ == Phase::kRunning) {
-      first_failure_ = i;
-      enter(Phase::kDraining);
+    if (!failed(status) || phase_ != Phase::kRunning) return;
+    if (std::find(expendable_.begin(), expendable_.end(), w.rank) != expendable_.end()) {
+      say("rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) + ") failed: it " +
+          describe(w) + "; the job goes on without it");
+      return;
     }
+    first_failure_ = i;
+    enter(Phase::kDraining);
   }
 
   // The deadline passed: the next step towards an end. False when there is none left.
@@ -365,6 +373,7 @@ class Supervisor {
   std::vector<Worker>& workers_;
   const int signal_fd_;
   const milliseconds grace_;
+  const std::vector<int> expendable_;
   Phase phase_ = Phase::kRunning;
   Clock::time_point deadline_ = Clock::time_point::max();
   std::optional<std::size_t> first_failure_;
@@ -427,7 +436,7 @@ int run_launcher(const LaunchOptions& o) {
   ShmCleanup shm_cleanup(job_id);
   std::vector<Worker> workers = start_workers(o, rendezvous.address, token, job_id, signals);
 
-  Supervisor supervisor(workers, signal_fd.get(), o.grace);
+  Supervisor supervisor(workers, signal_fd.get(), o.grace, o.expendable_ranks);
   supervisor.run();
   const int code = report(workers, supervisor.first_failure(), supervisor.interrupted_by());
   finish_rendezvous(o, rendezvous, at, token, code);

@@ -30,6 +30,9 @@ struct LaunchOptions {
   // `worker_args` as its command line (argv[0] first, without the launcher's options).
   std::string program;
   std::vector<std::string> worker_args;
+  // Ranks whose failure the job survives (a parameter-server job's workers other than rank 0
+  // under asp or ssp): the launcher reports it and lets the others go on.
+  std::vector<int> expendable_ranks = {};
 };
 
 // The launcher of `tessera train --nproc N` and `tessera launch`: hosts the rendezvous store (node
@@ -37,12 +40,12 @@ struct LaunchOptions {
 // the environment (and a job id, TESSERA_JOB_ID, that names the job's shared memory instead of the
 // token), prefixes each line they print with "[rank R] " (stdout to stdout, stderr to
 // stderr), forwards SIGINT and SIGTERM to them (a second one kills them), and when one fails stops
-// the others. Returns the exit code for the process: 0 when every worker exited 0, else the first
-// failed worker's exit code (128 + signal when a signal ended it), or 128 + the signal that
-// interrupted the launcher; a summary on stderr then says which rank failed how and its last line.
-// Removes /dev/shm/tessera-<job id>* before returning (what crashed workers' shared memory left).
-// Throws ConfigError on inconsistent options, CommError or TimeoutError when the store cannot be
-// hosted or reached, Error when workers cannot be started.
+// the others (unless its rank is expendable). Returns the exit code for the process: 0 when every
+// worker exited 0, else the first failed worker's exit code (128 + signal when a signal ended it),
+// or 128 + the signal that interrupted the launcher; a summary on stderr then says which rank
+// failed how and its last line. Removes /dev/shm/tessera-<job id>* before returning (what crashed
+// workers' shared memory left). Throws ConfigError on inconsistent options, CommError or
+// TimeoutError when the store cannot be hosted or reached, Error when workers cannot be started.
 // Call from the main thread before any other thread exists: it blocks SIGINT, SIGTERM and SIGCHLD
 // in the calling thread (restored on return) so that every thread it starts leaves them to it.
 [[nodiscard]] int run_launcher(const LaunchOptions& options);

@@ -79,6 +79,7 @@ void run_launcher_for(const train::Config& config, const TrainArgs& args, int np
   }
   LaunchOptions o = launch_options(args.launcher, cmd, nproc, config.parallel.backend);
   o.worker_args = strip_launcher_options(args.argv);
+  o.expendable_ranks = train::expendable_ranks(config, world);
   const int code = run_launcher(o);
   if (code != 0) throw ExitCode(code);
 }

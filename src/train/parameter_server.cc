@@ -36,6 +36,13 @@ bool is_parameter_server(const Config& config, int rank, int world_size) {
   return config.parallel.strategy == "ps" && rank >= ps_workers(config, world_size);
 }
 
+std::vector<int> expendable_ranks(const Config& config, int world_size) {
+  if (config.parallel.strategy != "ps" || config.parallel.consistency == "bsp") return {};
+  std::vector<int> ranks;
+  for (int r = 1; r < ps_workers(config, world_size); ++r) ranks.push_back(r);
+  return ranks;
+}
+
 void serve_parameters(const Config& config, comm::ProcessGroup& world,
                       const ServeOptions& options) {
   const ParallelConfig& par = config.parallel;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <string>
 
 #include "process.h"
@@ -98,6 +99,51 @@ TEST(PsJob, AServerRefusesStrangersAndGarbageAndKeepsServing) {
                                                             << launcher.err();
   ASSERT_EQ(::kill(launcher.pid(), SIGTERM), 0);
   EXPECT_TRUE(launcher.wait(kJobTimeout).has_value());
+}
+
+// Under asp and ssp a worker killed mid-training costs only its own share: the servers declare it
+// lost, ssp stops waiting for it, the launcher lets the others finish, and the job exits 0.
+TEST(PsJob, AsynchronousJobsFinishWithoutAWorkerKilledAtARandomStep) {
+  std::mt19937 random(11);
+  for (const std::string mode : {"asp", "ssp"}) {
+    TrainingJob job(test_name() + mode);
+    // 3 workers and 1 server; 240 samples in global batches of 48: 5 steps per epoch.
+    Process launcher(ps_job(job, 200, 4, 1, mode), {}, job.dir() / "launcher");
+    const int epoch = std::uniform_int_distribution<int>(2, 40)(random);
+    ASSERT_TRUE(
+        launcher.wait_for_output("[rank 0] epoch " + std::to_string(epoch) + "/", kJobTimeout))
+        << launcher.err();
+    const auto victim = worker_pid(launcher.err(), 2);
+    ASSERT_TRUE(victim.has_value()) << launcher.err();
+    ASSERT_EQ(::kill(*victim, SIGKILL), 0);
+    const auto code = launcher.wait(kJobTimeout);
+    ASSERT_EQ(code, 0) << mode << ", killed in epoch " << epoch << "\n" << launcher.err();
+    EXPECT_NE(launcher.err().find("rank 2 (pid " + std::to_string(*victim) +
+                                  ") failed: it was killed by SIGKILL"),
+              std::string::npos)
+        << launcher.err();
+    EXPECT_NE(launcher.err().find("the job goes on without it"), std::string::npos);
+    EXPECT_NE(launcher.err().find("ps server 0: lost worker 2"), std::string::npos)
+        << launcher.err();
+    EXPECT_NE(launcher.out().find("[rank 0] trained 1000 steps"), std::string::npos)
+        << mode << "\n"
+        << launcher.out();
+  }
+}
+
+// Under bsp no step can complete without every worker: a killed one stops the job, with the
+// reason on every worker.
+TEST(PsJob, SynchronousJobStopsWhenAWorkerIsKilled) {
+  TrainingJob job(test_name());
+  Process launcher(ps_job(job, 200, 3, 1, "bsp"), {}, job.dir() / "launcher");
+  ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch 3/", kJobTimeout)) << launcher.err();
+  const auto victim = worker_pid(launcher.err(), 1);
+  ASSERT_TRUE(victim.has_value()) << launcher.err();
+  ASSERT_EQ(::kill(*victim, SIGKILL), 0);
+  const auto code = launcher.wait(kJobTimeout);
+  EXPECT_EQ(code, 128 + SIGKILL) << launcher.err();
+  EXPECT_NE(launcher.err().find("was lost during synchronous (bsp) training"), std::string::npos)
+      << launcher.err();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "tessera/comm/process_group.h"
 #include "tessera/train/config.h"
@@ -14,6 +15,10 @@ namespace tessera::train {
 
 // True when `rank` of a job of `world_size` processes is a parameter server under `config`.
 [[nodiscard]] bool is_parameter_server(const Config& config, int rank, int world_size);
+
+// The ranks whose death a job of `world_size` processes survives: under strategy "ps" with asp
+// or ssp, every worker but rank 0 (which writes metrics and checkpoints). Empty otherwise.
+[[nodiscard]] std::vector<int> expendable_ranks(const Config& config, int world_size);
 
 struct ServeOptions {
   // The address this server listens on and the workers reach it at.
