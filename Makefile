@@ -129,6 +129,7 @@ bench: bench-deps build
 	bench/run_ddp.sh
 	bench/run_comm.sh
 	bench/run_memory.sh
+	bench/run_ps.sh
 
 clean:
 	rm -rf build
