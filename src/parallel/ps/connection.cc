@@ -1,6 +1,12 @@
 #include "connection.h"
 
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
 
 #include "tessera/comm/token_auth.h"
 #include "tessera/core/error.h"
@@ -20,6 +26,45 @@ void check_io(comm::IoStatus status, const std::string& error, const std::string
     case comm::IoStatus::kError:
       throw comm::CommError(detail::concat("ps: ", what, " (peer ", peer, "): ", error));
   }
+}
+
+// Writes every byte of `iov` before `deadline`, advancing through partial writes.
+comm::IoStatus send_vectors(int fd, std::span<iovec> iov, Clock::time_point deadline,
+                            std::string* error) {
+  while (!iov.empty()) {
+    msghdr message{};
+    message.msg_iov = iov.data();
+    message.msg_iovlen = iov.size();
+    const ssize_t n = ::sendmsg(fd, &message, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return comm::IoStatus::kTimeout;
+      pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
+      if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(left + 1, 60'000))) < 0 &&
+          errno != EINTR) {
+        *error = comm::errno_message(errno);
+        return comm::IoStatus::kError;
+      }
+      continue;
+    }
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return comm::IoStatus::kClosed;
+    if (n < 0) {
+      *error = comm::errno_message(errno);
+      return comm::IoStatus::kError;
+    }
+    auto sent = static_cast<size_t>(n);
+    while (!iov.empty() && sent >= iov.front().iov_len) {
+      sent -= iov.front().iov_len;
+      iov = iov.subspan(1);
+    }
+    if (!iov.empty()) {
+      iov.front().iov_base = static_cast<char*>(iov.front().iov_base) + sent;
+      iov.front().iov_len -= sent;
+    }
+  }
+  return comm::IoStatus::kOk;
 }
 
 std::string as_string(std::span<const std::byte> bytes) {
@@ -55,16 +100,19 @@ Connection::Connection(comm::Socket socket, std::string peer)
 
 void Connection::send(const Header& header, std::initializer_list<std::span<const std::byte>> parts,
                       Clock::time_point deadline) {
+  // One sendmsg for the header and every part: with Nagle off, separate writes would each leave
+  // as a segment of their own and each wake the receiver.
   const HeaderBytes head = encode_header(header);
-  std::string error;
-  const char* what = "sending a message";
-  check_io(comm::send_all(socket_.fd(), head.data(), head.size(), deadline, &error), error, peer_,
-           what);
+  std::array<iovec, 8> iov{};
+  size_t count = 0;
+  iov[count++] = {const_cast<std::byte*>(head.data()), head.size()};
   for (const auto& part : parts) {
-    if (part.empty()) continue;
-    check_io(comm::send_all(socket_.fd(), part.data(), part.size(), deadline, &error), error, peer_,
-             what);
+    TESSERA_CHECK(count < iov.size());
+    if (!part.empty()) iov[count++] = {const_cast<std::byte*>(part.data()), part.size()};
   }
+  std::string error;
+  check_io(send_vectors(socket_.fd(), std::span<iovec>(iov.data(), count), deadline, &error), error,
+           peer_, "sending a message");
 }
 
 Header Connection::receive_header(Clock::time_point deadline, bool authenticated,
@@ -84,8 +132,12 @@ void Connection::receive(std::span<std::byte> out, Clock::time_point deadline,
 void Connection::shutdown() { ::shutdown(socket_.fd(), SHUT_RDWR); }
 
 std::span<std::byte> BodyBuffer::resize(uint64_t bytes) {
-  words_.resize((bytes + 7) / 8);
-  return {reinterpret_cast<std::byte*>(words_.data()), static_cast<size_t>(bytes)};
+  const uint64_t words = (bytes + 7) / 8;
+  if (words > capacity_) {
+    words_ = std::make_unique_for_overwrite<uint64_t[]>(words);
+    capacity_ = words;
+  }
+  return {reinterpret_cast<std::byte*>(words_.get()), static_cast<size_t>(bytes)};
 }
 
 void handshake_as_worker(Connection& c, std::string_view token, uint32_t worker,

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,13 +41,15 @@ class Connection {
   std::string peer_;
 };
 
-// A message body, 8-byte aligned so that decoded keys and values can point into it.
+// A message body, 8-byte aligned so that decoded keys and values can point into it. It only
+// grows, and never clears what it holds: every byte handed out is received into first.
 class BodyBuffer {
  public:
   std::span<std::byte> resize(uint64_t bytes);
 
  private:
-  std::vector<uint64_t> words_;
+  std::unique_ptr<uint64_t[]> words_;
+  uint64_t capacity_ = 0;  // in words
 };
 
 template <typename T>

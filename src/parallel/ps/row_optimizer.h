@@ -15,10 +15,11 @@ namespace tessera::parallel::ps {
 // The state of elements never updated (adagrad's initial accumulator; zeros otherwise).
 void init_state(const OptimizerSpec& spec, float* state, int64_t n);
 
-// One update of n elements by gradient g. `step` counts the updates of these elements including
+// One update of n elements by gradient scale * g (the gradient's weight among the workers', so
+// that no pass is spent scaling it first). `step` counts the updates of these elements including
 // this one (1 for the first): SGD's momentum starts from the first gradient, Adam corrects its
-// bias by it.
+// bias by it. w, state and g must not overlap.
 void apply_update(const OptimizerSpec& spec, float lr, int64_t step, float* w, float* state,
-                  const float* g, int64_t n);
+                  const float* g, int64_t n, float scale = 1.0f);
 
 }  // namespace tessera::parallel::ps

@@ -74,7 +74,7 @@ DenseShard::DenseShard(const TableSpec& spec, Range range, std::vector<float> in
   TESSERA_CHECK_EQ(static_cast<int64_t>(values_.size()), range.size());
   state_.resize(values_.size() * state_slots(spec.optimizer));
   init_state(spec.optimizer, state_.data(), range.size());
-  round_sum_.assign(values_.size(), 0.0f);
+  if (bsp) round_sum_.assign(values_.size(), 0.0f);
 }
 
 void DenseShard::check_range(const DenseRequest& r, MessageType type) const {
@@ -103,28 +103,20 @@ void DenseShard::push(uint32_t worker, int64_t clock, const DenseRequest& r) {
                                        range_.size()));
   }
   std::lock_guard lock(mutex_);
-  if (!round_) {
-    // Each worker's gradient counts 1/W, as in a round's mean: an epoch moves the parameters as
-    // far as under BSP.
-    round_sum_.resize(r.values.size());
-    for (size_t i = 0; i < round_sum_.size(); ++i) round_sum_[i] = r.values[i] * weight_;
-    return apply(r.lr, round_sum_.data());
-  }
-  if (!count_push(worker, clock)) {
-    for (size_t i = 0; i < round_sum_.size(); ++i) round_sum_[i] += r.values[i];
-    return;
-  }
-  // The last push of the round: apply the workers' mean.
-  for (size_t i = 0; i < round_sum_.size(); ++i) {
-    round_sum_[i] = (round_sum_[i] + r.values[i]) * weight_;
-  }
-  apply(r.lr, round_sum_.data());
+  // Each worker's gradient counts 1/W, as in a round's mean: under ASP and SSP an epoch moves the
+  // parameters as far as under BSP.
+  if (!round_) return apply(r.lr, r.values.data());
+  const bool last = count_push(worker, clock);
+  for (size_t i = 0; i < round_sum_.size(); ++i) round_sum_[i] += r.values[i];
+  if (!last) return;
+  apply(r.lr, round_sum_.data());  // the last push of the round: the workers' mean
   std::fill(round_sum_.begin(), round_sum_.end(), 0.0f);
   finish_round();
 }
 
 void DenseShard::apply(float lr, const float* grad) {
-  apply_update(spec_.optimizer, lr, ++steps_, values_.data(), state_.data(), grad, range_.size());
+  apply_update(spec_.optimizer, lr, ++steps_, values_.data(), state_.data(), grad, range_.size(),
+               weight_);
 }
 
 std::vector<float> DenseShard::values() {
@@ -164,18 +156,15 @@ void SparseShard::apply_row(int64_t row, float lr, const float* grad) {
   const int64_t dim = spec_.dim;
   const int64_t slots = state_slots(spec_.optimizer);
   apply_update(spec_.optimizer, lr, ++steps_[row], values_.data() + row * dim,
-               state_.data() + row * dim * slots, grad, dim);
+               state_.data() + row * dim * slots, grad, dim, weight_);
 }
 
 void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
   const int64_t dim = spec_.dim;
   std::lock_guard lock(mutex_);
-  if (!round_) {  // each worker's gradient counts 1/W, as in DenseShard::push
-    std::vector<float> g(static_cast<size_t>(dim));
+  if (!round_) {
     for (size_t k = 0; k < r.keys.size(); ++k) {
-      const float* pushed = r.values.data() + static_cast<int64_t>(k) * dim;
-      for (int64_t i = 0; i < dim; ++i) g[i] = pushed[i] * weight_;
-      apply_row(row_of(r.keys[k]), r.lr, g.data());
+      apply_row(row_of(r.keys[k]), r.lr, r.values.data() + static_cast<int64_t>(k) * dim);
     }
     return;
   }
@@ -187,10 +176,7 @@ void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
     for (int64_t i = 0; i < dim; ++i) sum[i] += g[i];
   }
   if (!complete) return;
-  for (auto& [key, sum] : round_sum_) {
-    for (float& v : sum) v *= weight_;
-    apply_row(row_of(key), r.lr, sum.data());
-  }
+  for (auto& [key, sum] : round_sum_) apply_row(row_of(key), r.lr, sum.data());
   round_sum_.clear();
   finish_round();
 }

@@ -44,7 +44,7 @@ class Shard {
   void check_failed() const;
 
   TableSpec spec_;
-  float weight_;  // of one worker's gradient: 1 / workers
+  float weight_;  // of one worker's gradient: 1 / workers (apply_update's scale)
   std::mutex mutex_;
   std::optional<Round> round_;  // BSP only
 
@@ -72,7 +72,7 @@ class DenseShard : public Shard {
   Range range_;
   std::vector<float> values_;
   std::vector<float> state_;
-  std::vector<float> round_sum_;  // BSP: the workers' gradients so far; else scratch
+  std::vector<float> round_sum_;  // BSP: the workers' gradients so far
   int64_t steps_ = 0;
 };
 

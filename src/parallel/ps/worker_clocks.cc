@@ -22,7 +22,7 @@ void WorkerClocks::joined(uint32_t worker) {
 void WorkerClocks::pushed(uint32_t worker, int64_t clock) {
   std::lock_guard lock(mutex_);
   steps_[worker] = std::max(steps_[worker], clock + 1);
-  changed_.notify_all();
+  if (consistency_ == Consistency::kSsp) changed_.notify_all();
 }
 
 int WorkerClocks::slowest() const {
@@ -57,18 +57,21 @@ void WorkerClocks::finished(uint32_t worker) {
   std::lock_guard lock(mutex_);
   status_[worker] = Status::kDone;
   changed_.notify_all();
+  done_.notify_all();
 }
 
 void WorkerClocks::lost(uint32_t worker) {
   std::lock_guard lock(mutex_);
   if (status_[worker] != Status::kDone) status_[worker] = Status::kLost;
   changed_.notify_all();
+  done_.notify_all();
 }
 
 void WorkerClocks::fail(const std::string& why) {
   std::lock_guard lock(mutex_);
   failure_ = why;
   changed_.notify_all();
+  done_.notify_all();
 }
 
 bool WorkerClocks::all_done() const {
@@ -78,7 +81,7 @@ bool WorkerClocks::all_done() const {
 
 bool WorkerClocks::wait_all_done(Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
-  return changed_.wait_until(lock, deadline, [&] { return all_done() || !failure_.empty(); });
+  return done_.wait_until(lock, deadline, [&] { return all_done() || !failure_.empty(); });
 }
 
 int64_t WorkerClocks::steps(uint32_t worker) {

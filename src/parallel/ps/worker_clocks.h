@@ -44,7 +44,8 @@ class WorkerClocks {
   Consistency consistency_;
   int64_t staleness_;
   std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable changed_;  // SSP's gate: a worker's steps or status changed
+  std::condition_variable done_;     // a worker finished or was lost, or fail()
   std::vector<int64_t> steps_;
   std::vector<Status> status_;
   std::string failure_;
