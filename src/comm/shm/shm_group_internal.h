@@ -129,8 +129,10 @@ class ShmGroup final : public ProcessGroup {
   [[nodiscard]] std::uint64_t latest_record(int r) const;
   [[noreturn]] void throw_stuck(const std::vector<int>& pending, std::uint64_t target, const Op& op,
                                 Clock::time_point wait_start) const;
-  // Throws when a rank in `pending` failed, left the group or exited.
-  void check_peers(const std::vector<int>& pending, const Op& op, bool check_pids) const;
+  // Throws when a rank in `pending` that has not reached `target` failed, left the group or
+  // exited.
+  void check_peers(const std::vector<int>& pending, std::uint64_t target, const Op& op,
+                   bool check_pids) const;
   [[nodiscard]] std::string describe_rank(int r) const;
   // Rank r's failure message, read no further than its field.
   [[nodiscard]] std::string reason_of(int r) const;

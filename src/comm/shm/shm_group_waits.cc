@@ -110,10 +110,14 @@ std::string ShmGroup::describe_rank(int r) const {
                         ")");
 }
 
-void ShmGroup::check_peers(const std::vector<int>& pending, const Op& op, bool check_pids) const {
+void ShmGroup::check_peers(const std::vector<int>& pending, std::uint64_t target, const Op& op,
+                           bool check_pids) const {
   for (int r : pending) {
     RankBlock* b = block(r);
     const std::uint32_t raw = shared(b->state).load(std::memory_order_acquire);
+    // A rank may reach the target and then shut down between the caller's look at its progress
+    // and this look at its state. Its progress was published before its state: read it again.
+    if (shared(b->progress).load(std::memory_order_acquire) >= target) continue;
     const std::string op_name = describe_op(op.call.kind, op.seq, name());
     if (raw > static_cast<std::uint32_t>(RankState::kMismatch)) {
       throw CommError(detail::concat(op_name, ": the segment is corrupt: rank ", r, "'s state ",
@@ -196,7 +200,7 @@ void ShmGroup::wait_for(std::uint64_t target, int only, Op& op) {
       const auto now = Clock::now();
       const bool check_pids = now >= next_pid_check;
       if (check_pids) next_pid_check = now + kPidCheckInterval;
-      check_peers(pending, op, check_pids);
+      check_peers(pending, target, op, check_pids);
       if (now >= op.deadline) throw_stuck(pending, target, op, wait_start);
       const auto waited = now - wait_start;
       if (waited < kSpinTime) {
