@@ -101,7 +101,7 @@ configure-tsan: deps
 	  -DTESSERA_BUILD_BENCH=OFF $(CMAKE_ARGS)
 
 build-tsan: configure-tsan
-	$(CMAKE) --build $(TSAN_DIR) -j $(JOBS) --target comm_test parallel_test
+	$(CMAKE) --build $(TSAN_DIR) -j $(JOBS) --target comm_test parallel_test ps_test
 
 test-tsan: build-tsan
 	$(tsan_env) $(CTEST) --test-dir $(TSAN_DIR) --output-on-failure -j $(JOBS)
