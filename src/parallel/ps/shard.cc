@@ -128,7 +128,7 @@ SparseShard::SparseShard(const TableSpec& spec, int workers, bool bsp)
     : Shard(spec, workers, bsp) {}
 
 int64_t SparseShard::row_of(uint64_t key) {
-  const auto [it, created] = index_.try_emplace(key, static_cast<int64_t>(steps_.size()));
+  const auto [row, created] = index_.find_or_insert(key);
   if (created) {
     const int64_t dim = spec_.dim;
     values_.resize(values_.size() + dim);
@@ -138,7 +138,7 @@ int64_t SparseShard::row_of(uint64_t key) {
     init_state(spec_.optimizer, state_.data() + state_.size() - slots, dim);
     steps_.push_back(0);
   }
-  return it->second;
+  return row;
 }
 
 void SparseShard::pull(int64_t clock, std::span<const uint64_t> keys, std::span<float> out,

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "key_index.h"
 #include "message.h"
 #include "round.h"
 #include "tessera/parallel/ps/tables.h"
@@ -90,7 +91,7 @@ class SparseShard : public Shard {
   int64_t row_of(uint64_t key);
   void apply_row(int64_t row, float lr, const float* grad);
 
-  std::unordered_map<uint64_t, int64_t> index_;
+  KeyIndex index_;  // key -> row
   std::vector<float> values_;
   std::vector<float> state_;
   std::vector<int64_t> steps_;

@@ -5,9 +5,9 @@
 #include <map>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 
 #include "connection.h"
+#include "key_index.h"
 #include "tessera/comm/address.h"
 #include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
@@ -23,21 +23,22 @@ struct KeyPlan {
   std::vector<std::pair<int, int64_t>> slot_of_key;  // per input key: server, index there
 };
 
-KeyPlan plan_keys(std::span<const uint64_t> keys, int servers) {
+// `seen` is scratch, kept by the caller so that its memory is reused from call to call.
+KeyPlan plan_keys(std::span<const uint64_t> keys, int servers, KeyIndex& seen) {
   KeyPlan plan;
   plan.keys.resize(static_cast<size_t>(servers));
   plan.slot_of_key.reserve(keys.size());
-  std::unordered_map<uint64_t, std::pair<int, int64_t>> seen;
-  seen.reserve(keys.size());
+  std::vector<std::pair<int, int64_t>> slot_of_distinct;
+  seen.clear();
   for (const uint64_t key : keys) {
-    const auto [it, fresh] = seen.try_emplace(key);
+    const auto [distinct, fresh] = seen.find_or_insert(key);
     if (fresh) {
       const int s = server_of_key(key, servers);
       auto& list = plan.keys[static_cast<size_t>(s)];
-      it->second = {s, static_cast<int64_t>(list.size())};
+      slot_of_distinct.emplace_back(s, static_cast<int64_t>(list.size()));
       list.push_back(key);
     }
-    plan.slot_of_key.push_back(it->second);
+    plan.slot_of_key.push_back(slot_of_distinct[static_cast<size_t>(distinct)]);
   }
   return plan;
 }
@@ -98,7 +99,7 @@ class Worker::Impl {
                    std::span<float> out) {
     const int64_t dim = spec(table, TableSpec::Kind::kSparse).dim;
     check_size("pull_sparse output", out.size(), keys.size() * dim);
-    const KeyPlan plan = plan_keys(keys, servers());
+    const KeyPlan plan = plan_keys(keys, servers(), seen_);
     const auto deadline = Clock::now() + options_.timeout;
     std::vector<Header> sent;
     for (int s = 0; s < servers(); ++s) {
@@ -122,7 +123,7 @@ class Worker::Impl {
                    std::span<const float> grads, float lr) {
     const int64_t dim = spec(table, TableSpec::Kind::kSparse).dim;
     check_size("push_sparse gradients", grads.size(), keys.size() * dim);
-    const KeyPlan plan = plan_keys(keys, servers());
+    const KeyPlan plan = plan_keys(keys, servers(), seen_);
     std::vector<std::vector<float>> sums(servers_.size());
     for (int s = 0; s < servers(); ++s) sums[s].assign(plan.keys[s].size() * dim, 0.0f);
     for (size_t k = 0; k < keys.size(); ++k) {
@@ -269,6 +270,7 @@ class Worker::Impl {
   std::map<uint32_t, TableSpec> tables_;
   std::vector<std::unique_ptr<Connection>> servers_;
   std::vector<std::unique_ptr<std::mutex>> send_mutexes_;  // one per server, with heartbeats
+  KeyIndex seen_;                                          // plan_keys' scratch
   uint64_t next_request_ = 1;
   bool finished_ = false;
   std::mutex heartbeat_mutex_;
