@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <numeric>
 #include <thread>
@@ -299,6 +301,35 @@ TEST(PsServer, RefusesAWorkerWithoutTheToken) {
     std::this_thread::sleep_for(milliseconds(5));
   }
   EXPECT_EQ(c.servers[0]->stats().refused, 1);
+}
+
+// The process's virtual size in KiB: a thread that ended but was never joined keeps its stack
+// mapped, so unjoined threads show here.
+int64_t virtual_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmSize:")) return std::stoll(line.substr(7));
+  }
+  return -1;
+}
+
+// Each connection has a thread while it lasts; one that ended is joined when the next arrives,
+// so a server that refuses many strangers keeps no thread (nor its stack) per stranger.
+TEST(PsServer, ConnectionsThatEndedLeaveNoThreadBehind) {
+  Cluster c(1, 1, Consistency::kAsp, {dense_table(1, 2)});
+  auto refuse = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      WorkerOptions o{.index = 0,
+                      .servers = {"127.0.0.1:" + std::to_string(c.servers[0]->port())},
+                      .token = "not-the-token"};
+      EXPECT_THROW(Worker(o, c.tables), comm::CommError);
+    }
+  };
+  refuse(2);  // the first threads' stacks are mapped once and reused after
+  const int64_t before = virtual_kib();
+  refuse(40);
+  // Unjoined, 40 threads would keep 40 stacks of 8 MiB each.
+  EXPECT_LT(virtual_kib() - before, 64 * 1024);
 }
 
 // Garbage after the handshake: a body that does not decode gets an error reply and the connection

@@ -72,8 +72,19 @@ class Server::Impl {
  private:
   struct Session {
     std::shared_ptr<Connection> connection;
+    std::shared_ptr<std::atomic<bool>> ended;
     std::thread thread;
   };
+
+  // Joins the threads of connections that have ended (refused strangers, lost workers), so that
+  // a long-lived server does not keep one per connection it ever had.
+  void reap_sessions() {
+    std::erase_if(sessions_, [](Session& s) {
+      if (!s.ended->load()) return false;
+      s.thread.join();
+      return true;
+    });
+  }
 
   template <typename... Args>
   void log(const Args&... args) {
@@ -95,9 +106,13 @@ class Server::Impl {
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       auto connection = std::make_shared<Connection>(comm::Socket(fd), comm::peer_address(fd));
+      auto ended = std::make_shared<std::atomic<bool>>(false);
       std::lock_guard lock(mutex_);
-      sessions_.push_back(
-          {connection, std::thread([this, connection] { serve_connection(*connection); })});
+      reap_sessions();
+      sessions_.push_back({connection, ended, std::thread([this, connection, ended] {
+                             serve_connection(*connection);
+                             ended->store(true);
+                           })});
     }
   }
 
