@@ -15,6 +15,7 @@
 #include "tessera/tensor/threads.h"
 #include "tessera/train/config.h"
 #include "tessera/train/parameter_server.h"
+#include "tessera/train/sparse_trainer.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::cli {
@@ -39,6 +40,19 @@ void print_result(const train::TrainResult& r) {
   if (!r.last_checkpoint.empty()) std::printf("checkpoint: %s\n", r.last_checkpoint.c_str());
 }
 
+// Every worker reports its memory: that a worker holds a small part of the model is the point.
+void print_sparse_result(const train::SparseResult& r, int rank) {
+  std::printf(
+      "worker %d: trained %lld steps in %.1f s (%.0f records/s), train log loss %.4f, "
+      "peak resident memory %.1f MiB",
+      rank, static_cast<long long>(r.steps), r.wall_seconds, r.samples_per_s, r.train_loss,
+      static_cast<double>(r.peak_rss_bytes) / (1 << 20));
+  if (r.test_count > 0) {
+    std::printf("; test AUC %.4f, test log loss %.4f", r.test_auc, r.test_logloss);
+  }
+  std::printf("\n");
+}
+
 // One rank of a job that a launcher (ours, mpirun, srun) started: joins the others and trains its
 // shard; rank 0 alone reports.
 void run_worker(const train::Config& config, const comm::JobEnv& job, const TrainArgs& args) {
@@ -58,6 +72,16 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
                             {.host = comm::service_host(job),
                              .job_token = job.token,
                              .log = args.quiet ? nullptr : stderr});
+  } else if (config.model.type != "layers") {
+    if (args.resume) {
+      throw ConfigError("command line", 0, "--resume",
+                        "a sparse model cannot resume yet (its rows live only on the servers, "
+                        "which do not checkpoint them): start the run afresh");
+    }
+    const train::SparseResult r = train::train_sparse(
+        config,
+        {.group = group.get(), .progress = args.quiet ? nullptr : stderr, .job_token = job.token});
+    print_sparse_result(r, group->rank());
   } else {
     train::Trainer trainer(config, {.group = group.get(),
                                     .resume = args.resume,
@@ -132,6 +156,9 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
     if (nproc > 1 || args->launcher.nnodes > 1) {
       run_launcher_for(config, *args, nproc, *cmd);
       return;
+    }
+    if (config.model.type != "layers") {
+      (void)train::train_sparse(config, {});  // says that it needs servers and workers
     }
     train::Trainer trainer(config,
                            {.resume = args->resume, .progress = args->quiet ? nullptr : stderr});

@@ -6,123 +6,15 @@
 #include <utility>
 #include <vector>
 
+#include "libsvm_parser.h"
 #include "line_reader.h"
 #include "tessera/core/error.h"
 #include "tessera/core/memory.h"
 #include "tessera/tensor/dtype.h"
-#include "text_fields.h"
 
 namespace tessera::data {
 
 namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
-
-// Calls fn(token, begin) for each whitespace-separated token, begin its 0-based offset.
-template <typename Fn>
-void for_each_token(std::string_view line, Fn&& fn) {
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && is_space(line[i])) ++i;
-    if (i == line.size()) return;
-    const size_t begin = i;
-    while (i < line.size() && !is_space(line[i])) ++i;
-    fn(line.substr(begin, i - begin), begin);
-  }
-}
-
-// The file's records, sparse, before they become dense rows.
-struct SparseRows {
-  std::vector<int64_t> labels;  // as written in the file
-  std::vector<int64_t> lines;   // 1-based line of each record
-  std::vector<int64_t> row_starts{0};
-  std::vector<int64_t> indices;  // 0-based
-  std::vector<float> values;
-  int64_t max_index = 0;  // 1-based, as written
-  int64_t max_index_line = 0;
-};
-
-class Parser {
- public:
-  Parser(std::string name, const LibsvmOptions& options)
-      : name_(std::move(name)),
-        limit_(options.num_features > 0 ? options.num_features : kMaxInferredLibsvmFeatures),
-        inferred_(options.num_features == 0) {}
-
-  void parse_line(std::string_view line, int64_t line_number, SparseRows& rows) {
-    line_number_ = line_number;
-    int64_t token_count = 0;
-    int64_t previous = 0;
-    for_each_token(line, [&](std::string_view token, size_t begin) {
-      const int64_t token_index = token_count++;
-      if (token_index == 0) {
-        int64_t label = 0;
-        if (!text::parse_label(token, label)) {
-          fail(begin, detail::concat("expected an integer class label as the first field, got ",
-                                     text::quoted(token)));
-        }
-        rows.labels.push_back(label);
-        return;
-      }
-      if (token.starts_with("qid:")) return;  // SVMlight's query id: not a feature
-      const int64_t index = parse_pair(token, token_index, begin, previous, rows);
-      previous = index;
-      if (index > rows.max_index) {
-        rows.max_index = index;
-        rows.max_index_line = line_number;
-      }
-    });
-    rows.lines.push_back(line_number);
-    rows.row_starts.push_back(static_cast<int64_t>(rows.indices.size()));
-  }
-
- private:
-  [[noreturn]] void fail(size_t begin, const std::string& what) const {
-    throw FormatError(detail::concat(name_, ":", line_number_, ":", begin + 1, ": ", what));
-  }
-
-  // Reads `index:value`; returns the 1-based index.
-  int64_t parse_pair(std::string_view token, int64_t token_index, size_t begin, int64_t previous,
-                     SparseRows& rows) const {
-    const auto pair = [&] {
-      return detail::concat("pair ", token_index, " ", text::quoted(token));
-    };
-    const size_t colon = token.find(':');
-    if (colon == std::string_view::npos || colon == 0 || colon + 1 == token.size()) {
-      fail(begin, pair() + ": expected index:value");
-    }
-    int64_t index = 0;
-    if (!text::parse_number(token.substr(0, colon), index)) {
-      fail(begin, pair() + ": expected an integer feature index before ':'");
-    }
-    if (index < 1)
-      fail(begin, detail::concat(pair(), ": feature index ", index, ": indices are 1-based"));
-    if (index <= previous) {
-      fail(begin, detail::concat(pair(), ": feature index ", index, " after ", previous,
-                                 ": expected strictly increasing indices"));
-    }
-    if (index > limit_) {
-      fail(begin, inferred_
-                      ? detail::concat(pair(), ": feature index ", index, " is above ", limit_,
-                                       ", the most features tessera infers from a file (rows "
-                                       "are stored dense); set data.num_features to allow it")
-                      : detail::concat(pair(), ": feature index ", index, " is above num_features ",
-                                       limit_));
-    }
-    float value = 0.0f;
-    if (!text::parse_number(token.substr(colon + 1), value)) {
-      fail(begin + colon + 1, pair() + ": expected a number after ':'");
-    }
-    rows.indices.push_back(index - 1);
-    rows.values.push_back(value);
-    return index;
-  }
-
-  std::string name_;
-  int64_t limit_;
-  bool inferred_;
-  int64_t line_number_ = 0;
-};
 
 // Maps the file's labels to class indices in place; returns the label of each class.
 std::vector<int64_t> map_labels(const std::string& name, SparseRows& rows,
@@ -189,14 +81,13 @@ InMemoryDataset read_libsvm(const std::filesystem::path& path, const LibsvmOptio
     throw ValueError(name + ": LibsvmOptions::class_labels must be strictly increasing");
   }
   LineReader lines(path);
-  Parser parser(name, options);
+  LibsvmParser parser(name,
+                      options.num_features > 0 ? options.num_features : kMaxInferredLibsvmFeatures,
+                      options.num_features == 0);
   SparseRows rows;
   std::string_view line;
   while (lines.next(line)) {
-    const size_t comment = line.find('#');
-    if (comment != std::string_view::npos) line = line.substr(0, comment);
-    if (text::trim(line).empty()) continue;
-    parser.parse_line(line, lines.line_number(), rows);
+    if (libsvm_record_text(line)) parser.parse_line(line, lines.line_number(), rows);
   }
   const auto count = static_cast<int64_t>(rows.labels.size());
   if (count == 0) {

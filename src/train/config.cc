@@ -163,8 +163,28 @@ void one_of(Section& s, const std::string& key, const std::string& value,
   s.fail(key, "'" + value + "' is not one of: " + list);
 }
 
+// [model] of a sparse model: its own keys, no layers.
+void read_sparse_model(Section& s, ModelConfig& m) {
+  if (s.raw("layers") != nullptr)
+    s.fail("layers", "is for type = \"layers\", not \"" + m.type + "\"");
+  s.read("factors", m.factors);
+  s.read("hash_rows", m.hash_rows);
+  s.read("init_scale", m.init_scale);
+  require(s, m.factors >= 1 && m.factors <= 1024, "factors", "must lie in [1, 1024]");
+  require(s, m.hash_rows >= 1 && m.hash_rows <= (int64_t{1} << 40), "hash_rows",
+          "must lie in [1, 2^40]");
+  require(s, m.init_scale >= 0 && m.init_scale <= 1, "init_scale", "must lie in [0, 1]");
+}
+
 ModelConfig read_model(Section& s, const std::string& file) {
   ModelConfig m;
+  s.read("type", m.type);
+  one_of(s, "type", m.type, {"layers", "logistic", "fm"});
+  if (m.type != "layers") {
+    m.line = s.line("type");
+    read_sparse_model(s, m);
+    return m;
+  }
   m.line = s.line("layers");
   const toml::node* layers = s.raw("layers");
   if (layers == nullptr)
@@ -296,6 +316,7 @@ Config build(const toml::table& root, const std::string& file) {
   opt.read("beta1", o.beta1);
   opt.read("beta2", o.beta2);
   opt.read("eps", o.eps);
+  opt.read("initial_accumulator", o.initial_accumulator);
   opt.read("clip_grad_norm", o.clip_grad_norm);
   opt.read("schedule", o.schedule);
   opt.read("step_size", o.step_size);
@@ -312,6 +333,7 @@ Config build(const toml::table& root, const std::string& file) {
   require(opt, o.beta1 >= 0 && o.beta1 < 1, "beta1", "must lie in [0, 1)");
   require(opt, o.beta2 >= 0 && o.beta2 < 1, "beta2", "must lie in [0, 1)");
   require(opt, o.eps > 0, "eps", "must be > 0");
+  require(opt, o.initial_accumulator >= 0, "initial_accumulator", "must be >= 0");
   require(opt, o.clip_grad_norm >= 0, "clip_grad_norm", "must be >= 0 (0 turns clipping off)");
   require(opt, o.step_size >= 1 && o.step_size <= kMaxCount, "step_size", "must lie in [1, 1e9]");
   require(opt, o.gamma > 0, "gamma", "must be > 0");
@@ -372,6 +394,9 @@ Config build(const toml::table& root, const std::string& file) {
   require(par, p.bucket_mb > 0 && p.bucket_mb <= 1 << 20, "bucket_mb", "must lie in (0, 1048576]");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
   one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero", "ps"});
+  require(par, c.model.type == "layers" || p.strategy == "ps", "strategy",
+          "must be \"ps\" for [model] type \"" + c.model.type +
+              "\": its feature table lives on parameter servers");
   one_of(par, "consistency", p.consistency, {"bsp", "asp", "ssp"});
   require(par, p.servers >= 1 && p.servers <= 4096, "servers", "must lie in [1, 4096]");
   require(par, p.staleness >= 0 && p.staleness <= 1000000, "staleness", "must lie in [0, 1e6]");
@@ -437,7 +462,13 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 
 std::string to_toml(const Config& c) {
   std::ostringstream out;
-  out << "[model]\nlayers = [\n";
+  out << "[model]\ntype = " << quote(c.model.type) << "\n";
+  if (c.model.type != "layers") {
+    out << "factors = " << c.model.factors << "\nhash_rows = " << c.model.hash_rows
+        << "\ninit_scale = " << number(c.model.init_scale) << "\n";
+  } else {
+    out << "layers = [\n";
+  }
   for (const auto& layer : c.model.layers) {
     out << "  { type = " << quote(layer.type);
     for (const auto& [key, p] : layer.params) {
@@ -452,7 +483,7 @@ std::string to_toml(const Config& c) {
     }
     out << " },\n";
   }
-  out << "]\n\n[data]\n";
+  out << (c.model.type == "layers" ? "]\n" : "") << "\n[data]\n";
   const DataConfig& d = c.data;
   out << "train = " << quote(d.train) << "\ntest = " << quote(d.test)
       << "\nbatch_size = " << d.batch_size << "\nshuffle = " << boolean(d.shuffle)
@@ -463,6 +494,7 @@ std::string to_toml(const Config& c) {
       << "\nmomentum = " << number(o.momentum) << "\nnesterov = " << boolean(o.nesterov)
       << "\nweight_decay = " << number(o.weight_decay) << "\nbeta1 = " << number(o.beta1)
       << "\nbeta2 = " << number(o.beta2) << "\neps = " << number(o.eps)
+      << "\ninitial_accumulator = " << number(o.initial_accumulator)
       << "\nclip_grad_norm = " << number(o.clip_grad_norm) << "\nschedule = " << quote(o.schedule)
       << "\nstep_size = " << o.step_size << "\ngamma = " << number(o.gamma)
       << "\nmin_lr = " << number(o.min_lr) << "\nwarmup_steps = " << o.warmup_steps << "\n\n";

@@ -115,9 +115,15 @@ class MemoryBudget {
 std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& sample_shape,
                                             Generator& gen, Generator& dropout, Shape* output_shape,
                                             nn::BatchShard shard, uint64_t memory_limit) {
+  const std::string& file = config.source;
+  if (config.model.type != "layers") {
+    throw ConfigError(file, config.model.line, "model.type",
+                      "\"" + config.model.type +
+                          "\" is a sparse model, trained by train_sparse (sparse_trainer.h), not "
+                          "by the Trainer");
+  }
   auto model = std::make_shared<nn::Sequential>();
   Shape shape = sample_shape;  // per sample, no batch dimension
-  const std::string& file = config.source;
   MemoryBudget budget(config.data.batch_size / std::max(shard.count, 1),
                       memory_limit > 0 ? memory_limit : physical_memory_bytes());
   for (size_t i = 0; i < config.model.layers.size(); ++i) {

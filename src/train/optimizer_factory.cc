@@ -38,7 +38,9 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& o,
                                                               .weight_decay = o.weight_decay});
   }
   return std::make_unique<optim::Adagrad>(
-      std::move(params), optim::AdagradOptions{.lr = o.lr, .weight_decay = o.weight_decay});
+      std::move(params), optim::AdagradOptions{.lr = o.lr,
+                                               .weight_decay = o.weight_decay,
+                                               .initial_accumulator_value = o.initial_accumulator});
 }
 
 std::unique_ptr<optim::LrScheduler> make_schedule(const OptimizerConfig& o, optim::Optimizer& opt,

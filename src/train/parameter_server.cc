@@ -1,9 +1,14 @@
 #include "tessera/train/parameter_server.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
+#include <map>
 
 #include "ps_setup.h"
+#include "sparse_model.h"
 #include "tessera/comm/socket.h"
+#include "tessera/core/memory.h"
 #include "tessera/core/random.h"
 #include "tessera/parallel/ps/server.h"
 #include "tessera/train/data_source.h"
@@ -43,14 +48,62 @@ std::vector<int> expendable_ranks(const Config& config, int world_size) {
   return ranks;
 }
 
+namespace {
+
+// The tables a server holds for `config`: the layers' parameters as one dense table, or a sparse
+// model's feature rows.
+struct Tables {
+  std::vector<parallel::ps::TableSpec> specs;
+  std::map<uint32_t, std::vector<float>> initial;
+  std::string what;  // for the log
+};
+
+Tables tables_of(const Config& config, int index) {
+  if (config.model.type != "layers") {
+    const int64_t dim = SparseModel(config.model).dim();
+    return {{feature_table(config, dim)},
+            {},
+            detail::concat("rows of ", dim, dim == 1 ? " float (" : " floats (", config.model.type,
+                           ") hashed from feature ids, created on first touch")};
+  }
+  std::vector<float> initial = initial_parameters(config);
+  const auto size = static_cast<int64_t>(initial.size());
+  const parallel::ps::Range r = parallel::ps::shard_range(size, index, config.parallel.servers);
+  return {{model_table(config, size)},
+          {{kModelTable, std::move(initial)}},
+          detail::concat("parameters [", r.begin, ", ", r.end, ") of ", size)};
+}
+
+void log_done(const ServeOptions& options, const Config& config, int index,
+              parallel::ps::Server& server) {
+  if (!options.log) return;
+  const parallel::ps::ServerStats st = server.stats();
+  std::string held;
+  if (config.model.type != "layers") {
+    const int64_t rows = server.sparse_rows(kModelTable);
+    const int64_t bytes = rows * SparseModel(config.model).dim() * int64_t{sizeof(float)};
+    held = detail::concat(", holds ", rows, " rows = ", format_bytes(static_cast<uint64_t>(bytes)),
+                          " of parameters");
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::fprintf(options.log,
+               "ps server %d: done (%lld pulls, %lld pushes, %lld malformed messages, %lld "
+               "refused connections%s, peak resident memory %s)\n",
+               index, static_cast<long long>(st.pulls), static_cast<long long>(st.pushes),
+               static_cast<long long>(st.malformed), static_cast<long long>(st.refused),
+               held.c_str(), format_bytes(static_cast<uint64_t>(usage.ru_maxrss) * 1024).c_str());
+}
+
+}  // namespace
+
 void serve_parameters(const Config& config, comm::ProcessGroup& world,
                       const ServeOptions& options) {
   const ParallelConfig& par = config.parallel;
   const int workers = ps_workers(config, world.size());
   const int index = world.rank() - workers;
   const std::string token = agree_token(world, options.job_token);
-  const std::vector<float> initial = initial_parameters(config);
-  const auto size = static_cast<int64_t>(initial.size());
+  Tables tables = tables_of(config, index);
   parallel::ps::Server server({.index = index,
                                .servers = static_cast<int>(par.servers),
                                .workers = workers,
@@ -61,29 +114,19 @@ void serve_parameters(const Config& config, comm::ProcessGroup& world,
                                .timeout = seconds(par.timeout_s),
                                .heartbeat_timeout = seconds(par.heartbeat_timeout_s),
                                .log = options.log},
-                              {model_table(config, size)}, {{kModelTable, initial}});
+                              std::move(tables.specs), tables.initial);
   const std::string address = comm::format_address(options.host, server.port());
   if (options.log) {
-    const parallel::ps::Range r = parallel::ps::shard_range(size, index, par.servers);
-    std::fprintf(options.log,
-                 "ps server %d of %lld at %s: parameters [%lld, %lld) of %lld, %d workers, %s\n",
-                 index, static_cast<long long>(par.servers), address.c_str(),
-                 static_cast<long long>(r.begin), static_cast<long long>(r.end),
-                 static_cast<long long>(size), workers, par.consistency.c_str());
+    std::fprintf(options.log, "ps server %d of %lld at %s: %s, %d workers, %s\n", index,
+                 static_cast<long long>(par.servers), address.c_str(), tables.what.c_str(), workers,
+                 par.consistency.c_str());
   }
   (void)exchange_addresses(world, address);
   // Bounded by the workers' heartbeats rather than by time: a worker that dies or hangs is
   // declared lost after heartbeat_timeout_s, and a job may train for as long as it needs.
   server.wait_until_done(std::chrono::hours(24 * 365));
   server.stop();
-  if (options.log) {
-    const parallel::ps::ServerStats st = server.stats();
-    std::fprintf(options.log,
-                 "ps server %d: done (%lld pulls, %lld pushes, %lld malformed messages, %lld "
-                 "refused connections)\n",
-                 index, static_cast<long long>(st.pulls), static_cast<long long>(st.pushes),
-                 static_cast<long long>(st.malformed), static_cast<long long>(st.refused));
-  }
+  log_done(options, config, index, server);
 }
 
 }  // namespace tessera::train

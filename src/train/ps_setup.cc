@@ -1,6 +1,7 @@
 #include "ps_setup.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "tessera/comm/tcp_store.h"
 #include "tessera/core/error.h"
@@ -10,6 +11,7 @@ namespace tessera::train {
 namespace {
 
 using parallel::ps::OptimizerSpec;
+using std::chrono::milliseconds;
 
 OptimizerSpec optimizer_spec(const Config& config) {
   const OptimizerConfig& o = config.optimizer;
@@ -21,7 +23,8 @@ OptimizerSpec optimizer_spec(const Config& config) {
   OptimizerSpec spec{.weight_decay = static_cast<float>(o.weight_decay),
                      .beta1 = static_cast<float>(o.beta1),
                      .beta2 = static_cast<float>(o.beta2),
-                     .eps = static_cast<float>(o.eps)};
+                     .eps = static_cast<float>(o.eps),
+                     .initial_accumulator = static_cast<float>(o.initial_accumulator)};
   if (o.name == "sgd") {
     spec.kind = OptimizerSpec::Kind::kSgd;
     spec.momentum = static_cast<float>(o.momentum);
@@ -45,6 +48,30 @@ parallel::ps::TableSpec model_table(const Config& config, int64_t parameters) {
           .kind = parallel::ps::TableSpec::Kind::kDense,
           .size = parameters,
           .optimizer = optimizer_spec(config)};
+}
+
+parallel::ps::TableSpec feature_table(const Config& config, int64_t dim) {
+  return {.id = kModelTable,
+          .kind = parallel::ps::TableSpec::Kind::kSparse,
+          .dim = dim,
+          .init_scale = static_cast<float>(config.model.init_scale),
+          .seed = config.train.seed,
+          .optimizer = optimizer_spec(config)};
+}
+
+parallel::ps::WorkerOptions worker_options(const Config& config, int index,
+                                           std::vector<std::string> servers, std::string token) {
+  const ParallelConfig& p = config.parallel;
+  const auto timeout = milliseconds(static_cast<int64_t>(p.timeout_s * 1000.0));
+  // Well inside the servers' heartbeat timeout, so that a busy worker is never taken for a dead
+  // one.
+  const auto quarter = milliseconds(static_cast<int64_t>(p.heartbeat_timeout_s * 250.0));
+  return {.index = static_cast<uint32_t>(index),
+          .servers = std::move(servers),
+          .token = std::move(token),
+          .connect_timeout = timeout,
+          .timeout = timeout + std::chrono::minutes(1),
+          .heartbeat_interval = std::clamp(quarter, milliseconds(1), milliseconds(1000))};
 }
 
 parallel::ps::Consistency consistency(const ParallelConfig& config) {

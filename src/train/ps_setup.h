@@ -8,6 +8,7 @@
 #include "tessera/autograd/variable.h"
 #include "tessera/comm/process_group.h"
 #include "tessera/parallel/ps/tables.h"
+#include "tessera/parallel/ps/worker.h"
 #include "tessera/train/config.h"
 
 // What the ps strategy's workers and servers must agree on, derived from the config alone, and
@@ -19,6 +20,14 @@ namespace tessera::train {
 inline constexpr uint32_t kModelTable = 0;
 [[nodiscard]] parallel::ps::TableSpec model_table(const Config& config, int64_t parameters);
 [[nodiscard]] parallel::ps::Consistency consistency(const ParallelConfig& config);
+// A sparse model's feature rows (ModelConfig type "logistic" or "fm") as one sparse table (id
+// kModelTable) of `dim` floats per row.
+[[nodiscard]] parallel::ps::TableSpec feature_table(const Config& config, int64_t dim);
+
+// How worker `index` reaches the servers at `servers`, with the config's deadlines.
+[[nodiscard]] parallel::ps::WorkerOptions worker_options(const Config& config, int index,
+                                                         std::vector<std::string> servers,
+                                                         std::string token);
 
 // Workers of a job of `world_size` processes; ConfigError when no process would train.
 [[nodiscard]] int ps_workers(const Config& config, int world_size);

@@ -12,8 +12,6 @@
 namespace tessera::train {
 namespace {
 
-using std::chrono::milliseconds;
-
 // Strategy "ps", a worker's side: after backward it pushes the whole gradient to the servers and
 // pulls the parameters of the next step, which the servers' consistency mode may hold back. The
 // servers hold the optimizer state. Workers report alone (group() is null): no collective joins
@@ -37,14 +35,8 @@ class PsStrategy : public Strategy {
     // carries it to the servers, which apply their own copy of the update rule.
     lr_source_ = make_optimizer(config_.optimizer, params_);
     flat_.resize(static_cast<size_t>(parameter_count(params_)));
-    const auto timeout = milliseconds(static_cast<int64_t>(config_.parallel.timeout_s * 1000.0));
     worker_ = std::make_unique<parallel::ps::Worker>(
-        parallel::ps::WorkerOptions{.index = static_cast<uint32_t>(rank_),
-                                    .servers = servers_,
-                                    .token = token_,
-                                    .connect_timeout = timeout,
-                                    .timeout = timeout + std::chrono::minutes(1),
-                                    .heartbeat_interval = heartbeat_interval()},
+        worker_options(config_, rank_, servers_, token_),
         std::vector{model_table(config_, static_cast<int64_t>(flat_.size()))});
     pull();
   }
@@ -76,14 +68,6 @@ class PsStrategy : public Strategy {
   }
 
  private:
-  // Well inside the servers' heartbeat timeout, so that a busy worker is never taken for a dead
-  // one.
-  [[nodiscard]] milliseconds heartbeat_interval() const {
-    const auto quarter =
-        milliseconds(static_cast<int64_t>(config_.parallel.heartbeat_timeout_s * 250.0));
-    return std::clamp(quarter, milliseconds(1), milliseconds(1000));
-  }
-
   void pull() {
     worker_->pull_dense(kModelTable, clock_, flat_);
     assign_values(params_, flat_);

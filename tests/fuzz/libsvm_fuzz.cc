@@ -1,12 +1,38 @@
-// The LIBSVM reader. The first byte chooses the options: bit 0 declares num_features (the second
-// byte), bit 1 gives the class labels {-1, 1} as a test set would get them from its training set.
+// The LIBSVM readers. The first byte chooses the reader and its options: bit 2 reads the file as a
+// stream (every other record skipped when bit 3 is set); otherwise whole, bit 0 declaring
+// num_features (the second byte), bit 1 giving the class labels {-1, 1} as a test set would get
+// them from its training set.
 #include <cstdint>
 
 #include "memory_file.h"
 #include "tessera/core/error.h"
 #include "tessera/data/libsvm_reader.h"
+#include "tessera/data/libsvm_stream.h"
 
 using namespace tessera;
+
+namespace {
+
+void read_stream(const fuzz::MemoryFile& file, bool skip_odd) {
+  data::LibsvmStream stream(file.path());
+  for (int pass = 0; pass < 2; ++pass) {
+    int64_t parsed = 0;
+    for (;;) {
+      const bool skip = skip_odd && stream.records() % 2 == 1;
+      if (!(skip ? stream.skip() : stream.next())) break;
+      if (skip) continue;
+      ++parsed;
+      if (stream.indices().size() != stream.values().size() || stream.line() < 1) __builtin_trap();
+      for (size_t i = 1; i < stream.indices().size(); ++i) {
+        if (stream.indices()[i] <= stream.indices()[i - 1]) __builtin_trap();
+      }
+    }
+    if (parsed > stream.records()) __builtin_trap();
+    stream.rewind();
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
@@ -15,6 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 2) options.class_labels = {-1, 1};
   const fuzz::MemoryFile file(data + 2, size - 2);
   try {
+    if (data[0] & 4) {
+      read_stream(file, (data[0] & 8) != 0);
+      return 0;
+    }
     data::InMemoryDataset dataset = data::read_libsvm(file.path(), options);
     const auto classes = static_cast<int64_t>(dataset.class_labels().size());
     for (int64_t i = 0; i < dataset.size(); ++i) {

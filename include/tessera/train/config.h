@@ -24,7 +24,16 @@ struct LayerSpec {
 };
 
 struct ModelConfig {
+  // "layers": the network that `layers` lists. "logistic" | "fm": a model of binary labels over
+  // sparse feature ids (LIBSVM data, [parallel] strategy "ps"; see docs/parameter-server.md):
+  // logistic regression, or a factorization machine with `factors` factors per feature. Feature
+  // ids are hashed into a table of `hash_rows` rows that only the servers hold; a row starts
+  // uniform in [-init_scale, init_scale].
+  std::string type = "layers";
   std::vector<LayerSpec> layers;
+  int64_t factors = 8;
+  int64_t hash_rows = int64_t{1} << 24;
+  double init_scale = 0.01;
   int line = 0;
 };
 
@@ -50,6 +59,9 @@ struct OptimizerConfig {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
+  // adagrad: the accumulator's starting value (PyTorch's initial_accumulator_value). Above 0 it
+  // keeps the first steps of a rarely seen row (sparse models) from being full-size.
+  double initial_accumulator = 0.0;
   double clip_grad_norm = 0.0;        // 0: no clipping
   std::string schedule = "constant";  // constant | step | cosine
   int64_t step_size = 1;              // step: epochs between decays
