@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -42,7 +43,7 @@ constexpr const char* kPrefix = "tessera launcher: ";
 constexpr std::string_view kWorkerVariables[] = {
     "TESSERA_RANK",       "TESSERA_WORLD_SIZE", "TESSERA_LOCAL_RANK", "TESSERA_LOCAL_WORLD_SIZE",
     "TESSERA_STORE_ADDR", "TESSERA_JOB_TOKEN",  "TESSERA_JOB_ID",     "TESSERA_BACKEND",
-    "TESSERA_NODE_RANK"};
+    "TESSERA_NODE_RANK",  "TESSERA_RESTART"};
 // Tokens travel in environments and files: keep them to safe characters, and long enough that
 // guessing one is hopeless.
 constexpr std::size_t kMinTokenLength = 16;
@@ -222,12 +223,17 @@ std::vector<Worker> start_workers(const LaunchOptions& o, const std::string& sto
 // `grace` to fail on their own, then SIGTERM, then after `grace` again SIGKILL.
 class Supervisor {
  public:
-  Supervisor(std::vector<Worker>& workers, int signal_fd, milliseconds grace,
-             std::vector<int> expendable)
+  // `restart` starts a failed rank of `options.restartable_ranks` again (its argument: the
+  // restarts so far, this one included).
+  Supervisor(std::vector<Worker>& workers, int signal_fd, const LaunchOptions& options,
+             std::function<void(Worker&, int)> restart)
       : workers_(workers),
         signal_fd_(signal_fd),
-        grace_(grace),
-        expendable_(std::move(expendable)) {}
+        grace_(options.grace),
+        expendable_(options.expendable_ranks),
+        restartable_(options.restartable_ranks),
+        max_restarts_(options.max_restarts),
+        restart_(std::move(restart)) {}
 
   void run() {
     while (
@@ -341,6 +347,15 @@ class Supervisor {
     w.out.reset();
     w.err.reset();
     if (!failed(status) || phase_ != Phase::kRunning) return;
+    if (restarts_ < max_restarts_ &&
+        std::find(restartable_.begin(), restartable_.end(), w.rank) != restartable_.end()) {
+      ++restarts_;
+      say("rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) + ") failed: it " +
+          describe(w) + "; starting it again (restart " + std::to_string(restarts_) + " of " +
+          std::to_string(max_restarts_) + ")");
+      restart_(w, restarts_);
+      return;
+    }
     if (std::find(expendable_.begin(), expendable_.end(), w.rank) != expendable_.end()) {
       say("rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) + ") failed: it " +
           describe(w) + "; the job goes on without it");
@@ -374,6 +389,10 @@ class Supervisor {
   const int signal_fd_;
   const milliseconds grace_;
   const std::vector<int> expendable_;
+  const std::vector<int> restartable_;
+  const int max_restarts_;
+  const std::function<void(Worker&, int)> restart_;
+  int restarts_ = 0;
   Phase phase_ = Phase::kRunning;
   Clock::time_point deadline_ = Clock::time_point::max();
   std::optional<std::size_t> first_failure_;
@@ -436,7 +455,15 @@ int run_launcher(const LaunchOptions& o) {
   ShmCleanup shm_cleanup(job_id);
   std::vector<Worker> workers = start_workers(o, rendezvous.address, token, job_id, signals);
 
-  Supervisor supervisor(workers, signal_fd.get(), o.grace, o.expendable_ranks);
+  const auto restart = [&](Worker& w, int count) {
+    std::vector<std::string> env = worker_environment(o, w, rendezvous.address, token, job_id);
+    env.push_back("TESSERA_RESTART=" + std::to_string(count));
+    w.last_line.clear();
+    spawn(w, o.program.empty() ? "/proc/self/exe" : o.program, o.worker_args, std::move(env),
+          signals);
+    say("rank " + std::to_string(w.rank) + " started again (pid " + std::to_string(w.pid) + ")");
+  };
+  Supervisor supervisor(workers, signal_fd.get(), o, restart);
   supervisor.run();
   const int code = report(workers, supervisor.first_failure(), supervisor.interrupted_by());
   finish_rendezvous(o, rendezvous, at, token, code);

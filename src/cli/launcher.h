@@ -33,6 +33,11 @@ struct LaunchOptions {
   // Ranks whose failure the job survives (a parameter-server job's workers other than rank 0
   // under asp or ssp): the launcher reports it and lets the others go on.
   std::vector<int> expendable_ranks = {};
+  // Ranks the launcher starts again when they fail (a parameter server under asp or ssp, which
+  // comes back from its checkpoint), at most `max_restarts` times in all; the new process gets
+  // TESSERA_RESTART=<how many restarts so far>.
+  std::vector<int> restartable_ranks = {};
+  int max_restarts = 0;
 };
 
 // The launcher of `tessera train --nproc N` and `tessera launch`: hosts the rendezvous store (node

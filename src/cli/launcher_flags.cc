@@ -22,7 +22,7 @@ namespace {
 // program.
 constexpr std::string_view kLauncherOptions[] = {"--nproc", "--nnodes",  "--node-rank",
                                                  "--rdzv",  "--backend", "--token-file",
-                                                 "--token", "--grace"};
+                                                 "--token", "--grace",   "--max-restarts"};
 // A token is a line of a few dozen characters; a larger file is something else.
 constexpr std::size_t kMaxTokenFileBytes = 4096;
 
@@ -96,6 +96,13 @@ void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& 
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0))
       ->group(group);
+  cmd.add_option("--max-restarts", flags.max_restarts,
+                 "Times in all the launcher starts a failed parameter server again (asp and ssp "
+                 "jobs: it comes back from its checkpoint and the workers reconnect); other ranks "
+                 "are never restarted")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000))
+      ->group(group);
 }
 
 LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd, int nproc,
@@ -115,6 +122,7 @@ LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd, in
   o.token = cmd.count("--token-file") > 0 ? read_token_file(flags.token_file)
                                           : env_string("TESSERA_JOB_TOKEN").value_or("");
   o.grace = std::chrono::milliseconds(std::llround(flags.grace_s * 1000.0));
+  o.max_restarts = flags.max_restarts;
   return o;
 }
 

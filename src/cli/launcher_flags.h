@@ -19,9 +19,11 @@ struct LauncherFlags {
   std::string token_file;
   std::string refused_token;  // --token, which is refused: see launch_options()
   double grace_s = 5.0;
+  int max_restarts = 0;
 };
 
-// Adds --nproc, --nnodes, --node-rank, --rdzv, --backend, --token-file and --grace to `cmd` (in
+// Adds --nproc, --nnodes, --node-rank, --rdzv, --backend, --token-file, --grace and
+// --max-restarts to `cmd` (in
 // its "Launcher" group), writing into `flags`; the help texts of --nproc and --backend say where
 // their defaults come from.
 void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& nproc_help,

@@ -62,16 +62,22 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     set_num_threads(std::max(1, cores / *job.local_world_size));
   }
+  const train::ServeOptions serve{.host = comm::service_host(job),
+                                  .job_token = job.token,
+                                  .log = args.quiet ? nullptr : stderr};
+  if (env_string("TESSERA_RESTART") &&
+      train::is_parameter_server(config, job.rank, job.world_size)) {
+    // The others joined the group long ago: a restarted server comes back on its own.
+    train::restart_parameter_server(config, job.rank, job.world_size, serve);
+    return;
+  }
   comm::InitOptions init;
   init.backend = config.parallel.backend;
   init.group.timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.parallel.timeout_s * 1000.0));
   std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init);
   if (train::is_parameter_server(config, group->rank(), group->size())) {
-    train::serve_parameters(config, *group,
-                            {.host = comm::service_host(job),
-                             .job_token = job.token,
-                             .log = args.quiet ? nullptr : stderr});
+    train::serve_parameters(config, *group, serve);
   } else if (config.model.type != "layers") {
     if (args.resume) {
       throw ConfigError("command line", 0, "--resume",
@@ -104,6 +110,7 @@ void run_launcher_for(const train::Config& config, const TrainArgs& args, int np
   LaunchOptions o = launch_options(args.launcher, cmd, nproc, config.parallel.backend);
   o.worker_args = strip_launcher_options(args.argv);
   o.expendable_ranks = train::expendable_ranks(config, world);
+  o.restartable_ranks = train::restartable_ranks(config, world);
   const int code = run_launcher(o);
   if (code != 0) throw ExitCode(code);
 }

@@ -1,15 +1,12 @@
 #include "tessera/train/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "tessera/core/atomic_file.h"
 #include "tessera/core/crc32.h"
 #include "tessera/core/error.h"
 #include "tessera/core/serialize.h"
@@ -20,27 +17,6 @@ namespace {
 constexpr char kMagic[8] = {'T', 'S', 'R', 'A', 'C', 'K', 'P', 'T'};
 constexpr uint32_t kVersion = 1;
 constexpr uint64_t kMaxPayload = uint64_t{1} << 40;
-
-std::string errno_text() { return std::strerror(errno); }
-
-void write_fully(int fd, const std::string& bytes, const std::string& path) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error("checkpoint: cannot write " + path + ": " + errno_text());
-    }
-    done += static_cast<size_t>(n);
-  }
-}
-
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;  // best effort: some filesystems do not allow it
-  ::fsync(fd);
-  ::close(fd);
-}
 
 Checkpoint decode_stream(std::istream& in, const std::string& path) {
   BinaryReader r(in, "checkpoint " + path);
@@ -118,27 +94,7 @@ std::string encode_checkpoint(const Checkpoint& checkpoint) {
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
-  const std::string bytes = encode_checkpoint(checkpoint);
-  std::filesystem::path target(path);
-  std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw Error("checkpoint: cannot create " + tmp + ": " + errno_text());
-  try {
-    write_fully(fd, bytes, tmp);
-    if (::fsync(fd) != 0) throw Error("checkpoint: fsync of " + tmp + " failed: " + errno_text());
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = errno_text();
-    ::unlink(tmp.c_str());
-    throw Error("checkpoint: cannot rename " + tmp + " to " + path + ": " + why);
-  }
-  fsync_dir(dir);
+  write_file_atomically(path, encode_checkpoint(checkpoint), "checkpoint");
 }
 
 Checkpoint read_checkpoint(const std::string& path) {

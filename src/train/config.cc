@@ -388,6 +388,7 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("consistency", p.consistency);
   par.read("staleness", p.staleness);
   par.read("heartbeat_timeout_s", p.heartbeat_timeout_s);
+  par.read("server_checkpoint_s", p.server_checkpoint_s);
   par.finish();
   require(par, p.timeout_s > 0 && p.timeout_s <= 1e7, "timeout_s", "must lie in (0, 1e7]");
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
@@ -402,6 +403,8 @@ Config build(const toml::table& root, const std::string& file) {
   require(par, p.staleness >= 0 && p.staleness <= 1000000, "staleness", "must lie in [0, 1e6]");
   require(par, p.heartbeat_timeout_s > 0 && p.heartbeat_timeout_s <= 1e6, "heartbeat_timeout_s",
           "must lie in (0, 1e6]");
+  require(par, p.server_checkpoint_s >= 0 && p.server_checkpoint_s <= 1e6, "server_checkpoint_s",
+          "must lie in [0, 1e6] (0: servers do not checkpoint)");
   one_of(par, "backend", p.backend, {"auto", "gloo", "mpi", "shm"});
   require(par, p.nproc >= 1 && p.nproc <= 65536, "nproc", "must lie in [1, 65536]");
   return c;
@@ -513,7 +516,8 @@ std::string to_toml(const Config& c) {
       << "\nsync_batchnorm = " << boolean(p.sync_batchnorm)
       << "\ntimeout_s = " << number(p.timeout_s) << "\nservers = " << p.servers
       << "\nconsistency = " << quote(p.consistency) << "\nstaleness = " << p.staleness
-      << "\nheartbeat_timeout_s = " << number(p.heartbeat_timeout_s) << "\n";
+      << "\nheartbeat_timeout_s = " << number(p.heartbeat_timeout_s)
+      << "\nserver_checkpoint_s = " << number(p.server_checkpoint_s) << "\n";
   return out.str();
 }
 

@@ -3,11 +3,16 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 
 #include "ps_setup.h"
 #include "sparse_model.h"
+#include "tessera/comm/address.h"
 #include "tessera/comm/socket.h"
+#include "tessera/core/atomic_file.h"
 #include "tessera/core/memory.h"
 #include "tessera/core/random.h"
 #include "tessera/parallel/ps/server.h"
@@ -97,36 +102,101 @@ void log_done(const ServeOptions& options, const Config& config, int index,
 
 }  // namespace
 
-void serve_parameters(const Config& config, comm::ProcessGroup& world,
-                      const ServeOptions& options) {
+namespace {
+
+std::filesystem::path server_file(const Config& config, int index, const char* extension) {
+  return std::filesystem::path(config.train.run_dir) / "ps" /
+         detail::concat("server-", index, extension);
+}
+
+// Serves until every worker is done; `port` 0: any free one. Returns the address it served at.
+void run_server(const Config& config, int index, int workers, const std::string& token,
+                const ServeOptions& options, bool restore, int port,
+                const std::function<void(const std::string&)>& listening) {
   const ParallelConfig& par = config.parallel;
-  const int workers = ps_workers(config, world.size());
-  const int index = world.rank() - workers;
-  const std::string token = agree_token(world, options.job_token);
   Tables tables = tables_of(config, index);
-  parallel::ps::Server server({.index = index,
-                               .servers = static_cast<int>(par.servers),
-                               .workers = workers,
-                               .consistency = consistency(par),
-                               .staleness = par.staleness,
-                               .token = token,
-                               .host = options.host,
-                               .timeout = seconds(par.timeout_s),
-                               .heartbeat_timeout = seconds(par.heartbeat_timeout_s),
-                               .log = options.log},
-                              std::move(tables.specs), tables.initial);
+  const bool checkpoints = par.server_checkpoint_s > 0 || restore;
+  parallel::ps::Server server(
+      {.index = index,
+       .servers = static_cast<int>(par.servers),
+       .workers = workers,
+       .consistency = consistency(par),
+       .staleness = par.staleness,
+       .token = token,
+       .host = options.host,
+       .port = port,
+       .timeout = seconds(par.timeout_s),
+       .heartbeat_timeout = seconds(par.heartbeat_timeout_s),
+       .log = options.log,
+       .checkpoint_path = checkpoints ? server_file(config, index, ".ckpt").string() : "",
+       .checkpoint_interval = par.server_checkpoint_s > 0 ? seconds(par.server_checkpoint_s)
+                                                          : std::chrono::hours(24 * 365),
+       .restore = restore},
+      std::move(tables.specs), tables.initial);
   const std::string address = comm::format_address(options.host, server.port());
   if (options.log) {
-    std::fprintf(options.log, "ps server %d of %lld at %s: %s, %d workers, %s\n", index,
+    std::fprintf(options.log, "ps server %d of %lld at %s: %s, %d workers, %s%s\n", index,
                  static_cast<long long>(par.servers), address.c_str(), tables.what.c_str(), workers,
-                 par.consistency.c_str());
+                 par.consistency.c_str(), restore ? ", restarted from its checkpoint" : "");
   }
-  (void)exchange_addresses(world, address);
+  listening(address);
   // Bounded by the workers' heartbeats rather than by time: a worker that dies or hangs is
   // declared lost after heartbeat_timeout_s, and a job may train for as long as it needs.
   server.wait_until_done(std::chrono::hours(24 * 365));
   server.stop();
   log_done(options, config, index, server);
+}
+
+}  // namespace
+
+std::vector<int> restartable_ranks(const Config& config, int world_size) {
+  if (config.parallel.strategy != "ps" || config.parallel.consistency == "bsp" ||
+      config.parallel.server_checkpoint_s <= 0) {
+    return {};
+  }
+  std::vector<int> ranks;
+  for (int r = ps_workers(config, world_size); r < world_size; ++r) ranks.push_back(r);
+  return ranks;
+}
+
+void serve_parameters(const Config& config, comm::ProcessGroup& world,
+                      const ServeOptions& options) {
+  const int workers = ps_workers(config, world.size());
+  const int index = world.rank() - workers;
+  const std::string token = agree_token(world, options.job_token);
+  run_server(config, index, workers, token, options, false, 0, [&](const std::string& address) {
+    // A restarted server comes back at the same address, where the workers look for it.
+    if (config.parallel.server_checkpoint_s > 0) {
+      const auto file = server_file(config, index, ".address");
+      std::filesystem::create_directories(file.parent_path());
+      write_file_atomically(file.string(), address + "\n",
+                            detail::concat("ps server ", index, " address"));
+    }
+    (void)exchange_addresses(world, address);
+  });
+}
+
+void restart_parameter_server(const Config& config, int rank, int world_size,
+                              const ServeOptions& options) {
+  const int workers = ps_workers(config, world_size);
+  const int index = rank - workers;
+  if (options.job_token.empty()) {
+    throw ValueError("ps server " + std::to_string(index) +
+                     ": a restarted server needs the job token (TESSERA_JOB_TOKEN)");
+  }
+  const auto file = server_file(config, index, ".address");
+  std::ifstream in(file);
+  std::string address;
+  std::getline(in, address);
+  const auto at = comm::parse_host_port(address);
+  if (!at || at->port == 0) {
+    throw FormatError(detail::concat(file.string(), ": expected the HOST:PORT ps server ", index,
+                                     " served at, got '", address, "'"));
+  }
+  ServeOptions same = options;
+  same.host = at->host;
+  run_server(config, index, workers, options.job_token, same, true, at->port,
+             [](const std::string&) {});
 }
 
 }  // namespace tessera::train

@@ -71,7 +71,10 @@ parallel::ps::WorkerOptions worker_options(const Config& config, int index,
           .token = std::move(token),
           .connect_timeout = timeout,
           .timeout = timeout + std::chrono::minutes(1),
-          .heartbeat_interval = std::clamp(quarter, milliseconds(1), milliseconds(1000))};
+          .heartbeat_interval = std::clamp(quarter, milliseconds(1), milliseconds(1000)),
+          // A server that dies under asp or ssp may come back from its checkpoint (the launcher's
+          // --max-restarts); under bsp its death ends the job.
+          .reconnect_timeout = p.consistency == "bsp" ? milliseconds(0) : timeout};
 }
 
 parallel::ps::Consistency consistency(const ParallelConfig& config) {

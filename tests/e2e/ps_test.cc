@@ -146,5 +146,42 @@ TEST(PsJob, SynchronousJobStopsWhenAWorkerIsKilled) {
       << launcher.err();
 }
 
+// Under asp and ssp the launcher starts a killed server again (--max-restarts): it comes back from
+// its checkpoint on the address it had, the workers reconnect, and the job finishes. Under bsp a
+// server is never restarted (the rounds since its checkpoint are lost): the job stops.
+TEST(PsJob, AKilledServerComesBackFromItsCheckpointUnderAspAndSsp) {
+  std::mt19937 random(5);
+  for (const std::string mode : {"asp", "ssp", "bsp"}) {
+    TrainingJob job(test_name() + mode);
+    std::vector<std::string> args = ps_job(job, 200, 4, 2, mode);
+    for (const char* more : {"--max-restarts", "1", "--set", "parallel.server_checkpoint_s=0.2"}) {
+      args.emplace_back(more);
+    }
+    Process launcher(args, {}, job.dir() / "launcher");
+    const int epoch = std::uniform_int_distribution<int>(5, 40)(random);
+    ASSERT_TRUE(
+        launcher.wait_for_output("[rank 0] epoch " + std::to_string(epoch) + "/", kJobTimeout))
+        << launcher.err();
+    const auto victim = worker_pid(launcher.err(), 3);  // server 1
+    ASSERT_TRUE(victim.has_value()) << launcher.err();
+    ASSERT_EQ(::kill(*victim, SIGKILL), 0);
+    const auto code = launcher.wait(kJobTimeout);
+    if (mode == "bsp") {
+      EXPECT_EQ(code, 128 + SIGKILL) << launcher.err();
+      EXPECT_EQ(launcher.err().find("starting it again"), std::string::npos) << launcher.err();
+      continue;
+    }
+    ASSERT_EQ(code, 0) << mode << ", killed in epoch " << epoch << "\n" << launcher.err();
+    EXPECT_NE(launcher.err().find("starting it again (restart 1 of 1)"), std::string::npos)
+        << launcher.err();
+    EXPECT_NE(launcher.err().find("[rank 3] tessera ps server 1: restarted from"),
+              std::string::npos)
+        << launcher.err();
+    EXPECT_NE(launcher.out().find("[rank 0] trained 1000 steps"), std::string::npos)
+        << mode << "\n"
+        << launcher.out();
+  }
+}
+
 }  // namespace
 }  // namespace tessera::e2e

@@ -370,5 +370,121 @@ TEST(PsServer, CountsMalformedMessagesAndKeepsServing) {
   EXPECT_EQ(params, std::vector<float>(4, 0.0f));
 }
 
+// A checkpointing server; `restore` starts it from its checkpoint on `port` (0: any).
+std::unique_ptr<Server> checkpointing_server(const std::string& path, int workers, bool restore,
+                                             int port, Consistency mode = Consistency::kAsp) {
+  return std::make_unique<Server>(
+      ServerOptions{.index = 0,
+                    .servers = 1,
+                    .workers = workers,
+                    .consistency = mode,
+                    .token = kToken,
+                    .port = port,
+                    .heartbeat_timeout = milliseconds(500),
+                    .log = nullptr,
+                    .checkpoint_path = path,
+                    .checkpoint_interval = std::chrono::hours(1),
+                    .restore = restore},
+      std::vector{dense_table(1, 5, {.momentum = 0.5f}), sparse_table(2, 3)},
+      std::map<uint32_t, std::vector<float>>{});
+}
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("tessera_ps_" + std::to_string(::getpid()) + "_" + name))
+      .string();
+}
+
+// The server dies after its checkpoint and comes back on the same port: the worker's next calls
+// reconnect and get the checkpointed values, and training goes on from there.
+TEST(PsServer, ARestartedServerGoesOnFromItsCheckpointWhileTheWorkerRetries) {
+  const std::string path = temp_path("restart.ckpt");
+  auto server = checkpointing_server(path, 1, false, 0);
+  const int port = server->port();
+  WorkerOptions o{.index = 0,
+                  .servers = {"127.0.0.1:" + std::to_string(port)},
+                  .token = kToken,
+                  .heartbeat_interval = milliseconds(50),
+                  .reconnect_timeout = milliseconds(20000)};
+  Worker worker(o, {dense_table(1, 5, {.momentum = 0.5f}), sparse_table(2, 3)});
+  const std::vector<uint64_t> keys{7, 1ULL << 40, 7};
+  for (int step = 0; step < 3; ++step) {
+    worker.push_dense(1, step, std::vector<float>{1, 2, 3, 4, 5}, 0.1f);
+    worker.push_sparse(2, step, keys, std::vector<float>(9, 0.5f), 0.1f);
+  }
+  std::vector<float> dense(5);
+  std::vector<float> rows(9);
+  worker.pull_dense(1, 3, dense);
+  worker.pull_sparse(2, 3, keys, rows);
+  server->stop();  // writes its checkpoint, then its connections close as if it died
+  server.reset();
+
+  std::thread restart([&] {
+    std::this_thread::sleep_for(milliseconds(300));  // the worker's calls fail meanwhile
+    server = checkpointing_server(path, 1, true, port);
+  });
+  std::vector<float> dense_again(5);
+  std::vector<float> rows_again(9);
+  worker.pull_dense(1, 3, dense_again);
+  restart.join();
+  worker.pull_sparse(2, 3, keys, rows_again);
+  EXPECT_EQ(dense_again, dense);
+  EXPECT_EQ(rows_again, rows);
+  // Momentum survived the restart: the next step moves as it would have without one.
+  worker.push_dense(1, 3, std::vector<float>{1, 2, 3, 4, 5}, 0.1f);
+  worker.pull_dense(1, 4, dense_again);
+  const float velocity = 1 + 0.5f * (1 + 0.5f * (1 + 0.5f * 1));  // element 0, 4 pushes
+  EXPECT_NEAR(dense_again[0], dense[0] - 0.1f * velocity, 1e-6);
+  worker.finish();
+  server->wait_until_done(milliseconds(5000));
+  std::filesystem::remove(path);
+}
+
+TEST(PsServer, ARestartedServerDeclaresLostTheWorkersThatDoNotComeBack) {
+  const std::string path = temp_path("lost.ckpt");
+  checkpointing_server(path, 2, false, 0).reset();  // both workers still training in it
+  auto server = checkpointing_server(path, 2, true, 0);
+  const auto start = std::chrono::steady_clock::now();
+  server->wait_until_done(milliseconds(5000));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(450))
+      << "lost only after the heartbeat timeout";
+  std::filesystem::remove(path);
+}
+
+TEST(PsServer, ADamagedOrForeignCheckpointIsRefusedNamingTheFile) {
+  const std::string path = temp_path("bad.ckpt");
+  checkpointing_server(path, 1, false, 0).reset();
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const auto refused = [&](const std::string& content, const std::string& why) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+    try {
+      (void)checkpointing_server(path, 1, true, 0);
+      ADD_FAILURE() << "expected FormatError: " << why;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  std::string flipped = bytes;
+  flipped[flipped.size() / 2] ^= 0x10;
+  refused(flipped, "checksum mismatch");
+  refused(bytes.substr(0, bytes.size() - 3), "truncated");
+  refused("not a checkpoint at all, but long enough", "not a tessera parameter-server checkpoint");
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  try {
+    (void)checkpointing_server(path, 2, true, 0);
+    ADD_FAILURE() << "expected FormatError for another job's worker count";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("a job of 1 workers, not 2"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW((void)checkpointing_server(path, 1, true, 0, Consistency::kBsp), ValueError);
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace tessera::parallel::ps

@@ -102,6 +102,9 @@ struct ParallelConfig {
   int64_t staleness = 2;
   // ps: a worker silent this long (no request, no heartbeat) is declared lost.
   double heartbeat_timeout_s = 10.0;
+  // ps: seconds between the servers' checkpoints (<run_dir>/ps/server-<i>.ckpt), from which a
+  // server the launcher restarts (--max-restarts; asp and ssp) goes on. 0: none.
+  double server_checkpoint_s = 30.0;
   // Deadline of every collective and of the rendezvous; a rank that does not arrive in time is
   // named in the error. TESSERA_COMM_TIMEOUT_S in the environment overrides it.
   double timeout_s = 300.0;

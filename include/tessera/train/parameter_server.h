@@ -20,6 +20,10 @@ namespace tessera::train {
 // or ssp, every worker but rank 0 (which writes metrics and checkpoints). Empty otherwise.
 [[nodiscard]] std::vector<int> expendable_ranks(const Config& config, int world_size);
 
+// The ranks a launcher may start again when they die (--max-restarts): the servers of an asp or
+// ssp job, which come back from their checkpoints. Empty otherwise.
+[[nodiscard]] std::vector<int> restartable_ranks(const Config& config, int world_size);
+
 struct ServeOptions {
   // The address this server listens on and the workers reach it at.
   std::string host = "127.0.0.1";
@@ -33,6 +37,14 @@ struct ServeOptions {
 // gives every process the same starting values), holds its shard of it, and serves the workers
 // until every one is done. Throws CommError when a synchronous (bsp) job lost a worker, and
 // TimeoutError when the workers are silent for longer than [parallel] timeout_s.
+// Every [parallel] server_checkpoint_s it checkpoints its shard to <run_dir>/ps/server-<i>.ckpt.
 void serve_parameters(const Config& config, comm::ProcessGroup& world, const ServeOptions& options);
+
+// Runs rank `rank` of a job of `world_size` processes as the parameter server it was before it
+// died: from its checkpoint, on the address it had (<run_dir>/ps/server-<i>.address), without
+// joining the job's group (the others are past that). options.job_token must be the job's.
+// Throws FormatError when the checkpoint is missing or damaged, ValueError under bsp.
+void restart_parameter_server(const Config& config, int rank, int world_size,
+                              const ServeOptions& options);
 
 }  // namespace tessera::train

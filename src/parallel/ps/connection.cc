@@ -98,7 +98,7 @@ std::string receive_fixed(Connection& c, MessageType type, uint64_t bytes,
 Connection::Connection(comm::Socket socket, std::string peer)
     : socket_(std::move(socket)), peer_(std::move(peer)) {}
 
-void Connection::send(const Header& header, std::initializer_list<std::span<const std::byte>> parts,
+void Connection::send(const Header& header, std::span<const std::span<const std::byte>> parts,
                       Clock::time_point deadline) {
   // One sendmsg for the header and every part: with Nagle off, separate writes would each leave
   // as a segment of their own and each wake the receiver.

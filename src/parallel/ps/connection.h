@@ -26,8 +26,12 @@ class Connection {
   [[nodiscard]] const std::string& peer() const { return peer_; }
 
   // Sends the header and then the body's parts, whose sizes must add up to header.body_bytes.
-  void send(const Header& header, std::initializer_list<std::span<const std::byte>> parts,
+  void send(const Header& header, std::span<const std::span<const std::byte>> parts,
             Clock::time_point deadline);
+  void send(const Header& header, std::initializer_list<std::span<const std::byte>> parts,
+            Clock::time_point deadline) {
+    send(header, std::span(parts.begin(), parts.size()), deadline);
+  }
   // The next header. ProtocolError when it does not decode; TimeoutError naming `waiting_for` at
   // the deadline; CommError when the peer goes away.
   [[nodiscard]] Header receive_header(Clock::time_point deadline, bool authenticated,

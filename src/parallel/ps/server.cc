@@ -7,6 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -15,6 +21,7 @@
 #include "server_state.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/socket.h"
+#include "tessera/core/atomic_file.h"
 #include "tessera/core/error.h"
 
 namespace tessera::parallel::ps {
@@ -36,13 +43,29 @@ class Server::Impl {
        const std::map<uint32_t, std::vector<float>>& dense_initial)
       : options_(std::move(options)), state_(options_, tables, dense_initial) {
     if (options_.token.empty()) throw ValueError("ps::Server: the job token must not be empty");
+    if (options_.restore) {
+      restore();
+    } else if (!options_.checkpoint_path.empty()) {
+      write_checkpoint();  // a server killed before its first interval still has one to restart
+                           // from
+    }
     listener_ = comm::listen_tcp(options_.host, options_.port, &port_);
     accept_thread_ = std::thread([this] { accept_loop(); });
+    if (options_.restore || !options_.checkpoint_path.empty()) {
+      keeper_ = std::thread([this] { keep(); });
+    }
   }
   ~Impl() { stop(); }
 
   void stop() {
     if (stopping_.exchange(true)) return;
+    {
+      std::lock_guard lock(keeper_mutex_);
+      stop_keeper_ = true;
+    }
+    keeper_cv_.notify_all();
+    if (keeper_.joinable()) keeper_.join();
+    if (!options_.checkpoint_path.empty()) write_checkpoint();
     accept_thread_.join();
     state_.fail(detail::concat("ps server ", options_.index, " is stopping"));
     std::list<Session> sessions;
@@ -84,6 +107,65 @@ class Server::Impl {
       s.thread.join();
       return true;
     });
+  }
+
+  void restore() {
+    if (options_.consistency == Consistency::kBsp) {
+      throw ValueError(detail::concat(
+          "ps server ", options_.index,
+          ": a synchronous (bsp) job cannot go on from a server's checkpoint (the rounds after it "
+          "are lost with the workers' gradients); restart the job instead"));
+    }
+    const std::string& path = options_.checkpoint_path;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      throw FormatError(detail::concat("ps server ", options_.index, ": cannot open checkpoint ",
+                                       path, " to restart from: ", std::strerror(errno)));
+    }
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    state_.restore(bytes, path);
+    log("restarted from ", path);
+  }
+
+  void write_checkpoint() {
+    const std::string& path = options_.checkpoint_path;
+    try {
+      const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+      if (!parent.empty()) std::filesystem::create_directories(parent);
+      write_file_atomically(path, state_.checkpoint(),
+                            detail::concat("ps server ", options_.index, " checkpoint"));
+    } catch (const std::exception& e) {  // the next one may succeed; serving goes on
+      log("could not write its checkpoint: ", e.what());
+    }
+  }
+
+  // Checkpoints every checkpoint_interval; after a restart, declares lost the workers that did
+  // not come back within heartbeat_timeout.
+  void keep() {
+    const auto started = Clock::now();
+    const bool checkpointing = !options_.checkpoint_path.empty();
+    bool expired = !options_.restore;
+    auto next_checkpoint = started + options_.checkpoint_interval;
+    std::unique_lock lock(keeper_mutex_);
+    while (!stop_keeper_) {
+      auto wake = checkpointing ? next_checkpoint : Clock::time_point::max();
+      if (!expired) wake = std::min(wake, started + options_.heartbeat_timeout);
+      if (keeper_cv_.wait_until(lock, wake, [&] { return stop_keeper_; })) break;
+      const auto now = Clock::now();
+      if (!expired && now >= started + options_.heartbeat_timeout) {
+        expired = true;
+        for (const uint32_t w : state_.clocks().expire_waiting()) {
+          log("worker ", w, " did not come back within ", options_.heartbeat_timeout.count(),
+              " ms of the restart: lost");
+        }
+      }
+      if (checkpointing && now >= next_checkpoint) {
+        lock.unlock();
+        write_checkpoint();
+        lock.lock();
+        next_checkpoint = Clock::now() + options_.checkpoint_interval;
+      }
+    }
   }
 
   template <typename... Args>
@@ -222,6 +304,10 @@ class Server::Impl {
   std::mutex mutex_;
   std::list<Session> sessions_;
   std::string failure_;
+  std::thread keeper_;
+  std::mutex keeper_mutex_;
+  std::condition_variable keeper_cv_;
+  bool stop_keeper_ = false;
 };
 
 Server::Server(ServerOptions options, std::vector<TableSpec> tables,

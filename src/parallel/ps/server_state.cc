@@ -1,14 +1,19 @@
 #include "server_state.h"
 
 #include <algorithm>
+#include <cstring>
+#include <sstream>
 
+#include "tessera/core/crc32.h"
 #include "tessera/core/error.h"
 
 namespace tessera::parallel::ps {
 
 ServerState::ServerState(const ServerOptions& options, const std::vector<TableSpec>& tables,
                          const std::map<uint32_t, std::vector<float>>& dense_initial)
-    : clocks_(options.workers, options.consistency, options.staleness) {
+    : index_(options.index),
+      servers_(options.servers),
+      clocks_(options.workers, options.consistency, options.staleness) {
   check_tables(tables);
   const bool bsp = options.consistency == Consistency::kBsp;
   for (const TableSpec& t : tables) {
@@ -98,6 +103,83 @@ std::vector<float> ServerState::dense_values(uint32_t table) {
 
 int64_t ServerState::sparse_rows(uint32_t table) {
   return shard<SparseShard>(table, MessageType::kPullSparse).rows();
+}
+
+namespace {
+
+constexpr char kCheckpointMagic[8] = {'T', 'S', 'P', 'S', 'S', 'R', 'V', 'R'};
+constexpr uint32_t kCheckpointVersion = 1;
+
+}  // namespace
+
+std::string ServerState::checkpoint() {
+  std::ostringstream payload;
+  BinaryWriter p(payload);
+  p.write_u32(static_cast<uint32_t>(index_));
+  p.write_u32(static_cast<uint32_t>(servers_));
+  clocks_.save(p);
+  p.write_u32(static_cast<uint32_t>(shards_.size()));
+  for (auto& [id, shard] : shards_) {
+    p.write_u32(id);
+    p.write_u32(static_cast<uint32_t>(shard->spec().kind));
+    shard->save(p);
+  }
+  const std::string body = payload.str();
+  std::ostringstream file;
+  BinaryWriter f(file);
+  f.write_bytes(std::as_bytes(std::span(kCheckpointMagic)));
+  f.write_u32(kCheckpointVersion);
+  f.write_u64(body.size());
+  f.write_bytes(std::as_bytes(std::span(body.data(), body.size())));
+  f.write_u32(crc32(std::as_bytes(std::span(body.data(), body.size()))));
+  return file.str();
+}
+
+void ServerState::restore(std::string_view bytes, const std::string& path) {
+  const std::string what = "ps server checkpoint " + path;
+  const auto fail = [&](const std::string& why) { throw FormatError(what + ": " + why); };
+  constexpr size_t kFixed = sizeof(kCheckpointMagic) + 4 + 8;
+  if (bytes.size() < kFixed + 4 ||
+      bytes.substr(0, sizeof(kCheckpointMagic)) != std::string_view(kCheckpointMagic, 8)) {
+    fail("not a tessera parameter-server checkpoint");
+  }
+  std::istringstream head(std::string(bytes.substr(sizeof(kCheckpointMagic), 12)));
+  BinaryReader h(head, what);
+  const uint32_t version = h.read_u32();
+  if (version != kCheckpointVersion)
+    fail(detail::concat("version ", version, ", expected ", kCheckpointVersion));
+  const uint64_t length = h.read_u64();
+  if (length != bytes.size() - kFixed - 4) {
+    fail(detail::concat("payload of ", length, " bytes in a file of ", bytes.size(),
+                        " (truncated or padded)"));
+  }
+  const std::string_view body = bytes.substr(kFixed, length);
+  uint32_t stored = 0;
+  std::memcpy(&stored, bytes.data() + kFixed + length, 4);
+  if (crc32(std::as_bytes(std::span(body.data(), body.size()))) != stored) {
+    fail("checksum mismatch: the file is damaged");
+  }
+  std::istringstream in{std::string(body)};
+  BinaryReader r(in, what);
+  const uint32_t index = r.read_u32();
+  const uint32_t servers = r.read_u32();
+  if (index != static_cast<uint32_t>(index_) || servers != static_cast<uint32_t>(servers_)) {
+    fail(detail::concat("written by server ", index, " of ", servers, ", not ", index_, " of ",
+                        servers_));
+  }
+  clocks_.restore(r);
+  const uint32_t tables = r.read_u32();
+  if (tables != shards_.size()) fail(detail::concat(tables, " tables, expected ", shards_.size()));
+  for (uint32_t t = 0; t < tables; ++t) {
+    const uint32_t id = r.read_u32();
+    const uint32_t kind = r.read_u32();
+    const auto it = shards_.find(id);
+    if (it == shards_.end() || kind != static_cast<uint32_t>(it->second->spec().kind)) {
+      fail(detail::concat("table ", id, " of kind ", kind, " is not one of this job's"));
+    }
+    it->second->restore(r);
+  }
+  if (r.remaining().value_or(0) != 0) fail("bytes after the last table");
 }
 
 }  // namespace tessera::parallel::ps

@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "message.h"
@@ -34,10 +35,19 @@ class ServerState {
   [[nodiscard]] std::vector<float> dense_values(uint32_t table);
   [[nodiscard]] int64_t sparse_rows(uint32_t table);
 
+  // The checkpoint of this server: the workers' steps and every shard, with a header naming the
+  // server and a CRC (one shard at a time is locked while it is copied). restore() loads one
+  // into a state just built from the same options and tables; it throws FormatError naming
+  // `path` for a file that is damaged or belongs to another server or table layout.
+  [[nodiscard]] std::string checkpoint();
+  void restore(std::string_view bytes, const std::string& path);
+
  private:
   template <typename T>
   T& shard(uint32_t table, MessageType type);
 
+  int index_;
+  int servers_;
   std::map<uint32_t, std::unique_ptr<Shard>> shards_;
   WorkerClocks clocks_;
 };

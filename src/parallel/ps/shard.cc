@@ -25,6 +25,26 @@ void init_row(const TableSpec& spec, uint64_t key, float* row) {
   }
 }
 
+void write_floats(BinaryWriter& out, const std::vector<float>& values) {
+  out.write_bytes(std::as_bytes(std::span(values)));
+}
+
+// Reads n floats, refusing a count the rest of the input cannot hold before allocating for it.
+std::vector<float> read_floats(BinaryReader& in, uint64_t n, const std::string& what) {
+  const std::optional<uint64_t> left = in.remaining();
+  if (n > (uint64_t{1} << 40) || (left && n * sizeof(float) > *left)) {
+    throw FormatError(
+        detail::concat(in.source(), ": ", what, " of ", n, " floats, more than the file holds"));
+  }
+  std::vector<float> values(static_cast<size_t>(n));
+  in.read_bytes(std::as_writable_bytes(std::span(values)));
+  return values;
+}
+
+void expect(BinaryReader& in, bool ok, const std::string& what) {
+  if (!ok) throw FormatError(detail::concat(in.source(), " at byte ", in.offset(), ": ", what));
+}
+
 }  // namespace
 
 Shard::Shard(const TableSpec& spec, int workers, bool bsp)
@@ -124,6 +144,31 @@ std::vector<float> DenseShard::values() {
   return values_;
 }
 
+void DenseShard::save(BinaryWriter& out) {
+  std::lock_guard lock(mutex_);
+  out.write_i64(range_.begin);
+  out.write_i64(range_.end);
+  out.write_i64(steps_);
+  write_floats(out, values_);
+  write_floats(out, state_);
+}
+
+void DenseShard::restore(BinaryReader& in) {
+  std::lock_guard lock(mutex_);
+  const int64_t begin = in.read_i64();
+  const int64_t end = in.read_i64();
+  expect(in, begin == range_.begin && end == range_.end,
+         detail::concat("table ", spec_.id, " holds [", begin, ", ", end, "), this server [",
+                        range_.begin, ", ", range_.end, ")"));
+  const int64_t steps = in.read_i64();
+  expect(in, steps >= 0, detail::concat("table ", spec_.id, ": ", steps, " steps"));
+  std::vector<float> values = read_floats(in, values_.size(), "values");
+  std::vector<float> state = read_floats(in, state_.size(), "optimizer state");
+  steps_ = steps;
+  values_ = std::move(values);
+  state_ = std::move(state);
+}
+
 SparseShard::SparseShard(const TableSpec& spec, int workers, bool bsp)
     : Shard(spec, workers, bsp) {}
 
@@ -179,6 +224,47 @@ void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
   for (auto& [key, sum] : round_sum_) apply_row(row_of(key), r.lr, sum.data());
   round_sum_.clear();
   finish_round();
+}
+
+void SparseShard::save(BinaryWriter& out) {
+  std::lock_guard lock(mutex_);
+  out.write_i64(spec_.dim);
+  out.write_i64(index_.size());
+  for (int64_t row = 0; row < index_.size(); ++row) {
+    out.write_u64(index_.key(row));
+    out.write_i64(steps_[static_cast<size_t>(row)]);
+  }
+  write_floats(out, values_);
+  write_floats(out, state_);
+}
+
+void SparseShard::restore(BinaryReader& in) {
+  std::lock_guard lock(mutex_);
+  const int64_t dim = in.read_i64();
+  expect(in, dim == spec_.dim,
+         detail::concat("table ", spec_.id, " has rows of ", dim, " floats, not ", spec_.dim));
+  const int64_t rows = in.read_i64();
+  const std::optional<uint64_t> left = in.remaining();
+  expect(in, rows >= 0 && (!left || static_cast<uint64_t>(rows) <= *left / 16),
+         detail::concat("table ", spec_.id, ": ", rows, " rows, more than the file holds"));
+  KeyIndex index;
+  std::vector<int64_t> steps(static_cast<size_t>(rows));
+  for (int64_t row = 0; row < rows; ++row) {
+    const uint64_t key = in.read_u64();
+    expect(in, index.find_or_insert(key).inserted,
+           detail::concat("table ", spec_.id, ": key ", key, " twice"));
+    steps[static_cast<size_t>(row)] = in.read_i64();
+    expect(in, steps[static_cast<size_t>(row)] >= 0,
+           detail::concat("table ", spec_.id, ": key ", key, " has a negative step count"));
+  }
+  const auto n = static_cast<uint64_t>(rows) * static_cast<uint64_t>(dim);
+  std::vector<float> values = read_floats(in, n, "values");
+  std::vector<float> state =
+      read_floats(in, n * static_cast<uint64_t>(state_slots(spec_.optimizer)), "optimizer state");
+  index_ = std::move(index);
+  steps_ = std::move(steps);
+  values_ = std::move(values);
+  state_ = std::move(state);
 }
 
 int64_t SparseShard::rows() {

@@ -13,6 +13,7 @@
 #include "key_index.h"
 #include "message.h"
 #include "round.h"
+#include "tessera/core/serialize.h"
 #include "tessera/parallel/ps/tables.h"
 
 // What one server holds of one table, and how pushes reach it. Every public call locks the shard,
@@ -32,6 +33,11 @@ class Shard {
   Shard& operator=(const Shard&) = delete;
 
   [[nodiscard]] const TableSpec& spec() const { return spec_; }
+  // This shard's values, optimizer state and step counts, as a checkpoint holds them; restore()
+  // reads them back into a new shard of the same table and server, and throws FormatError
+  // (naming `in`'s source) for anything that does not fit it.
+  virtual void save(BinaryWriter& out) = 0;
+  virtual void restore(BinaryReader& in) = 0;
   // Wakes every waiting pull with this error (a BSP job lost a worker), and refuses what follows.
   void fail(const std::string& why);
 
@@ -65,6 +71,8 @@ class DenseShard : public Shard {
             Clock::time_point deadline);
   void push(uint32_t worker, int64_t clock, const DenseRequest& request);
   [[nodiscard]] std::vector<float> values();
+  void save(BinaryWriter& out) override;
+  void restore(BinaryReader& in) override;
 
  private:
   void check_range(const DenseRequest& request, MessageType type) const;
@@ -86,6 +94,8 @@ class SparseShard : public Shard {
             Clock::time_point deadline);
   void push(uint32_t worker, int64_t clock, const SparseRequest& request);
   [[nodiscard]] int64_t rows();
+  void save(BinaryWriter& out) override;
+  void restore(BinaryReader& in) override;
 
  private:
   int64_t row_of(uint64_t key);

@@ -1,6 +1,7 @@
 #include "tessera/parallel/ps/worker.h"
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -43,6 +44,21 @@ KeyPlan plan_keys(std::span<const uint64_t> keys, int servers, KeyIndex& seen) {
   return plan;
 }
 
+// A server's kError reply: it heard the request and refused it, so asking again would not help.
+class Refused : public comm::CommError {
+ public:
+  using comm::CommError::CommError;
+};
+
+// One request to one server, kept until its reply so that it can be sent again.
+struct Request {
+  MessageType type = MessageType::kAck;
+  uint32_t table = 0;
+  int64_t clock = 0;
+  std::vector<std::span<const std::byte>> parts = {};
+  std::span<float> out = {};  // a pull's reply values
+};
+
 }  // namespace
 
 class Worker::Impl {
@@ -51,8 +67,9 @@ class Worker::Impl {
     check_tables(tables);
     if (options_.servers.empty()) throw ValueError("ps::Worker: no servers given");
     for (const TableSpec& t : tables) tables_[t.id] = t;
+    const auto deadline = Clock::now() + options_.connect_timeout;
     for (size_t s = 0; s < options_.servers.size(); ++s) {
-      servers_.push_back(connect(s));
+      servers_.push_back(connect(s, deadline, options_.connect_timeout));
       send_mutexes_.push_back(std::make_unique<std::mutex>());
     }
     heartbeat_ = std::thread([this] { send_heartbeats(); });
@@ -68,31 +85,33 @@ class Worker::Impl {
 
   void pull_dense(uint32_t table, int64_t clock, std::span<float> out) {
     const TableSpec& t = spec(table, TableSpec::Kind::kDense, out.size());
-    const auto deadline = Clock::now() + options_.timeout;
-    std::vector<Header> sent;
+    std::vector<std::array<int64_t, 2>> bodies(servers_.size());
+    std::vector<Request> requests(servers_.size());
     for (int s = 0; s < servers(); ++s) {
       const Range r = shard_range(t.size, s, servers());
-      const int64_t body[2] = {r.begin, r.size()};
-      sent.push_back(
-          send(s, MessageType::kPullDense, table, clock, {bytes_of<int64_t>(body)}, deadline));
+      bodies[s] = {r.begin, r.size()};
+      requests[s] = {.type = MessageType::kPullDense,
+                     .table = table,
+                     .clock = clock,
+                     .parts = {bytes_of<int64_t>(bodies[s])},
+                     .out = out.subspan(r.begin, r.size())};
     }
-    for (int s = 0; s < servers(); ++s) {
-      const Range r = shard_range(t.size, s, servers());
-      receive(s, sent[s], out.subspan(r.begin, r.size()), deadline);
-    }
+    exchange(requests);
   }
 
   void push_dense(uint32_t table, int64_t clock, std::span<const float> grad, float lr) {
     const TableSpec& t = spec(table, TableSpec::Kind::kDense, grad.size());
-    const auto deadline = Clock::now() + options_.timeout;
-    std::vector<Header> sent;
+    std::vector<DensePrefix> prefixes(servers_.size());
+    std::vector<Request> requests(servers_.size());
     for (int s = 0; s < servers(); ++s) {
       const Range r = shard_range(t.size, s, servers());
-      const DensePrefix prefix{.lr = lr, .offset = r.begin, .count = r.size()};
-      sent.push_back(send(s, MessageType::kPushDense, table, clock,
-                          {bytes_of(prefix), bytes_of(grad.subspan(r.begin, r.size()))}, deadline));
+      prefixes[s] = {.lr = lr, .offset = r.begin, .count = r.size()};
+      requests[s] = {.type = MessageType::kPushDense,
+                     .table = table,
+                     .clock = clock,
+                     .parts = {bytes_of(prefixes[s]), bytes_of(grad.subspan(r.begin, r.size()))}};
     }
-    for (int s = 0; s < servers(); ++s) receive(s, sent[s], {}, deadline);
+    exchange(requests);
   }
 
   void pull_sparse(uint32_t table, int64_t clock, std::span<const uint64_t> keys,
@@ -100,19 +119,20 @@ class Worker::Impl {
     const int64_t dim = spec(table, TableSpec::Kind::kSparse).dim;
     check_size("pull_sparse output", out.size(), keys.size() * dim);
     const KeyPlan plan = plan_keys(keys, servers(), seen_);
-    const auto deadline = Clock::now() + options_.timeout;
-    std::vector<Header> sent;
+    std::vector<uint64_t> counts(servers_.size());
+    std::vector<std::vector<float>> rows(servers_.size());
+    std::vector<Request> requests(servers_.size());
     for (int s = 0; s < servers(); ++s) {
       const auto& list = plan.keys[s];
-      const uint64_t n = list.size();
-      sent.push_back(send(s, MessageType::kPullSparse, table, clock,
-                          {bytes_of(n), bytes_of(std::span<const uint64_t>(list))}, deadline));
+      counts[s] = list.size();
+      rows[s].resize(list.size() * dim);
+      requests[s] = {.type = MessageType::kPullSparse,
+                     .table = table,
+                     .clock = clock,
+                     .parts = {bytes_of(counts[s]), bytes_of(std::span<const uint64_t>(list))},
+                     .out = rows[s]};
     }
-    std::vector<std::vector<float>> rows(servers_.size());
-    for (int s = 0; s < servers(); ++s) {
-      rows[s].resize(plan.keys[s].size() * dim);
-      receive(s, sent[s], rows[s], deadline);
-    }
+    exchange(requests);
     for (size_t k = 0; k < keys.size(); ++k) {
       const auto [s, index] = plan.slot_of_key[k];
       std::copy_n(rows[s].begin() + index * dim, dim, out.begin() + static_cast<int64_t>(k) * dim);
@@ -132,28 +152,26 @@ class Worker::Impl {
       const float* g = grads.data() + static_cast<int64_t>(k) * dim;
       for (int64_t i = 0; i < dim; ++i) sum[i] += g[i];
     }
-    const auto deadline = Clock::now() + options_.timeout;
-    std::vector<Header> sent;
+    std::vector<SparsePrefix> prefixes(servers_.size());
+    std::vector<Request> requests(servers_.size());
     for (int s = 0; s < servers(); ++s) {
-      const SparsePrefix prefix{.lr = lr, .n = plan.keys[s].size()};
-      sent.push_back(send(s, MessageType::kPushSparse, table, clock,
-                          {bytes_of(prefix), bytes_of(std::span<const uint64_t>(plan.keys[s])),
-                           bytes_of(std::span<const float>(sums[s]))},
-                          deadline));
+      prefixes[s] = {.lr = lr, .n = plan.keys[s].size()};
+      requests[s] = {
+          .type = MessageType::kPushSparse,
+          .table = table,
+          .clock = clock,
+          .parts = {bytes_of(prefixes[s]), bytes_of(std::span<const uint64_t>(plan.keys[s])),
+                    bytes_of(std::span<const float>(sums[s]))}};
     }
-    for (int s = 0; s < servers(); ++s) receive(s, sent[s], {}, deadline);
+    exchange(requests);
   }
 
   void finish() {
     if (finished_) return;
     finished_ = true;
     stop_heartbeats();
-    const auto deadline = Clock::now() + options_.timeout;
-    std::vector<Header> sent;
-    for (int s = 0; s < servers(); ++s) {
-      sent.push_back(send(s, MessageType::kBye, 0, 0, {}, deadline));
-    }
-    for (int s = 0; s < servers(); ++s) receive(s, sent[s], {}, deadline);
+    std::vector<Request> requests(servers_.size(), Request{.type = MessageType::kBye});
+    exchange(requests);
   }
 
  private:
@@ -186,13 +204,13 @@ class Worker::Impl {
     if (heartbeat_.joinable()) heartbeat_.join();
   }
 
-  std::unique_ptr<Connection> connect(size_t s) {
+  std::unique_ptr<Connection> connect(size_t s, Clock::time_point deadline,
+                                      std::chrono::milliseconds budget) {
     const std::string& address = options_.servers[s];
     const auto hp = comm::parse_host_port(address);
     if (!hp || hp->port == 0) {
       throw ValueError(detail::concat("ps server ", s, ": '", address, "' is not HOST:PORT"));
     }
-    const auto deadline = Clock::now() + options_.connect_timeout;
     std::string error;
     while (true) {
       comm::Socket socket = comm::connect_tcp(hp->host, hp->port, deadline, &error);
@@ -205,8 +223,70 @@ class Worker::Impl {
       std::this_thread::sleep_for(kRetryPause);
     }
     throw comm::TimeoutError(detail::concat("ps worker ", options_.index, ": cannot reach server ",
-                                            s, " at ", address, " within ",
-                                            options_.connect_timeout.count(), " ms: ", error));
+                                            s, " at ", address, " within ", budget.count(),
+                                            " ms: ", error));
+  }
+
+  // Sends requests[s] to server s for every s before it waits for any reply, then takes the
+  // replies. A server whose connection broke is reconnected and asked again (retry()).
+  void exchange(std::vector<Request>& requests) {
+    const auto deadline = Clock::now() + options_.timeout;
+    std::vector<Header> sent(requests.size());
+    std::vector<std::string> broken(requests.size());
+    for (int s = 0; s < servers(); ++s) {
+      try {
+        sent[s] = send(s, requests[s], deadline);
+      } catch (const Refused&) {
+        throw;
+      } catch (const comm::CommError& e) {
+        broken[s] = e.what();
+      }
+    }
+    for (int s = 0; s < servers(); ++s) {
+      if (!broken[s].empty()) continue;
+      try {
+        receive(s, sent[s], requests[s].out, deadline);
+      } catch (const Refused&) {
+        throw;
+      } catch (const comm::CommError& e) {
+        broken[s] = e.what();
+      }
+    }
+    for (int s = 0; s < servers(); ++s) {
+      if (!broken[s].empty()) retry(s, requests[s], broken[s]);
+    }
+  }
+
+  // Server s's connection broke (it died; a launcher may be restarting it): reconnects and sends
+  // the request again until it is answered or reconnect_timeout passes. A push may then be
+  // applied twice, if the server had applied and checkpointed it before it died.
+  void retry(int s, const Request& request, std::string error) {
+    if (options_.reconnect_timeout.count() <= 0) throw comm::CommError(error);
+    const auto until = Clock::now() + options_.reconnect_timeout;
+    while (Clock::now() < until) {
+      try {
+        auto fresh = connect(s, until, options_.reconnect_timeout);
+        {
+          std::lock_guard lock(*send_mutexes_[s]);
+          servers_[s] = std::move(fresh);
+        }
+        const auto deadline = Clock::now() + options_.timeout;
+        const Header h = send(s, request, deadline);
+        receive(s, h, request.out, deadline);
+        return;
+      } catch (const Refused&) {
+        throw;
+      } catch (const comm::CommError& e) {
+        error = e.what();
+        std::this_thread::sleep_for(kRetryPause);
+      } catch (const comm::TimeoutError& e) {
+        error = e.what();
+      }
+    }
+    throw comm::CommError(detail::concat("ps worker ", options_.index, ": lost server ", s, " (",
+                                         options_.servers[s],
+                                         ") and it did not answer again within ",
+                                         options_.reconnect_timeout.count(), " ms: ", error));
   }
 
   const TableSpec& spec(uint32_t table, TableSpec::Kind kind, size_t dense_size = 0) const {
@@ -229,16 +309,15 @@ class Worker::Impl {
     }
   }
 
-  Header send(int s, MessageType type, uint32_t table, int64_t clock,
-              std::initializer_list<std::span<const std::byte>> parts, Clock::time_point deadline) {
-    Header h{.type = type,
+  Header send(int s, const Request& r, Clock::time_point deadline) {
+    Header h{.type = r.type,
              .sender = options_.index,
-             .table = table,
-             .clock = clock,
+             .table = r.table,
+             .clock = r.clock,
              .request = next_request_++};
-    for (const auto& p : parts) h.body_bytes += p.size();
+    for (const auto& p : r.parts) h.body_bytes += p.size();
     std::lock_guard lock(*send_mutexes_[s]);
-    servers_[s]->send(h, parts, deadline);
+    servers_[s]->send(h, r.parts, deadline);
     return h;
   }
 
@@ -251,8 +330,8 @@ class Worker::Impl {
     if (h.type == MessageType::kError) {
       std::string text(h.body_bytes, '\0');
       c.receive(std::as_writable_bytes(std::span<char>(text)), deadline, waiting);
-      throw comm::CommError(detail::concat("ps server ", s, " (", c.peer(), ") refused ",
-                                           to_string(sent.type), ": ", text));
+      throw Refused(detail::concat("ps server ", s, " (", c.peer(), ") refused ",
+                                   to_string(sent.type), ": ", text));
     }
     const MessageType want =
         out.empty() && sent.type != MessageType::kPullDense && sent.type != MessageType::kPullSparse

@@ -40,6 +40,12 @@ int WorkerClocks::slowest() const {
 void WorkerClocks::wait_to_start(uint32_t worker, int64_t clock, Clock::time_point deadline) {
   if (consistency_ != Consistency::kSsp) return;
   std::unique_lock lock(mutex_);
+  // Pulling step `clock` says the worker is done with the steps before it: a restarted server
+  // learns where each worker is before any of them pushes again (all may be waiting to pull).
+  if (clock > steps_[worker]) {
+    steps_[worker] = clock;
+    changed_.notify_all();
+  }
   const auto may_start = [&] {
     const int s = slowest();
     return !failure_.empty() || s < 0 || clock - steps_[static_cast<size_t>(s)] <= staleness_;
@@ -87,6 +93,50 @@ bool WorkerClocks::wait_all_done(Clock::time_point deadline) {
 int64_t WorkerClocks::steps(uint32_t worker) {
   std::lock_guard lock(mutex_);
   return steps_[worker];
+}
+
+void WorkerClocks::save(BinaryWriter& out) {
+  std::lock_guard lock(mutex_);
+  out.write_u32(static_cast<uint32_t>(steps_.size()));
+  for (size_t w = 0; w < steps_.size(); ++w) {
+    out.write_i64(steps_[w]);
+    out.write_u32(static_cast<uint32_t>(status_[w]));
+  }
+}
+
+void WorkerClocks::restore(BinaryReader& in) {
+  std::lock_guard lock(mutex_);
+  const uint32_t workers = in.read_u32();
+  if (workers != steps_.size()) {
+    throw FormatError(
+        detail::concat(in.source(), ": a job of ", workers, " workers, not ", steps_.size()));
+  }
+  for (size_t w = 0; w < steps_.size(); ++w) {
+    const int64_t steps = in.read_i64();
+    const uint32_t status = in.read_u32();
+    if (steps < 0 || status > static_cast<uint32_t>(Status::kLost)) {
+      throw FormatError(detail::concat(in.source(), ": worker ", w, " has ", steps,
+                                       " steps and status ", status));
+    }
+    steps_[w] = steps;
+    const auto s = static_cast<Status>(status);
+    status_[w] = s == Status::kTraining ? Status::kWaiting : s;
+  }
+  changed_.notify_all();
+  done_.notify_all();
+}
+
+std::vector<uint32_t> WorkerClocks::expire_waiting() {
+  std::lock_guard lock(mutex_);
+  std::vector<uint32_t> expired;
+  for (size_t w = 0; w < status_.size(); ++w) {
+    if (status_[w] != Status::kWaiting) continue;
+    status_[w] = Status::kLost;
+    expired.push_back(static_cast<uint32_t>(w));
+  }
+  changed_.notify_all();
+  done_.notify_all();
+  return expired;
 }
 
 }  // namespace tessera::parallel::ps

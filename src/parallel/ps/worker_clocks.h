@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/core/serialize.h"
 #include "tessera/parallel/ps/tables.h"
 
 // What one server knows of the workers: how many steps each has pushed, and whether it is still
@@ -34,6 +35,13 @@ class WorkerClocks {
   // Until no worker is training any more, or fail() was called; false at the deadline.
   [[nodiscard]] bool wait_all_done(Clock::time_point deadline);
   [[nodiscard]] int64_t steps(uint32_t worker);
+  // Each worker's steps and status, for a server's checkpoint. restore() takes them back after a
+  // restart, a worker that was training then counting as not connected yet.
+  void save(BinaryWriter& out);
+  void restore(BinaryReader& in);
+  // Declares lost every worker that has not connected yet (a restarted server's workers that died
+  // meanwhile would otherwise be waited for forever); returns them.
+  std::vector<uint32_t> expire_waiting();
 
  private:
   enum class Status { kWaiting, kTraining, kDone, kLost };

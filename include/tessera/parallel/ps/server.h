@@ -38,6 +38,16 @@ struct ServerOptions {
   // for it, BSP stops. Workers send heartbeats every WorkerOptions::heartbeat_interval.
   std::chrono::milliseconds heartbeat_timeout = std::chrono::seconds(10);
   std::FILE* log = stderr;  // where refused connections and dropped messages are reported
+  // Where the server writes its checkpoint (its shards, their optimizer state and the workers'
+  // steps; atomically, with a checksum) when it starts, every checkpoint_interval and when it
+  // stops. Empty: none.
+  std::string checkpoint_path = {};
+  std::chrono::milliseconds checkpoint_interval = std::chrono::seconds(30);
+  // Start from checkpoint_path instead of the initial values: a restarted server. Only under
+  // kAsp and kSsp, where the workers reconnect and ask again (WorkerOptions::reconnect_timeout);
+  // the updates after the checkpoint are lost. Workers that do not come back within
+  // heartbeat_timeout are declared lost.
+  bool restore = false;
 };
 
 struct ServerStats {

@@ -27,6 +27,9 @@ struct WorkerOptions {
   // How often the worker tells the servers it is alive while it computes; well under the
   // servers' ServerOptions::heartbeat_timeout.
   std::chrono::milliseconds heartbeat_interval = std::chrono::seconds(1);
+  // How long a call keeps reconnecting to a server whose connection broke (a server the launcher
+  // restarts from its checkpoint) and asking again; 0: a broken connection fails the call.
+  std::chrono::milliseconds reconnect_timeout{0};
 };
 
 class Worker {

@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+
+namespace tessera {
+
+// Replaces `path` with `bytes` so that a crash at any moment leaves either the old file or the
+// new one, never a part: a temporary file in the same directory, fsync, rename over `path`, fsync
+// of the directory. Throws Error naming the file and the failed step (`what` starts the message:
+// "checkpoint", "ps server 1 checkpoint").
+void write_file_atomically(const std::string& path, const std::string& bytes,
+                           const std::string& what);
+
+}  // namespace tessera
