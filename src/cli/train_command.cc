@@ -65,10 +65,21 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
   const train::ServeOptions serve{.host = comm::service_host(job),
                                   .job_token = job.token,
                                   .log = args.quiet ? nullptr : stderr};
-  if (env_string("TESSERA_RESTART") &&
-      train::is_parameter_server(config, job.rank, job.world_size)) {
-    // The others joined the group long ago: a restarted server comes back on its own.
-    train::restart_parameter_server(config, job.rank, job.world_size, serve);
+  if (env_string("TESSERA_RESTART")) {
+    // The others joined the group long ago: a restarted server or worker comes back on its own.
+    if (train::is_parameter_server(config, job.rank, job.world_size)) {
+      train::restart_parameter_server(config, job.rank, job.world_size, serve);
+      return;
+    }
+    train::Trainer trainer(config, {.progress = args.quiet ? nullptr : stderr,
+                                    .job_token = job.token,
+                                    .rejoin_rank = job.rank,
+                                    .rejoin_world_size = job.world_size});
+    if (!args.quiet) {
+      std::fprintf(stderr, "ps worker %d: started again; going on from step %lld\n", job.rank,
+                   static_cast<long long>(trainer.first_step()));
+    }
+    (void)trainer.run();
     return;
   }
   comm::InitOptions init;

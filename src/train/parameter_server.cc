@@ -150,12 +150,17 @@ void run_server(const Config& config, int index, int workers, const std::string&
 }  // namespace
 
 std::vector<int> restartable_ranks(const Config& config, int world_size) {
-  if (config.parallel.strategy != "ps" || config.parallel.consistency == "bsp" ||
-      config.parallel.server_checkpoint_s <= 0) {
-    return {};
-  }
+  if (config.parallel.strategy != "ps" || config.parallel.consistency == "bsp") return {};
+  const int workers = ps_workers(config, world_size);
   std::vector<int> ranks;
-  for (int r = ps_workers(config, world_size); r < world_size; ++r) ranks.push_back(r);
+  // A worker but rank 0 (metrics, checkpoints) of a network goes on from its servers' step; the
+  // sparse models' workers cannot rejoin yet.
+  if (config.model.type == "layers") {
+    for (int r = 1; r < workers; ++r) ranks.push_back(r);
+  }
+  if (config.parallel.server_checkpoint_s > 0) {
+    for (int r = workers; r < world_size; ++r) ranks.push_back(r);
+  }
   return ranks;
 }
 
@@ -165,13 +170,10 @@ void serve_parameters(const Config& config, comm::ProcessGroup& world,
   const int index = world.rank() - workers;
   const std::string token = agree_token(world, options.job_token);
   run_server(config, index, workers, token, options, false, 0, [&](const std::string& address) {
-    // A restarted server comes back at the same address, where the workers look for it.
-    if (config.parallel.server_checkpoint_s > 0) {
-      const auto file = server_file(config, index, ".address");
-      std::filesystem::create_directories(file.parent_path());
-      write_file_atomically(file.string(), address + "\n",
-                            detail::concat("ps server ", index, " address"));
-    }
+    // Processes the launcher starts again (a server, a worker) find the servers here.
+    const std::string file = server_address_file(config, index);
+    std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+    write_file_atomically(file, address + "\n", detail::concat("ps server ", index, " address"));
     (void)exchange_addresses(world, address);
   });
 }
@@ -184,15 +186,8 @@ void restart_parameter_server(const Config& config, int rank, int world_size,
     throw ValueError("ps server " + std::to_string(index) +
                      ": a restarted server needs the job token (TESSERA_JOB_TOKEN)");
   }
-  const auto file = server_file(config, index, ".address");
-  std::ifstream in(file);
-  std::string address;
-  std::getline(in, address);
+  const std::string address = server_addresses(config)[static_cast<size_t>(index)];
   const auto at = comm::parse_host_port(address);
-  if (!at || at->port == 0) {
-    throw FormatError(detail::concat(file.string(), ": expected the HOST:PORT ps server ", index,
-                                     " served at, got '", address, "'"));
-  }
   ServeOptions same = options;
   same.host = at->host;
   run_server(config, index, workers, options.job_token, same, true, at->port,

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 
+#include "tessera/comm/address.h"
 #include "tessera/comm/tcp_store.h"
 #include "tessera/core/error.h"
 #include "tessera/parallel/model_sync.h"
@@ -132,6 +135,29 @@ void assign_values(const std::vector<autograd::Variable>& params, std::span<cons
     std::copy_n(values.begin(), t.numel(), t.data<float>());
     values = values.subspan(static_cast<size_t>(t.numel()));
   }
+}
+
+std::string server_address_file(const Config& config, int index) {
+  return (std::filesystem::path(config.train.run_dir) / "ps" /
+          detail::concat("server-", index, ".address"))
+      .string();
+}
+
+std::vector<std::string> server_addresses(const Config& config) {
+  std::vector<std::string> addresses;
+  for (int i = 0; i < config.parallel.servers; ++i) {
+    const std::string file = server_address_file(config, i);
+    std::ifstream in(file);
+    std::string address;
+    std::getline(in, address);
+    const auto at = comm::parse_host_port(address);
+    if (!at || at->port == 0) {
+      throw FormatError(detail::concat(file, ": expected the HOST:PORT ps server ", i,
+                                       " serves at, got '", address, "'"));
+    }
+    addresses.push_back(address);
+  }
+  return addresses;
 }
 
 std::vector<std::string> exchange_addresses(comm::ProcessGroup& world, const std::string& mine) {

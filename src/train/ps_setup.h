@@ -42,6 +42,12 @@ void assign_values(const std::vector<autograd::Variable>& params, std::span<cons
 // Collective over every process of the job. The token every process uses: `token` when the job
 // has one (every process then has the same), else one rank 0 makes.
 [[nodiscard]] std::string agree_token(comm::ProcessGroup& world, const std::string& token);
+// Where server `index` notes the address it serves at (<run_dir>/ps/server-<index>.address), for
+// the processes the launcher starts again, which join no group.
+[[nodiscard]] std::string server_address_file(const Config& config, int index);
+// The servers' addresses from those files; FormatError naming a file that is missing or wrong.
+[[nodiscard]] std::vector<std::string> server_addresses(const Config& config);
+
 // Collective: servers give their "host:port", workers "". The servers' addresses in server order.
 [[nodiscard]] std::vector<std::string> exchange_addresses(comm::ProcessGroup& world,
                                                           const std::string& mine);

@@ -26,6 +26,16 @@ class PsStrategy : public Strategy {
         token_(agree_token(world, job_token)),
         servers_(exchange_addresses(world, "")) {}
 
+  // A worker started again after it died: no group, the servers from their address files.
+  PsStrategy(const Config& config, int rank, int world_size, const std::string& job_token)
+      : Strategy(nullptr, /*group_of_one=*/false),
+        config_(config),
+        rank_(rank),
+        workers_(ps_workers(config, world_size)),
+        token_(job_token),
+        servers_(server_addresses(config)),
+        rejoined_(true) {}
+
   [[nodiscard]] int data_rank() const override { return rank_; }
   [[nodiscard]] int data_ranks() const override { return workers_; }
 
@@ -38,8 +48,11 @@ class PsStrategy : public Strategy {
     worker_ = std::make_unique<parallel::ps::Worker>(
         worker_options(config_, rank_, servers_, token_),
         std::vector{model_table(config_, static_cast<int64_t>(flat_.size()))});
+    if (rejoined_) clock_ = worker_->steps();
     pull();
   }
+
+  [[nodiscard]] int64_t first_step() const override { return clock_; }
 
   [[nodiscard]] optim::Optimizer& optimizer() override { return *lr_source_; }
   void zero_grad() override { lr_source_->zero_grad(); }
@@ -83,12 +96,23 @@ class PsStrategy : public Strategy {
   std::vector<float> flat_;
   std::unique_ptr<parallel::ps::Worker> worker_;
   int64_t clock_ = 0;
+  bool rejoined_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Strategy> make_ps_strategy(const Config& config, comm::ProcessGroup* group,
-                                           const std::string& job_token) {
+std::unique_ptr<Strategy> make_ps_strategy(const Config& config, const TrainerOptions& options) {
+  (void)model_table(config, 1);  // the optimizer's settings, checked before anything starts
+  if (options.rejoin_rank >= 0) {
+    if (options.job_token.empty()) {
+      throw ConfigError(config.source, 0, "parallel.strategy",
+                        "a restarted parameter-server worker needs the job token "
+                        "(TESSERA_JOB_TOKEN)");
+    }
+    return std::make_unique<PsStrategy>(config, options.rejoin_rank, options.rejoin_world_size,
+                                        options.job_token);
+  }
+  comm::ProcessGroup* group = options.group;
   if (group == nullptr) {
     throw ConfigError(config.source, 0, "parallel.strategy",
                       "is \"ps\", which needs servers and workers: start the job with --nproc "
@@ -100,8 +124,7 @@ std::unique_ptr<Strategy> make_ps_strategy(const Config& config, comm::ProcessGr
                                      " is a parameter server, not a worker: run "
                                      "serve_parameters() there (tessera train does)"));
   }
-  (void)model_table(config, 1);  // the optimizer's settings, checked before anything starts
-  return std::make_unique<PsStrategy>(config, *group, job_token);
+  return std::make_unique<PsStrategy>(config, *group, options.job_token);
 }
 
 }  // namespace tessera::train

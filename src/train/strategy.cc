@@ -33,13 +33,13 @@ std::string resolve_strategy(const std::string& strategy, const comm::ProcessGro
   return group != nullptr && group->size() > 1 ? "ddp" : "none";
 }
 
-std::unique_ptr<Strategy> make_strategy(const Config& config, comm::ProcessGroup* group,
-                                        const std::string& job_token) {
+std::unique_ptr<Strategy> make_strategy(const Config& config, const TrainerOptions& options) {
+  comm::ProcessGroup* group = options.group;
   const std::string& name = config.parallel.strategy;
   if (name == "none") return make_plain_strategy(config, group);
   if (name == "ddp") return make_ddp_strategy(config, group);
   if (name == "zero") return make_zero_strategy(config, group);
-  if (name == "ps") return make_ps_strategy(config, group, job_token);
+  if (name == "ps") return make_ps_strategy(config, options);
   // load_config admits only the names above.
   throw InternalError("make_strategy: unknown strategy \"" + name + "\"");
 }

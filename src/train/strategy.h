@@ -12,6 +12,7 @@
 #include "tessera/optim/optimizer.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/config.h"
+#include "tessera/train/trainer.h"
 
 namespace tessera::train {
 
@@ -59,6 +60,8 @@ class Strategy {
   virtual void finish_backward(StepWindow& /*window*/) {}
   // Clips the gradients as [optimizer] clip_grad_norm asks and updates the parameters.
   virtual void step() = 0;
+  // The step this process starts at: 0, or where a worker started again after it died goes on.
+  [[nodiscard]] virtual int64_t first_step() const { return 0; }
   // Bytes of optimizer state this process holds.
   [[nodiscard]] virtual int64_t optimizer_state_bytes();
   // Adds the strategy's own fields to the metrics line of the steps in `window`.
@@ -86,11 +89,10 @@ class Strategy {
 [[nodiscard]] std::string resolve_strategy(const std::string& strategy,
                                            const comm::ProcessGroup* group);
 
-// The strategy config.parallel.strategy names (resolved), over `group` (nullptr: one process).
-// Throws ConfigError when it cannot train on that many processes.
+// The strategy config.parallel.strategy names (resolved), over options.group (nullptr: one
+// process). Throws ConfigError when it cannot train on that many processes.
 [[nodiscard]] std::unique_ptr<Strategy> make_strategy(const Config& config,
-                                                      comm::ProcessGroup* group,
-                                                      const std::string& job_token);
+                                                      const TrainerOptions& options);
 
 // One per strategy, each in its own file; make_strategy chooses.
 [[nodiscard]] std::unique_ptr<Strategy> make_plain_strategy(const Config& config,
@@ -101,7 +103,6 @@ class Strategy {
                                                            comm::ProcessGroup* group);
 // A worker of a parameter-server job (the servers run serve_parameters instead).
 [[nodiscard]] std::unique_ptr<Strategy> make_ps_strategy(const Config& config,
-                                                         comm::ProcessGroup* group,
-                                                         const std::string& job_token);
+                                                         const TrainerOptions& options);
 
 }  // namespace tessera::train

@@ -262,7 +262,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
   State& s = *state_;
   config_.parallel.strategy = resolve_strategy(config_.parallel.strategy, options_.group);
-  s.strategy = make_strategy(config_, options_.group, options_.job_token);
+  s.strategy = make_strategy(config_, options_);
   const int rank = s.strategy->data_rank();
   const int ranks = s.strategy->data_ranks();
   // data.batch_size is the global batch: N processes take 1/N of it each, so a run gives the same
@@ -321,6 +321,8 @@ Trainer::~Trainer() = default;
 
 nn::Module& Trainer::model() { return *state_->model; }
 
+int64_t Trainer::first_step() const { return state_->strategy->first_step(); }
+
 data::SamplerState Trainer::resume() {
   State& s = *state_;
   comm::ProcessGroup* group = s.strategy->group();
@@ -344,6 +346,16 @@ data::SamplerState Trainer::resume() {
                  static_cast<long long>(s.step), static_cast<long long>(start.epoch + 1));
   }
   return start;
+}
+
+data::SamplerState Trainer::rejoin_at(int64_t step) {
+  State& s = *state_;
+  s.step = step;
+  if (s.schedule) {
+    for (int64_t i = 0; i < step; ++i) s.schedule->step();
+  }
+  const int64_t per_epoch = std::max<int64_t>(1, s.loader->num_batches());
+  return {step / per_epoch, (step % per_epoch) * config_.data.batch_size};
 }
 
 data::SamplerState Trainer::load_checkpoint(const Checkpoint& ckpt) {
@@ -399,7 +411,8 @@ TrainResult Trainer::run() {
     if (lead) metrics << line.dump() << "\n" << std::flush;
   };
   reset_peak_storage_bytes();
-  const data::SamplerState start = options_.resume ? resume() : data::SamplerState{0, 0};
+  data::SamplerState start = options_.resume ? resume() : data::SamplerState{0, 0};
+  if (s.strategy->first_step() > 0) start = rejoin_at(s.strategy->first_step());
 
   TrainResult result;
   Progress progress(lead ? options_.progress : nullptr, config_.train.log_every);

@@ -146,6 +146,33 @@ TEST(PsJob, SynchronousJobStopsWhenAWorkerIsKilled) {
       << launcher.err();
 }
 
+// With --max-restarts a killed worker (not rank 0) is started again: it finds the servers in their
+// address files, asks them where it was, and trains its old share of the data from there.
+TEST(PsJob, AKilledWorkerStartedAgainGoesOnFromItsServersStep) {
+  TrainingJob job(test_name());
+  std::vector<std::string> args = ps_job(job, 200, 4, 1, "asp");
+  args.emplace_back("--max-restarts");
+  args.emplace_back("1");
+  Process launcher(args, {}, job.dir() / "launcher");
+  ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch 20/", kJobTimeout)) << launcher.err();
+  const auto victim = worker_pid(launcher.err(), 2);
+  ASSERT_TRUE(victim.has_value()) << launcher.err();
+  ASSERT_EQ(::kill(*victim, SIGKILL), 0);
+  const auto code = launcher.wait(kJobTimeout);
+  ASSERT_EQ(code, 0) << launcher.err();
+  EXPECT_NE(launcher.err().find("starting it again (restart 1 of 1)"), std::string::npos)
+      << launcher.err();
+  const std::string err = launcher.err();
+  const auto at = err.find("[rank 2] ps worker 2: started again; going on from step ");
+  ASSERT_NE(at, std::string::npos) << err;
+  const long step = std::stol(err.substr(at + 56));
+  EXPECT_GT(step, 0) << "the servers had its earlier steps";
+  EXPECT_LT(step, 1000);
+  EXPECT_EQ(launcher.err().find("rank 2 exited"), std::string::npos) << err;
+  EXPECT_NE(launcher.out().find("[rank 0] trained 1000 steps"), std::string::npos)
+      << launcher.out();
+}
+
 // Under asp and ssp the launcher starts a killed server again (--max-restarts): it comes back from
 // its checkpoint on the address it had, the workers reconnect, and the job finishes. Under bsp a
 // server is never restarted (the rounds since its checkpoint are lost): the job stops.
@@ -154,7 +181,9 @@ TEST(PsJob, AKilledServerComesBackFromItsCheckpointUnderAspAndSsp) {
   for (const std::string mode : {"asp", "ssp", "bsp"}) {
     TrainingJob job(test_name() + mode);
     std::vector<std::string> args = ps_job(job, 200, 4, 2, mode);
-    for (const char* more : {"--max-restarts", "1", "--set", "parallel.server_checkpoint_s=0.2"}) {
+    // A restarted server waits heartbeat_timeout_s for workers its checkpoint saw training.
+    for (const char* more : {"--max-restarts", "1", "--set", "parallel.server_checkpoint_s=0.2",
+                             "--set", "parallel.heartbeat_timeout_s=2"}) {
       args.emplace_back(more);
     }
     Process launcher(args, {}, job.dir() / "launcher");

@@ -435,6 +435,7 @@ TEST(PsServer, ARestartedServerGoesOnFromItsCheckpointWhileTheWorkerRetries) {
   worker.pull_dense(1, 4, dense_again);
   const float velocity = 1 + 0.5f * (1 + 0.5f * (1 + 0.5f * 1));  // element 0, 4 pushes
   EXPECT_NEAR(dense_again[0], dense[0] - 0.1f * velocity, 1e-6);
+  EXPECT_EQ(worker.steps(), 4) << "the servers had 4 steps from it, one after the restart";
   worker.finish();
   server->wait_until_done(milliseconds(5000));
   std::filesystem::remove(path);

@@ -20,8 +20,9 @@ namespace tessera::train {
 // or ssp, every worker but rank 0 (which writes metrics and checkpoints). Empty otherwise.
 [[nodiscard]] std::vector<int> expendable_ranks(const Config& config, int world_size);
 
-// The ranks a launcher may start again when they die (--max-restarts): the servers of an asp or
-// ssp job, which come back from their checkpoints. Empty otherwise.
+// The ranks a launcher may start again when they die (--max-restarts), under asp and ssp: the
+// servers (from their checkpoints) and the workers but rank 0 (from their servers' step, with
+// their old share of the data; sparse models' workers not yet). Empty otherwise.
 [[nodiscard]] std::vector<int> restartable_ranks(const Config& config, int world_size);
 
 struct ServeOptions {

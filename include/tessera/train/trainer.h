@@ -36,6 +36,13 @@ struct TrainerOptions {
   // strategy "ps": the job token the parameter servers check (ServeOptions::job_token; empty:
   // rank 0's, sent over the group).
   std::string job_token = {};
+  // strategy "ps" under asp or ssp: this process is worker `rejoin_rank` of a job of
+  // `rejoin_world_size` processes, started again by the launcher after it died (TESSERA_RESTART).
+  // It joins no group (the others are past that; `group` stays null): it finds the servers in
+  // <run_dir>/ps/server-<i>.address, proves job_token, and trains its old share of the data from
+  // the step the servers last had from it. -1: not a restarted worker.
+  int rejoin_rank = -1;
+  int rejoin_world_size = 0;
 };
 
 struct EvalResult {
@@ -81,6 +88,9 @@ class Trainer {
   ~Trainer();
   TrainResult run();
   [[nodiscard]] nn::Module& model();
+  // The step run() starts at: 0, or for a restarted parameter-server worker (rejoin_rank) the
+  // step its servers last had from it.
+  [[nodiscard]] int64_t first_step() const;
   [[nodiscard]] const Config& config() const { return config_; }
 
  private:
@@ -88,6 +98,9 @@ class Trainer {
   // Collective: loads rank 0's newest valid checkpoint on every rank; where the data stands
   // ({0, 0} when there is none).
   data::SamplerState resume();
+  // Where a worker started again after it died goes on: step `step` of the run (the schedule
+  // advanced to it) and that step's place in the data.
+  data::SamplerState rejoin_at(int64_t step);
   data::SamplerState load_checkpoint(const Checkpoint& checkpoint);
   // Collective where the strategy's state is spread (ZeRO gathers its shards); rank 0 writes. The
   // file's path on rank 0, else "".

@@ -140,6 +140,8 @@ const char* to_string(MessageType type) {
       return "heartbeat";
     case MessageType::kBye:
       return "bye";
+    case MessageType::kSteps:
+      return "steps";
   }
   return "unknown";
 }
@@ -170,7 +172,7 @@ Header decode_header(std::span<const std::byte, kHeaderBytes> bytes, bool authen
   }
   const auto type = load<uint16_t>(at + 6);
   if (type < static_cast<uint16_t>(MessageType::kChallenge) ||
-      type > static_cast<uint16_t>(MessageType::kBye)) {
+      type > static_cast<uint16_t>(MessageType::kSteps)) {
     throw ProtocolError(detail::concat("unknown message type ", type));
   }
   Header h;

@@ -61,6 +61,9 @@ enum class MessageType : uint16_t {
   kError = 11,
   kHeartbeat = 12,
   kBye = 13,
+  // A worker asks where it is: the ack's clock is the steps this server has from it (a worker the
+  // launcher started again goes on from there).
+  kSteps = 14,
 };
 [[nodiscard]] const char* to_string(MessageType type);
 

@@ -284,6 +284,7 @@ class Server::Impl {
       return MessageType::kError;
     }
     if (reply.type == MessageType::kHeartbeat) return reply.type;
+    if (h.type == MessageType::kSteps) reply.clock = state_.clocks().steps(worker);
     if (h.type == MessageType::kPullDense || h.type == MessageType::kPullSparse) ++pulls_;
     if (h.type == MessageType::kPushDense || h.type == MessageType::kPushSparse) ++pushes_;
     const std::span<const float> out = reply.type == MessageType::kValues

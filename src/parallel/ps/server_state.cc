@@ -87,6 +87,9 @@ MessageType ServerState::serve(uint32_t worker, const Header& h, std::span<const
     case MessageType::kBye:
       clocks_.finished(worker);
       return MessageType::kAck;
+    case MessageType::kSteps:
+      if (!body.empty()) throw ProtocolError("steps: a request without a body");
+      return MessageType::kAck;
     default:
       throw ProtocolError(detail::concat("a worker may not send ", to_string(h.type)));
   }

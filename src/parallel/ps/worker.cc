@@ -166,6 +166,11 @@ class Worker::Impl {
     exchange(requests);
   }
 
+  int64_t steps() {
+    std::vector<Request> requests(servers_.size(), Request{.type = MessageType::kSteps});
+    return exchange(requests);
+  }
+
   void finish() {
     if (finished_) return;
     finished_ = true;
@@ -229,8 +234,10 @@ class Worker::Impl {
 
   // Sends requests[s] to server s for every s before it waits for any reply, then takes the
   // replies. A server whose connection broke is reconnected and asked again (retry()).
-  void exchange(std::vector<Request>& requests) {
+  // Returns the largest clock of the replies.
+  int64_t exchange(std::vector<Request>& requests) {
     const auto deadline = Clock::now() + options_.timeout;
+    int64_t clock = 0;
     std::vector<Header> sent(requests.size());
     std::vector<std::string> broken(requests.size());
     for (int s = 0; s < servers(); ++s) {
@@ -245,7 +252,7 @@ class Worker::Impl {
     for (int s = 0; s < servers(); ++s) {
       if (!broken[s].empty()) continue;
       try {
-        receive(s, sent[s], requests[s].out, deadline);
+        clock = std::max(clock, receive(s, sent[s], requests[s].out, deadline));
       } catch (const Refused&) {
         throw;
       } catch (const comm::CommError& e) {
@@ -253,14 +260,15 @@ class Worker::Impl {
       }
     }
     for (int s = 0; s < servers(); ++s) {
-      if (!broken[s].empty()) retry(s, requests[s], broken[s]);
+      if (!broken[s].empty()) clock = std::max(clock, retry(s, requests[s], broken[s]));
     }
+    return clock;
   }
 
   // Server s's connection broke (it died; a launcher may be restarting it): reconnects and sends
   // the request again until it is answered or reconnect_timeout passes. A push may then be
   // applied twice, if the server had applied and checkpointed it before it died.
-  void retry(int s, const Request& request, std::string error) {
+  int64_t retry(int s, const Request& request, std::string error) {
     if (options_.reconnect_timeout.count() <= 0) throw comm::CommError(error);
     const auto until = Clock::now() + options_.reconnect_timeout;
     while (Clock::now() < until) {
@@ -272,8 +280,7 @@ class Worker::Impl {
         }
         const auto deadline = Clock::now() + options_.timeout;
         const Header h = send(s, request, deadline);
-        receive(s, h, request.out, deadline);
-        return;
+        return receive(s, h, request.out, deadline);
       } catch (const Refused&) {
         throw;
       } catch (const comm::CommError& e) {
@@ -321,8 +328,9 @@ class Worker::Impl {
     return h;
   }
 
-  // The reply to `sent`: kValues of exactly out.size() floats, or kAck when out is empty.
-  void receive(int s, const Header& sent, std::span<float> out, Clock::time_point deadline) {
+  // The reply to `sent`: kValues of exactly out.size() floats, or kAck when out is empty. Returns
+  // the reply's clock.
+  int64_t receive(int s, const Header& sent, std::span<float> out, Clock::time_point deadline) {
     Connection& c = *servers_[s];
     const std::string waiting = detail::concat("waiting for ps server ", s, " to answer ",
                                                to_string(sent.type), " of step ", sent.clock);
@@ -343,6 +351,7 @@ class Worker::Impl {
           " with ", to_string(h.type), " #", h.request, " of ", h.body_bytes, " bytes"));
     }
     c.receive(std::as_writable_bytes(out), deadline, waiting);
+    return h.clock;
   }
 
   WorkerOptions options_;
@@ -377,6 +386,7 @@ void Worker::push_sparse(uint32_t table, int64_t clock, std::span<const uint64_t
                          std::span<const float> grads, float lr) {
   impl_->push_sparse(table, clock, keys, grads, lr);
 }
+int64_t Worker::steps() { return impl_->steps(); }
 void Worker::finish() { impl_->finish(); }
 
 }  // namespace tessera::parallel::ps

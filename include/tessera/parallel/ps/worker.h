@@ -52,6 +52,9 @@ class Worker {
   // worker's step stays current.
   void push_sparse(uint32_t table, int64_t clock, std::span<const uint64_t> keys,
                    std::span<const float> grads, float lr);
+  // The most steps any server has from this worker (pushes of steps 0 .. steps() - 1): where a
+  // worker started again after it died goes on.
+  [[nodiscard]] int64_t steps();
   // Tells every server this worker is done (the destructor does it if it was not called).
   void finish();
 
