@@ -64,7 +64,8 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
   }
   const train::ServeOptions serve{.host = comm::service_host(job),
                                   .job_token = job.token,
-                                  .log = args.quiet ? nullptr : stderr};
+                                  .log = args.quiet ? nullptr : stderr,
+                                  .resume = args.resume};
   if (env_string("TESSERA_RESTART")) {
     // The others joined the group long ago: a restarted server or worker comes back on its own.
     if (train::is_parameter_server(config, job.rank, job.world_size)) {

@@ -16,6 +16,7 @@
 #include "tessera/core/memory.h"
 #include "tessera/core/random.h"
 #include "tessera/parallel/ps/server.h"
+#include "tessera/train/checkpoint.h"
 #include "tessera/train/data_source.h"
 #include "tessera/train/model_builder.h"
 
@@ -104,18 +105,34 @@ void log_done(const ServeOptions& options, const Config& config, int index,
 
 namespace {
 
-std::filesystem::path server_file(const Config& config, int index, const char* extension) {
-  return std::filesystem::path(config.train.run_dir) / "ps" /
-         detail::concat("server-", index, extension);
+std::string checkpoint_dir(const Config& config) {
+  return (std::filesystem::path(config.train.run_dir) / "ps").string();
+}
+
+// --resume: the step checkpoint of the run's newest valid checkpoint, which the workers resume
+// from (Trainer::resume picks the same one); "" when there is none.
+std::string resume_from(const Config& config, int index) {
+  const CheckpointDir dir((std::filesystem::path(config.train.run_dir) / "checkpoints").string(),
+                          config.train.keep_checkpoints);
+  std::vector<std::string> skipped;
+  const std::optional<Checkpoint> latest = dir.latest_valid(&skipped);
+  if (!latest) return "";
+  const std::string file =
+      parallel::ps::checkpoint_file(checkpoint_dir(config), index, latest->step);
+  if (!std::filesystem::exists(file)) {
+    throw FormatError(detail::concat("checkpoint ", latest->path, " (step ", latest->step,
+                                     ") has no parameter-server checkpoint ", file,
+                                     ": the servers cannot resume with it"));
+  }
+  return file;
 }
 
 // Serves until every worker is done; `port` 0: any free one. Returns the address it served at.
 void run_server(const Config& config, int index, int workers, const std::string& token,
-                const ServeOptions& options, bool restore, int port,
+                const ServeOptions& options, const std::string& restore_from, int port,
                 const std::function<void(const std::string&)>& listening) {
   const ParallelConfig& par = config.parallel;
   Tables tables = tables_of(config, index);
-  const bool checkpoints = par.server_checkpoint_s > 0 || restore;
   parallel::ps::Server server(
       {.index = index,
        .servers = static_cast<int>(par.servers),
@@ -128,16 +145,18 @@ void run_server(const Config& config, int index, int workers, const std::string&
        .timeout = seconds(par.timeout_s),
        .heartbeat_timeout = seconds(par.heartbeat_timeout_s),
        .log = options.log,
-       .checkpoint_path = checkpoints ? server_file(config, index, ".ckpt").string() : "",
+       .checkpoint_dir = checkpoint_dir(config),
        .checkpoint_interval = par.server_checkpoint_s > 0 ? seconds(par.server_checkpoint_s)
                                                           : std::chrono::hours(24 * 365),
-       .restore = restore},
+       .keep_step_checkpoints = static_cast<int>(config.train.keep_checkpoints),
+       .restore_from = restore_from},
       std::move(tables.specs), tables.initial);
   const std::string address = comm::format_address(options.host, server.port());
   if (options.log) {
     std::fprintf(options.log, "ps server %d of %lld at %s: %s, %d workers, %s%s\n", index,
                  static_cast<long long>(par.servers), address.c_str(), tables.what.c_str(), workers,
-                 par.consistency.c_str(), restore ? ", restarted from its checkpoint" : "");
+                 par.consistency.c_str(),
+                 restore_from.empty() ? "" : (", from " + restore_from).c_str());
   }
   listening(address);
   // Bounded by the workers' heartbeats rather than by time: a worker that dies or hangs is
@@ -169,7 +188,8 @@ void serve_parameters(const Config& config, comm::ProcessGroup& world,
   const int workers = ps_workers(config, world.size());
   const int index = world.rank() - workers;
   const std::string token = agree_token(world, options.job_token);
-  run_server(config, index, workers, token, options, false, 0, [&](const std::string& address) {
+  const std::string from = options.resume ? resume_from(config, index) : "";
+  run_server(config, index, workers, token, options, from, 0, [&](const std::string& address) {
     // Processes the launcher starts again (a server, a worker) find the servers here.
     const std::string file = server_address_file(config, index);
     std::filesystem::create_directories(std::filesystem::path(file).parent_path());
@@ -190,7 +210,14 @@ void restart_parameter_server(const Config& config, int rank, int world_size,
   const auto at = comm::parse_host_port(address);
   ServeOptions same = options;
   same.host = at->host;
-  run_server(config, index, workers, options.job_token, same, true, at->port,
+  if (config.parallel.consistency == "bsp") {
+    throw ValueError(detail::concat(
+        "ps server ", index,
+        ": a synchronous (bsp) job cannot go on from a server's checkpoint (the rounds after it "
+        "are lost with the workers' gradients); restart the job with --resume instead"));
+  }
+  run_server(config, index, workers, options.job_token, same,
+             parallel::ps::checkpoint_file(checkpoint_dir(config), index), at->port,
              [](const std::string&) {});
 }
 

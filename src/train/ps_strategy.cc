@@ -1,10 +1,12 @@
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 
 #include "optimizer_factory.h"
 #include "ps_setup.h"
 #include "strategy.h"
+#include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
 #include "tessera/parallel/ps/worker.h"
 #include "tessera/train/parameter_server.h"
@@ -70,14 +72,25 @@ class PsStrategy : public Strategy {
     line["ps_consistency"] = config_.parallel.consistency;
   }
 
-  // The Trainer writes the model as this worker last pulled it; the optimizer state stays on the
-  // servers.
-  void save(Checkpoint& /*checkpoint*/) override {}
+  // Worker 0 has the servers checkpoint their shards as this step's (under bsp exactly the state
+  // after it: no round of this step can complete before worker 0 pushes it); the Trainer then
+  // writes the model as pulled. A server that cannot write its own is reported, and training
+  // goes on (the Trainer's checkpoint of this step will not resume).
+  void save(Checkpoint& /*checkpoint*/) override {
+    if (rank_ != 0) return;
+    try {
+      worker_->checkpoint(clock_);
+    } catch (const comm::CommError& e) {
+      std::fprintf(stderr, "ps worker 0: the servers' checkpoint of step %lld failed: %s\n",
+                   static_cast<long long>(clock_), e.what());
+    }
+  }
 
+  // The servers started from their checkpoint of this step (serve_parameters' resume): go on
+  // from its step with their values.
   void load(const Checkpoint& checkpoint) override {
-    throw FormatError("checkpoint " + checkpoint.path +
-                      ": resuming [parallel] strategy \"ps\" is not supported yet (the servers' "
-                      "optimizer state is not in the checkpoint); start the run afresh");
+    clock_ = checkpoint.step;
+    pull();
   }
 
  private:

@@ -132,8 +132,9 @@ TEST(PsJob, AsynchronousJobsFinishWithoutAWorkerKilledAtARandomStep) {
 }
 
 // Under bsp no step can complete without every worker: a killed one stops the job, with the
-// reason on every worker.
-TEST(PsJob, SynchronousJobStopsWhenAWorkerIsKilled) {
+// reason on every worker; --resume then goes on from the last checkpoint, the servers from theirs
+// of the same step.
+TEST(PsJob, SynchronousJobStopsWhenAWorkerIsKilledAndResumes) {
   TrainingJob job(test_name());
   Process launcher(ps_job(job, 200, 3, 1, "bsp"), {}, job.dir() / "launcher");
   ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch 3/", kJobTimeout)) << launcher.err();
@@ -144,6 +145,15 @@ TEST(PsJob, SynchronousJobStopsWhenAWorkerIsKilled) {
   EXPECT_EQ(code, 128 + SIGKILL) << launcher.err();
   EXPECT_NE(launcher.err().find("was lost during synchronous (bsp) training"), std::string::npos)
       << launcher.err();
+
+  std::vector<std::string> args = ps_job(job, 200, 3, 1, "bsp");
+  args.emplace_back("--resume");
+  Process again(args, {}, job.dir() / "again");
+  ASSERT_EQ(again.wait(kJobTimeout), 0) << again.err();
+  EXPECT_NE(again.err().find("[rank 0] resumed from"), std::string::npos) << again.err();
+  EXPECT_NE(again.err().find("ps server 0 of 1 at"), std::string::npos) << again.err();
+  EXPECT_NE(again.err().find("server-0.step-"), std::string::npos) << again.err();
+  EXPECT_NE(again.out().find("[rank 0] trained 1000 steps"), std::string::npos) << again.out();
 }
 
 // With --max-restarts a killed worker (not rank 0) is started again: it finds the servers in their
@@ -203,8 +213,7 @@ TEST(PsJob, AKilledServerComesBackFromItsCheckpointUnderAspAndSsp) {
     ASSERT_EQ(code, 0) << mode << ", killed in epoch " << epoch << "\n" << launcher.err();
     EXPECT_NE(launcher.err().find("starting it again (restart 1 of 1)"), std::string::npos)
         << launcher.err();
-    EXPECT_NE(launcher.err().find("[rank 3] tessera ps server 1: restarted from"),
-              std::string::npos)
+    EXPECT_NE(launcher.err().find("[rank 3] tessera ps server 1: started from"), std::string::npos)
         << launcher.err();
     EXPECT_NE(launcher.out().find("[rank 0] trained 1000 steps"), std::string::npos)
         << mode << "\n"

@@ -12,6 +12,7 @@
 #include <numeric>
 #include <thread>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include "parallel/ps/connection.h"
@@ -313,8 +314,6 @@ int64_t virtual_kib() {
   return -1;
 }
 
-// Each connection has a thread while it lasts; one that ended is joined when the next arrives,
-// so a server that refuses many strangers keeps no thread (nor its stack) per stranger.
 TEST(PsServer, ConnectionsThatEndedLeaveNoThreadBehind) {
   Cluster c(1, 1, Consistency::kAsp, {dense_table(1, 2)});
   auto refuse = [&](int n) {
@@ -325,6 +324,10 @@ TEST(PsServer, ConnectionsThatEndedLeaveNoThreadBehind) {
       EXPECT_THROW(Worker(o, c.tables), comm::CommError);
     }
   };
+  // An exited thread that nobody joined keeps its stack mapped, which the kernel no longer lists
+  // as a task: count mappings. One malloc arena, so that a new thread's first allocation does
+  // not reserve another 64 MiB.
+  mallopt(M_ARENA_MAX, 1);
   refuse(2);  // the first threads' stacks are mapped once and reused after
   const int64_t before = virtual_kib();
   refuse(40);
@@ -370,9 +373,11 @@ TEST(PsServer, CountsMalformedMessagesAndKeepsServing) {
   EXPECT_EQ(params, std::vector<float>(4, 0.0f));
 }
 
-// A checkpointing server; `restore` starts it from its checkpoint on `port` (0: any).
-std::unique_ptr<Server> checkpointing_server(const std::string& path, int workers, bool restore,
-                                             int port, Consistency mode = Consistency::kAsp) {
+// A server checkpointing into `dir`; `restore` starts it from its latest checkpoint there, on
+// `port` (0: any).
+std::unique_ptr<Server> checkpointing_server(const std::string& dir, int workers, bool restore,
+                                             int port, Consistency mode = Consistency::kAsp,
+                                             const std::string& from = "") {
   return std::make_unique<Server>(
       ServerOptions{.index = 0,
                     .servers = 1,
@@ -382,9 +387,12 @@ std::unique_ptr<Server> checkpointing_server(const std::string& path, int worker
                     .port = port,
                     .heartbeat_timeout = milliseconds(500),
                     .log = nullptr,
-                    .checkpoint_path = path,
+                    .checkpoint_dir = dir,
                     .checkpoint_interval = std::chrono::hours(1),
-                    .restore = restore},
+                    .keep_step_checkpoints = 2,
+                    .restore_from = !from.empty() ? from
+                                    : restore     ? checkpoint_file(dir, 0)
+                                                  : ""},
       std::vector{dense_table(1, 5, {.momentum = 0.5f}), sparse_table(2, 3)},
       std::map<uint32_t, std::vector<float>>{});
 }
@@ -398,7 +406,7 @@ std::string temp_path(const std::string& name) {
 // The server dies after its checkpoint and comes back on the same port: the worker's next calls
 // reconnect and get the checkpointed values, and training goes on from there.
 TEST(PsServer, ARestartedServerGoesOnFromItsCheckpointWhileTheWorkerRetries) {
-  const std::string path = temp_path("restart.ckpt");
+  const std::string path = temp_path("restart");
   auto server = checkpointing_server(path, 1, false, 0);
   const int port = server->port();
   WorkerOptions o{.index = 0,
@@ -438,23 +446,24 @@ TEST(PsServer, ARestartedServerGoesOnFromItsCheckpointWhileTheWorkerRetries) {
   EXPECT_EQ(worker.steps(), 4) << "the servers had 4 steps from it, one after the restart";
   worker.finish();
   server->wait_until_done(milliseconds(5000));
-  std::filesystem::remove(path);
+  std::filesystem::remove_all(path);
 }
 
 TEST(PsServer, ARestartedServerDeclaresLostTheWorkersThatDoNotComeBack) {
-  const std::string path = temp_path("lost.ckpt");
+  const std::string path = temp_path("lost");
   checkpointing_server(path, 2, false, 0).reset();  // both workers still training in it
   auto server = checkpointing_server(path, 2, true, 0);
   const auto start = std::chrono::steady_clock::now();
   server->wait_until_done(milliseconds(5000));
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(450))
       << "lost only after the heartbeat timeout";
-  std::filesystem::remove(path);
+  std::filesystem::remove_all(path);
 }
 
 TEST(PsServer, ADamagedOrForeignCheckpointIsRefusedNamingTheFile) {
-  const std::string path = temp_path("bad.ckpt");
-  checkpointing_server(path, 1, false, 0).reset();
+  const std::string dir = temp_path("bad");
+  const std::string path = checkpoint_file(dir, 0);
+  checkpointing_server(dir, 1, false, 0).reset();
   std::string bytes;
   {
     std::ifstream in(path, std::ios::binary);
@@ -463,7 +472,7 @@ TEST(PsServer, ADamagedOrForeignCheckpointIsRefusedNamingTheFile) {
   const auto refused = [&](const std::string& content, const std::string& why) {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
     try {
-      (void)checkpointing_server(path, 1, true, 0);
+      (void)checkpointing_server(dir, 1, true, 0);
       ADD_FAILURE() << "expected FormatError: " << why;
     } catch (const FormatError& e) {
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
@@ -477,14 +486,73 @@ TEST(PsServer, ADamagedOrForeignCheckpointIsRefusedNamingTheFile) {
   refused("not a checkpoint at all, but long enough", "not a tessera parameter-server checkpoint");
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
   try {
-    (void)checkpointing_server(path, 2, true, 0);
+    (void)checkpointing_server(dir, 2, true, 0);
     ADD_FAILURE() << "expected FormatError for another job's worker count";
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("a job of 1 workers, not 2"), std::string::npos)
         << e.what();
   }
-  EXPECT_THROW((void)checkpointing_server(path, 1, true, 0, Consistency::kBsp), ValueError);
-  std::filesystem::remove(path);
+  std::filesystem::remove_all(dir);
+}
+
+// Under bsp worker 0 asks for a step's checkpoint between its pull and its push of that step: the
+// servers' state is exactly the one after it, and a server started from it (a resumed job)
+// expects that step's round.
+TEST(PsServer, ABspStepCheckpointResumesAtItsRound) {
+  const std::string dir = temp_path("steps");
+  auto server = checkpointing_server(dir, 2, false, 0, Consistency::kBsp);
+  std::vector<std::unique_ptr<Worker>> workers;
+  const TableSpec table = dense_table(1, 5, {.momentum = 0.5f});
+  for (uint32_t w = 0; w < 2; ++w) {
+    workers.push_back(std::make_unique<Worker>(
+        WorkerOptions{.index = w,
+                      .servers = {"127.0.0.1:" + std::to_string(server->port())},
+                      .token = kToken},
+        std::vector{table, sparse_table(2, 3)}));
+  }
+  const auto push = [&](uint32_t w, int64_t step) {
+    workers[w]->push_dense(1, step, std::vector<float>{1, 1, 1, 1, float(w)}, 0.1f);
+    workers[w]->push_sparse(2, step, std::vector<uint64_t>{3}, std::vector<float>{1, 2, 3}, 0.1f);
+  };
+  const auto both_push = [&](int64_t step) {
+    std::thread other([&] { push(1, step); });
+    push(0, step);
+    other.join();
+  };
+  workers[0]->checkpoint(0);
+  both_push(0);
+  workers[0]->checkpoint(1);
+  both_push(1);
+  std::vector<float> at_two(5);
+  workers[0]->pull_dense(1, 2, at_two);
+  push(1, 2);  // worker 1 is ahead: its push of step 2 is not in the checkpoint
+  workers[0]->checkpoint(2);
+  push(0, 2);
+  for (auto& w : workers) w->finish();
+  server->wait_until_done(milliseconds(5000));
+  server.reset();
+  EXPECT_TRUE(std::filesystem::exists(checkpoint_file(dir, 0, 2)));
+  EXPECT_TRUE(std::filesystem::exists(checkpoint_file(dir, 0, 1)));
+  EXPECT_FALSE(std::filesystem::exists(checkpoint_file(dir, 0, 0))) << "keeps the newest 2";
+
+  server = checkpointing_server(dir, 2, false, 0, Consistency::kBsp, checkpoint_file(dir, 0, 2));
+  workers.clear();
+  for (uint32_t w = 0; w < 2; ++w) {
+    workers.push_back(std::make_unique<Worker>(
+        WorkerOptions{.index = w,
+                      .servers = {"127.0.0.1:" + std::to_string(server->port())},
+                      .token = kToken},
+        std::vector{table, sparse_table(2, 3)}));
+  }
+  std::vector<float> resumed(5);
+  workers[1]->pull_dense(1, 2, resumed);
+  EXPECT_EQ(resumed, at_two);
+  both_push(2);  // the round of step 2 again, from both
+  workers[0]->pull_dense(1, 3, resumed);
+  EXPECT_NE(resumed, at_two);
+  for (auto& w : workers) w->finish();
+  server->wait_until_done(milliseconds(5000));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -64,16 +64,17 @@ timeout_s = 30
 
   // Runs `ranks` processes as threads: the last two serve, the others train. Worker 0's final
   // parameters and result.
-  std::pair<std::vector<std::vector<float>>, TrainResult> run_ps(const Config& c, int ranks) {
+  std::pair<std::vector<std::vector<float>>, TrainResult> run_ps(const Config& c, int ranks,
+                                                                 bool resume = false) {
     std::vector<std::vector<float>> params;
     TrainResult result;
     std::mutex m;
     comm::testing::run_ranks(ranks, [&](comm::ProcessGroup& group) {
       if (is_parameter_server(c, group.rank(), group.size())) {
-        serve_parameters(c, group, {.log = nullptr});
+        serve_parameters(c, group, {.log = nullptr, .resume = resume});
         return;
       }
-      Trainer t(c, {.group = &group, .progress = nullptr});
+      Trainer t(c, {.group = &group, .resume = resume, .progress = nullptr});
       const TrainResult r = t.run();
       std::lock_guard lock(m);
       if (group.rank() == 0) {
@@ -115,6 +116,25 @@ TEST_F(TrainerPsTest, BspOnTwoWorkersMatchesOneProcessOnTheGlobalBatch) {
   EXPECT_EQ(result.world_size, 2) << "two of the four processes train";
   EXPECT_EQ(result.steps, 2 * ((240 + 31) / 32));
   expect_near(got, values(single));
+}
+
+// A bsp job stopped after step 5 (a checkpoint of the Trainer and of every server for that step)
+// and resumed gives the parameters of the job that never stopped: the servers' shards and their
+// momentum come back exactly as they were after step 5. (A constant learning rate: max_steps
+// would change a schedule's length.)
+TEST_F(TrainerPsTest, BspResumedFromAStepCheckpointMatchesTheRunThatNeverStopped) {
+  Config base = config("whole", "ps");
+  base.optimizer.schedule = "constant";
+  const auto [whole, whole_result] = run_ps(base, 4);
+  Config stopped = base;
+  stopped.train.run_dir = (dir_ / "stopped").string();
+  stopped.train.max_steps = 5;
+  EXPECT_EQ(run_ps(stopped, 4).second.steps, 5);
+  EXPECT_TRUE(fs::exists(dir_ / "stopped" / "ps" / "server-1.step-5.ckpt"));
+  stopped.train.max_steps = 0;
+  const auto [resumed, resumed_result] = run_ps(stopped, 4, /*resume=*/true);
+  EXPECT_EQ(resumed_result.steps, whole_result.steps);
+  expect_near(resumed, whole);
 }
 
 TEST_F(TrainerPsTest, BspWithAdamMatchesOneProcess) {

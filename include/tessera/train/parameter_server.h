@@ -32,6 +32,9 @@ struct ServeOptions {
   // sends it to the others over the group (give it where the group itself is not private).
   std::string job_token = {};
   std::FILE* log = stderr;  // one line when listening, one when done, and what the server drops
+  // Start from the servers' checkpoint of the step the workers resume from (the run's newest
+  // valid checkpoint, as Trainer::resume picks it); afresh when the run has none.
+  bool resume = false;
 };
 
 // Runs this process as its parameter server: builds the model from the config (the same seed

@@ -142,6 +142,8 @@ const char* to_string(MessageType type) {
       return "bye";
     case MessageType::kSteps:
       return "steps";
+    case MessageType::kCheckpoint:
+      return "checkpoint";
   }
   return "unknown";
 }
@@ -172,7 +174,7 @@ Header decode_header(std::span<const std::byte, kHeaderBytes> bytes, bool authen
   }
   const auto type = load<uint16_t>(at + 6);
   if (type < static_cast<uint16_t>(MessageType::kChallenge) ||
-      type > static_cast<uint16_t>(MessageType::kSteps)) {
+      type > static_cast<uint16_t>(MessageType::kCheckpoint)) {
     throw ProtocolError(detail::concat("unknown message type ", type));
   }
   Header h;

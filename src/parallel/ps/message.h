@@ -64,6 +64,9 @@ enum class MessageType : uint16_t {
   // A worker asks where it is: the ack's clock is the steps this server has from it (a worker the
   // launcher started again goes on from there).
   kSteps = 14,
+  // A worker asks every server to checkpoint its shard as step `clock`'s (the Trainer's
+  // checkpoint of that step then has the servers' state with it); acked once written.
+  kCheckpoint = 15,
 };
 [[nodiscard]] const char* to_string(MessageType type);
 

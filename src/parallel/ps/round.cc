@@ -26,6 +26,12 @@ void Round::finish() {
   std::fill(pushed_.begin(), pushed_.end(), false);
 }
 
+void Round::start_at(int64_t version) {
+  version_ = version;
+  count_ = 0;
+  std::fill(pushed_.begin(), pushed_.end(), false);
+}
+
 std::string Round::missing() const {
   std::string out;
   for (size_t w = 0; w < pushed_.size(); ++w) {

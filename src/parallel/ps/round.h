@@ -17,6 +17,8 @@ class Round {
   // ProtocolError for a push of another step or a second push of the same step.
   bool add(uint32_t worker, int64_t clock);
   void finish();
+  // Starts over at step `version` with no push counted (a server started from a checkpoint).
+  void start_at(int64_t version);
   // The workers the round still waits for, as "2, 3".
   [[nodiscard]] std::string missing() const;
   [[nodiscard]] int workers() const { return static_cast<int>(pushed_.size()); }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -43,15 +44,15 @@ class Server::Impl {
        const std::map<uint32_t, std::vector<float>>& dense_initial)
       : options_(std::move(options)), state_(options_, tables, dense_initial) {
     if (options_.token.empty()) throw ValueError("ps::Server: the job token must not be empty");
-    if (options_.restore) {
+    if (!options_.restore_from.empty()) {
       restore();
-    } else if (!options_.checkpoint_path.empty()) {
-      write_checkpoint();  // a server killed before its first interval still has one to restart
-                           // from
+    } else if (!options_.checkpoint_dir.empty()) {
+      // A server killed before its first interval still has one to restart from.
+      (void)write_checkpoint();
     }
     listener_ = comm::listen_tcp(options_.host, options_.port, &port_);
     accept_thread_ = std::thread([this] { accept_loop(); });
-    if (options_.restore || !options_.checkpoint_path.empty()) {
+    if (!options_.restore_from.empty() || !options_.checkpoint_dir.empty()) {
       keeper_ = std::thread([this] { keep(); });
     }
   }
@@ -65,7 +66,7 @@ class Server::Impl {
     }
     keeper_cv_.notify_all();
     if (keeper_.joinable()) keeper_.join();
-    if (!options_.checkpoint_path.empty()) write_checkpoint();
+    if (!options_.checkpoint_dir.empty()) (void)write_checkpoint();
     accept_thread_.join();
     state_.fail(detail::concat("ps server ", options_.index, " is stopping"));
     std::list<Session> sessions;
@@ -110,32 +111,43 @@ class Server::Impl {
   }
 
   void restore() {
-    if (options_.consistency == Consistency::kBsp) {
-      throw ValueError(detail::concat(
-          "ps server ", options_.index,
-          ": a synchronous (bsp) job cannot go on from a server's checkpoint (the rounds after it "
-          "are lost with the workers' gradients); restart the job instead"));
-    }
-    const std::string& path = options_.checkpoint_path;
+    const std::string& path = options_.restore_from;
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       throw FormatError(detail::concat("ps server ", options_.index, ": cannot open checkpoint ",
-                                       path, " to restart from: ", std::strerror(errno)));
+                                       path, " to start from: ", std::strerror(errno)));
     }
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     state_.restore(bytes, path);
-    log("restarted from ", path);
+    log("started from ", path);
   }
 
-  void write_checkpoint() {
-    const std::string& path = options_.checkpoint_path;
+  // Writes the latest checkpoint, or step `step`'s (then keeps the newest keep_step_checkpoints
+  // of those). Returns what went wrong, or "".
+  std::string write_checkpoint(int64_t step = -1) {
+    const std::string path = checkpoint_file(options_.checkpoint_dir, options_.index, step);
     try {
-      const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-      if (!parent.empty()) std::filesystem::create_directories(parent);
+      std::filesystem::create_directories(options_.checkpoint_dir);
       write_file_atomically(path, state_.checkpoint(),
                             detail::concat("ps server ", options_.index, " checkpoint"));
+      if (step >= 0) prune_step_checkpoints(step);
+      return "";
     } catch (const std::exception& e) {  // the next one may succeed; serving goes on
       log("could not write its checkpoint: ", e.what());
+      return e.what();
+    }
+  }
+
+  void prune_step_checkpoints(int64_t step) {
+    std::lock_guard lock(steps_mutex_);
+    step_checkpoints_.push_back(step);
+    std::sort(step_checkpoints_.begin(), step_checkpoints_.end());
+    step_checkpoints_.erase(std::unique(step_checkpoints_.begin(), step_checkpoints_.end()),
+                            step_checkpoints_.end());
+    while (static_cast<int>(step_checkpoints_.size()) > options_.keep_step_checkpoints) {
+      std::filesystem::remove(
+          checkpoint_file(options_.checkpoint_dir, options_.index, step_checkpoints_.front()));
+      step_checkpoints_.erase(step_checkpoints_.begin());
     }
   }
 
@@ -143,8 +155,8 @@ class Server::Impl {
   // not come back within heartbeat_timeout.
   void keep() {
     const auto started = Clock::now();
-    const bool checkpointing = !options_.checkpoint_path.empty();
-    bool expired = !options_.restore;
+    const bool checkpointing = !options_.checkpoint_dir.empty();
+    bool expired = options_.restore_from.empty();
     auto next_checkpoint = started + options_.checkpoint_interval;
     std::unique_lock lock(keeper_mutex_);
     while (!stop_keeper_) {
@@ -285,6 +297,17 @@ class Server::Impl {
     }
     if (reply.type == MessageType::kHeartbeat) return reply.type;
     if (h.type == MessageType::kSteps) reply.clock = state_.clocks().steps(worker);
+    if (h.type == MessageType::kCheckpoint) {
+      error = options_.checkpoint_dir.empty()
+                  ? detail::concat("ps server ", options_.index, " keeps no checkpoints")
+                  : write_checkpoint(h.clock);
+      if (!error.empty()) {
+        reply.type = MessageType::kError;
+        reply.body_bytes = error.size();
+        c.send(reply, {as_bytes(error)}, Clock::now() + options_.timeout);
+        return MessageType::kError;
+      }
+    }
     if (h.type == MessageType::kPullDense || h.type == MessageType::kPullSparse) ++pulls_;
     if (h.type == MessageType::kPushDense || h.type == MessageType::kPushSparse) ++pushes_;
     const std::span<const float> out = reply.type == MessageType::kValues
@@ -306,10 +329,18 @@ class Server::Impl {
   std::list<Session> sessions_;
   std::string failure_;
   std::thread keeper_;
+  std::mutex steps_mutex_;
+  std::vector<int64_t> step_checkpoints_;  // written by this server, oldest first
   std::mutex keeper_mutex_;
   std::condition_variable keeper_cv_;
   bool stop_keeper_ = false;
 };
+
+std::string checkpoint_file(const std::string& dir, int index, int64_t step) {
+  const std::string name = step < 0 ? detail::concat("server-", index, ".ckpt")
+                                    : detail::concat("server-", index, ".step-", step, ".ckpt");
+  return (std::filesystem::path(dir) / name).string();
+}
 
 Server::Server(ServerOptions options, std::vector<TableSpec> tables,
                const std::map<uint32_t, std::vector<float>>& dense_initial)

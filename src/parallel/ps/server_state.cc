@@ -88,7 +88,8 @@ MessageType ServerState::serve(uint32_t worker, const Header& h, std::span<const
       clocks_.finished(worker);
       return MessageType::kAck;
     case MessageType::kSteps:
-      if (!body.empty()) throw ProtocolError("steps: a request without a body");
+    case MessageType::kCheckpoint:
+      if (!body.empty()) throw ProtocolError(detail::concat(to_string(h.type), " has no body"));
       return MessageType::kAck;
     default:
       throw ProtocolError(detail::concat("a worker may not send ", to_string(h.type)));

@@ -88,6 +88,16 @@ void Shard::finish_round() {
   applied_.notify_all();
 }
 
+void Shard::save_round(BinaryWriter& out) const { out.write_i64(round_ ? round_->version() : -1); }
+
+void Shard::restore_round(BinaryReader& in) {
+  const int64_t version = in.read_i64();
+  if (version < -1 || version > kMaxClock) {
+    throw FormatError(detail::concat(in.source(), ": table ", spec_.id, ": round ", version));
+  }
+  if (round_) round_->start_at(std::max<int64_t>(version, 0));
+}
+
 DenseShard::DenseShard(const TableSpec& spec, Range range, std::vector<float> initial, int workers,
                        bool bsp)
     : Shard(spec, workers, bsp), range_(range), values_(std::move(initial)) {
@@ -146,6 +156,7 @@ std::vector<float> DenseShard::values() {
 
 void DenseShard::save(BinaryWriter& out) {
   std::lock_guard lock(mutex_);
+  save_round(out);
   out.write_i64(range_.begin);
   out.write_i64(range_.end);
   out.write_i64(steps_);
@@ -155,6 +166,8 @@ void DenseShard::save(BinaryWriter& out) {
 
 void DenseShard::restore(BinaryReader& in) {
   std::lock_guard lock(mutex_);
+  restore_round(in);
+  if (round_) std::fill(round_sum_.begin(), round_sum_.end(), 0.0f);
   const int64_t begin = in.read_i64();
   const int64_t end = in.read_i64();
   expect(in, begin == range_.begin && end == range_.end,
@@ -228,6 +241,7 @@ void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
 
 void SparseShard::save(BinaryWriter& out) {
   std::lock_guard lock(mutex_);
+  save_round(out);
   out.write_i64(spec_.dim);
   out.write_i64(index_.size());
   for (int64_t row = 0; row < index_.size(); ++row) {
@@ -240,6 +254,8 @@ void SparseShard::save(BinaryWriter& out) {
 
 void SparseShard::restore(BinaryReader& in) {
   std::lock_guard lock(mutex_);
+  restore_round(in);
+  round_sum_.clear();
   const int64_t dim = in.read_i64();
   expect(in, dim == spec_.dim,
          detail::concat("table ", spec_.id, " has rows of ", dim, " floats, not ", spec_.dim));

@@ -48,6 +48,10 @@ class Shard {
   // Counts a BSP push; true when the round is complete and should be applied now.
   bool count_push(uint32_t worker, int64_t clock);
   void finish_round();
+  // The BSP round's step in a checkpoint (-1 without one); a round's sum so far is not kept, so
+  // the workers push that step again.
+  void save_round(BinaryWriter& out) const;
+  void restore_round(BinaryReader& in);
   void check_failed() const;
 
   TableSpec spec_;

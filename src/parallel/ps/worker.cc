@@ -166,6 +166,12 @@ class Worker::Impl {
     exchange(requests);
   }
 
+  void checkpoint(int64_t step) {
+    std::vector<Request> requests(servers_.size(),
+                                  Request{.type = MessageType::kCheckpoint, .clock = step});
+    exchange(requests);
+  }
+
   int64_t steps() {
     std::vector<Request> requests(servers_.size(), Request{.type = MessageType::kSteps});
     return exchange(requests);
@@ -387,6 +393,7 @@ void Worker::push_sparse(uint32_t table, int64_t clock, std::span<const uint64_t
   impl_->push_sparse(table, clock, keys, grads, lr);
 }
 int64_t Worker::steps() { return impl_->steps(); }
+void Worker::checkpoint(int64_t step) { impl_->checkpoint(step); }
 void Worker::finish() { impl_->finish(); }
 
 }  // namespace tessera::parallel::ps

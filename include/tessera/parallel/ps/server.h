@@ -38,16 +38,18 @@ struct ServerOptions {
   // for it, BSP stops. Workers send heartbeats every WorkerOptions::heartbeat_interval.
   std::chrono::milliseconds heartbeat_timeout = std::chrono::seconds(10);
   std::FILE* log = stderr;  // where refused connections and dropped messages are reported
-  // Where the server writes its checkpoint (its shards, their optimizer state and the workers'
-  // steps; atomically, with a checksum) when it starts, every checkpoint_interval and when it
-  // stops. Empty: none.
-  std::string checkpoint_path = {};
+  // Where the server writes its checkpoints (its shards, their optimizer state and the workers'
+  // steps; atomically, with a checksum): checkpoint_file(dir, index) when it starts, every
+  // checkpoint_interval and when it stops; checkpoint_file(dir, index, step) when a worker asks
+  // (Worker::checkpoint), keeping the newest keep_step_checkpoints. Empty: none.
+  std::string checkpoint_dir = {};
   std::chrono::milliseconds checkpoint_interval = std::chrono::seconds(30);
-  // Start from checkpoint_path instead of the initial values: a restarted server. Only under
-  // kAsp and kSsp, where the workers reconnect and ask again (WorkerOptions::reconnect_timeout);
-  // the updates after the checkpoint are lost. Workers that do not come back within
-  // heartbeat_timeout are declared lost.
-  bool restore = false;
+  int keep_step_checkpoints = 3;
+  // A checkpoint to start from instead of the initial values: a restarted server's own (the
+  // workers reconnect and ask again, WorkerOptions::reconnect_timeout; the updates after it are
+  // lost), or a step's, to resume a job. Workers it knew as training that do not connect within
+  // heartbeat_timeout are declared lost. Empty: start afresh.
+  std::string restore_from = {};
 };
 
 struct ServerStats {
@@ -56,6 +58,10 @@ struct ServerStats {
   int64_t malformed = 0;  // messages that broke the protocol
   int64_t refused = 0;    // connections that failed the handshake
 };
+
+// The checkpoint file of server `index` in `dir`: its latest ("server-1.ckpt"), or the one of step
+// `step` ("server-1.step-120.ckpt").
+[[nodiscard]] std::string checkpoint_file(const std::string& dir, int index, int64_t step = -1);
 
 class Server {
  public:

@@ -55,6 +55,11 @@ class Worker {
   // The most steps any server has from this worker (pushes of steps 0 .. steps() - 1): where a
   // worker started again after it died goes on.
   [[nodiscard]] int64_t steps();
+  // Asks every server to checkpoint its shard as step `step`'s (ServerOptions::checkpoint_dir) and
+  // waits until all have. Under bsp, called between pulling step `step` and pushing it, the
+  // servers' state is exactly the one after `step` steps. Throws CommError with a server's reason
+  // when one could not write it.
+  void checkpoint(int64_t step);
   // Tells every server this worker is done (the destructor does it if it was not called).
   void finish();
 
