@@ -93,8 +93,8 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
   } else if (config.model.type != "layers") {
     if (args.resume) {
       throw ConfigError("command line", 0, "--resume",
-                        "a sparse model cannot resume yet (its rows live only on the servers, "
-                        "which do not checkpoint them): start the run afresh");
+                        "a sparse model cannot resume yet (its workers keep no checkpoint of "
+                        "their place in the data): start the run afresh");
     }
     const train::SparseResult r = train::train_sparse(
         config,
