@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "tessera/core/error.h"
 
@@ -34,22 +35,14 @@ void fsync_dir(const std::string& dir) {
   ::close(fd);
 }
 
-}  // namespace
-
-void write_file_atomically(const std::string& path, const std::string& bytes,
-                           const std::string& what) {
-  const std::filesystem::path target(path);
-  const std::string dir = target.parent_path().empty() ? "." : target.parent_path().string();
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(what + ": cannot create " + tmp + ": " + errno_text());
-  try {
-    write_fully(fd, bytes, tmp, what);
-    if (::fsync(fd) != 0) throw Error(what + ": fsync of " + tmp + " failed: " + errno_text());
-  } catch (...) {
-    ::close(fd);
+// Makes `tmp` durable and puts it in place of `path`.
+void commit(const std::string& tmp, const std::string& path, const std::string& what) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const std::string why = errno_text();
+    if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
-    throw;
+    throw Error(what + ": fsync of " + tmp + " failed: " + why);
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -57,7 +50,46 @@ void write_file_atomically(const std::string& path, const std::string& bytes,
     ::unlink(tmp.c_str());
     throw Error(what + ": cannot rename " + tmp + " to " + path + ": " + why);
   }
-  fsync_dir(dir);
+  const std::filesystem::path target(path);
+  fsync_dir(target.parent_path().empty() ? "." : target.parent_path().string());
+}
+
+std::string temporary_of(const std::string& path) {
+  return path + ".tmp." + std::to_string(::getpid());
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& bytes,
+                           const std::string& what) {
+  const std::string tmp = temporary_of(path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(what + ": cannot create " + tmp + ": " + errno_text());
+  try {
+    write_fully(fd, bytes, tmp, what);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  commit(tmp, path, what);
+}
+
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
+                           const std::string& what) {
+  const std::string tmp = temporary_of(path);
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(what + ": cannot create " + tmp + ": " + errno_text());
+  try {
+    write(out);
+    out.close();
+    if (!out) throw Error(what + ": cannot write " + tmp + ": " + errno_text());
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  commit(tmp, path, what);
 }
 
 }  // namespace tessera

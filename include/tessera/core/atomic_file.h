@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+#include <ostream>
 #include <string>
 
 namespace tessera {
@@ -9,6 +11,10 @@ namespace tessera {
 // of the directory. Throws Error naming the file and the failed step (`what` starts the message:
 // "checkpoint", "ps server 1 checkpoint").
 void write_file_atomically(const std::string& path, const std::string& bytes,
+                           const std::string& what);
+// The same with the contents written by `write` to the temporary file's stream (seekable), for
+// files too large to build in memory first.
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
                            const std::string& what);
 
 }  // namespace tessera

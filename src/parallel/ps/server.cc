@@ -128,8 +128,9 @@ class Server::Impl {
     const std::string path = checkpoint_file(options_.checkpoint_dir, options_.index, step);
     try {
       std::filesystem::create_directories(options_.checkpoint_dir);
-      write_file_atomically(path, state_.checkpoint(),
-                            detail::concat("ps server ", options_.index, " checkpoint"));
+      write_file_atomically(
+          path, [&](std::ostream& out) { state_.checkpoint(out); },
+          detail::concat("ps server ", options_.index, " checkpoint"));
       if (step >= 0) prune_step_checkpoints(step);
       return "";
     } catch (const std::exception& e) {  // the next one may succeed; serving goes on

@@ -116,8 +116,44 @@ constexpr uint32_t kCheckpointVersion = 1;
 
 }  // namespace
 
-std::string ServerState::checkpoint() {
-  std::ostringstream payload;
+namespace {
+
+// Passes bytes on to `dest`, keeping their CRC-32 and count: a checkpoint goes to its file as it
+// is encoded, never whole in memory.
+class CrcBuffer : public std::streambuf {
+ public:
+  explicit CrcBuffer(std::streambuf* dest) : dest_(dest) {}
+  [[nodiscard]] uint32_t crc() const { return crc_; }
+  [[nodiscard]] uint64_t count() const { return count_; }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    crc_ = crc32(std::as_bytes(std::span(s, static_cast<size_t>(n))), crc_);
+    count_ += static_cast<uint64_t>(n);
+    return dest_->sputn(s, n);
+  }
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
+  }
+
+ private:
+  std::streambuf* dest_;
+  uint32_t crc_ = 0;
+  uint64_t count_ = 0;
+};
+
+}  // namespace
+
+void ServerState::checkpoint(std::ostream& out) {
+  BinaryWriter f(out);
+  f.write_bytes(std::as_bytes(std::span(kCheckpointMagic)));
+  f.write_u32(kCheckpointVersion);
+  const std::streampos length_at = out.tellp();
+  f.write_u64(0);  // the payload's length, known at its end
+  CrcBuffer crc(out.rdbuf());
+  std::ostream payload(&crc);
   BinaryWriter p(payload);
   p.write_u32(static_cast<uint32_t>(index_));
   p.write_u32(static_cast<uint32_t>(servers_));
@@ -126,17 +162,21 @@ std::string ServerState::checkpoint() {
   for (auto& [id, shard] : shards_) {
     p.write_u32(id);
     p.write_u32(static_cast<uint32_t>(shard->spec().kind));
-    shard->save(p);
+    shard->save(p);  // under the shard's lock: its pushes wait while it is written
   }
-  const std::string body = payload.str();
-  std::ostringstream file;
-  BinaryWriter f(file);
-  f.write_bytes(std::as_bytes(std::span(kCheckpointMagic)));
-  f.write_u32(kCheckpointVersion);
-  f.write_u64(body.size());
-  f.write_bytes(std::as_bytes(std::span(body.data(), body.size())));
-  f.write_u32(crc32(std::as_bytes(std::span(body.data(), body.size()))));
-  return file.str();
+  payload.flush();
+  f.write_u32(crc.crc());
+  const std::streampos end = out.tellp();
+  out.seekp(length_at);
+  f.write_u64(crc.count());
+  out.seekp(end);
+  if (!out) throw Error("ps server checkpoint: the stream failed while it was written");
+}
+
+std::string ServerState::checkpoint() {
+  std::stringstream out;
+  checkpoint(out);
+  return out.str();
 }
 
 void ServerState::restore(std::string_view bytes, const std::string& path) {

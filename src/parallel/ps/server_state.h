@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,6 +42,9 @@ class ServerState {
   // into a state just built from the same options and tables; it throws FormatError naming
   // `path` for a file that is damaged or belongs to another server or table layout.
   [[nodiscard]] std::string checkpoint();
+  // The same written to `out` as it is encoded (a seekable stream: a file), so that a large
+  // table is never copied whole.
+  void checkpoint(std::ostream& out);
   void restore(std::string_view bytes, const std::string& path);
 
  private:
