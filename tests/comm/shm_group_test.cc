@@ -360,19 +360,24 @@ TEST(ShmGroup, RejectsBadOptions) {
 // before its timeout, and nothing is left in /dev/shm.
 TEST(ShmGroup, AProcessThatDiesIsNamedBeforeTheTimeout) {
   const ShmOptions shm = test_shm_options("killed");
-  TcpStoreServerOptions server_options;
-  server_options.token = make_job_token();
-  TcpStoreServer server(server_options);
-  TcpStoreOptions client;
-  client.port = server.port();
-  client.token = server_options.token;
   GroupOptions options;
   options.timeout = std::chrono::seconds(20);
+  // Fork while this process has one thread: a child forked after the store's server thread
+  // started may inherit a lock (the sanitizers' allocator's) that no thread will release, and hang.
+  int port_pipe[2];
+  ASSERT_EQ(::pipe(port_pipe), 0);
+  const std::string token = make_job_token();
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     // The child: rank 1. It must not return into gtest; it dies by SIGKILL, as a crash would.
     try {
+      ::close(port_pipe[1]);
+      int port = 0;
+      if (::read(port_pipe[0], &port, sizeof(port)) != sizeof(port)) ::_exit(5);
+      TcpStoreOptions client;
+      client.port = port;
+      client.token = token;
       auto group = make_shm_group(std::make_shared<TcpStore>(client), 1, 2, options, shm);
       float x = 1;
       group->allreduce(&x, 1, DataType::kFloat32, ReduceOp::kSum)->wait();
@@ -382,6 +387,16 @@ TEST(ShmGroup, AProcessThatDiesIsNamedBeforeTheTimeout) {
     }
     ::_exit(4);
   }
+  ::close(port_pipe[0]);
+  TcpStoreServerOptions server_options;
+  server_options.token = token;
+  TcpStoreServer server(server_options);
+  const int port = server.port();
+  ASSERT_EQ(::write(port_pipe[1], &port, sizeof(port)), static_cast<ssize_t>(sizeof(port)));
+  ::close(port_pipe[1]);
+  TcpStoreOptions client;
+  client.port = port;
+  client.token = token;
   auto group = make_shm_group(std::make_shared<TcpStore>(client), 0, 2, options, shm);
   float x = 1;
   group->allreduce(&x, 1, DataType::kFloat32, ReduceOp::kSum)->wait();

@@ -502,14 +502,17 @@ TEST(PsServer, ABspStepCheckpointResumesAtItsRound) {
   const std::string dir = temp_path("steps");
   auto server = checkpointing_server(dir, 2, false, 0, Consistency::kBsp);
   std::vector<std::unique_ptr<Worker>> workers;
-  const TableSpec table = dense_table(1, 5, {.momentum = 0.5f});
-  for (uint32_t w = 0; w < 2; ++w) {
-    workers.push_back(std::make_unique<Worker>(
-        WorkerOptions{.index = w,
-                      .servers = {"127.0.0.1:" + std::to_string(server->port())},
-                      .token = kToken},
-        std::vector{table, sparse_table(2, 3)}));
-  }
+  const auto connect = [&] {
+    workers.clear();
+    for (uint32_t w = 0; w < 2; ++w) {
+      workers.push_back(std::make_unique<Worker>(
+          WorkerOptions{.index = w,
+                        .servers = {"127.0.0.1:" + std::to_string(server->port())},
+                        .token = kToken},
+          std::vector{dense_table(1, 5, {.momentum = 0.5f}), sparse_table(2, 3)}));
+    }
+  };
+  connect();
   const auto push = [&](uint32_t w, int64_t step) {
     workers[w]->push_dense(1, step, std::vector<float>{1, 1, 1, 1, float(w)}, 0.1f);
     workers[w]->push_sparse(2, step, std::vector<uint64_t>{3}, std::vector<float>{1, 2, 3}, 0.1f);
@@ -536,14 +539,7 @@ TEST(PsServer, ABspStepCheckpointResumesAtItsRound) {
   EXPECT_FALSE(std::filesystem::exists(checkpoint_file(dir, 0, 0))) << "keeps the newest 2";
 
   server = checkpointing_server(dir, 2, false, 0, Consistency::kBsp, checkpoint_file(dir, 0, 2));
-  workers.clear();
-  for (uint32_t w = 0; w < 2; ++w) {
-    workers.push_back(std::make_unique<Worker>(
-        WorkerOptions{.index = w,
-                      .servers = {"127.0.0.1:" + std::to_string(server->port())},
-                      .token = kToken},
-        std::vector{table, sparse_table(2, 3)}));
-  }
+  connect();
   std::vector<float> resumed(5);
   workers[1]->pull_dense(1, 2, resumed);
   EXPECT_EQ(resumed, at_two);
