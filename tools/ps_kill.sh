@@ -37,7 +37,7 @@ kill -KILL "$victim"
 echo "$mode: killed $who (rank $rank, pid $victim) at about step $step of rank 0"
 code=0
 wait $launcher || code=$?
-grep -E 'failed|goes on|lost worker|again|restarted|did not come back' "$run/err" || true
+grep -E 'failed|goes on|lost worker|again|started from|did not come back' "$run/err" || true
 tail -n2 "$run/out"
 echo "launcher exit code $code"
 exit $code
