@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "auc.h"
 #include "tessera/core/random.h"
 
 namespace {
@@ -137,25 +138,6 @@ std::vector<Scored> write_records(const std::filesystem::path& path, int64_t cou
   return scored;
 }
 
-double auc(std::vector<Scored> s) {
-  std::sort(s.begin(), s.end(), [](const Scored& a, const Scored& b) { return a.p < b.p; });
-  double ranks = 0.0;
-  double positives = 0.0;
-  for (size_t i = 0; i < s.size();) {
-    size_t end = i;
-    while (end < s.size() && s[end].p == s[i].p) ++end;
-    for (size_t k = i; k < end; ++k) {
-      if (s[k].positive) {
-        ranks += 0.5 * static_cast<double>(i + 1 + end);
-        positives += 1.0;
-      }
-    }
-    i = end;
-  }
-  const double negatives = static_cast<double>(s.size()) - positives;
-  return (ranks - positives * (positives + 1.0) / 2.0) / (positives * negatives);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -205,9 +187,13 @@ int main(int argc, char** argv) {
         write_records(dir / "test.libsvm", o.test, model, o, gen, true);
     double loss = 0.0;
     double positives = 0.0;
+    std::vector<float> probabilities;
+    std::vector<float> labels;
     for (const Scored& s : test) {
       loss -= s.positive ? std::log(s.p) : std::log1p(-s.p);
       positives += s.positive;
+      probabilities.push_back(s.p);
+      labels.push_back(s.positive ? 1.0f : 0.0f);
     }
     const double n = static_cast<double>(test.size());
     std::ofstream truth(dir / "truth.json");
@@ -216,9 +202,10 @@ int main(int argc, char** argv) {
                   "{\"test_auc\": %.6f, \"test_logloss\": %.6f, \"test_positive_rate\": %.6f, "
                   "\"train\": %lld, \"test\": %lld, \"fields\": %d, \"vocab\": %lld, \"zipf\": %g, "
                   "\"factors\": %d, \"seed\": %llu}\n",
-                  auc(test), loss / n, positives / n, static_cast<long long>(o.train),
-                  static_cast<long long>(o.test), o.fields, static_cast<long long>(o.vocab), o.zipf,
-                  o.factors, static_cast<unsigned long long>(o.seed));
+                  tessera::train::roc_auc(probabilities, labels), loss / n, positives / n,
+                  static_cast<long long>(o.train), static_cast<long long>(o.test), o.fields,
+                  static_cast<long long>(o.vocab), o.zipf, o.factors,
+                  static_cast<unsigned long long>(o.seed));
     truth << text;
     if (!truth) throw std::runtime_error("cannot write " + (dir / "truth.json").string());
     std::printf("%s", text);

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -53,13 +54,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
   const std::string bytes = (data[0] & 1) ? wrap(input) : std::string(input);
   try {
-    state.restore(bytes, "fuzz.ckpt");
+    std::istringstream file(bytes);
+    state.restore(file, "fuzz.ckpt");
   } catch (const tessera::FormatError&) {
     return 0;
   }
   const std::string again = state.checkpoint();
   ServerState second(options(), tables(), {});
-  second.restore(again, "fuzz.ckpt (again)");
+  std::istringstream file(again);
+  second.restore(file, "fuzz.ckpt (again)");
   if (second.checkpoint() != again) __builtin_trap();
   return 0;
 }

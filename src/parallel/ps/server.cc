@@ -13,7 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -117,8 +116,7 @@ class Server::Impl {
       throw FormatError(detail::concat("ps server ", options_.index, ": cannot open checkpoint ",
                                        path, " to start from: ", std::strerror(errno)));
     }
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    state_.restore(bytes, path);
+    state_.restore(in, path);
     log("started from ", path);
   }
 

@@ -179,31 +179,39 @@ std::string ServerState::checkpoint() {
   return out.str();
 }
 
-void ServerState::restore(std::string_view bytes, const std::string& path) {
+void ServerState::restore(std::istream& in, const std::string& path) {
   const std::string what = "ps server checkpoint " + path;
   const auto fail = [&](const std::string& why) { throw FormatError(what + ": " + why); };
-  constexpr size_t kFixed = sizeof(kCheckpointMagic) + 4 + 8;
-  if (bytes.size() < kFixed + 4 ||
-      bytes.substr(0, sizeof(kCheckpointMagic)) != std::string_view(kCheckpointMagic, 8)) {
+  constexpr uint64_t kFixed = sizeof(kCheckpointMagic) + 4 + 8;
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(std::max<std::streamoff>(in.tellg(), 0));
+  in.seekg(0);
+  char magic[sizeof(kCheckpointMagic)] = {};
+  if (size < kFixed + 4 || !in.read(magic, sizeof(magic)) ||
+      std::memcmp(magic, kCheckpointMagic, sizeof(magic)) != 0) {
     fail("not a tessera parameter-server checkpoint");
   }
-  std::istringstream head(std::string(bytes.substr(sizeof(kCheckpointMagic), 12)));
-  BinaryReader h(head, what);
+  BinaryReader h(in, what);
   const uint32_t version = h.read_u32();
   if (version != kCheckpointVersion)
     fail(detail::concat("version ", version, ", expected ", kCheckpointVersion));
   const uint64_t length = h.read_u64();
-  if (length != bytes.size() - kFixed - 4) {
-    fail(detail::concat("payload of ", length, " bytes in a file of ", bytes.size(),
+  if (length != size - kFixed - 4) {
+    fail(detail::concat("payload of ", length, " bytes in a file of ", size,
                         " (truncated or padded)"));
   }
-  const std::string_view body = bytes.substr(kFixed, length);
-  uint32_t stored = 0;
-  std::memcpy(&stored, bytes.data() + kFixed + length, 4);
-  if (crc32(std::as_bytes(std::span(body.data(), body.size()))) != stored) {
-    fail("checksum mismatch: the file is damaged");
+  // The checksum first, reading the payload in pieces: a shard may be larger than what memory
+  // can hold twice.
+  uint32_t crc = 0;
+  std::vector<char> piece(static_cast<size_t>(std::min<uint64_t>(length, uint64_t{1} << 20)));
+  for (uint64_t left = length; left > 0;) {
+    const auto n = static_cast<std::streamsize>(std::min<uint64_t>(left, piece.size()));
+    if (!in.read(piece.data(), n)) fail("could not read its payload");
+    crc = crc32(std::as_bytes(std::span(piece.data(), static_cast<size_t>(n))), crc);
+    left -= static_cast<uint64_t>(n);
   }
-  std::istringstream in{std::string(body)};
+  if (crc != h.read_u32()) fail("checksum mismatch: the file is damaged");
+  in.seekg(static_cast<std::streamoff>(kFixed));
   BinaryReader r(in, what);
   const uint32_t index = r.read_u32();
   const uint32_t servers = r.read_u32();
@@ -223,7 +231,7 @@ void ServerState::restore(std::string_view bytes, const std::string& path) {
     }
     it->second->restore(r);
   }
-  if (r.remaining().value_or(0) != 0) fail("bytes after the last table");
+  if (r.offset() != length) fail("bytes after the last table");
 }
 
 }  // namespace tessera::parallel::ps

@@ -2,12 +2,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <istream>
 #include <map>
 #include <memory>
 #include <ostream>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "message.h"
@@ -45,7 +45,7 @@ class ServerState {
   // The same written to `out` as it is encoded (a seekable stream: a file), so that a large
   // table is never copied whole.
   void checkpoint(std::ostream& out);
-  void restore(std::string_view bytes, const std::string& path);
+  void restore(std::istream& in, const std::string& path);
 
  private:
   template <typename T>
