@@ -65,6 +65,7 @@ struct BenchOptions {
   std::string keys = "1000,10000,100000";
   std::string only = "dense,sparse";
   bool roofline = false;
+  bool socket_only = false;
   int64_t dim = 16;
   double min_time = 0.5;
   int min_iters = 5;
@@ -283,7 +284,8 @@ class BenchWorker {
       : options_(o),
         worker_(ps::WorkerOptions{.index = static_cast<uint32_t>(o.index),
                                   .servers = split(o.connect),
-                                  .token = token_from_env()},
+                                  .token = token_from_env(),
+                                  .shared_memory = !o.socket_only},
                 make_tables(o)) {}
 
   void run() {
@@ -520,31 +522,33 @@ std::vector<std::string> child_args(const BenchOptions& o, const std::string& ro
   char min_time[32], warmup_time[32];
   std::snprintf(min_time, sizeof(min_time), "%g", o.min_time);
   std::snprintf(warmup_time, sizeof(warmup_time), "%g", o.warmup_time);
-  return {self,
-          "--role",
-          role,
-          "--index",
-          std::to_string(index),
-          "--servers",
-          std::to_string(servers),
-          "--workers",
-          std::to_string(workers),
-          "--sizes",
-          o.sizes,
-          "--keys",
-          o.keys,
-          "--only",
-          o.only,
-          "--dim",
-          std::to_string(o.dim),
-          "--min-time",
-          min_time,
-          "--min-iters",
-          std::to_string(o.min_iters),
-          "--warmup-time",
-          warmup_time,
-          "--warmup-iters",
-          std::to_string(o.warmup_iters)};
+  std::vector<std::string> args = {self,
+                                   "--role",
+                                   role,
+                                   "--index",
+                                   std::to_string(index),
+                                   "--servers",
+                                   std::to_string(servers),
+                                   "--workers",
+                                   std::to_string(workers),
+                                   "--sizes",
+                                   o.sizes,
+                                   "--keys",
+                                   o.keys,
+                                   "--only",
+                                   o.only,
+                                   "--dim",
+                                   std::to_string(o.dim),
+                                   "--min-time",
+                                   min_time,
+                                   "--min-iters",
+                                   std::to_string(o.min_iters),
+                                   "--warmup-time",
+                                   warmup_time,
+                                   "--warmup-iters",
+                                   std::to_string(o.warmup_iters)};
+  if (o.socket_only) args.emplace_back("--socket-only");
+  return args;
 }
 
 struct Result {
@@ -656,9 +660,10 @@ void run_launcher(const BenchOptions& o) {
   }
   if (make_cases(o).empty()) throw ValueError("ps_bench: --only names no case");
   std::printf(
-      "# ps_bench: servers and workers as separate processes on 127.0.0.1, ASP; each "
-      "worker times its own rounds for >= %gs (>= %d rounds) after >= %gs of warm-up\n",
-      o.min_time, o.min_iters, o.warmup_time);
+      "# ps_bench: servers and workers as separate processes on 127.0.0.1, ASP, bodies %s; "
+      "each worker times its own rounds for >= %gs (>= %d rounds) after >= %gs of warm-up\n",
+      o.socket_only ? "through the socket only" : "through shared memory", o.min_time, o.min_iters,
+      o.warmup_time);
   std::printf(
       "# dense: size = table bytes, a round = push + pull of the whole table, rate = "
       "2*size/round in MB/s (1e6 bytes)\n");
@@ -714,6 +719,9 @@ void add_options(CLI::App& cmd, BenchOptions* o) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   // The launcher's flags for its children.
+  cmd.add_flag("--socket-only", o->socket_only,
+               "workers keep to the socket instead of sharing memory with the servers on this "
+               "host (the transport ps-lite uses)");
   cmd.add_flag("--roofline", o->roofline,
                "first, the dense sizes as a raw TCP echo between two processes (rows 'tcp'): the "
                "bytes of a push + pull with no parameter server, the loopback roofline");

@@ -94,11 +94,12 @@ void log_done(const ServeOptions& options, const Config& config, int index,
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::fprintf(options.log,
-               "ps server %d: done (%lld pulls, %lld pushes, %lld malformed messages, %lld "
-               "refused connections%s, peak resident memory %s)\n",
+               "ps server %d: done (%lld pulls, %lld pushes, %lld of them through shared memory, "
+               "%lld malformed messages, %lld refused connections%s, peak resident memory %s)\n",
                index, static_cast<long long>(st.pulls), static_cast<long long>(st.pushes),
-               static_cast<long long>(st.malformed), static_cast<long long>(st.refused),
-               held.c_str(), format_bytes(static_cast<uint64_t>(usage.ru_maxrss) * 1024).c_str());
+               static_cast<long long>(st.shared), static_cast<long long>(st.malformed),
+               static_cast<long long>(st.refused), held.c_str(),
+               format_bytes(static_cast<uint64_t>(usage.ru_maxrss) * 1024).c_str());
 }
 
 }  // namespace

@@ -101,7 +101,9 @@ def shm_seeds():
 
 # parallel/ps/message.h
 PS_PULL_DENSE, PS_PUSH_DENSE, PS_PULL_SPARSE, PS_PUSH_SPARSE, PS_HEARTBEAT, PS_BYE = 5, 6, 7, 8, 12, 13
+PS_SHARE_MEMORY, PS_SEGMENT, PS_SHARED_BIT = 16, 17, 0x8000
 BSP, ASP, SSP = 0, 1, 2
+REPLY_IN_SEGMENT = 4
 
 
 def ps_message(kind, body, sender=0, table=1, clock=0):
@@ -131,6 +133,11 @@ def ps_seeds():
                                                    + ps_floats([1.0] * 9), table=4),
         "heartbeat_bye": bytes([ASP]) + ps_message(PS_HEARTBEAT, b"") + ps_message(PS_BYE, b""),
         "wrong_table": bytes([ASP]) + ps_message(PS_PULL_SPARSE, pull_sparse, table=1),
+        "replies_in_segment": bytes([ASP | REPLY_IN_SEGMENT]) + ps_message(PS_PULL_DENSE, pull_dense)
+        + ps_message(PS_PULL_SPARSE, pull_sparse, table=2),
+        "share_memory": bytes([ASP]) + ps_message(PS_SHARE_MEMORY, struct.pack("<Q", 4096))
+        + ps_message(PS_SEGMENT, struct.pack("<IiQ", 1, 3, 4096) + bytes(16), clock=64)
+        + ps_message(PS_PULL_DENSE | PS_SHARED_BIT, pull_dense),
     }
 
 

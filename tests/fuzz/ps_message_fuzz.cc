@@ -1,8 +1,10 @@
 // The parameter server's request path without sockets (parallel/ps/server_state.h): headers
 // decoded as the server decodes them, then served against a server's tables.
 //
-// Input: a mode byte (bits 0-1: 0 bsp, 1 asp, 2 ssp with staleness 1), then messages, each a
-// 40-byte header and then header.body_bytes of body; input that ends inside a body ends the run.
+// Input: a mode byte (bits 0-1: 0 bsp, 1 asp, 2 ssp with staleness 1; bit 2: replies go to a
+// stand-in for a shared segment where they fit), then messages, each a 40-byte header and then
+// header.body_bytes of body; input that ends inside a body ends the run. share_memory and segment
+// bodies go to their decoders.
 // Waits have no time (deadline now), so BSP and SSP gates answer at once with their error.
 #include <algorithm>
 #include <chrono>
@@ -51,7 +53,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* at = reinterpret_cast<const std::byte*>(data + 1);
   size_t left = size - 1;
   BodyBuffer body;
-  std::vector<float> values;
+  ReplyValues values;
+  std::vector<uint64_t> segment(128);  // 1 KiB, 8-byte aligned, as a segment's reply space is
+  const bool shared = (data[0] & 4) != 0;
   while (left >= kHeaderBytes) {
     Header h;
     try {
@@ -74,9 +78,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     at += h.body_bytes;
     left -= h.body_bytes;
     try {
+      if (h.type == MessageType::kShareMemory) {
+        (void)decode_share_memory(bytes);
+        continue;
+      }
+      if (h.type == MessageType::kSegment) {
+        (void)decode_segment(bytes);
+        continue;
+      }
+      values.reset(shared ? std::as_writable_bytes(std::span(segment)) : std::span<std::byte>());
       const MessageType reply =
           state.serve(h.sender % 2, h, bytes, std::chrono::steady_clock::now(), &values);
-      if (reply == MessageType::kValues && values.size() * 4 > kMaxBodyBytes) __builtin_trap();
+      if (reply == MessageType::kValues && values.values().size_bytes() > kMaxBodyBytes) {
+        __builtin_trap();
+      }
     } catch (const tessera::Error&) {  // answered with kError; the connection goes on
     }
   }

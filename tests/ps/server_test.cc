@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "parallel/ps/connection.h"
+#include "parallel/ps/shared_segment.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/socket.h"
 #include "tessera/parallel/ps/worker.h"
@@ -56,8 +58,11 @@ struct Cluster {
                                    this->tables, initial));
     }
   }
-  [[nodiscard]] std::unique_ptr<Worker> worker(uint32_t index) const {
-    WorkerOptions o{.index = index, .token = kToken, .heartbeat_interval = milliseconds(50)};
+  [[nodiscard]] std::unique_ptr<Worker> worker(uint32_t index, bool shared_memory = true) const {
+    WorkerOptions o{.index = index,
+                    .token = kToken,
+                    .heartbeat_interval = milliseconds(50),
+                    .shared_memory = shared_memory};
     for (const auto& s : servers) o.servers.push_back("127.0.0.1:" + std::to_string(s->port()));
     return std::make_unique<Worker>(o, tables);
   }
@@ -112,6 +117,45 @@ TEST(PsServer, SparsePushSumsRepeatedKeysBeforeTheUpdate) {
   std::vector<float> rows(4);
   w->pull_sparse(2, 1, std::vector<uint64_t>{9, 4}, rows);
   EXPECT_EQ(rows, (std::vector<float>{-4, -6, -10, -20}));
+}
+
+// The same calls through memory shared with the servers and through the socket alone: the same
+// values, bit for bit, while segments grow from a small table's size to a large one's.
+TEST(PsServer, SharedMemoryAndTheSocketGiveTheSameResults) {
+  auto run = [](bool shared_memory) {
+    Cluster c(2, 1, Consistency::kAsp,
+              {dense_table(1, 10), dense_table(3, 50'000, {.momentum = 0.9f}), sparse_table(2, 4)});
+    auto w = c.worker(0, shared_memory);
+    std::vector<uint64_t> keys(1000);
+    for (size_t k = 0; k < keys.size(); ++k) keys[k] = (k * 7919) % 600;  // repeats
+    std::vector<float> pulled;
+    std::vector<float> small(10), large(50'000), rows(keys.size() * 4);
+    for (int64_t step = 0; step < 3; ++step) {
+      w->pull_dense(1, step, small);
+      w->pull_dense(3, step, large);
+      w->pull_sparse(2, step, keys, rows);
+      for (const auto* v : {&small, &large, &rows})
+        pulled.insert(pulled.end(), v->begin(), v->end());
+      std::vector<float> g(large.size());
+      for (size_t i = 0; i < g.size(); ++i) g[i] = 0.001f * static_cast<float>(i % 97) + step;
+      w->push_dense(3, step, g, 0.1f);
+      w->push_dense(1, step, std::vector<float>(10, 1.0f), 0.5f);
+      std::vector<float> sg(rows.size());
+      for (size_t i = 0; i < sg.size(); ++i) sg[i] = rows[i] * 0.5f - 0.1f;
+      w->push_sparse(2, step, keys, sg, 0.2f);
+    }
+    w->finish();
+    int64_t shared = 0;
+    for (auto& s : c.servers) shared += s->stats().shared;
+    return std::pair(pulled, shared);
+  };
+  const auto [through_memory, shared] = run(true);
+  const auto [through_socket, none] = run(false);
+  EXPECT_EQ(none, 0);
+  EXPECT_EQ(shared, 2 * 3 * 6) << "every pull and push of every step, on both servers";
+  ASSERT_EQ(through_memory.size(), through_socket.size());
+  EXPECT_EQ(0, std::memcmp(through_memory.data(), through_socket.data(),
+                           through_memory.size() * sizeof(float)));
 }
 
 // BSP: each step applies the mean of the workers' gradients once, as one process would on the
@@ -371,6 +415,75 @@ TEST(PsServer, CountsMalformedMessagesAndKeepsServing) {
   std::vector<float> params(4, -1.0f);
   w->pull_dense(1, 0, params);
   EXPECT_EQ(params, std::vector<float>(4, 0.0f));
+}
+
+// The shared-memory path spoken by hand: a shared body before any segment, one larger than the
+// segment, and a segment size out of range are refused and counted; a real segment carries a
+// pull's body and its reply.
+TEST(PsServer, SharedBodiesNeedASegmentThatHoldsThem) {
+  Cluster c(1, 1, Consistency::kAsp, {dense_table(1, 4)}, {{1, {1, 2, 3, 4}}});
+  std::string error;
+  comm::Socket raw = comm::connect_tcp("127.0.0.1", c.servers[0]->port(),
+                                       Clock::now() + milliseconds(2000), &error);
+  Connection conn(std::move(raw), "test");
+  const auto deadline = Clock::now() + milliseconds(5000);
+  handshake_as_worker(conn, kToken, 0, deadline);
+  auto reply_text = [&] {
+    const Header h = conn.receive_header(deadline, true, "reply");
+    std::string text(h.body_bytes, '\0');
+    conn.receive(std::as_writable_bytes(std::span<char>(text)), deadline, "reply");
+    return std::pair(h, text);
+  };
+  const Header pull{
+      .type = MessageType::kPullDense, .sender = 0, .table = 1, .body_bytes = 16, .shared = true};
+  conn.send(pull, {}, deadline);
+  auto [h, text] = reply_text();
+  EXPECT_EQ(h.type, MessageType::kError);
+  EXPECT_NE(text.find("the segment holds 0"), std::string::npos) << text;
+
+  const uint64_t too_small = 8;
+  conn.send({.type = MessageType::kShareMemory, .sender = 0, .body_bytes = 8},
+            {bytes_of(too_small)}, deadline);
+  std::tie(h, text) = reply_text();
+  EXPECT_EQ(h.type, MessageType::kError);
+  EXPECT_NE(text.find("outside [64"), std::string::npos) << text;
+
+  const uint64_t size = 4096;
+  conn.send({.type = MessageType::kShareMemory, .sender = 0, .request = 7, .body_bytes = 8},
+            {bytes_of(size)}, deadline);
+  std::tie(h, text) = reply_text();
+  ASSERT_EQ(h.type, MessageType::kSegment) << text;
+  EXPECT_EQ(h.request, 7u);
+  const SegmentInfo info = decode_segment(std::as_bytes(std::span(text)));
+  EXPECT_EQ(info.bytes, size);
+  std::optional<SharedSegment> segment = SharedSegment::open(info);
+  ASSERT_TRUE(segment.has_value());
+  SegmentInfo wrong = info;
+  wrong.nonce[0] ^= std::byte{1};
+  EXPECT_FALSE(SharedSegment::open(wrong).has_value()) << "another host's segment";
+
+  conn.send({.type = MessageType::kPullDense,
+             .sender = 0,
+             .table = 1,
+             .body_bytes = 5000,
+             .shared = true},
+            {}, deadline);
+  std::tie(h, text) = reply_text();
+  EXPECT_EQ(h.type, MessageType::kError);
+  EXPECT_NE(text.find("the segment holds 4096"), std::string::npos) << text;
+
+  const int64_t body[2] = {1, 3};  // values 1 .. 3
+  std::memcpy(segment->bytes().data(), body, sizeof(body));
+  conn.send(pull, {}, deadline);
+  h = conn.receive_header(deadline, true, "reply");
+  ASSERT_EQ(h.type, MessageType::kValues);
+  EXPECT_TRUE(h.shared);
+  ASSERT_EQ(h.body_bytes, 12u);
+  float values[3];
+  std::memcpy(values, segment->bytes().data() + reply_offset(16), sizeof(values));
+  EXPECT_EQ(std::vector<float>(values, values + 3), (std::vector<float>{2, 3, 4}));
+  EXPECT_EQ(c.servers[0]->stats().malformed, 3);
+  EXPECT_EQ(c.servers[0]->stats().shared, 1);
 }
 
 // A server checkpointing into `dir`; `restore` starts it from its latest checkpoint there, on

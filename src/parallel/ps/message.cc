@@ -144,6 +144,14 @@ const char* to_string(MessageType type) {
       return "steps";
     case MessageType::kCheckpoint:
       return "checkpoint";
+    case MessageType::kShareMemory:
+      return "share_memory";
+    case MessageType::kSegment:
+      return "segment";
+    case MessageType::kMapDense:
+      return "map_dense";
+    case MessageType::kPullMapped:
+      return "pull_mapped";
   }
   return "unknown";
 }
@@ -153,7 +161,8 @@ HeaderBytes encode_header(const Header& h) {
   std::byte* at = out.data();
   store<uint32_t>(at, kMagic);
   store<uint16_t>(at + 4, kVersion);
-  store<uint16_t>(at + 6, static_cast<uint16_t>(h.type));
+  store<uint16_t>(
+      at + 6, static_cast<uint16_t>(static_cast<uint16_t>(h.type) | (h.shared ? kSharedBit : 0)));
   store<uint32_t>(at + 8, h.sender);
   store<uint32_t>(at + 12, h.table);
   store<int64_t>(at + 16, h.clock);
@@ -172,13 +181,15 @@ Header decode_header(std::span<const std::byte, kHeaderBytes> bytes, bool authen
     throw ProtocolError(
         detail::concat("protocol version ", version, ", this build speaks ", kVersion));
   }
-  const auto type = load<uint16_t>(at + 6);
+  const auto wire_type = load<uint16_t>(at + 6);
+  const auto type = static_cast<uint16_t>(wire_type & ~kSharedBit);
   if (type < static_cast<uint16_t>(MessageType::kChallenge) ||
-      type > static_cast<uint16_t>(MessageType::kCheckpoint)) {
+      type > static_cast<uint16_t>(MessageType::kPullMapped)) {
     throw ProtocolError(detail::concat("unknown message type ", type));
   }
   Header h;
   h.type = static_cast<MessageType>(type);
+  h.shared = (wire_type & kSharedBit) != 0;
   h.sender = load<uint32_t>(at + 8);
   h.table = load<uint32_t>(at + 12);
   h.clock = load<int64_t>(at + 16);
@@ -189,6 +200,9 @@ Header decode_header(std::span<const std::byte, kHeaderBytes> bytes, bool authen
     throw ProtocolError(detail::concat(to_string(h.type), ": body of ", h.body_bytes,
                                        " bytes is over the limit of ", limit,
                                        authenticated ? "" : " before the handshake"));
+  }
+  if (h.shared && !authenticated) {
+    throw ProtocolError(detail::concat(to_string(h.type), ": a shared body before the handshake"));
   }
   if (h.clock < 0 || h.clock > kMaxClock) {
     throw ProtocolError(
@@ -206,6 +220,43 @@ SparseRequest decode_pull_sparse(std::span<const std::byte> body) {
 }
 SparseRequest decode_push_sparse(std::span<const std::byte> body, int64_t dim) {
   return decode_sparse(body, true, dim);
+}
+
+uint64_t decode_share_memory(std::span<const std::byte> body) {
+  if (body.size() != 8) {
+    throw ProtocolError(detail::concat("share_memory: body of ", body.size(), " bytes, not 8"));
+  }
+  const auto bytes = load<uint64_t>(body.data());
+  if (bytes < 64 || bytes > kMaxSegmentBytes) {
+    throw ProtocolError(
+        detail::concat("share_memory: ", bytes, " bytes is outside [64, ", kMaxSegmentBytes, "]"));
+  }
+  return bytes;
+}
+
+std::array<std::byte, 32> encode_segment(const SegmentInfo& info) {
+  std::array<std::byte, 32> out{};
+  store<uint32_t>(out.data(), info.pid);
+  store<int32_t>(out.data() + 4, info.fd);
+  store<uint64_t>(out.data() + 8, info.bytes);
+  std::memcpy(out.data() + 16, info.nonce.data(), kSegmentNonceBytes);
+  return out;
+}
+
+SegmentInfo decode_segment(std::span<const std::byte> body) {
+  if (body.size() != 32) {
+    throw ProtocolError(detail::concat("segment: body of ", body.size(), " bytes, not 32"));
+  }
+  SegmentInfo info;
+  info.pid = load<uint32_t>(body.data());
+  info.fd = load<int32_t>(body.data() + 4);
+  info.bytes = load<uint64_t>(body.data() + 8);
+  std::memcpy(info.nonce.data(), body.data() + 16, kSegmentNonceBytes);
+  if (info.fd < 0 || info.bytes > (uint64_t{1} << 50)) {
+    throw ProtocolError(
+        detail::concat("segment: descriptor ", info.fd, " of ", info.bytes, " bytes"));
+  }
+  return info;
 }
 
 }  // namespace tessera::parallel::ps

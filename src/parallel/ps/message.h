@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "shared_segment.h"
 #include "tessera/comm/errors.h"
 
 // The parameter server's wire format (protocol version 1). Every message is a 40-byte header and
@@ -13,6 +14,10 @@
 //
 //   u32 magic "TSPS" | u16 version | u16 type | u32 sender | u32 table | i64 clock |
 //   u64 request | u64 body_bytes
+//
+// type's top bit (kSharedBit) says the body lies in the connection's shared segment
+// (shared_segment.h) instead of following the header: a request's at the segment's start, its
+// reply's after it, at reply_offset(request's body_bytes).
 //
 // sender is the worker's index (a server's replies carry the server's); clock is the worker's
 // step: a pull for step t waits as the consistency mode says, a push of step t counts it done.
@@ -24,6 +29,10 @@
 //   kPushDense   f32 lr, u32 0, i64 offset, i64 count, f32[count]   -> kAck
 //   kPullSparse  u64 n, u64 keys[n]          -> kValues f32[n * dim]
 //   kPushSparse  f32 lr, u32 0, u64 n, u64 keys[n], f32[n * dim]    -> kAck
+//   kShareMemory u64 bytes                   -> kSegment u32 pid, i32 fd, u64 bytes, nonce[16]
+//   kMapDense    (empty)                     -> kSegment of the server's range of the table
+//   kPullMapped  i64 offset, i64 count       -> kAck once the values may be read from the table's
+//                                               segment (as kPullDense waits before it answers)
 //   kHeartbeat   (empty), no reply
 //   kBye         (empty)                     -> kAck; the worker is done
 //   any request that cannot be served        -> kError text
@@ -67,7 +76,19 @@ enum class MessageType : uint16_t {
   // A worker asks every server to checkpoint its shard as step `clock`'s (the Trainer's
   // checkpoint of that step then has the servers' state with it); acked once written.
   kCheckpoint = 15,
+  // A worker asks for a shared segment of at least `bytes` for this connection's bodies; the
+  // server answers kSegment, which replaces the segment it had.
+  kShareMemory = 16,
+  kSegment = 17,
+  // On one host a dense table's values live in memory the server shares: a worker maps them once
+  // (kMapDense) and then pulls by copying from there once the server says it may (kPullMapped).
+  // Under asp and ssp the copy may see parts of a push that lands meanwhile, each value whole.
+  kMapDense = 18,
+  kPullMapped = 19,
 };
+inline constexpr uint16_t kSharedBit = 0x8000;
+// A shared segment no larger than a body and its reply.
+inline constexpr uint64_t kMaxSegmentBytes = 2 * kMaxBodyBytes + 64;
 [[nodiscard]] const char* to_string(MessageType type);
 
 struct Header {
@@ -77,6 +98,7 @@ struct Header {
   int64_t clock = 0;
   uint64_t request = 0;
   uint64_t body_bytes = 0;
+  bool shared = false;  // the body is in the shared segment
 };
 
 using HeaderBytes = std::array<std::byte, kHeaderBytes>;
@@ -105,6 +127,12 @@ struct SparseRequest {
 [[nodiscard]] DenseRequest decode_push_dense(std::span<const std::byte> body);
 [[nodiscard]] SparseRequest decode_pull_sparse(std::span<const std::byte> body);
 [[nodiscard]] SparseRequest decode_push_sparse(std::span<const std::byte> body, int64_t dim);
+
+// kShareMemory's size, from 64 bytes to kMaxSegmentBytes.
+[[nodiscard]] uint64_t decode_share_memory(std::span<const std::byte> body);
+// kSegment's body; the caller checks its size against what it asked for.
+[[nodiscard]] SegmentInfo decode_segment(std::span<const std::byte> body);
+[[nodiscard]] std::array<std::byte, 32> encode_segment(const SegmentInfo& info);
 
 // Body prefixes, for the sender (values and keys follow as separate buffers).
 struct DensePrefix {

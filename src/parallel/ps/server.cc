@@ -19,6 +19,7 @@
 
 #include "connection.h"
 #include "server_state.h"
+#include "shared_segment.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/socket.h"
 #include "tessera/core/atomic_file.h"
@@ -89,7 +90,7 @@ class Server::Impl {
   [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] ServerState& state() { return state_; }
   [[nodiscard]] ServerStats stats() const {
-    return {pulls_.load(), pushes_.load(), malformed_.load(), refused_.load()};
+    return {pulls_.load(), pushes_.load(), shared_.load(), malformed_.load(), refused_.load()};
   }
 
  private:
@@ -241,14 +242,18 @@ class Server::Impl {
   // Serves until the worker says bye (true) or its connection ends (false).
   bool serve_requests(Connection& c, uint32_t worker) {
     BodyBuffer body;
-    std::vector<float> values;
+    SharedSegment segment;  // once the worker asks for one
+    ReplyValues values;
     const std::string waiting = detail::concat("waiting for worker ", worker, "'s next request");
     try {
       while (!stopping_) {
         const Header h = c.receive_header(Clock::now() + options_.heartbeat_timeout, true, waiting);
-        std::span<std::byte> bytes = body.resize(h.body_bytes);
-        c.receive(bytes, Clock::now() + options_.timeout, waiting);
-        const MessageType reply = handle(c, worker, h, bytes, &values);
+        std::span<std::byte> bytes;
+        if (!h.shared) {
+          bytes = body.resize(h.body_bytes);
+          c.receive(bytes, Clock::now() + options_.timeout, waiting);
+        }
+        const MessageType reply = handle(c, worker, h, bytes, &segment, &values);
         if (h.type == MessageType::kBye && reply == MessageType::kAck) return true;
       }
     } catch (const ProtocolError& e) {
@@ -263,9 +268,40 @@ class Server::Impl {
     return false;
   }
 
+  // The body of a request that came through the segment, and where its reply may go.
+  static std::span<const std::byte> shared_body(const Header& h, const SharedSegment& segment,
+                                                ReplyValues* values) {
+    if (h.body_bytes > segment.size()) {
+      throw ProtocolError(detail::concat(to_string(h.type), ": a shared body of ", h.body_bytes,
+                                         " bytes, but the segment holds ", segment.size()));
+    }
+    const uint64_t reply_at = std::min(reply_offset(h.body_bytes), segment.size());
+    values->reset(segment.bytes().subspan(reply_at));
+    return segment.bytes().first(h.body_bytes);
+  }
+
+  // Answers kShareMemory with a new segment for the connection, replacing its old one (kError
+  // when memory is short: the worker then keeps to the socket), and kMapDense with the table's.
+  void share_memory(Connection& c, Header reply, std::span<const std::byte> body,
+                    SharedSegment* segment) {
+    if (reply.type == MessageType::kShareMemory) {
+      const uint64_t bytes = decode_share_memory(body);
+      *segment = SharedSegment();
+      *segment = SharedSegment::create(bytes);
+    } else if (!body.empty()) {
+      throw ProtocolError("map_dense has no body");
+    }
+    const auto info =
+        encode_segment(reply.type == MessageType::kShareMemory ? segment->info()
+                                                               : state_.dense_segment(reply.table));
+    reply.type = MessageType::kSegment;
+    reply.body_bytes = info.size();
+    c.send(reply, {std::span<const std::byte>(info)}, Clock::now() + options_.timeout);
+  }
+
   // One request: its reply, or kError with the reason. Returns the reply's type.
   MessageType handle(Connection& c, uint32_t worker, const Header& h,
-                     std::span<const std::byte> body, std::vector<float>* values) {
+                     std::span<const std::byte> body, SharedSegment* segment, ReplyValues* values) {
     Header reply{.type = MessageType::kAck,
                  .sender = static_cast<uint32_t>(options_.index),
                  .table = h.table,
@@ -276,6 +312,13 @@ class Server::Impl {
       if (h.sender != worker) {
         throw ProtocolError(
             detail::concat("sender ", h.sender, " on worker ", worker, "'s connection"));
+      }
+      values->reset({});
+      if (h.shared) body = shared_body(h, *segment, values);
+      if (h.type == MessageType::kShareMemory || h.type == MessageType::kMapDense) {
+        reply.type = h.type;
+        share_memory(c, reply, body, segment);
+        return MessageType::kSegment;
       }
       reply.type = state_.serve(worker, h, body, Clock::now() + options_.timeout, values);
     } catch (const ProtocolError& e) {
@@ -307,20 +350,23 @@ class Server::Impl {
         return MessageType::kError;
       }
     }
-    if (h.type == MessageType::kPullDense || h.type == MessageType::kPullSparse) ++pulls_;
+    const bool mapped = h.type == MessageType::kPullMapped;
+    if (h.type == MessageType::kPullDense || h.type == MessageType::kPullSparse || mapped) ++pulls_;
     if (h.type == MessageType::kPushDense || h.type == MessageType::kPushSparse) ++pushes_;
-    const std::span<const float> out = reply.type == MessageType::kValues
-                                           ? std::span<const float>(*values)
-                                           : std::span<const float>();
+    if (h.shared || mapped) ++shared_;
+    const std::span<const float> out =
+        reply.type == MessageType::kValues ? values->values() : std::span<const float>();
     reply.body_bytes = out.size_bytes();
-    c.send(reply, {std::as_bytes(out)}, Clock::now() + options_.timeout);
+    reply.shared = values->in_shared() && reply.type == MessageType::kValues;
+    c.send(reply, {reply.shared ? std::span<const std::byte>() : std::as_bytes(out)},
+           Clock::now() + options_.timeout);
     return reply.type;
   }
 
   int port_ = 0;
   ServerOptions options_;
   ServerState state_;
-  std::atomic<int64_t> pulls_{0}, pushes_{0}, malformed_{0}, refused_{0};
+  std::atomic<int64_t> pulls_{0}, pushes_{0}, shared_{0}, malformed_{0}, refused_{0};
   comm::Socket listener_;
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;

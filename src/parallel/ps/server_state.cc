@@ -50,7 +50,7 @@ T& ServerState::shard(uint32_t table, MessageType type) {
 }
 
 MessageType ServerState::serve(uint32_t worker, const Header& h, std::span<const std::byte> body,
-                               Clock::time_point deadline, std::vector<float>* values) {
+                               Clock::time_point deadline, ReplyValues* values) {
   switch (h.type) {
     case MessageType::kPullDense: {
       auto& s = shard<DenseShard>(h.table, h.type);
@@ -58,6 +58,13 @@ MessageType ServerState::serve(uint32_t worker, const Header& h, std::span<const
       clocks_.wait_to_start(worker, h.clock, deadline);
       s.pull(h.clock, r, values, deadline);
       return MessageType::kValues;
+    }
+    case MessageType::kPullMapped: {
+      auto& s = shard<DenseShard>(h.table, h.type);
+      const DenseRequest r = decode_pull_dense(body);
+      clocks_.wait_to_start(worker, h.clock, deadline);
+      s.wait_readable(h.clock, r, deadline);
+      return MessageType::kAck;
     }
     case MessageType::kPushDense:
       shard<DenseShard>(h.table, h.type).push(worker, h.clock, decode_push_dense(body));
@@ -71,9 +78,9 @@ MessageType ServerState::serve(uint32_t worker, const Header& h, std::span<const
         throw ProtocolError(detail::concat("pull_sparse: ", r.keys.size(),
                                            " keys make a reply over the message limit"));
       }
-      values->resize(floats);
+      const std::span<float> out = values->take(floats);
       clocks_.wait_to_start(worker, h.clock, deadline);
-      s.pull(h.clock, r.keys, *values, deadline);
+      s.pull(h.clock, r.keys, out, deadline);
       return MessageType::kValues;
     }
     case MessageType::kPushSparse: {
@@ -94,6 +101,10 @@ MessageType ServerState::serve(uint32_t worker, const Header& h, std::span<const
     default:
       throw ProtocolError(detail::concat("a worker may not send ", to_string(h.type)));
   }
+}
+
+SegmentInfo ServerState::dense_segment(uint32_t table) {
+  return shard<DenseShard>(table, MessageType::kMapDense).segment();
 }
 
 void ServerState::fail(const std::string& why) {

@@ -25,12 +25,14 @@ class ServerState {
               const std::map<uint32_t, std::vector<float>>& dense_initial);
 
   // Serves one authenticated request of `worker`. Returns the reply's type: kValues (the values
-  // are in *values), kAck (to kSteps: its clock is clocks().steps(worker); to kCheckpoint: once
-  // the server wrote it), or kHeartbeat for "no reply". Throws ProtocolError when the request
+  // are in values->values()), kAck (to kSteps: its clock is clocks().steps(worker); to kCheckpoint:
+  // once the server wrote it), or kHeartbeat for "no reply". Throws ProtocolError when the request
   // does not fit the protocol or the table, and comm errors when a wait fails.
   MessageType serve(uint32_t worker, const Header& header, std::span<const std::byte> body,
-                    Clock::time_point deadline, std::vector<float>* values);
+                    Clock::time_point deadline, ReplyValues* values);
 
+  // Where dense table `table`'s values live (kMapDense). Throws ProtocolError for no such table.
+  [[nodiscard]] SegmentInfo dense_segment(uint32_t table);
   WorkerClocks& clocks() { return clocks_; }
   // Every wait fails with `why` from now on: a BSP job lost a worker, or the server stops.
   void fail(const std::string& why);

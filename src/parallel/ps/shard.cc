@@ -25,8 +25,8 @@ void init_row(const TableSpec& spec, uint64_t key, float* row) {
   }
 }
 
-void write_floats(BinaryWriter& out, const std::vector<float>& values) {
-  out.write_bytes(std::as_bytes(std::span(values)));
+void write_floats(BinaryWriter& out, std::span<const float> values) {
+  out.write_bytes(std::as_bytes(values));
 }
 
 // Reads n floats, refusing a count the rest of the input cannot hold before allocating for it.
@@ -46,6 +46,17 @@ void expect(BinaryReader& in, bool ok, const std::string& what) {
 }
 
 }  // namespace
+
+std::span<float> ReplyValues::take(uint64_t floats) {
+  in_shared_ = floats > 0 && floats * sizeof(float) <= shared_.size();
+  if (in_shared_) {
+    values_ = {reinterpret_cast<float*>(shared_.data()), static_cast<size_t>(floats)};
+  } else {
+    heap_.resize(static_cast<size_t>(floats));
+    values_ = heap_;
+  }
+  return values_;
+}
 
 Shard::Shard(const TableSpec& spec, int workers, bool bsp)
     : spec_(spec), weight_(1.0f / static_cast<float>(workers)) {
@@ -100,8 +111,13 @@ void Shard::restore_round(BinaryReader& in) {
 
 DenseShard::DenseShard(const TableSpec& spec, Range range, std::vector<float> initial, int workers,
                        bool bsp)
-    : Shard(spec, workers, bsp), range_(range), values_(std::move(initial)) {
-  TESSERA_CHECK_EQ(static_cast<int64_t>(values_.size()), range.size());
+    : Shard(spec, workers, bsp),
+      range_(range),
+      segment_(SharedSegment::create(static_cast<uint64_t>(range.size()) * sizeof(float))),
+      values_(reinterpret_cast<float*>(segment_.bytes().data()),
+              static_cast<size_t>(range.size())) {
+  TESSERA_CHECK_EQ(static_cast<int64_t>(initial.size()), range.size());
+  std::copy(initial.begin(), initial.end(), values_.begin());
   state_.resize(values_.size() * state_slots(spec.optimizer));
   init_state(spec.optimizer, state_.data(), range.size());
   if (bsp) round_sum_.assign(values_.size(), 0.0f);
@@ -116,13 +132,19 @@ void DenseShard::check_range(const DenseRequest& r, MessageType type) const {
   }
 }
 
-void DenseShard::pull(int64_t clock, const DenseRequest& r, std::vector<float>* out,
+void DenseShard::pull(int64_t clock, const DenseRequest& r, ReplyValues* out,
                       Clock::time_point deadline) {
   check_range(r, MessageType::kPullDense);
-  out->resize(static_cast<size_t>(r.count));
+  const std::span<float> values = out->take(static_cast<uint64_t>(r.count));
   std::unique_lock lock(mutex_);
   wait_for_step(lock, clock, deadline);
-  std::copy_n(values_.begin() + (r.offset - range_.begin), r.count, out->begin());
+  std::copy_n(values_.begin() + (r.offset - range_.begin), r.count, values.begin());
+}
+
+void DenseShard::wait_readable(int64_t clock, const DenseRequest& r, Clock::time_point deadline) {
+  check_range(r, MessageType::kPullMapped);
+  std::unique_lock lock(mutex_);
+  wait_for_step(lock, clock, deadline);
 }
 
 void DenseShard::push(uint32_t worker, int64_t clock, const DenseRequest& r) {
@@ -151,7 +173,7 @@ void DenseShard::apply(float lr, const float* grad) {
 
 std::vector<float> DenseShard::values() {
   std::lock_guard lock(mutex_);
-  return values_;
+  return {values_.begin(), values_.end()};
 }
 
 void DenseShard::save(BinaryWriter& out) {
@@ -178,12 +200,18 @@ void DenseShard::restore(BinaryReader& in) {
   std::vector<float> values = read_floats(in, values_.size(), "values");
   std::vector<float> state = read_floats(in, state_.size(), "optimizer state");
   steps_ = steps;
-  values_ = std::move(values);
+  std::copy(values.begin(), values.end(), values_.begin());
   state_ = std::move(state);
 }
 
 SparseShard::SparseShard(const TableSpec& spec, int workers, bool bsp)
     : Shard(spec, workers, bsp) {}
+
+void SparseShard::prefetch(std::span<const uint64_t> keys, size_t k) const {
+  if (k + KeyIndex::kPrefetchDistance < keys.size()) {
+    index_.prefetch(keys[k + KeyIndex::kPrefetchDistance]);
+  }
+}
 
 int64_t SparseShard::row_of(uint64_t key) {
   const auto [row, created] = index_.find_or_insert(key);
@@ -205,6 +233,7 @@ void SparseShard::pull(int64_t clock, std::span<const uint64_t> keys, std::span<
   wait_for_step(lock, clock, deadline);
   const int64_t dim = spec_.dim;
   for (size_t k = 0; k < keys.size(); ++k) {
+    prefetch(keys, k);
     const int64_t row = row_of(keys[k]);
     std::copy_n(values_.begin() + row * dim, dim, out.begin() + static_cast<int64_t>(k) * dim);
   }
@@ -222,21 +251,30 @@ void SparseShard::push(uint32_t worker, int64_t clock, const SparseRequest& r) {
   std::lock_guard lock(mutex_);
   if (!round_) {
     for (size_t k = 0; k < r.keys.size(); ++k) {
+      prefetch(r.keys, k);
       apply_row(row_of(r.keys[k]), r.lr, r.values.data() + static_cast<int64_t>(k) * dim);
     }
     return;
   }
   const bool complete = count_push(worker, clock);
   for (size_t k = 0; k < r.keys.size(); ++k) {
-    auto& sum = round_sum_[r.keys[k]];
-    sum.resize(dim, 0.0f);
+    const auto [at, fresh] = round_keys_.find_or_insert(r.keys[k]);
+    if (fresh) round_sums_.resize(round_sums_.size() + dim, 0.0f);
+    float* sum = round_sums_.data() + at * dim;
     const float* g = r.values.data() + static_cast<int64_t>(k) * dim;
     for (int64_t i = 0; i < dim; ++i) sum[i] += g[i];
   }
   if (!complete) return;
-  for (auto& [key, sum] : round_sum_) apply_row(row_of(key), r.lr, sum.data());
-  round_sum_.clear();
+  for (int64_t at = 0; at < round_keys_.size(); ++at) {
+    apply_row(row_of(round_keys_.key(at)), r.lr, round_sums_.data() + at * dim);
+  }
+  clear_round_sums();
   finish_round();
+}
+
+void SparseShard::clear_round_sums() {
+  round_keys_.clear();
+  round_sums_.clear();
 }
 
 void SparseShard::save(BinaryWriter& out) {
@@ -255,7 +293,7 @@ void SparseShard::save(BinaryWriter& out) {
 void SparseShard::restore(BinaryReader& in) {
   std::lock_guard lock(mutex_);
   restore_round(in);
-  round_sum_.clear();
+  clear_round_sums();
   const int64_t dim = in.read_i64();
   expect(in, dim == spec_.dim,
          detail::concat("table ", spec_.id, " has rows of ", dim, " floats, not ", spec_.dim));

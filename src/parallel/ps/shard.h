@@ -7,12 +7,12 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "key_index.h"
 #include "message.h"
 #include "round.h"
+#include "shared_segment.h"
 #include "tessera/core/serialize.h"
 #include "tessera/parallel/ps/tables.h"
 
@@ -24,6 +24,27 @@
 namespace tessera::parallel::ps {
 
 using Clock = std::chrono::steady_clock;
+
+// Where a pull's reply values go: into the connection's shared segment, after the request, when
+// the request came through it and they fit there; else into memory of the connection's own.
+class ReplyValues {
+ public:
+  // `shared`: the segment's bytes after the request, or none.
+  void reset(std::span<std::byte> shared) {
+    shared_ = shared;
+    values_ = {};
+    in_shared_ = false;
+  }
+  std::span<float> take(uint64_t floats);
+  [[nodiscard]] std::span<const float> values() const { return values_; }
+  [[nodiscard]] bool in_shared() const { return in_shared_; }
+
+ private:
+  std::span<std::byte> shared_;
+  std::vector<float> heap_;
+  std::span<float> values_;
+  bool in_shared_ = false;
+};
 
 class Shard {
  public:
@@ -70,9 +91,13 @@ class DenseShard : public Shard {
   DenseShard(const TableSpec& spec, Range range, std::vector<float> initial, int workers, bool bsp);
 
   [[nodiscard]] Range range() const { return range_; }
-  // Resizes *out to the request's count (once the range is checked) and fills it.
-  void pull(int64_t clock, const DenseRequest& request, std::vector<float>* out,
+  // Takes the request's count of *out (once the range is checked) and fills it.
+  void pull(int64_t clock, const DenseRequest& request, ReplyValues* out,
             Clock::time_point deadline);
+  // Waits as pull() does, for a worker that copies the values from segment() itself.
+  void wait_readable(int64_t clock, const DenseRequest& request, Clock::time_point deadline);
+  // The memory the values live in, for workers on this host to map.
+  [[nodiscard]] SegmentInfo segment() const { return segment_.info(); }
   void push(uint32_t worker, int64_t clock, const DenseRequest& request);
   [[nodiscard]] std::vector<float> values();
   void save(BinaryWriter& out) override;
@@ -83,7 +108,8 @@ class DenseShard : public Shard {
   void apply(float lr, const float* grad);
 
   Range range_;
-  std::vector<float> values_;
+  SharedSegment segment_;
+  std::span<float> values_;  // in segment_
   std::vector<float> state_;
   std::vector<float> round_sum_;  // BSP: the workers' gradients so far
   int64_t steps_ = 0;
@@ -102,14 +128,18 @@ class SparseShard : public Shard {
   void restore(BinaryReader& in) override;
 
  private:
+  // Prefetches the row index's slot of the key kPrefetchDistance after keys[k].
+  void prefetch(std::span<const uint64_t> keys, size_t k) const;
   int64_t row_of(uint64_t key);
   void apply_row(int64_t row, float lr, const float* grad);
+  void clear_round_sums();
 
   KeyIndex index_;  // key -> row
   std::vector<float> values_;
   std::vector<float> state_;
   std::vector<int64_t> steps_;
-  std::unordered_map<uint64_t, std::vector<float>> round_sum_;  // BSP: per key
+  KeyIndex round_keys_;            // BSP: the keys pushed in this round
+  std::vector<float> round_sums_;  // BSP: their gradients so far, a row of dim per key
 };
 
 }  // namespace tessera::parallel::ps

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -9,6 +10,7 @@
 
 #include "connection.h"
 #include "key_index.h"
+#include "shared_segment.h"
 #include "tessera/comm/address.h"
 #include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
@@ -17,32 +19,50 @@ namespace tessera::parallel::ps {
 namespace {
 
 constexpr auto kRetryPause = std::chrono::milliseconds(100);
+constexpr uint64_t kMinSegmentBytes = uint64_t{64} << 10;
 
-// Keys of one call, de-duplicated and grouped by server: where each distinct key went.
-struct KeyPlan {
-  std::vector<std::vector<uint64_t>> keys;           // per server
-  std::vector<std::pair<int, int64_t>> slot_of_key;  // per input key: server, index there
+// A server's connection, and the memory shared with it once a body needed it.
+struct Link {
+  std::unique_ptr<Connection> connection;
+  SharedSegment segment = {};
+  std::map<uint32_t, SharedSegment> tables = {};  // dense tables' values, mapped read-only
+  bool socket_only = false;  // the server's segment cannot be reached from here
 };
 
-// `seen` is scratch, kept by the caller so that its memory is reused from call to call.
-KeyPlan plan_keys(std::span<const uint64_t> keys, int servers, KeyIndex& seen) {
-  KeyPlan plan;
-  plan.keys.resize(static_cast<size_t>(servers));
-  plan.slot_of_key.reserve(keys.size());
+// Keys of one call, de-duplicated and grouped by server: where each distinct key went. Kept by
+// the worker from call to call, so that its memory is reused, and so that a push of the keys
+// just pulled (or the other way round) reuses the plan.
+struct KeyPlan {
+  KeyIndex seen;
+  std::vector<std::vector<uint64_t>> keys;           // per server
+  std::vector<std::pair<int, int64_t>> slot_of_key;  // per input key: server, index there
   std::vector<std::pair<int, int64_t>> slot_of_distinct;
-  seen.clear();
-  for (const uint64_t key : keys) {
-    const auto [distinct, fresh] = seen.find_or_insert(key);
-    if (fresh) {
-      const int s = server_of_key(key, servers);
-      auto& list = plan.keys[static_cast<size_t>(s)];
-      slot_of_distinct.emplace_back(s, static_cast<int64_t>(list.size()));
-      list.push_back(key);
+  std::vector<uint64_t> planned;  // the keys of this plan
+
+  void plan(std::span<const uint64_t> batch, int servers) {
+    if (static_cast<int>(keys.size()) == servers && std::ranges::equal(batch, planned)) return;
+    planned.assign(batch.begin(), batch.end());
+    keys.resize(static_cast<size_t>(servers));
+    for (auto& list : keys) list.clear();
+    slot_of_key.clear();
+    slot_of_distinct.clear();
+    seen.clear();
+    for (size_t k = 0; k < batch.size(); ++k) {
+      if (k + KeyIndex::kPrefetchDistance < batch.size()) {
+        seen.prefetch(batch[k + KeyIndex::kPrefetchDistance]);
+      }
+      const uint64_t key = batch[k];
+      const auto [distinct, fresh] = seen.find_or_insert(key);
+      if (fresh) {
+        const int s = server_of_key(key, servers);
+        auto& list = keys[static_cast<size_t>(s)];
+        slot_of_distinct.emplace_back(s, static_cast<int64_t>(list.size()));
+        list.push_back(key);
+      }
+      slot_of_key.push_back(slot_of_distinct[static_cast<size_t>(distinct)]);
     }
-    plan.slot_of_key.push_back(slot_of_distinct[static_cast<size_t>(distinct)]);
   }
-  return plan;
-}
+};
 
 // A server's kError reply: it heard the request and refused it, so asking again would not help.
 class Refused : public comm::CommError {
@@ -57,6 +77,10 @@ struct Request {
   int64_t clock = 0;
   std::vector<std::span<const std::byte>> parts = {};
   std::span<float> out = {};  // a pull's reply values
+  // Whether the reply's values may stay in the shared segment instead of being copied to out
+  // (until the next request to the server); `reply` is where they are once received.
+  bool in_place = false;
+  std::span<const float> reply = {};
 };
 
 }  // namespace
@@ -69,7 +93,7 @@ class Worker::Impl {
     for (const TableSpec& t : tables) tables_[t.id] = t;
     const auto deadline = Clock::now() + options_.connect_timeout;
     for (size_t s = 0; s < options_.servers.size(); ++s) {
-      servers_.push_back(connect(s, deadline, options_.connect_timeout));
+      servers_.push_back({.connection = connect(s, deadline, options_.connect_timeout)});
       send_mutexes_.push_back(std::make_unique<std::mutex>());
     }
     heartbeat_ = std::thread([this] { send_heartbeats(); });
@@ -87,16 +111,25 @@ class Worker::Impl {
     const TableSpec& t = spec(table, TableSpec::Kind::kDense, out.size());
     std::vector<std::array<int64_t, 2>> bodies(servers_.size());
     std::vector<Request> requests(servers_.size());
+    const auto deadline = Clock::now() + options_.timeout;
     for (int s = 0; s < servers(); ++s) {
       const Range r = shard_range(t.size, s, servers());
       bodies[s] = {r.begin, r.size()};
-      requests[s] = {.type = MessageType::kPullDense,
+      const bool mapped = mapped_table(s, table, r.size(), deadline) != nullptr;
+      requests[s] = {.type = mapped ? MessageType::kPullMapped : MessageType::kPullDense,
                      .table = table,
                      .clock = clock,
                      .parts = {bytes_of<int64_t>(bodies[s])},
                      .out = out.subspan(r.begin, r.size())};
     }
     exchange(requests);
+    // A server that was restarted meanwhile answered through the socket (retry()).
+    for (int s = 0; s < servers(); ++s) {
+      if (requests[s].type != MessageType::kPullMapped) continue;
+      const std::span<const std::byte> values = servers_[s].tables.at(table).bytes();
+      std::copy_n(reinterpret_cast<const float*>(values.data()), requests[s].out.size(),
+                  requests[s].out.begin());
+    }
   }
 
   void push_dense(uint32_t table, int64_t clock, std::span<const float> grad, float lr) {
@@ -118,9 +151,11 @@ class Worker::Impl {
                    std::span<float> out) {
     const int64_t dim = spec(table, TableSpec::Kind::kSparse).dim;
     check_size("pull_sparse output", out.size(), keys.size() * dim);
-    const KeyPlan plan = plan_keys(keys, servers(), seen_);
+    KeyPlan& plan = plan_;
+    plan.plan(keys, servers());
     std::vector<uint64_t> counts(servers_.size());
-    std::vector<std::vector<float>> rows(servers_.size());
+    auto& rows = rows_;
+    rows.resize(servers_.size());
     std::vector<Request> requests(servers_.size());
     for (int s = 0; s < servers(); ++s) {
       const auto& list = plan.keys[s];
@@ -130,12 +165,14 @@ class Worker::Impl {
                      .table = table,
                      .clock = clock,
                      .parts = {bytes_of(counts[s]), bytes_of(std::span<const uint64_t>(list))},
-                     .out = rows[s]};
+                     .out = rows[s],
+                     .in_place = true};
     }
     exchange(requests);
     for (size_t k = 0; k < keys.size(); ++k) {
       const auto [s, index] = plan.slot_of_key[k];
-      std::copy_n(rows[s].begin() + index * dim, dim, out.begin() + static_cast<int64_t>(k) * dim);
+      std::copy_n(requests[s].reply.begin() + index * dim, dim,
+                  out.begin() + static_cast<int64_t>(k) * dim);
     }
   }
 
@@ -143,8 +180,10 @@ class Worker::Impl {
                    std::span<const float> grads, float lr) {
     const int64_t dim = spec(table, TableSpec::Kind::kSparse).dim;
     check_size("push_sparse gradients", grads.size(), keys.size() * dim);
-    const KeyPlan plan = plan_keys(keys, servers(), seen_);
-    std::vector<std::vector<float>> sums(servers_.size());
+    KeyPlan& plan = plan_;
+    plan.plan(keys, servers());
+    auto& sums = rows_;
+    sums.resize(servers_.size());
     for (int s = 0; s < servers(); ++s) sums[s].assign(plan.keys[s].size() * dim, 0.0f);
     for (size_t k = 0; k < keys.size(); ++k) {
       const auto [s, index] = plan.slot_of_key[k];
@@ -198,8 +237,8 @@ class Worker::Impl {
         std::unique_lock send_lock(*send_mutexes_[s], std::try_to_lock);
         if (!send_lock.owns_lock()) continue;
         try {
-          servers_[s]->send({.type = MessageType::kHeartbeat, .sender = options_.index}, {},
-                            Clock::now() + options_.heartbeat_interval);
+          servers_[s].connection->send({.type = MessageType::kHeartbeat, .sender = options_.index},
+                                       {}, Clock::now() + options_.heartbeat_interval);
         } catch (const Error&) {  // the caller's next call reports the connection's failure
         }
       }
@@ -258,7 +297,7 @@ class Worker::Impl {
     for (int s = 0; s < servers(); ++s) {
       if (!broken[s].empty()) continue;
       try {
-        clock = std::max(clock, receive(s, sent[s], requests[s].out, deadline));
+        clock = std::max(clock, receive(s, sent[s], requests[s], deadline));
       } catch (const Refused&) {
         throw;
       } catch (const comm::CommError& e) {
@@ -274,19 +313,20 @@ class Worker::Impl {
   // Server s's connection broke (it died; a launcher may be restarting it): reconnects and sends
   // the request again until it is answered or reconnect_timeout passes. A push may then be
   // applied twice, if the server had applied and checkpointed it before it died.
-  int64_t retry(int s, const Request& request, std::string error) {
+  int64_t retry(int s, Request& request, std::string error) {
     if (options_.reconnect_timeout.count() <= 0) throw comm::CommError(error);
+    if (request.type == MessageType::kPullMapped) request.type = MessageType::kPullDense;
     const auto until = Clock::now() + options_.reconnect_timeout;
     while (Clock::now() < until) {
       try {
         auto fresh = connect(s, until, options_.reconnect_timeout);
         {
           std::lock_guard lock(*send_mutexes_[s]);
-          servers_[s] = std::move(fresh);
+          servers_[s] = {.connection = std::move(fresh)};
         }
         const auto deadline = Clock::now() + options_.timeout;
         const Header h = send(s, request, deadline);
-        return receive(s, h, request.out, deadline);
+        return receive(s, h, request, deadline);
       } catch (const Refused&) {
         throw;
       } catch (const comm::CommError& e) {
@@ -330,14 +370,88 @@ class Worker::Impl {
              .request = next_request_++};
     for (const auto& p : r.parts) h.body_bytes += p.size();
     std::lock_guard lock(*send_mutexes_[s]);
-    servers_[s]->send(h, r.parts, deadline);
+    Link& link = servers_[s];
+    if (!has_segment(s, reply_offset(h.body_bytes) + r.out.size_bytes(), deadline)) {
+      link.connection->send(h, r.parts, deadline);
+      return h;
+    }
+    std::byte* at = link.segment.bytes().data();
+    for (const auto& p : r.parts) at = std::copy(p.begin(), p.end(), at);
+    h.shared = true;
+    link.connection->send(h, {}, deadline);
     return h;
   }
 
-  // The reply to `sent`: kValues of exactly out.size() floats, or kAck when out is empty. Returns
-  // the reply's clock.
-  int64_t receive(int s, const Header& sent, std::span<float> out, Clock::time_point deadline) {
-    Connection& c = *servers_[s];
+  // Whether server s's segment can hold a request and its reply of `bytes` together; asks the
+  // server for a larger one if need be. Bodiless messages keep to the socket.
+  bool has_segment(int s, uint64_t bytes, Clock::time_point deadline) {
+    Link& link = servers_[s];
+    if (!options_.shared_memory || link.socket_only || bytes <= reply_offset(0)) return false;
+    if (link.segment.size() >= bytes) return true;
+    const uint64_t size = std::bit_ceil(std::max(bytes, kMinSegmentBytes));
+    if (size > kMaxSegmentBytes) return false;
+    link.segment = SharedSegment();
+    const std::optional<SegmentInfo> info =
+        ask_for_segment(s, {.type = MessageType::kShareMemory, .body_bytes = sizeof(size)},
+                        bytes_of(size), deadline);
+    if (info && info->bytes == size) {
+      if (std::optional<SharedSegment> segment = SharedSegment::open(*info)) {
+        link.segment = std::move(*segment);
+      }
+    }
+    link.socket_only = link.segment.size() == 0;
+    return !link.socket_only;
+  }
+
+  // Server s's range of dense table `table` mapped from the server's memory, or nullptr when it
+  // is not on this host (the worker then keeps to the socket).
+  const SharedSegment* mapped_table(int s, uint32_t table, int64_t floats,
+                                    Clock::time_point deadline) {
+    std::lock_guard lock(*send_mutexes_[s]);
+    Link& link = servers_[s];
+    if (!options_.shared_memory || link.socket_only) return nullptr;
+    if (const auto it = link.tables.find(table); it != link.tables.end()) return &it->second;
+    const std::optional<SegmentInfo> info =
+        ask_for_segment(s, {.type = MessageType::kMapDense, .table = table}, {}, deadline);
+    std::optional<SharedSegment> segment;
+    if (info && info->bytes == static_cast<uint64_t>(floats) * sizeof(float)) {
+      segment = SharedSegment::open(*info, /*writable=*/false);
+    }
+    if (!segment) {
+      link.socket_only = true;
+      return nullptr;
+    }
+    return &link.tables.emplace(table, std::move(*segment)).first->second;
+  }
+
+  // Sends server s a request for a segment and returns its kSegment answer, or nullopt when it
+  // answers kError (it could not make one). The caller holds s's send mutex.
+  std::optional<SegmentInfo> ask_for_segment(int s, Header h, std::span<const std::byte> body,
+                                             Clock::time_point deadline) {
+    Connection& c = *servers_[s].connection;
+    h.sender = options_.index;
+    h.request = next_request_++;
+    c.send(h, {body}, deadline);
+    const std::string waiting =
+        detail::concat("waiting for ps server ", s, " to answer ", to_string(h.type));
+    const Header reply = c.receive_header(deadline, true, waiting);
+    if (reply.request != h.request ||
+        (reply.type != MessageType::kSegment && reply.type != MessageType::kError)) {
+      throw ProtocolError(detail::concat("ps server ", s, " (", c.peer(), ") answered ",
+                                         to_string(h.type), " with ", to_string(reply.type)));
+    }
+    std::string text(reply.body_bytes, '\0');  // a segment's description or kError's reason
+    c.receive(std::as_writable_bytes(std::span(text)), deadline, waiting);
+    if (reply.type == MessageType::kError) return std::nullopt;
+    return decode_segment(std::as_bytes(std::span(text)));
+  }
+
+  // The reply to `sent`: kValues of exactly r.out.size() floats, or kAck when r.out is empty.
+  // Sets r.reply; returns the reply's clock.
+  int64_t receive(int s, const Header& sent, Request& r, Clock::time_point deadline) {
+    const std::span<float> out = r.out;
+    Link& link = servers_[s];
+    Connection& c = *link.connection;
     const std::string waiting = detail::concat("waiting for ps server ", s, " to answer ",
                                                to_string(sent.type), " of step ", sent.clock);
     const Header h = c.receive_header(deadline, true, waiting);
@@ -347,24 +461,39 @@ class Worker::Impl {
       throw Refused(detail::concat("ps server ", s, " (", c.peer(), ") refused ",
                                    to_string(sent.type), ": ", text));
     }
-    const MessageType want =
-        out.empty() && sent.type != MessageType::kPullDense && sent.type != MessageType::kPullSparse
-            ? MessageType::kAck
-            : MessageType::kValues;
-    if (h.type != want || h.request != sent.request || h.body_bytes != out.size_bytes()) {
-      throw ProtocolError(detail::concat(
-          "ps server ", s, " (", c.peer(), ") answered ", to_string(sent.type), " #", sent.request,
-          " with ", to_string(h.type), " #", h.request, " of ", h.body_bytes, " bytes"));
+    const bool values =
+        sent.type == MessageType::kPullDense || sent.type == MessageType::kPullSparse;
+    const MessageType want = values ? MessageType::kValues : MessageType::kAck;
+    const uint64_t reply_at = reply_offset(sent.body_bytes);
+    if (h.type != want || h.request != sent.request ||
+        h.body_bytes != (values ? out.size_bytes() : 0) ||
+        (h.shared && (!sent.shared || reply_at + h.body_bytes > link.segment.size()))) {
+      throw ProtocolError(detail::concat("ps server ", s, " (", c.peer(), ") answered ",
+                                         to_string(sent.type), " #", sent.request, " with ",
+                                         to_string(h.type), " #", h.request, " of ", h.body_bytes,
+                                         h.shared ? " shared" : "", " bytes"));
     }
-    c.receive(std::as_writable_bytes(out), deadline, waiting);
+    r.reply = out;
+    if (!values) return h.clock;
+    if (h.shared) {
+      const auto* at = reinterpret_cast<const float*>(link.segment.bytes().data() + reply_at);
+      if (r.in_place) {
+        r.reply = {at, out.size()};
+      } else {
+        std::copy_n(at, out.size(), out.begin());
+      }
+    } else {
+      c.receive(std::as_writable_bytes(out), deadline, waiting);
+    }
     return h.clock;
   }
 
   WorkerOptions options_;
   std::map<uint32_t, TableSpec> tables_;
-  std::vector<std::unique_ptr<Connection>> servers_;
+  std::vector<Link> servers_;
   std::vector<std::unique_ptr<std::mutex>> send_mutexes_;  // one per server, with heartbeats
-  KeyIndex seen_;                                          // plan_keys' scratch
+  KeyPlan plan_;                                           // sparse calls' scratch
+  std::vector<std::vector<float>> rows_;                   // per server: rows pulled or summed
   uint64_t next_request_ = 1;
   bool finished_ = false;
   std::mutex heartbeat_mutex_;

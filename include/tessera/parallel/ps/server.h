@@ -55,6 +55,7 @@ struct ServerOptions {
 struct ServerStats {
   int64_t pulls = 0;
   int64_t pushes = 0;
+  int64_t shared = 0;     // pulls and pushes whose bodies came through shared memory
   int64_t malformed = 0;  // messages that broke the protocol
   int64_t refused = 0;    // connections that failed the handshake
 };

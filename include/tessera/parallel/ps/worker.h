@@ -30,6 +30,9 @@ struct WorkerOptions {
   // How long a call keeps reconnecting to a server whose connection broke (a server the launcher
   // restarts from its checkpoint) and asking again; 0: a broken connection fails the call.
   std::chrono::milliseconds reconnect_timeout{0};
+  // With a server on the same host, pass message bodies through memory shared with it instead of
+  // through the socket; a server elsewhere is reached through the socket either way.
+  bool shared_memory = true;
 };
 
 class Worker {
