@@ -1,30 +1,34 @@
 """The parameter server's benchmark (issue 11): push/pull speed of tessera's parameter server
-(bench/ps_bench) against ps-lite's figures as issue 11 quotes them, then training throughput and
-convergence of the Fashion-MNIST MLP through parameter servers in bsp, asp and ssp.
+(bench/ps_bench) against ps-lite, then training throughput and convergence of the Fashion-MNIST
+MLP through parameter servers in bsp, asp and ssp.
 
-ps-lite is NOT run here: its figures are the issue's, measured by its author on a 2-core machine
-of this kind (1 server, 1 worker, loopback, ZeroMQ): dense push+pull round trip 0.70 ms at 1 MiB
-(3.0 GB/s) and 3.1 GB/s at 16 MiB; sparse (dim 16) 3.0M keys/s at 1k keys per batch, 8.6M at 10k,
-3.7M at 100k. The goals are tessera >= 1.5x the dense figures and >= 2x the sparse ones, on the
-1 server + 1 worker configuration. Since the anchors are fixed numbers and not a peer measured in
-the same run, the ratios move with this machine's load: read them beside the load averages.
+ps-lite two ways. Its figures as issue 11 quotes them, measured by the issue's author on a 2-core
+machine of this kind (1 server, 1 worker, loopback, ZeroMQ): dense push+pull round trip 0.70 ms
+at 1 MiB (3.0 GB/s) and 3.1 GB/s at 16 MiB; sparse (dim 16) 3.0M keys/s at 1k keys per batch,
+8.6M at 10k, 3.7M at 100k. And, with --pslite PATH (a ps-lite checkout; bench/run_pslite.sh builds
+it), ps-lite measured on this machine in this run, the same cases, its server applying SGD to a
+store as tessera's do. The goals are tessera >= 1.5x the dense figures and >= 2x the sparse ones,
+on the 1 server + 1 worker configuration; each table says which are met against either.
+
+tessera runs each case twice: its workers passing message bodies through memory shared with the
+servers on this host (the default, `shared`), and through the socket only (`socket`, ps_bench
+--socket-only: ps-lite's transport, loopback TCP, the like-for-like row).
 
 Push/pull: --runs runs of ps_bench (servers and workers as separate processes on loopback, ASP,
 each worker timing its own rounds; see `ps_bench --help`); each figure is the median over the runs
 with the range (min-max). A dense round is a push of the whole table and a pull of it (MB/s =
 2 * table bytes / round, MB = 1e6 bytes); a sparse round is a push of a batch's gradients and a
 pull of its rows (keys/s = keys in the batch / round). "per worker" is the median over workers of
-each worker's median round; "aggregate" sums the workers' throughput. Each run first sends the
-dense sizes over raw TCP to an echo process and back (ps_bench --roofline): what loopback TCP
-allows this machine for a dense round's bytes, measured in the same run, so "vs TCP" is the one
-like-for-like ratio here.
+each worker's median round; "aggregate" sums the workers' throughput. The socket runs first send
+the dense sizes over raw TCP to an echo process and back (ps_bench --roofline): what loopback TCP
+allows this machine for a dense round's bytes.
 
 Training: `tessera train examples/fashion_mnist_mlp_ps.toml --nproc 4` (2 servers + 2 workers)
 once per consistency mode; samples/s and the test accuracy from the final line, wall time of the
 whole command, and the curves of test accuracy against wall time (metrics.jsonl) in one PNG
 drawn by bench/plot_ps.py (matplotlib).
 
-Usage: bench/run_ps.sh [--runs 5] [--quick] [--no-train] [--modes bsp,asp,ssp]
+Usage: bench/run_ps.sh [--runs 5] [--pslite PATH] [--quick] [--no-train] [--modes bsp,asp,ssp]
 """
 import argparse
 import json
@@ -78,11 +82,13 @@ def steal_since(start):
     return "cpu steal %.1f%%" % (100.0 * (steal - start[0]) / max(1, total - start[1]))
 
 
-def run_ps_bench(args, extra):
+def run_ps_bench(args, extra, transport):
     """One ps_bench run: {(kind, servers, workers, size): (round_ms, per_worker, aggregate)}."""
     cmd = [args.binary, "--configs", args.configs, "--min-time", str(args.min_time)]
-    if not args.no_roofline:
-        cmd.append("--roofline")
+    if transport == "socket":
+        cmd.append("--socket-only")
+        if not args.no_roofline:
+            cmd.append("--roofline")
     cmd += extra
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -95,6 +101,24 @@ def run_ps_bench(args, extra):
     return cmd, rows
 
 
+def run_pslite(args):
+    """ps-lite on this machine (bench/run_pslite.sh): {(kind, size): [rate per run]}, its server
+    keeping a store; rates in MB/s (dense) or keys/s (sparse), as ps_bench's."""
+    cmd = [os.path.join(HERE, "run_pslite.sh"), args.pslite, str(args.runs)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("run_pslite.sh failed (%d):\n%s" % (r.returncode, (r.stdout + r.stderr)[-3000:]))
+    rates = defaultdict(list)
+    with open(os.path.join(ROOT, "build", "pslite", "results.txt")) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) == 7 and fields[0] == "store" and fields[2] == "pslite":
+                kind, size, seconds = fields[3], int(fields[4]), float(fields[6])
+                rates[(kind, size)].append(2 * size / seconds / 1e6 if kind == "dense"
+                                           else size / seconds)
+    return rates
+
+
 def series_of(runs):
     """(kind, servers, workers, size) -> ([round_ms], [per_worker], [aggregate]) over the runs."""
     series = defaultdict(lambda: ([], [], []))
@@ -105,10 +129,18 @@ def series_of(runs):
     return series
 
 
-def print_push_pull(runs):
+def verdict(values, anchor, goal, goals):
+    """tessera's rates over an anchor's, and whether the median meets the goal."""
+    ratio = Stat([v / anchor for v in values])
+    ok = ratio.median >= goal
+    goals.append(ok)
+    return "%s %s" % (ratio.fmt("%.2f", "x"), "met" if ok else "MISSED")
+
+
+def print_push_pull(runs, transport, pslite, goals):
+    """Prints the tables of one transport's runs; appends (anchor, met) to goals."""
     series = series_of(runs)
     keys = list(runs[0].keys())
-    goals = []
     tcp = [k for k in keys if k[0] == "tcp"]
     if tcp:
         print()
@@ -124,18 +156,19 @@ def print_push_pull(runs):
             continue
         print()
         if kind == "dense":
-            print("dense push+pull, one table; medians over %d runs (min-max); vs TCP: tessera's "
-                  "per-worker MB/s over the raw TCP roofline's, run by run" % len(runs))
+            print("tessera through %s: dense push+pull, one table; medians over %d runs (min-max); "
+                  "vs TCP: per-worker MB/s over the raw TCP roofline's, run by run"
+                  % (transport, len(runs)))
             unit, anchors, goal = "MB/s", PSLITE_DENSE_MBPS, DENSE_GOAL
         else:
-            print("sparse push+pull, dim 16, SGD, distinct uniform 64-bit keys; medians over %d runs "
-                  "(min-max)" % len(runs))
+            print("tessera through %s: sparse push+pull, dim 16, SGD, distinct uniform 64-bit keys; "
+                  "medians over %d runs (min-max)" % (transport, len(runs)))
             unit, anchors, goal = "Mkeys/s", PSLITE_SPARSE_KEYS, SPARSE_GOAL
         size_head = "table" if kind == "dense" else "keys/batch"
         vs_head = "vs TCP" if kind == "dense" and tcp else ""
-        print("%-5s %-10s %-26s %-24s %-24s %-20s %-19s %s"
+        print("%-5s %-10s %-26s %-24s %-24s %-16s %-19s %-20s %-18s %s"
               % ("SxW", size_head, "round ms", "per worker " + unit, "aggregate " + unit, vs_head,
-                 "ps-lite (issue 11)", "tessera/ps-lite, goal"))
+                 "ps-lite (issue 11)", "x it, >= %.1fx" % goal, "ps-lite here", "x it"))
         for k in rows:
             _, servers, workers, size = k
             scale = 1.0 if kind == "dense" else 1e-6  # MB/s or Mkeys/s
@@ -146,17 +179,20 @@ def print_push_pull(runs):
             roof = ("tcp", 1, 1, size)
             if kind == "dense" and (servers, workers) == (1, 1) and roof in series:
                 vs = Stat([a / b for a, b in zip(series[k][1], series[roof][1])]).fmt("%.2f", "x")
-            line = "%-5s %-10s %-26s %-24s %-24s %-20s" % (
+            line = "%-5s %-10s %-26s %-24s %-24s %-16s" % (
                 "%dx%d" % (servers, workers),
                 size_text(size) if kind == "dense" else keys_text(size), ms.fmt("%.3f"),
                 per_worker.fmt(spec), aggregate.fmt(spec), vs)
             if (servers, workers) == (1, 1) and size in anchors:
                 anchor = anchors[size]
-                ratio = Stat([v / anchor for v in series[k][1]])
-                ok = "met" if ratio.median >= goal else "MISSED"
-                goals.append(ok == "met")
                 text = PSLITE_DENSE_TEXT[size] if kind == "dense" else "%.1fM keys/s" % (anchor / 1e6)
-                line += " %-19s %s, >= %.1fx %s" % (text, ratio.fmt("%.2f", "x"), goal, ok)
+                line += " %-19s %-20s" % (text, verdict(series[k][1], anchor, goal,
+                                                          goals[("issue", transport)]))
+                if (kind, size) in pslite:
+                    here = pslite[(kind, size)]
+                    line += " %-18s %s" % (Stat([x * scale for x in here]).fmt(spec),
+                                           verdict(series[k][1], Stat(here).median, goal,
+                                                   goals[("here", transport)]))
             print(line.rstrip())
         if kind == "dense" and tcp:
             for size, anchor in PSLITE_DENSE_MBPS.items():
@@ -168,7 +204,6 @@ def print_push_pull(runs):
                           "roofline of this run (%.0f MB/s)%s"
                           % (size_text(size), goal, need, need / have, have,
                              ": out of reach over loopback TCP here" if need > have else ""))
-    return goals
 
 
 def train(args, mode, out_dir):
@@ -251,6 +286,8 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="a short check: 2 runs of 0.2 s per case, 1 training epoch per mode")
     parser.add_argument("--no-train", action="store_true", help="skip the training part")
+    parser.add_argument("--pslite", metavar="PATH",
+                        help="a ps-lite checkout: measure ps-lite here too (bench/run_pslite.sh)")
     parser.add_argument("--no-roofline", action="store_true",
                         help="skip the raw TCP echo that gives the loopback roofline")
     parser.add_argument("--modes", default="bsp,asp,ssp", help="consistency modes to train")
@@ -270,24 +307,31 @@ def main():
     first = cpu_times()
     if args.quick:
         args.runs, args.min_time, args.epochs = 2, 0.2, args.epochs or 1
-    print(bench_env.header("ps-lite, NOT measured in this run: the figures issue 11 gives for "
-                           "ps-lite (ZeroMQ, 1 server + 1 worker, loopback, a 2-core machine of "
-                           "this kind)"))
+    pslite = run_pslite(args) if args.pslite else {}
+    print(bench_env.header("ps-lite: the figures issue 11 gives (ZeroMQ, 1 server + 1 worker, "
+                           "loopback, a 2-core machine of this kind)%s"
+                           % (", and measured here by bench/run_pslite.sh (medians of %d runs)"
+                              % args.runs if pslite else "; not measured here (no --pslite)")))
     print("# threads: ps_bench has no compute threads (a server: an accept thread and one per "
           "connection; a worker: the caller and a heartbeat thread)")
-    start = cpu_times()
-    runs = []
-    for i in range(args.runs):
-        cmd, rows = run_ps_bench(args, extra)
-        runs.append(rows)
-        print("# ps_bench run %d/%d done, %s" % (i + 1, args.runs, load()), file=sys.stderr)
-    cmd[0] = os.path.relpath(cmd[0], ROOT)
-    print("# %s, %d runs; %s after them, %s during them"
-          % (" ".join(cmd), args.runs, load(), steal_since(start)))
-    goals = print_push_pull(runs)
-    if goals:
-        print("goals (1x1 against ps-lite's figures from issue 11, not measured here): %d of %d met"
-              % (sum(goals), len(goals)))
+    goals = defaultdict(list)
+    for transport in ("shared", "socket"):
+        start = cpu_times()
+        runs = []
+        for i in range(args.runs):
+            cmd, rows = run_ps_bench(args, extra, transport)
+            runs.append(rows)
+            print("# ps_bench (%s) run %d/%d done, %s" % (transport, i + 1, args.runs, load()),
+                  file=sys.stderr)
+        cmd[0] = os.path.relpath(cmd[0], ROOT)
+        print("\n# %s, %d runs; %s after them, %s during them"
+              % (" ".join(cmd), args.runs, load(), steal_since(start)))
+        print_push_pull(runs, transport, pslite, goals)
+    print()
+    for (anchor, transport), met in sorted(goals.items()):
+        print("goals, tessera through %s against ps-lite %s: %d of %d met"
+              % (transport, "as issue 11 gives it" if anchor == "issue" else "measured here",
+                 sum(met), len(met)))
     if not args.no_train:
         os.makedirs(args.out_dir, exist_ok=True)
         print_training(args, args.out_dir)
