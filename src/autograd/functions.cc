@@ -124,13 +124,17 @@ Variable gelu(const Variable& a) {
 
 Variable matmul(const Variable& a, const Variable& b) {
   Tensor x = a.data(), y = b.data();
-  if (x.dim() != 2 || y.dim() != 2) {
-    throw ShapeError(detail::concat("matmul: autograd supports 2-D operands, got lhs ",
-                                    shape_str(x.shape()), " and rhs ", shape_str(y.shape())));
+  if (x.dim() != y.dim() || (x.dim() != 2 && x.dim() != 3)) {
+    throw ShapeError(
+        detail::concat("matmul: autograd supports 2-D x 2-D and batched 3-D x 3-D "
+                       "operands, got lhs ",
+                       shape_str(x.shape()), " and rhs ", shape_str(y.shape())));
   }
   return make_result(
       t::matmul(x, y), "matmul", {a, b}, [x, y](const Tensor& g, const Needs& n) -> Grads {
-        return {n[0] ? t::matmul(g, y.t()) : Tensor(), n[1] ? t::matmul(x.t(), g) : Tensor()};
+        // The last two axes transposed: a view BLAS takes as a transposed operand (2-D) or a copy.
+        auto swap = [](const Tensor& m) { return m.transpose(m.dim() - 2, m.dim() - 1); };
+        return {n[0] ? t::matmul(g, swap(y)) : Tensor(), n[1] ? t::matmul(swap(x), g) : Tensor()};
       });
 }
 

@@ -113,6 +113,8 @@ void register_matmul_cases() {
   auto mm = [](const Vars& v) { return matmul(v[0], v[1]); };
   add_case("matmul", {in({3, 4}), in({4, 5})}, mm);
   add_case("matmul_transposed_lhs", {in({3, 4}, kT), in({4, 5})}, mm);
+  add_case("matmul_batched", {in({2, 3, 4}), in({2, 4, 5})}, mm);
+  add_case("matmul_batched_transposed_rhs", {in({2, 3, 4}), in({2, 4, 5}, kT)}, mm);
   add_case("matmul_transposed_rhs", {in({3, 4}), in({4, 5}, kT)}, mm);
   add_case("matmul_both_transposed", {in({3, 4}, kT), in({4, 5}, kT)}, mm);
   add_case("matmul_strided", {in({3, 4}, kS), in({4, 5}, kS)}, mm);

@@ -30,6 +30,7 @@ Variable sigmoid(const Variable& a);
 Variable relu(const Variable& a);
 Variable gelu(const Variable& a);
 
+// 2-D x 2-D, or batched: [N, n, k] x [N, k, m] -> [N, n, m].
 Variable matmul(const Variable& a, const Variable& b);
 // x [N, in] @ weight[out, in]^T + bias[out]; bias may be undefined.
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias);
