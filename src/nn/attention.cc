@@ -67,15 +67,12 @@ Variable SelfAttention::forward(const Variable& input) {
     throw ShapeError(detail::concat("SelfAttention: input ", shape_str(input.shape()),
                                     ", expected [batch, tokens, ", dim_, "]"));
   }
-  const int64_t b = input.size(0), t = input.size(1);
-  const Variable qkv =
-      ag::reshape(qkv_->forward(ag::reshape(input, {b * t, dim_})), {b, t, 3 * dim_});
+  const Variable qkv = qkv_->forward(input);
   auto part = [&](int64_t i) {
     return split_heads(ag::slice(qkv, 2, i * dim_, (i + 1) * dim_), heads_);
   };
   const Variable heads = scaled_dot_product_attention(part(0), part(1), part(2), causal_);
-  const Variable merged = ag::reshape(merge_heads(heads, b), {b * t, dim_});
-  return ag::reshape(proj_->forward(merged), {b, t, dim_});
+  return proj_->forward(merge_heads(heads, input.size(0)));
 }
 
 std::string SelfAttention::name() const {

@@ -26,11 +26,16 @@ Linear::Linear(int64_t in_features, int64_t out_features, Generator& gen,
 }
 
 Variable Linear::forward(const Variable& input) {
-  if (input.dim() != 2 || input.size(1) != in_features_) {
-    throw ShapeError(detail::concat(name(), ": expected input [N, ", in_features_, "], got ",
-                                    shape_str(input.shape())));
+  if (input.dim() < 2 || input.shape().back() != in_features_) {
+    throw ShapeError(detail::concat(name(), ": expected input [N, ", in_features_, "] or [..., ",
+                                    in_features_, "], got ", shape_str(input.shape())));
   }
-  return autograd::linear(input, weight_, bias_);
+  if (input.dim() == 2) return autograd::linear(input, weight_, bias_);
+  // Every position of a sequence alike: one GEMM over all of them.
+  Shape out_shape = input.shape();
+  out_shape.back() = out_features_;
+  const Variable rows = autograd::reshape(input, {-1, in_features_});
+  return autograd::reshape(autograd::linear(rows, weight_, bias_), out_shape);
 }
 
 std::string Linear::name() const {

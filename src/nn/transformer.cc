@@ -26,11 +26,8 @@ Variable TransformerBlock::forward(const Variable& input) {
     throw ShapeError(detail::concat("TransformerBlock: input ", shape_str(input.shape()),
                                     ", expected [batch, tokens, ", dim_, "]"));
   }
-  const int64_t b = input.size(0), t = input.size(1);
   const Variable x = ag::add(input, attention_->forward(ln1_->forward(input)));
-  const Variable rows = ag::reshape(ln2_->forward(x), {b * t, dim_});
-  const Variable mlp = proj_->forward(ag::gelu(fc_->forward(rows)));
-  return ag::add(x, ag::reshape(mlp, {b, t, dim_}));
+  return ag::add(x, proj_->forward(ag::gelu(fc_->forward(ln2_->forward(x)))));
 }
 
 std::string TransformerBlock::name() const {

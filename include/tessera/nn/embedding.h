@@ -21,4 +21,22 @@ class Embedding : public Module {
   Variable weight_;
 };
 
+// GPT-2's input: [B, T] token ids (in any dtype that holds them exactly; float32 samples do up to
+// 2^24) -> token_rows[id] + position_rows[t], [B, T, dim], for T up to `positions`. Both tables
+// start N(0, 0.02^2) as GPT-2's.
+class TokenEmbedding : public Module {
+ public:
+  TokenEmbedding(int64_t vocab, int64_t dim, int64_t positions,
+                 Generator& gen = default_generator(), DType dtype = DType::kFloat32);
+  Variable forward(const Variable& tokens) override;
+  std::string name() const override;
+
+ private:
+  int64_t vocab_;
+  int64_t dim_;
+  int64_t positions_;
+  Variable tokens_;
+  Variable positions_table_;
+};
+
 }  // namespace tessera::nn

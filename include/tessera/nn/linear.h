@@ -10,8 +10,8 @@ struct LinearOptions {
   DType dtype = DType::kFloat32;
 };
 
-// y = x W^T + b with W [out, in]. Initialised as PyTorch does: W and b uniform in
-// +-1/sqrt(in) (Kaiming uniform with a = sqrt(5)).
+// y = x W^T + b with W [out, in], for x of [N, in] or [..., in] (each position alike).
+// Initialised as PyTorch does: W and b uniform in +-1/sqrt(in) (Kaiming uniform with a = sqrt(5)).
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, Generator& gen = default_generator(),

@@ -1,5 +1,6 @@
-// Self-attention and the transformer block: gradients against finite differences, a case small
-// enough to compute by hand, and the causal mask's promise (no position sees a later one).
+// The transformer's pieces: attention and the block against finite differences, a case small
+// enough to compute by hand, the causal mask's promise (no position sees a later one), and the
+// token embedding's sum of token and position rows.
 #include "tessera/nn/attention.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <cmath>
 
 #include "tessera/autograd/functions.h"
+#include "tessera/nn/embedding.h"
 #include "tessera/nn/transformer.h"
 #include "testing/gradcheck.h"
 
@@ -85,6 +87,26 @@ TEST(Attention, ACausalBlockNeverLooksAhead) {
     }
   }
   EXPECT_NE(before.at({0, 4, 0}), after.at({0, 4, 0})) << "later positions do see it";
+}
+
+TEST(TokenEmbedding, AddsEachTokensRowToItsPositionsRow) {
+  Generator gen(2);
+  TokenEmbedding embedding(5, 3, 4, gen);
+  const auto params = embedding.named_parameters();
+  ASSERT_EQ(params.size(), 2u);
+  const Tensor tokens = params[0].second.data(), positions = params[1].second.data();
+  const Tensor ids = Tensor::from_vector<float>({4, 0, 2, 1, 1, 3}, {2, 3});
+  const Tensor out = embedding.forward(Variable(ids)).data();
+  ASSERT_EQ(out.shape(), (Shape{2, 3, 3}));
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t t = 0; t < 3; ++t) {
+      const auto id = static_cast<int64_t>(ids.at({b, t}));
+      for (int64_t c = 0; c < 3; ++c) {
+        EXPECT_FLOAT_EQ(out.at({b, t, c}), tokens.at({id, c}) + positions.at({t, c}));
+      }
+    }
+  }
+  EXPECT_THROW(embedding.forward(Variable(Tensor::zeros({1, 5}))), ShapeError) << "5 > 4 positions";
 }
 
 TEST(Attention, RefusesHeadsThatDoNotDivideTheWidth) {
