@@ -297,12 +297,15 @@ Config build(const toml::table& root, const std::string& file) {
   data.read("drop_last", d.drop_last);
   data.read("label_column", d.label_column);
   data.read("num_features", d.num_features);
+  data.read("seq_len", d.seq_len);
   data.read("prefetch", d.prefetch);
   data.finish();
   require(data, !d.train.empty(), "train", "must name a data set");
   require(data, d.batch_size >= 1, "batch_size",
           "must be >= 1, got " + std::to_string(d.batch_size));
   require(data, d.num_features >= 0, "num_features", "must be >= 0");
+  require(data, d.seq_len >= 0 && d.seq_len <= (int64_t{1} << 20), "seq_len",
+          "must lie in [0, 2^20] (0: the data is not text)");
   require(data, d.prefetch >= 0 && d.prefetch <= 1024, "prefetch",
           "must lie in [0, 1024] (0: batches are read on the training thread)");
 
@@ -363,7 +366,9 @@ Config build(const toml::table& root, const std::string& file) {
           "must lie in [0, 1]");
   require(tr, t.threads >= 0 && t.threads <= 4096, "threads",
           "must lie in [0, 4096] (0: automatic)");
-  one_of(tr, "loss", t.loss, {"cross_entropy", "mse", "bce"});
+  one_of(tr, "loss", t.loss, {"cross_entropy", "mse", "bce", "next_token"});
+  require(tr, (t.loss == "next_token") == (c.data.seq_len > 0), "loss",
+          "next_token is the loss of text data (data.seq_len > 0), and the only one");
   if (t.run_dir.empty()) {
     std::string stem = file;
     if (auto slash = stem.find_last_of('/'); slash != std::string::npos)
@@ -491,7 +496,8 @@ std::string to_toml(const Config& c) {
   out << "train = " << quote(d.train) << "\ntest = " << quote(d.test)
       << "\nbatch_size = " << d.batch_size << "\nshuffle = " << boolean(d.shuffle)
       << "\ndrop_last = " << boolean(d.drop_last) << "\nlabel_column = " << quote(d.label_column)
-      << "\nnum_features = " << d.num_features << "\nprefetch = " << d.prefetch << "\n\n";
+      << "\nnum_features = " << d.num_features << "\nseq_len = " << d.seq_len
+      << "\nprefetch = " << d.prefetch << "\n\n";
   const OptimizerConfig& o = c.optimizer;
   out << "[optimizer]\nname = " << quote(o.name) << "\nlr = " << number(o.lr)
       << "\nmomentum = " << number(o.momentum) << "\nnesterov = " << boolean(o.nesterov)

@@ -10,6 +10,7 @@
 #include "tessera/data/in_memory_dataset.h"
 #include "tessera/data/libsvm_reader.h"
 #include "tessera/data/mmap_idx_dataset.h"
+#include "tessera/data/text_dataset.h"
 
 namespace tessera::train {
 namespace {
@@ -33,6 +34,38 @@ std::unique_ptr<data::Dataset> open_libsvm(const std::string& path, const Config
     options.class_labels = layout->class_labels;
   }
   return std::make_unique<data::InMemoryDataset>(data::read_libsvm(path, options));
+}
+
+// "PATH" or "PATH:FROM-TO" (fractions of the file); the vocabulary is the training set's.
+std::unique_ptr<data::Dataset> open_text(const std::string& rest, const Config& config,
+                                         const std::string& key, const DataLayout* layout) {
+  if (config.data.seq_len < 1) {
+    throw ConfigError(config.source, 0, "data.seq_len",
+                      "must be set (>= 1) for text data ('" + key + "' reads text)");
+  }
+  std::string path = rest;
+  double from = 0.0, to = 1.0;
+  if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
+    const std::string range = rest.substr(colon + 1);
+    const auto dash = range.find('-');
+    char* end = nullptr;
+    const std::string first = range.substr(0, dash);
+    from = std::strtod(first.c_str(), &end);
+    const bool first_ok = dash != std::string::npos && !first.empty() && *end == '\0';
+    const std::string second = dash == std::string::npos ? "" : range.substr(dash + 1);
+    to = std::strtod(second.c_str(), &end);
+    if (!first_ok || second.empty() || *end != '\0' || !(from >= 0 && from < to && to <= 1)) {
+      throw ConfigError(config.source, 0, key,
+                        "expected text:PATH or text:PATH:FROM-TO with 0 <= FROM < TO <= 1 "
+                        "(fractions of the file), got 'text:" +
+                            rest + "'");
+    }
+    path = rest.substr(0, colon);
+  }
+  std::vector<int64_t> vocabulary;
+  if (layout != nullptr) vocabulary = layout->class_labels;
+  return std::make_unique<data::TextDataset>(path, config.data.seq_len, from, to,
+                                             std::move(vocabulary));
 }
 
 std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& config,
@@ -79,11 +112,12 @@ std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& c
     return std::make_unique<data::InMemoryDataset>(data::read_csv(rest, options));
   }
   if (scheme == "libsvm") return open_libsvm(rest, config, layout);
+  if (scheme == "text") return open_text(rest, config, key, layout);
   std::string known;
   for (const auto& name : data::builtin_names()) known += name + ", ";
   throw ConfigError(config.source, 0, key,
                     "unknown data set '" + spec + "' (known: " + known +
-                        "idx:IMAGES,LABELS, csv:PATH, libsvm:PATH)");
+                        "idx:IMAGES,LABELS, csv:PATH, libsvm:PATH, text:PATH[:FROM-TO])");
 }
 
 }  // namespace

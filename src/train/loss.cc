@@ -17,4 +17,16 @@ autograd::Variable training_loss(const TrainConfig& train, const autograd::Varia
   return autograd::cross_entropy(logits, labels, train.label_smoothing);
 }
 
+ModelIO model_io(const data::Batch& batch, bool next_token) {
+  if (!next_token) return {batch.x, batch.y};
+  const int64_t window = batch.x.size(1);
+  return {batch.x.slice(1, 0, window - 1).contiguous(),
+          batch.x.slice(1, 1, window).to(DType::kInt64).reshape({-1})};
+}
+
+autograd::Variable score_rows(const autograd::Variable& logits) {
+  if (logits.dim() <= 2) return logits;
+  return autograd::reshape(logits, {-1, logits.shape().back()});
+}
+
 }  // namespace tessera::train

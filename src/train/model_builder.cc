@@ -7,8 +7,10 @@
 #include "tessera/core/memory.h"
 #include "tessera/nn/activation.h"
 #include "tessera/nn/conv2d.h"
+#include "tessera/nn/embedding.h"
 #include "tessera/nn/linear.h"
 #include "tessera/nn/normalization.h"
+#include "tessera/nn/transformer.h"
 
 namespace tessera::train {
 namespace {
@@ -136,18 +138,46 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
     };
     const std::string& type = spec.type;
     if (type == "linear") {
-      if (shape.size() != 1) {
+      // [features], or [tokens, features]: each position alike.
+      if (shape.size() != 1 && shape.size() != 2) {
         r.fail("", "expects a flat input but gets " + shape_str(shape) +
                        "; add { type = \"flatten\" } before it");
       }
-      int64_t in = r.integer("in", shape[0]);
-      if (in != shape[0])
-        r.fail("in", detail::concat("is ", in, " but the input has ", shape[0], " features"));
+      int64_t in = r.integer("in", shape.back());
+      if (in != shape.back())
+        r.fail("in", detail::concat("is ", in, " but the input has ", shape.back(), " features"));
       int64_t out = positive("out", r.integer("out"));
       bool bias = r.flag("bias", true);
-      budget.add(r, {{out, in}, {out}}, {out});
+      shape.back() = out;
+      budget.add(r, {{out, in}, {out}}, shape);
       model->push_back(std::make_shared<nn::Linear>(in, out, gen, nn::LinearOptions{.bias = bias}));
-      shape = {out};
+    } else if (type == "embedding") {
+      if (shape.size() != 1) r.fail("", "expects token ids [tokens] but gets " + shape_str(shape));
+      const int64_t vocab = positive("vocab", r.integer("vocab"));
+      const int64_t dim = positive("dim", r.integer("dim"));
+      const int64_t positions = positive("positions", r.integer("positions", shape[0]));
+      if (positions < shape[0]) {
+        r.fail("positions",
+               detail::concat(positions, " is fewer than the ", shape[0], " tokens of a sample"));
+      }
+      budget.add(r, {{vocab, dim}, {positions, dim}}, {shape[0], dim});
+      model->push_back(std::make_shared<nn::TokenEmbedding>(vocab, dim, positions, gen));
+      shape = {shape[0], dim};
+    } else if (type == "transformer_block") {
+      if (shape.size() != 2) {
+        r.fail("", "expects [tokens, features] (after an embedding) but gets " + shape_str(shape));
+      }
+      const int64_t dim = shape[1];
+      const int64_t heads = positive("heads", r.integer("heads"));
+      if (dim % heads != 0) {
+        r.fail("heads", detail::concat(heads, " heads do not divide the width ", dim));
+      }
+      const int64_t hidden = positive("hidden", r.integer("hidden", 4 * dim));
+      const bool causal = r.flag("causal", true);
+      // Its activations: the attention scores of every head and the MLP's hidden layer dominate.
+      budget.add(r, {{3 * dim, dim}, {dim, dim}, {hidden, dim}, {dim, hidden}, {8 * dim + hidden}},
+                 {heads * shape[0] + 6 * dim + 2 * hidden, shape[0]});
+      model->push_back(std::make_shared<nn::TransformerBlock>(dim, heads, hidden, causal, gen));
     } else if (type == "conv2d") {
       if (shape.size() != 3) {
         r.fail("", "expects [channels, height, width] input but gets " + shape_str(shape));
@@ -224,7 +254,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
     } else {
       r.fail("type", "unknown layer type '" + type +
                          "' (known: linear, conv2d, maxpool2d, flatten, relu, gelu, tanh, sigmoid, "
-                         "dropout, layernorm, batchnorm)");
+                         "dropout, layernorm, batchnorm, embedding, transformer_block)");
     }
     r.finish();
   }

@@ -143,6 +143,33 @@ std::string epoch_summary(int64_t epoch, const TrainResult& result) {
   return text;
 }
 
+// A sample as the model reads it: a text window less its last token (the last target).
+Shape model_input_shape(const data::Dataset& dataset, bool next_token) {
+  Shape shape = dataset.sample_shape();
+  if (next_token) shape[0] -= 1;
+  return shape;
+}
+
+// The classes the model's output scores: one row of scores per sample (or per position of a text
+// window, next_token), which must cover every class (token) of the data.
+int64_t output_classes(const Config& config, const Shape& out, const data::Dataset& train,
+                       bool next_token) {
+  if (out.size() != (next_token ? 2u : 1u)) {
+    throw ConfigError(config.source, config.model.line, "model.layers",
+                      detail::concat("the last layer must give one score per class",
+                                     next_token ? " at each position ([tokens, vocab])" : "",
+                                     ", but gives ", shape_str(out), " per sample"));
+  }
+  const int64_t classes = out.back();
+  const auto tokens = static_cast<int64_t>(train.class_labels().size());
+  if (next_token && tokens > classes) {
+    throw ConfigError(config.source, config.model.line, "model.layers",
+                      detail::concat("the last layer gives ", classes, " scores per position, but ",
+                                     config.data.train, " has ", tokens, " distinct bytes"));
+  }
+  return classes;
+}
+
 // Loss and prediction counts over the samples a sampler deals to this rank.
 struct EvalSums {
   double loss = 0.0;  // summed over the samples
@@ -152,7 +179,7 @@ struct EvalSums {
 };
 
 EvalSums eval_sums(nn::Module& model, data::Dataset& dataset, data::DistributedSampler sampler,
-                   int64_t batch_size, int64_t classes) {
+                   int64_t batch_size, int64_t classes, bool next_token) {
   EvalSums sums;
   sums.confusion.assign(static_cast<size_t>(classes * classes), 0);
   bool was_training = model.is_training();
@@ -160,13 +187,14 @@ EvalSums eval_sums(nn::Module& model, data::Dataset& dataset, data::DistributedS
   autograd::NoGradGuard no_grad;
   data::DataLoader loader(dataset, std::move(sampler), {.batch_size = batch_size});
   while (auto batch = loader.next()) {
-    Variable logits = model(Variable(batch->x));
-    Variable loss = autograd::cross_entropy(logits, batch->y);
-    int64_t n = batch->size();
+    const ModelIO io = model_io(*batch, next_token);
+    Variable logits = score_rows(model(Variable(io.input)));
+    Variable loss = autograd::cross_entropy(logits, io.targets);
+    int64_t n = io.targets.size(0);
     sums.loss += loss.data().item() * static_cast<double>(n);
     Tensor predicted = argmax(logits.data(), 1);
     const int64_t* p = predicted.data<int64_t>();
-    const int64_t* y = batch->y.data<int64_t>();
+    const int64_t* y = io.targets.data<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
       sums.correct += p[i] == y[i];
       ++sums.confusion[static_cast<size_t>(y[i] * classes + p[i])];
@@ -194,8 +222,9 @@ double train_step(Strategy& strategy, nn::Module& model, optim::LrScheduler* sch
                   const TrainConfig& train, const data::Batch& batch, StepWindow& window) {
   const auto t0 = Clock::now();
   strategy.zero_grad();
-  Variable logits = model(Variable(batch.x));
-  Variable loss = training_loss(train, logits, batch.y);
+  const ModelIO io = model_io(batch, train.loss == "next_token");
+  Variable logits = score_rows(model(Variable(io.input)));
+  Variable loss = training_loss(train, logits, io.targets);
   const auto t1 = Clock::now();
   loss.backward();
   const auto t2 = Clock::now();
@@ -215,21 +244,21 @@ double train_step(Strategy& strategy, nn::Module& model, optim::LrScheduler* sch
 
 }  // namespace
 
-EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
-                    int64_t classes) {
+EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size, int64_t classes,
+                    bool next_token) {
   return eval_result(
       eval_sums(model, dataset, data::DistributedSampler(dataset.size(), 0, 1, {.shuffle = false}),
-                batch_size, classes),
+                batch_size, classes, next_token),
       classes);
 }
 
 EvalResult evaluate_sharded(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
-                            int64_t classes, comm::ProcessGroup& group) {
+                            int64_t classes, comm::ProcessGroup& group, bool next_token) {
   // Unpadded: each sample is evaluated by exactly one rank.
   EvalSums sums = eval_sums(model, dataset,
                             data::DistributedSampler(dataset.size(), group.rank(), group.size(),
                                                      {.shuffle = false, .pad = false}),
-                            batch_size, classes);
+                            batch_size, classes, next_token);
   group.allreduce(&sums.loss, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
   std::vector<int64_t> counts{sums.correct, sums.count};
   counts.insert(counts.end(), sums.confusion.begin(), sums.confusion.end());
@@ -281,18 +310,14 @@ Trainer::Trainer(Config config, TrainerOptions options)
   Shape out_shape;
   // Every rank draws the global batch's dropout masks and keeps its rows: DDP then trains exactly
   // as one process would on the global batch.
-  s.model = build_model(config_, s.train_data->sample_shape(), init, s.dropout_rng, &out_shape,
-                        {.index = rank, .count = ranks});
-  if (out_shape.size() != 1) {
-    throw ConfigError(config_.source, config_.model.line, "model.layers",
-                      "the last layer must give one score per class, but gives " +
-                          shape_str(out_shape) + " per sample");
-  }
-  s.classes = out_shape[0];
+  const bool next_token = config_.train.loss == "next_token";
+  s.model = build_model(config_, model_input_shape(*s.train_data, next_token), init, s.dropout_rng,
+                        &out_shape, {.index = rank, .count = ranks});
+  s.classes = output_classes(config_, out_shape, *s.train_data, next_token);
   check_labels(*s.train_data, s.classes, "data.train");
   if (s.test_data) check_labels(*s.test_data, s.classes, "data.test");
   if (const std::string map = describe_label_map(layout.class_labels);
-      !map.empty() && rank == 0 && options_.progress) {
+      !map.empty() && !next_token && rank == 0 && options_.progress) {
     std::fprintf(options_.progress, "data.train: file labels are classes: %s\n", map.c_str());
   }
   if (config_.parallel.sync_batchnorm && s.strategy->group()) {
@@ -479,8 +504,10 @@ TrainResult Trainer::run() {
     result.train_loss = mean_over_ranks(group, loss_sum, loss_count);
     if (s.test_data) {
       const int64_t batch = std::max<int64_t>(config_.data.batch_size, 256);
-      result.test = group ? evaluate_sharded(*s.model, *s.test_data, batch, s.classes, *group)
-                          : evaluate(*s.model, *s.test_data, batch, s.classes);
+      const bool next_token = config_.train.loss == "next_token";
+      result.test =
+          group ? evaluate_sharded(*s.model, *s.test_data, batch, s.classes, *group, next_token)
+                : evaluate(*s.model, *s.test_data, batch, s.classes, next_token);
     }
     log(epoch_metrics(s.step, epoch, result, seconds_since(run_start)));
     progress.end_epoch(epoch_summary(epoch, result));

@@ -38,7 +38,9 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  // "fashion-mnist:train", "mnist:test", "idx:IMAGES,LABELS", "csv:PATH", "libsvm:PATH".
+  // "fashion-mnist:train", "mnist:test", "idx:IMAGES,LABELS", "csv:PATH", "libsvm:PATH",
+  // "text:PATH" or "text:PATH:FROM-TO" (a character-level language-modelling corpus, or the
+  // fractions FROM to TO of it; train.loss = "next_token").
   std::string train = "fashion-mnist:train";
   // Empty: no evaluation. The default holds only with the default `train`; with another, none.
   std::string test = "fashion-mnist:test";
@@ -47,6 +49,7 @@ struct DataConfig {
   bool drop_last = false;
   std::string label_column = "label";  // CSV: a column name, or its 0-based index as text
   int64_t num_features = 0;            // LIBSVM: 0 infers it from the file
+  int64_t seq_len = 0;                 // text: tokens a sample feeds the model (0: not text)
   int64_t prefetch = 2;                // batches prepared ahead by a loader thread (0: none)
 };
 
@@ -79,8 +82,9 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;
   int64_t log_every = 50;  // steps between metric lines
   double label_smoothing = 0.0;
-  std::string loss = "cross_entropy";  // cross_entropy | mse | bce
-  int64_t threads = 0;                 // 0: cores / local ranks
+  // cross_entropy | mse | bce | next_token (text: each position's logits against the next token)
+  std::string loss = "cross_entropy";
+  int64_t threads = 0;  // 0: cores / local ranks
 };
 
 struct ParallelConfig {

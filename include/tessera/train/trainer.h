@@ -66,14 +66,15 @@ struct TrainResult {
 };
 
 // Evaluates a classifier on a dataset in evaluation mode without recording gradients:
-// mean cross-entropy, accuracy and confusion matrix.
+// mean cross-entropy, accuracy and confusion matrix; with `next_token`, a language model on text
+// windows, every position's prediction of the next token counted (loss.h, model_io).
 [[nodiscard]] EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
-                                  int64_t classes);
+                                  int64_t classes, bool next_token = false);
 // Collective: evaluate() with the samples shared among the group's ranks (each sample evaluated
 // by exactly one rank) and the sums reduced, so every rank returns the whole dataset's result.
 [[nodiscard]] EvalResult evaluate_sharded(nn::Module& model, data::Dataset& dataset,
                                           int64_t batch_size, int64_t classes,
-                                          comm::ProcessGroup& group);
+                                          comm::ProcessGroup& group, bool next_token = false);
 
 // Runs a training job from a Config: builds the data sets, model, optimizer and schedule, trains
 // for the configured epochs on this rank's shard, evaluates on the test set after each epoch,
