@@ -17,6 +17,7 @@ packages=(
   libopenmpi-dev openmpi-bin                    # MPI backend and mpirun
   libssl-dev                                    # HMAC-SHA256 and nonces for the store's challenge-response (libcrypto)
   dataset-fashion-mnist                         # the real data set, in /usr/share
+  fortunes                                      # text for examples/char_transformer.toml
   time iproute2                                 # /usr/bin/time, ip/ss for e2e tests
 )
 
