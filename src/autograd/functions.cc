@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "tessera/autograd/node.h"
+#include "tessera/core/thread_pool.h"
 #include "tessera/tensor/elementwise.h"
 #include "tessera/tensor/embedding.h"
 #include "tessera/tensor/matmul.h"
@@ -341,17 +342,107 @@ Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable
 
 namespace tessera::autograd {
 
+namespace {
+
+// Layer normalisation of rows of `features`, fused: one pass computes each row's mean and
+// 1/sqrt(var + eps), a second the output; x_hat and rstd are kept for the backward. (As a chain
+// of elementwise ops it cost a transformer more than its attention.)
+template <typename T>
+void layer_norm_rows(const T* x, const T* w, const T* b, T* y, T* xhat, T* rstd, int64_t rows,
+                     int64_t features, double eps) {
+  parallel_for(rows, std::max<int64_t>(1, 16384 / features), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = x + r * features;
+      double sum = 0.0;
+      for (int64_t i = 0; i < features; ++i) sum += xr[i];
+      const double mean = sum / static_cast<double>(features);
+      double squares = 0.0;
+      for (int64_t i = 0; i < features; ++i) {
+        const double c = xr[i] - mean;
+        squares += c * c;
+      }
+      const auto inv =
+          static_cast<T>(1.0 / std::sqrt(squares / static_cast<double>(features) + eps));
+      rstd[r] = inv;
+      T* hr = xhat + r * features;
+      T* yr = y + r * features;
+      const auto m = static_cast<T>(mean);
+      for (int64_t i = 0; i < features; ++i) {
+        hr[i] = (xr[i] - m) * inv;
+        yr[i] = hr[i] * w[i] + b[i];
+      }
+    }
+  });
+}
+
+// dx = rstd * (g w - mean(g w) - x_hat * mean(g w x_hat)) per row; dw, db summed over rows.
+template <typename T>
+void layer_norm_backward_rows(const T* g, const T* xhat, const T* rstd, const T* w, T* dx, T* dw,
+                              T* db, int64_t rows, int64_t features) {
+  parallel_for(rows, std::max<int64_t>(1, 16384 / features), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* gr = g + r * features;
+      const T* hr = xhat + r * features;
+      double a = 0.0, c = 0.0;
+      for (int64_t i = 0; i < features; ++i) {
+        const double gw = static_cast<double>(gr[i]) * w[i];
+        a += gw;
+        c += gw * hr[i];
+      }
+      const auto mean_a = static_cast<T>(a / static_cast<double>(features));
+      const auto mean_c = static_cast<T>(c / static_cast<double>(features));
+      T* dr = dx + r * features;
+      for (int64_t i = 0; i < features; ++i) {
+        dr[i] = rstd[r] * (gr[i] * w[i] - mean_a - hr[i] * mean_c);
+      }
+    }
+  });
+  // Column sums in row order, on one thread: the same bits on any number of threads.
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* gr = g + r * features;
+    const T* hr = xhat + r * features;
+    for (int64_t i = 0; i < features; ++i) {
+      dw[i] += gr[i] * hr[i];
+      db[i] += gr[i];
+    }
+  }
+}
+
+}  // namespace
+
 Variable layer_norm(const Variable& x, const Variable& weight, const Variable& bias, double eps) {
   if (x.dim() < 1 || weight.dim() != 1 || bias.dim() != 1 || x.size(-1) != weight.size(0) ||
-      bias.size(0) != weight.size(0)) {
-    throw ShapeError(detail::concat("layer_norm: input ", shape_str(x.shape()), ", weight ",
-                                    shape_str(weight.shape()), " and bias ",
-                                    shape_str(bias.shape()), ": expected [..., F], [F], [F]"));
+      bias.size(0) != weight.size(0) || x.dtype() != weight.dtype() || x.dtype() != bias.dtype()) {
+    throw ShapeError(detail::concat(
+        "layer_norm: input ", shape_str(x.shape()), ", weight ", shape_str(weight.shape()),
+        " and bias ", shape_str(bias.shape()), ": expected [..., F], [F], [F] of one dtype"));
   }
-  Variable centered = sub(x, mean(x, {-1}, true));
-  Variable var = mean(mul(centered, centered), {-1}, true);
-  Variable normed = div(centered, sqrt(add_scalar(var, eps)));
-  return add(mul(normed, weight), bias);
+  const Tensor in = x.data().contiguous();
+  const Tensor w = weight.data().contiguous();
+  const Tensor b = bias.data().contiguous();
+  const int64_t features = w.numel();
+  const int64_t rows = features == 0 ? 0 : in.numel() / features;
+  Tensor y = Tensor::empty(in.shape(), in.dtype());
+  Tensor xhat = Tensor::empty(in.shape(), in.dtype());
+  Tensor rstd = Tensor::empty({rows}, in.dtype());
+  TESSERA_DISPATCH_FLOATING(in.dtype(), "layer_norm", [&] {
+    layer_norm_rows(in.data<scalar_t>(), w.data<scalar_t>(), b.data<scalar_t>(), y.data<scalar_t>(),
+                    xhat.data<scalar_t>(), rstd.data<scalar_t>(), rows, features, eps);
+  });
+  return make_result(y, "layer_norm", {x, weight, bias},
+                     [xhat, rstd, w, rows, features](const Tensor& grad, const Needs&) -> Grads {
+                       const Tensor g = grad.contiguous();
+                       Tensor dx = Tensor::empty(xhat.shape(), xhat.dtype());
+                       Tensor dw = Tensor::zeros({features}, xhat.dtype());
+                       Tensor db = Tensor::zeros({features}, xhat.dtype());
+                       TESSERA_DISPATCH_FLOATING(xhat.dtype(), "layer_norm_backward", [&] {
+                         layer_norm_backward_rows(g.data<scalar_t>(), xhat.data<scalar_t>(),
+                                                  rstd.data<scalar_t>(), w.data<scalar_t>(),
+                                                  dx.data<scalar_t>(), dw.data<scalar_t>(),
+                                                  db.data<scalar_t>(), rows, features);
+                       });
+                       return {dx, dw, db};
+                     });
 }
 
 Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias,
