@@ -42,4 +42,27 @@ std::string Linear::name() const {
   return detail::concat("Linear(", in_features_, ", ", out_features_, ")");
 }
 
+TiedLinear::TiedLinear(Variable weight) : weight_(std::move(weight)) {
+  if (weight_.dim() != 2) {
+    throw ShapeError(
+        detail::concat("TiedLinear: weight ", shape_str(weight_.shape()), ", expected [out, in]"));
+  }
+}
+
+Variable TiedLinear::forward(const Variable& input) {
+  const int64_t in = weight_.size(1);
+  if (input.dim() < 2 || input.shape().back() != in) {
+    throw ShapeError(
+        detail::concat(name(), ": expected input [..., ", in, "], got ", shape_str(input.shape())));
+  }
+  Shape out_shape = input.shape();
+  out_shape.back() = weight_.size(0);
+  const Variable rows = autograd::reshape(input, {-1, in});
+  return autograd::reshape(autograd::linear(rows, weight_, Variable()), out_shape);
+}
+
+std::string TiedLinear::name() const {
+  return detail::concat("TiedLinear(", weight_.size(1), ", ", weight_.size(0), ")");
+}
+
 }  // namespace tessera::nn

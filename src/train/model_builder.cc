@@ -125,7 +125,8 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
                           "by the Trainer");
   }
   auto model = std::make_shared<nn::Sequential>();
-  Shape shape = sample_shape;  // per sample, no batch dimension
+  std::shared_ptr<nn::TokenEmbedding> embedding;  // the last one, for a head tied to it
+  Shape shape = sample_shape;                     // per sample, no batch dimension
   MemoryBudget budget(config.data.batch_size / std::max(shard.count, 1),
                       memory_limit > 0 ? memory_limit : physical_memory_bytes());
   for (size_t i = 0; i < config.model.layers.size(); ++i) {
@@ -146,6 +147,24 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       int64_t in = r.integer("in", shape.back());
       if (in != shape.back())
         r.fail("in", detail::concat("is ", in, " but the input has ", shape.back(), " features"));
+      if (r.flag("tie", false)) {  // the embedding's token table is the weight: no bias
+        if (!embedding) r.fail("tie", "needs an embedding layer before it to tie to");
+        const nn::Variable& table = embedding->tokens();
+        if (table.size(1) != in) {
+          r.fail("tie", detail::concat("the embedding's rows have ", table.size(1),
+                                       " values but the input has ", in, " features"));
+        }
+        const int64_t out = r.integer("out", table.size(0));
+        if (out != table.size(0)) {
+          r.fail("out", detail::concat("is ", out, " but the tied embedding has ", table.size(0),
+                                       " rows"));
+        }
+        shape.back() = out;
+        budget.add(r, {}, shape);
+        model->push_back(std::make_shared<nn::TiedLinear>(table));
+        r.finish();
+        continue;
+      }
       int64_t out = positive("out", r.integer("out"));
       bool bias = r.flag("bias", true);
       shape.back() = out;
@@ -161,7 +180,8 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
                detail::concat(positions, " is fewer than the ", shape[0], " tokens of a sample"));
       }
       budget.add(r, {{vocab, dim}, {positions, dim}}, {shape[0], dim});
-      model->push_back(std::make_shared<nn::TokenEmbedding>(vocab, dim, positions, gen));
+      embedding = std::make_shared<nn::TokenEmbedding>(vocab, dim, positions, gen);
+      model->push_back(embedding);
       shape = {shape[0], dim};
     } else if (type == "transformer_block") {
       if (shape.size() != 2) {

@@ -70,6 +70,28 @@ TEST_F(TrainerTextTest, ATransformerLearnsToPredictTheNextCharacter) {
   EXPECT_EQ(r.test.count, 1320 / 16 * 16) << "every position of every test window is predicted";
 }
 
+// The head tied to the embedding: the token table is its weight, counted and trained once.
+TEST_F(TrainerTextTest, AHeadTiedToTheEmbeddingUsesItsTableAndLearns) {
+  const std::string tied =
+      "model.layers=[{ type = \"embedding\", vocab = 16, dim = 16 }, "
+      "{ type = \"transformer_block\", heads = 2, hidden = 32 }, "
+      "{ type = \"layernorm\" }, { type = \"linear\", tie = true }]";
+  Trainer trainer(config({tied}), {.progress = nullptr});
+  const TrainResult r = trainer.run();
+  Trainer untied(config(), {.progress = nullptr});
+  EXPECT_EQ(trainer.model().parameter_count() + 16 * 16 + 16, untied.model().parameter_count())
+      << "no weight and no bias of its own";
+  EXPECT_LT(r.test.loss, 0.6);
+  try {
+    Trainer alone(config({"model.layers=[{ type = \"linear\", tie = true }]"}),
+                  {.progress = nullptr});
+    FAIL() << "a head tied to no embedding was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs an embedding layer"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(TrainerTextTest, TextAndTheNextTokenLossGoTogether) {
   EXPECT_THROW(config({"train.loss=\"cross_entropy\""}), ConfigError);
   EXPECT_THROW(config({"data.seq_len=0"}), ConfigError);

@@ -30,6 +30,8 @@ class TokenEmbedding : public Module {
                  Generator& gen = default_generator(), DType dtype = DType::kFloat32);
   Variable forward(const Variable& tokens) override;
   std::string name() const override;
+  // The token table [vocab, dim], for an output head tied to it (TiedLinear).
+  [[nodiscard]] const Variable& tokens() const { return tokens_; }
 
  private:
   int64_t vocab_;

@@ -28,4 +28,17 @@ class Linear : public Module {
   Variable bias_;
 };
 
+// y = x W^T with W another module's parameter [out, in]: an output head tied to the token
+// embedding, as GPT-2's. W is not this module's parameter, so optimizers, gradient reduction and
+// checkpoints see it once, where it belongs; its gradient gathers both uses.
+class TiedLinear : public Module {
+ public:
+  explicit TiedLinear(Variable weight);
+  Variable forward(const Variable& input) override;
+  std::string name() const override;
+
+ private:
+  Variable weight_;
+};
+
 }  // namespace tessera::nn
