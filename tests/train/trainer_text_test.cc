@@ -108,7 +108,7 @@ TEST_F(TrainerTextTest, TextAndTheNextTokenLossGoTogether) {
 
 TEST_F(TrainerTextTest, ATestTextWithBytesTheTrainingTextLacksIsRefusedByOffset) {
   std::ofstream(dir_ / "other.txt") << "the cat sat on a mat! ";
-  const data::TextDataset train((dir_ / "text.txt").string(), 4);
+  data::TextDataset train((dir_ / "text.txt").string(), 4);
   try {
     data::TextDataset test((dir_ / "other.txt").string(), 4, 0.0, 1.0, train.class_labels());
     FAIL() << "an unknown byte was accepted";
@@ -118,7 +118,7 @@ TEST_F(TrainerTextTest, ATestTextWithBytesTheTrainingTextLacksIsRefusedByOffset)
   }
   EXPECT_EQ(train.size(), (6600 - 1) / 4);
   std::vector<float> window(5);
-  const_cast<data::TextDataset&>(train).read_into(1, window);
+  train.read_into(1, window);
   // Window 1 starts at byte 4: "cat s", token ids in the sorted vocabulary " .acehmnost".
   EXPECT_EQ(window, (std::vector<float>{3, 2, 10, 0, 9}));
 }
