@@ -7,8 +7,12 @@ Sequential::Sequential(std::vector<std::shared_ptr<Module>> layers) {
 }
 
 void Sequential::push_back(std::shared_ptr<Module> layer) {
+  push_back(std::move(layer), std::to_string(layers_.size()));
+}
+
+void Sequential::push_back(std::shared_ptr<Module> layer, std::string name) {
   if (!layer) throw ValueError("Sequential: null layer");
-  register_module(std::to_string(layers_.size()), layer);
+  register_module(std::move(name), layer);
   layers_.push_back(std::move(layer));
 }
 

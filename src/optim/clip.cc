@@ -57,11 +57,7 @@ double sum_of_squares(const T* g, int64_t n) {
 
 }  // namespace
 
-double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_norm) {
-  if (!(max_norm >= 0.0)) {
-    throw ValueError(
-        detail::concat("clip_grad_norm: invalid max_norm ", max_norm, " (must be >= 0)"));
-  }
+double gradient_sum_of_squares(const std::vector<autograd::Variable>& params) {
   double total = 0.0;
   for (autograd::Variable p : params) {
     if (!p.defined() || !p.grad().defined()) continue;
@@ -72,12 +68,20 @@ double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_
     total += TESSERA_DISPATCH_FLOATING(
         g.dtype(), "clip_grad_norm", [&] { return sum_of_squares(g.data<scalar_t>(), g.numel()); });
   }
-  const double norm = std::sqrt(total);
-  if (!std::isfinite(norm)) return norm;
+  return total;
+}
+
+void clip_to_norm(const std::vector<autograd::Variable>& params, double norm, double max_norm) {
+  if (!(max_norm >= 0.0)) {
+    throw ValueError(
+        detail::concat("clip_grad_norm: invalid max_norm ", max_norm, " (must be >= 0)"));
+  }
+  if (!std::isfinite(norm)) return;
   const double coef = max_norm / (norm + kNormEps);
-  if (coef >= 1.0) return norm;
-  for (const autograd::Variable& p : params) {
+  if (coef >= 1.0) return;
+  for (autograd::Variable p : params) {
     if (!p.defined() || !p.grad().defined()) continue;
+    if (!p.grad().is_contiguous()) p.set_grad(p.grad().contiguous());
     const Tensor& g = p.grad();
     TESSERA_DISPATCH_FLOATING(g.dtype(), "clip_grad_norm", [&] {
       // PyTorch multiplies by the coefficient as a tensor of the gradient's dtype.
@@ -88,6 +92,15 @@ double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_
       });
     });
   }
+}
+
+double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_norm) {
+  if (!(max_norm >= 0.0)) {
+    throw ValueError(
+        detail::concat("clip_grad_norm: invalid max_norm ", max_norm, " (must be >= 0)"));
+  }
+  const double norm = std::sqrt(gradient_sum_of_squares(params));
+  clip_to_norm(params, norm, max_norm);
   return norm;
 }
 

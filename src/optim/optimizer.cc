@@ -119,16 +119,21 @@ void Optimizer::zero_grad() {
   for (autograd::Variable& p : params_) p.zero_grad();
 }
 
-void Optimizer::save_state(BinaryWriter& out) const {
-  out.write_string(kind());
+void write_optimizer_state(BinaryWriter& out, const std::string& kind, double lr,
+                           const std::vector<ParamState>& params) {
+  out.write_string(kind);
   out.write_u32(kStateVersion);
-  out.write_f64(lr_);
-  out.write_u64(params_.size());
-  for (const ParamState& state : states_) {
+  out.write_f64(lr);
+  out.write_u64(params.size());
+  for (const ParamState& state : params) {
     out.write_i64(state.step);
     out.write_u32(static_cast<uint32_t>(state.buffers.size()));
     for (const Tensor& buffer : state.buffers) write_tensor(out, buffer);
   }
+}
+
+void Optimizer::save_state(BinaryWriter& out) const {
+  write_optimizer_state(out, kind(), lr_, states_);
 }
 
 SavedOptimizerState read_optimizer_state(BinaryReader& in) {

@@ -97,11 +97,9 @@ double Pipeline::train_batch(const Tensor& input, const Tensor& targets,
                              const MicroBatchLoss& loss) {
   const auto start = Clock::now();
   const int64_t rows = input.size(0);
-  const int parts = options_.micro_batches;
-  if (rows < parts) {
-    throw ValueError(detail::concat("pipeline: a batch of ", rows, " rows cannot make ", parts,
-                                    " micro-batches; lower micro_batches or raise the batch"));
-  }
+  if (rows < 1) throw ValueError("pipeline: an empty batch");
+  // A batch shorter than micro_batches (an epoch's last) has one micro-batch per row.
+  const int parts = static_cast<int>(std::min<int64_t>(options_.micro_batches, rows));
   if (is_last() && targets.size(0) % rows != 0) {
     throw ValueError(detail::concat("pipeline: ", targets.size(0), " targets for ", rows,
                                     " rows; each row needs as many"));

@@ -89,6 +89,17 @@ class Section {
       out = *n->value<bool>();
     }
   }
+  void read(const std::string& key, std::vector<int64_t>& out) {
+    if (const toml::node* n = find(key)) {
+      const toml::array* a = n->as_array();
+      if (!a) fail(key, "expected an array of integers, got " + describe(*n));
+      out.clear();
+      for (const toml::node& e : *a) {
+        if (!e.is_integer()) fail(key, "expected integers, got " + describe(e));
+        out.push_back(*e.value<int64_t>());
+      }
+    }
+  }
   void read(const std::string& key, std::string& out) {
     if (const toml::node* n = find(key)) {
       if (!n->is_string()) fail(key, "expected a string, got " + describe(*n));
@@ -394,12 +405,21 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("staleness", p.staleness);
   par.read("heartbeat_timeout_s", p.heartbeat_timeout_s);
   par.read("server_checkpoint_s", p.server_checkpoint_s);
+  par.read("pp", p.pp);
+  par.read("micro_batches", p.micro_batches);
+  par.read("schedule", p.schedule);
+  par.read("recompute", p.recompute);
+  par.read("stage_cuts", p.stage_cuts);
   par.finish();
   require(par, p.timeout_s > 0 && p.timeout_s <= 1e7, "timeout_s", "must lie in (0, 1e7]");
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
   require(par, p.bucket_mb > 0 && p.bucket_mb <= 1 << 20, "bucket_mb", "must lie in (0, 1048576]");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
-  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero", "ps"});
+  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero", "ps", "pipeline"});
+  require(par, p.pp >= 0 && p.pp <= 65536, "pp", "must lie in [0, 65536] (0: every process)");
+  require(par, p.micro_batches >= 1 && p.micro_batches <= 65536, "micro_batches",
+          "must lie in [1, 65536]");
+  one_of(par, "schedule", p.schedule, {"1f1b", "gpipe"});
   require(par, c.model.type == "layers" || p.strategy == "ps", "strategy",
           "must be \"ps\" for [model] type \"" + c.model.type +
               "\": its feature table lives on parameter servers");
@@ -523,7 +543,11 @@ std::string to_toml(const Config& c) {
       << "\ntimeout_s = " << number(p.timeout_s) << "\nservers = " << p.servers
       << "\nconsistency = " << quote(p.consistency) << "\nstaleness = " << p.staleness
       << "\nheartbeat_timeout_s = " << number(p.heartbeat_timeout_s)
-      << "\nserver_checkpoint_s = " << number(p.server_checkpoint_s) << "\n";
+      << "\nserver_checkpoint_s = " << number(p.server_checkpoint_s) << "\npp = " << p.pp
+      << "\nmicro_batches = " << p.micro_batches << "\nschedule = " << quote(p.schedule)
+      << "\nrecompute = " << boolean(p.recompute) << "\nstage_cuts = [";
+  for (size_t i = 0; i < p.stage_cuts.size(); ++i) out << (i ? ", " : "") << p.stage_cuts[i];
+  out << "]\n";
   return out.str();
 }
 

@@ -83,8 +83,12 @@ class MemoryBudget {
  public:
   MemoryBudget(int64_t batch, uint64_t limit) : batch_(batch), limit_(limit) {}
 
+  // Whether the layers from now on are this process's (counted) or another's.
+  void count(bool on) { on_ = on; }
+
   // `params`: the shapes of the layer's parameters; `output`: its output per sample.
   void add(const LayerReader& r, const std::vector<Shape>& params, const Shape& output) {
+    if (!on_) return;
     for (const Shape& p : params) parameters_ += bytes(p);
     activations_ += bytes(output) * static_cast<long double>(batch_);
     // Parameters and their gradients, and one batch of activations for the forward pass.
@@ -110,13 +114,15 @@ class MemoryBudget {
   uint64_t limit_;
   long double parameters_ = 0;
   long double activations_ = 0;
+  bool on_ = true;
 };
 
 }  // namespace
 
 std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& sample_shape,
                                             Generator& gen, Generator& dropout, Shape* output_shape,
-                                            nn::BatchShard shard, uint64_t memory_limit) {
+                                            nn::BatchShard shard, uint64_t memory_limit,
+                                            LayerRange keep, const LayerVisitor& visit) {
   const std::string& file = config.source;
   if (config.model.type != "layers") {
     throw ConfigError(file, config.model.line, "model.type",
@@ -126,12 +132,21 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
   }
   auto model = std::make_shared<nn::Sequential>();
   std::shared_ptr<nn::TokenEmbedding> embedding;  // the last one, for a head tied to it
-  Shape shape = sample_shape;                     // per sample, no batch dimension
+  size_t embedding_index = 0;
+  Shape shape = sample_shape;  // per sample, no batch dimension
   MemoryBudget budget(config.data.batch_size / std::max(shard.count, 1),
                       memory_limit > 0 ? memory_limit : physical_memory_bytes());
   for (size_t i = 0; i < config.model.layers.size(); ++i) {
     const LayerSpec& spec = config.model.layers[i];
     LayerReader r(spec, i, file);
+    const bool kept = i >= keep.first && i < keep.last;
+    budget.count(kept);
+    // Every layer is made, kept or not, so that each draws its weights as in the whole model.
+    const Shape input = shape;
+    auto add = [&](std::shared_ptr<nn::Module> layer) {
+      if (visit) visit(i, *layer, input);
+      if (kept) model->push_back(std::move(layer), std::to_string(i));
+    };
     auto positive = [&](const std::string& key, int64_t v) {
       if (v < 1 || v > kMaxSize)
         r.fail(key, detail::concat("must lie in [1, ", kMaxSize, "], got ", v));
@@ -161,7 +176,12 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
         }
         shape.back() = out;
         budget.add(r, {}, shape);
-        model->push_back(std::make_shared<nn::TiedLinear>(table));
+        // A stage without the embedding holds a copy of its table, under the table's name.
+        const nn::Variable weight =
+            kept && !(embedding_index >= keep.first && embedding_index < keep.last)
+                ? model->hold_parameter(std::to_string(embedding_index) + ".tokens", table.data())
+                : table;
+        add(std::make_shared<nn::TiedLinear>(weight));
         r.finish();
         continue;
       }
@@ -169,7 +189,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       bool bias = r.flag("bias", true);
       shape.back() = out;
       budget.add(r, {{out, in}, {out}}, shape);
-      model->push_back(std::make_shared<nn::Linear>(in, out, gen, nn::LinearOptions{.bias = bias}));
+      add(std::make_shared<nn::Linear>(in, out, gen, nn::LinearOptions{.bias = bias}));
     } else if (type == "embedding") {
       if (shape.size() != 1) r.fail("", "expects token ids [tokens] but gets " + shape_str(shape));
       const int64_t vocab = positive("vocab", r.integer("vocab"));
@@ -181,7 +201,8 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       }
       budget.add(r, {{vocab, dim}, {positions, dim}}, {shape[0], dim});
       embedding = std::make_shared<nn::TokenEmbedding>(vocab, dim, positions, gen);
-      model->push_back(embedding);
+      embedding_index = i;
+      add(embedding);
       shape = {shape[0], dim};
     } else if (type == "transformer_block") {
       if (shape.size() != 2) {
@@ -197,7 +218,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       // Its activations: the attention scores of every head and the MLP's hidden layer dominate.
       budget.add(r, {{3 * dim, dim}, {dim, dim}, {hidden, dim}, {dim, hidden}, {8 * dim + hidden}},
                  {heads * shape[0] + 6 * dim + 2 * hidden, shape[0]});
-      model->push_back(std::make_shared<nn::TransformerBlock>(dim, heads, hidden, causal, gen));
+      add(std::make_shared<nn::TransformerBlock>(dim, heads, hidden, causal, gen));
     } else if (type == "conv2d") {
       if (shape.size() != 3) {
         r.fail("", "expects [channels, height, width] input but gets " + shape_str(shape));
@@ -220,7 +241,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
                                         " with padding ", padding));
       }
       budget.add(r, {{out, in, kernel, kernel}, {out}}, {out, h, w});
-      model->push_back(std::make_shared<nn::Conv2d>(
+      add(std::make_shared<nn::Conv2d>(
           in, out, kernel, gen,
           nn::Conv2dOptions{.stride = stride, .padding = padding, .bias = bias}));
       shape = {out, h, w};
@@ -236,32 +257,32 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       int64_t w = (shape[2] + 2 * padding - kernel) / stride + 1;
       if (h < 1 || w < 1) r.fail("kernel", "larger than the input " + shape_str(shape));
       budget.add(r, {}, {shape[0], h, w});
-      model->push_back(std::make_shared<nn::MaxPool2d>(kernel, stride, padding));
+      add(std::make_shared<nn::MaxPool2d>(kernel, stride, padding));
       shape = {shape[0], h, w};
     } else if (type == "flatten") {
-      model->push_back(std::make_shared<nn::Flatten>());
+      add(std::make_shared<nn::Flatten>());
       shape = {shape_numel(shape)};
     } else if (type == "relu") {
       budget.add(r, {}, shape);
-      model->push_back(std::make_shared<nn::ReLU>());
+      add(std::make_shared<nn::ReLU>());
     } else if (type == "gelu") {
       budget.add(r, {}, shape);
-      model->push_back(std::make_shared<nn::GELU>());
+      add(std::make_shared<nn::GELU>());
     } else if (type == "tanh") {
       budget.add(r, {}, shape);
-      model->push_back(std::make_shared<nn::Tanh>());
+      add(std::make_shared<nn::Tanh>());
     } else if (type == "sigmoid") {
       budget.add(r, {}, shape);
-      model->push_back(std::make_shared<nn::Sigmoid>());
+      add(std::make_shared<nn::Sigmoid>());
     } else if (type == "dropout") {
       double p = r.real("p", 0.5);
       if (p < 0 || p >= 1) r.fail("p", "must lie in [0, 1)");
       budget.add(r, {}, shape);
-      model->push_back(std::make_shared<nn::Dropout>(p, dropout, shard));
+      add(std::make_shared<nn::Dropout>(p, dropout, shard));
     } else if (type == "layernorm") {
       double eps = r.real("eps", 1e-5);
       budget.add(r, {{shape.back()}, {shape.back()}}, shape);
-      model->push_back(std::make_shared<nn::LayerNorm>(shape.back(), eps));
+      add(std::make_shared<nn::LayerNorm>(shape.back(), eps));
     } else if (type == "batchnorm") {
       if (shape.size() != 1 && shape.size() != 3) {
         r.fail("",
@@ -270,7 +291,7 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
       double eps = r.real("eps", 1e-5);
       double momentum = r.real("momentum", 0.1);
       budget.add(r, {{shape[0]}, {shape[0]}, {shape[0]}, {shape[0]}}, shape);
-      model->push_back(std::make_shared<nn::BatchNorm>(shape[0], eps, momentum));
+      add(std::make_shared<nn::BatchNorm>(shape[0], eps, momentum));
     } else {
       r.fail("type", "unknown layer type '" + type +
                          "' (known: linear, conv2d, maxpool2d, flatten, relu, gelu, tanh, sigmoid, "

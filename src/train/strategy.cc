@@ -1,5 +1,7 @@
 #include "strategy.h"
 
+#include "section_bytes.h"
+#include "tessera/autograd/grad_mode.h"
 #include "tessera/comm/gloo/gloo_group.h"
 #include "tessera/comm/hash_store.h"
 #include "tessera/core/error.h"
@@ -18,6 +20,36 @@ Strategy::~Strategy() = default;
 int Strategy::data_rank() const { return group_ ? group_->rank() : 0; }
 
 int Strategy::data_ranks() const { return group_ ? group_->size() : 1; }
+
+LayerRange Strategy::layers(size_t count, const std::function<std::vector<double>()>& /*costs*/) {
+  return {0, count};
+}
+
+double Strategy::forward_backward(nn::Module& model, const ModelIO& io, const LossFunction& loss,
+                                  StepWindow& window) {
+  const auto t0 = std::chrono::steady_clock::now();
+  autograd::Variable l = loss(model(autograd::Variable(io.input)), io.targets);
+  const auto t1 = std::chrono::steady_clock::now();
+  l.backward();
+  const auto t2 = std::chrono::steady_clock::now();
+  window.forward += std::chrono::duration<double>(t1 - t0).count();
+  window.backward += std::chrono::duration<double>(t2 - t1).count();
+  return l.data().item();
+}
+
+Tensor Strategy::predict(nn::Module& model, const Tensor& input) {
+  autograd::NoGradGuard no_grad;
+  return model(autograd::Variable(input)).data();
+}
+
+std::string Strategy::model_state(nn::Module& model) {
+  return to_bytes([&](BinaryWriter& w) { model.save_state(w); });
+}
+
+void Strategy::load_model_state(nn::Module& model, const std::string& state,
+                                const std::string& path) {
+  from_bytes(state, path, [&](BinaryReader& r) { model.load_state(r); });
+}
 
 int64_t Strategy::optimizer_state_bytes() {
   const optim::Optimizer& opt = optimizer();
@@ -40,6 +72,7 @@ std::unique_ptr<Strategy> make_strategy(const Config& config, const TrainerOptio
   if (name == "ddp") return make_ddp_strategy(config, group);
   if (name == "zero") return make_zero_strategy(config, group);
   if (name == "ps") return make_ps_strategy(config, options);
+  if (name == "pipeline") return make_pipeline_strategy(config, group);
   // load_config admits only the names above.
   throw InternalError("make_strategy: unknown strategy \"" + name + "\"");
 }

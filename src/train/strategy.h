@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +14,8 @@
 #include "tessera/optim/optimizer.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/config.h"
+#include "tessera/train/loss.h"
+#include "tessera/train/model_builder.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::train {
@@ -26,12 +30,16 @@ struct StepWindow {
   double bytes = 0, hidden = 0;
 };
 
+// The loss of a batch's (or a micro-batch's) model output against its targets.
+using LossFunction =
+    std::function<autograd::Variable(const autograd::Variable& output, const Tensor& targets)>;
+
 // How the processes of a job train one model together ([parallel] strategy): who trains on which
 // part of each global batch, how gradients become an update, and where the optimizer state lives.
 // The Trainer builds the model for data shard data_rank() of data_ranks(), hands it to attach(),
 // and then runs every step as
 //
-//   zero_grad(); forward; backward; finish_backward(window); step();
+//   zero_grad(); forward_backward(...); finish_backward(window); step();
 //
 // A strategy that runs on one process as it does on several (ddp, zero) gets a group of one there,
 // so that its checkpoints are the same. Borrows the group and the model. Not thread-safe; one per
@@ -47,14 +55,27 @@ class Strategy {
   [[nodiscard]] virtual int data_rank() const;
   [[nodiscard]] virtual int data_ranks() const;
   // The processes that report together: metrics, evaluation and resume are collectives over it.
-  // nullptr: this process reports alone.
+  // nullptr: this process reports alone. Processes of one data rank evaluate the same samples.
   [[nodiscard]] virtual comm::ProcessGroup* group() const { return group_; }
+  // Whether this process writes the metrics, the progress and the checkpoints.
+  [[nodiscard]] virtual bool reports() const { return data_rank() == 0; }
+
+  // The layers of the model's `count` this process builds: all, or a pipeline stage's. `costs`
+  // gives each layer's measured time; only a strategy that balances stages by it calls it.
+  [[nodiscard]] virtual LayerRange layers(size_t count,
+                                          const std::function<std::vector<double>()>& costs);
 
   // Takes the model built for this process's shard; called once, before any call below.
   virtual void attach(nn::Sequential& model) = 0;
   // The optimizer the learning-rate schedule drives and whose lr the metrics show.
   [[nodiscard]] virtual optim::Optimizer& optimizer() = 0;
   virtual void zero_grad() = 0;
+  // Forward and backward of this process's part of the batch: leaves the gradients in the
+  // parameters, adds the time of each to `window` and returns the batch's loss.
+  virtual double forward_backward(nn::Module& model, const ModelIO& io, const LossFunction& loss,
+                                  StepWindow& window);
+  // The whole model's output for `input`, without gradients (evaluation).
+  [[nodiscard]] virtual Tensor predict(nn::Module& model, const Tensor& input);
   // Between backward and step(): leaves the gradients ready for step(), adding what it sent to
   // `window`. The Trainer counts its time as communication wait.
   virtual void finish_backward(StepWindow& /*window*/) {}
@@ -66,6 +87,13 @@ class Strategy {
   [[nodiscard]] virtual int64_t optimizer_state_bytes();
   // Adds the strategy's own fields to the metrics line of the steps in `window`.
   virtual void add_metrics(const StepWindow& /*window*/, nlohmann::json& /*line*/) const {}
+
+  // The model's state as a one-process model holds it (Module::save_state), for the checkpoint's
+  // "model" section; collective where the model is split over the processes.
+  [[nodiscard]] virtual std::string model_state(nn::Module& model);
+  // Loads such a state (from `path`, for errors) into this process's part of the model.
+  virtual void load_model_state(nn::Module& model, const std::string& state,
+                                const std::string& path);
 
   // Collective where the optimizer state is spread over the processes. Puts it into sections of
   // `checkpoint`, which data rank 0 writes (other processes may leave it empty).
@@ -101,6 +129,8 @@ class Strategy {
                                                           comm::ProcessGroup* group);
 [[nodiscard]] std::unique_ptr<Strategy> make_zero_strategy(const Config& config,
                                                            comm::ProcessGroup* group);
+[[nodiscard]] std::unique_ptr<Strategy> make_pipeline_strategy(const Config& config,
+                                                               comm::ProcessGroup* group);
 // A worker of a parameter-server job (the servers run serve_parameters instead).
 [[nodiscard]] std::unique_ptr<Strategy> make_ps_strategy(const Config& config,
                                                          const TrainerOptions& options);

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "layer_costs.h"
 #include "optimizer_factory.h"
 #include "resume.h"
 #include "section_bytes.h"
@@ -178,8 +179,12 @@ struct EvalSums {
   std::vector<int64_t> confusion;  // [true * classes + predicted]
 };
 
-EvalSums eval_sums(nn::Module& model, data::Dataset& dataset, data::DistributedSampler sampler,
-                   int64_t batch_size, int64_t classes, bool next_token) {
+// The model's output for a batch of inputs: the model itself, or a strategy's predict().
+using Forward = std::function<Tensor(const Tensor& input)>;
+
+EvalSums eval_sums(nn::Module& model, const Forward& forward, data::Dataset& dataset,
+                   data::DistributedSampler sampler, int64_t batch_size, int64_t classes,
+                   bool next_token) {
   EvalSums sums;
   sums.confusion.assign(static_cast<size_t>(classes * classes), 0);
   bool was_training = model.is_training();
@@ -188,7 +193,7 @@ EvalSums eval_sums(nn::Module& model, data::Dataset& dataset, data::DistributedS
   data::DataLoader loader(dataset, std::move(sampler), {.batch_size = batch_size});
   while (auto batch = loader.next()) {
     const ModelIO io = model_io(*batch, next_token);
-    Variable logits = score_rows(model(Variable(io.input)));
+    Variable logits = score_rows(Variable(forward(io.input)));
     Variable loss = autograd::cross_entropy(logits, io.targets);
     int64_t n = io.targets.size(0);
     sums.loss += loss.data().item() * static_cast<double>(n);
@@ -220,53 +225,71 @@ EvalResult eval_result(EvalSums sums, int64_t classes) {
 // One optimizer step on `batch`, its phases timed into `window`; the batch's loss.
 double train_step(Strategy& strategy, nn::Module& model, optim::LrScheduler* schedule,
                   const TrainConfig& train, const data::Batch& batch, StepWindow& window) {
-  const auto t0 = Clock::now();
   strategy.zero_grad();
   const ModelIO io = model_io(batch, train.loss == "next_token");
-  Variable logits = score_rows(model(Variable(io.input)));
-  Variable loss = training_loss(train, logits, io.targets);
-  const auto t1 = Clock::now();
-  loss.backward();
+  const double loss = strategy.forward_backward(
+      model, io,
+      [&train](const Variable& output, const Tensor& targets) {
+        return training_loss(train, score_rows(output), targets);
+      },
+      window);
   const auto t2 = Clock::now();
   strategy.finish_backward(window);
   const auto t3 = Clock::now();
   strategy.step();
   if (schedule) schedule->step();
   const auto t4 = Clock::now();
-  window.forward += std::chrono::duration<double>(t1 - t0).count();
-  window.backward += std::chrono::duration<double>(t2 - t1).count();
   window.comm_wait += std::chrono::duration<double>(t3 - t2).count();
   window.optimizer += std::chrono::duration<double>(t4 - t3).count();
   ++window.steps;
   window.samples += batch.size();
-  return loss.data().item();
+  return loss;
+}
+
+}  // namespace
+
+namespace {
+
+// The samples of data shard `shard` of `shards` (each sample in exactly one shard), evaluated here
+// and, with a group, summed over its processes: every process returns the whole result. Processes
+// of one shard (a pipeline's stages) evaluate the same samples, counted once.
+EvalResult evaluate_shard(nn::Module& model, const Forward& forward, data::Dataset& dataset,
+                          int64_t batch_size, int64_t classes, comm::ProcessGroup* group, int shard,
+                          int shards, bool next_token) {
+  EvalSums sums = eval_sums(
+      model, forward, dataset,
+      data::DistributedSampler(dataset.size(), shard, shards, {.shuffle = false, .pad = false}),
+      batch_size, classes, next_token);
+  if (group == nullptr) return eval_result(std::move(sums), classes);
+  const int64_t replicas = group->size() / shards;
+  group->allreduce(&sums.loss, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
+  sums.loss /= static_cast<double>(replicas);
+  std::vector<int64_t> counts{sums.correct, sums.count};
+  counts.insert(counts.end(), sums.confusion.begin(), sums.confusion.end());
+  group->allreduce(std::span<int64_t>(counts), comm::ReduceOp::kSum)->wait();
+  for (int64_t& c : counts) c /= replicas;
+  sums.correct = counts[0];
+  sums.count = counts[1];
+  std::copy(counts.begin() + 2, counts.end(), sums.confusion.begin());
+  return eval_result(std::move(sums), classes);
+}
+
+Forward forward_of(nn::Module& model) {
+  return [&model](const Tensor& input) { return model(Variable(input)).data(); };
 }
 
 }  // namespace
 
 EvalResult evaluate(nn::Module& model, data::Dataset& dataset, int64_t batch_size, int64_t classes,
                     bool next_token) {
-  return eval_result(
-      eval_sums(model, dataset, data::DistributedSampler(dataset.size(), 0, 1, {.shuffle = false}),
-                batch_size, classes, next_token),
-      classes);
+  return evaluate_shard(model, forward_of(model), dataset, batch_size, classes, nullptr, 0, 1,
+                        next_token);
 }
 
 EvalResult evaluate_sharded(nn::Module& model, data::Dataset& dataset, int64_t batch_size,
                             int64_t classes, comm::ProcessGroup& group, bool next_token) {
-  // Unpadded: each sample is evaluated by exactly one rank.
-  EvalSums sums = eval_sums(model, dataset,
-                            data::DistributedSampler(dataset.size(), group.rank(), group.size(),
-                                                     {.shuffle = false, .pad = false}),
-                            batch_size, classes, next_token);
-  group.allreduce(&sums.loss, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
-  std::vector<int64_t> counts{sums.correct, sums.count};
-  counts.insert(counts.end(), sums.confusion.begin(), sums.confusion.end());
-  group.allreduce(std::span<int64_t>(counts), comm::ReduceOp::kSum)->wait();
-  sums.correct = counts[0];
-  sums.count = counts[1];
-  std::copy(counts.begin() + 2, counts.end(), sums.confusion.begin());
-  return eval_result(std::move(sums), classes);
+  return evaluate_shard(model, forward_of(model), dataset, batch_size, classes, &group,
+                        group.rank(), group.size(), next_token);
 }
 
 struct Trainer::State {
@@ -311,13 +334,18 @@ Trainer::Trainer(Config config, TrainerOptions options)
   // Every rank draws the global batch's dropout masks and keeps its rows: DDP then trains exactly
   // as one process would on the global batch.
   const bool next_token = config_.train.loss == "next_token";
-  s.model = build_model(config_, model_input_shape(*s.train_data, next_token), init, s.dropout_rng,
-                        &out_shape, {.index = rank, .count = ranks});
+  const Shape input_shape = model_input_shape(*s.train_data, next_token);
+  const LayerRange part = s.strategy->layers(config_.model.layers.size(), [&] {
+    const int64_t micro_batch = config_.data.batch_size / ranks / config_.parallel.micro_batches;
+    return measure_layer_costs(config_, input_shape, std::max<int64_t>(1, micro_batch));
+  });
+  s.model = build_model(config_, input_shape, init, s.dropout_rng, &out_shape,
+                        {.index = rank, .count = ranks}, 0, part);
   s.classes = output_classes(config_, out_shape, *s.train_data, next_token);
   check_labels(*s.train_data, s.classes, "data.train");
   if (s.test_data) check_labels(*s.test_data, s.classes, "data.test");
   if (const std::string map = describe_label_map(layout.class_labels);
-      !map.empty() && !next_token && rank == 0 && options_.progress) {
+      !map.empty() && !next_token && s.strategy->reports() && options_.progress) {
     std::fprintf(options_.progress, "data.train: file labels are classes: %s\n", map.c_str());
   }
   if (config_.parallel.sync_batchnorm && s.strategy->group()) {
@@ -351,7 +379,7 @@ int64_t Trainer::first_step() const { return state_->strategy->first_step(); }
 data::SamplerState Trainer::resume() {
   State& s = *state_;
   comm::ProcessGroup* group = s.strategy->group();
-  std::FILE* out = s.strategy->data_rank() == 0 ? options_.progress : nullptr;
+  std::FILE* out = s.strategy->reports() ? options_.progress : nullptr;
   std::vector<std::string> skipped;
   std::optional<Checkpoint> ckpt = checkpoint_of_rank_zero(*s.checkpoints, group, &skipped);
   for (const auto& why : skipped) {
@@ -385,7 +413,7 @@ data::SamplerState Trainer::rejoin_at(int64_t step) {
 
 data::SamplerState Trainer::load_checkpoint(const Checkpoint& ckpt) {
   State& s = *state_;
-  from_bytes(ckpt.section("model"), ckpt.path, [&](BinaryReader& r) { s.model->load_state(r); });
+  s.strategy->load_model_state(*s.model, ckpt.section("model"), ckpt.path);
   s.strategy->load(ckpt);
   if (s.schedule) {
     from_bytes(ckpt.section("schedule"), ckpt.path,
@@ -401,9 +429,10 @@ std::string Trainer::save_checkpoint(data::SamplerState at) {
   State& s = *state_;
   Checkpoint c;
   s.strategy->save(c);
-  if (s.strategy->data_rank() != 0) return "";
+  std::string model = s.strategy->model_state(*s.model);
+  if (!s.strategy->reports()) return "";
   c.step = s.step;
-  c.sections["model"] = to_bytes([&](BinaryWriter& w) { s.model->save_state(w); });
+  c.sections["model"] = std::move(model);
   if (s.schedule)
     c.sections["schedule"] = to_bytes([&](BinaryWriter& w) { s.schedule->save_state(w); });
   c.sections["data_position"] = to_bytes([&](BinaryWriter& w) {
@@ -424,7 +453,7 @@ std::string Trainer::save_checkpoint(data::SamplerState at) {
 
 TrainResult Trainer::run() {
   State& s = *state_;
-  const bool lead = s.strategy->data_rank() == 0;
+  const bool lead = s.strategy->reports();
   const int ranks = s.strategy->data_ranks();
   std::filesystem::create_directories(config_.train.run_dir);
   std::ofstream metrics;
@@ -505,9 +534,11 @@ TrainResult Trainer::run() {
     if (s.test_data) {
       const int64_t batch = std::max<int64_t>(config_.data.batch_size, 256);
       const bool next_token = config_.train.loss == "next_token";
-      result.test =
-          group ? evaluate_sharded(*s.model, *s.test_data, batch, s.classes, *group, next_token)
-                : evaluate(*s.model, *s.test_data, batch, s.classes, next_token);
+      Strategy& strategy = *s.strategy;
+      result.test = evaluate_shard(
+          *s.model, [&](const Tensor& x) { return strategy.predict(*s.model, x); }, *s.test_data,
+          batch, s.classes, group, group ? strategy.data_rank() : 0,
+          group ? strategy.data_ranks() : 1, next_token);
     }
     log(epoch_metrics(s.step, epoch, result, seconds_since(run_start)));
     progress.end_epoch(epoch_summary(epoch, result));

@@ -55,6 +55,8 @@ class Dropout : public Module {
   explicit Dropout(double p, Generator& gen = default_generator(), BatchShard shard = {});
   Variable forward(const Variable& input) override;
   std::string name() const override;
+  // What it draws its masks from (a pipeline puts it back to recompute a forward).
+  Generator& generator() const { return gen_; }
 
  private:
   double p_;

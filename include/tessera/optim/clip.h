@@ -14,4 +14,9 @@ namespace tessera::optim {
 // Throws ValueError on a negative or NaN max_norm.
 double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_norm);
 
+// clip_grad_norm in two halves, for a model whose parameters are spread over processes: each
+// sums its gradients' squares, the sums are added up, and each clips by the whole norm.
+[[nodiscard]] double gradient_sum_of_squares(const std::vector<autograd::Variable>& params);
+void clip_to_norm(const std::vector<autograd::Variable>& params, double norm, double max_norm);
+
 }  // namespace tessera::optim

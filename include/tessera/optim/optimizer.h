@@ -34,6 +34,9 @@ struct SavedOptimizerState {
 };
 // Reads the format only (version, counts, buffer dtypes); throws FormatError naming the source.
 [[nodiscard]] SavedOptimizerState read_optimizer_state(BinaryReader& in);
+// Writes what Optimizer::save_state writes, from parts (to put re-sharded state together).
+void write_optimizer_state(BinaryWriter& out, const std::string& kind, double lr,
+                           const std::vector<ParamState>& params);
 
 class Optimizer {
  public:

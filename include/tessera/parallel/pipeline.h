@@ -60,7 +60,8 @@ class Pipeline {
 
   // Forward and backward of one batch. Every stage passes the same batch: the first stage reads
   // `input`, the last one `targets` and `loss`; rows (and the targets of each row, targets having
-  // a multiple of input's rows) are dealt to micro-batches in order, as evenly as they go.
+  // a multiple of input's rows) are dealt to micro-batches in order, as evenly as they go (one
+  // row each when the batch has fewer rows than micro_batches).
   // Adds to the stage's parameter gradients those of the batch's mean loss, each micro-batch's
   // loss weighted by its share of the rows, and returns that loss on every stage.
   double train_batch(const Tensor& input, const Tensor& targets, const MicroBatchLoss& loss);

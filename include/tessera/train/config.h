@@ -88,7 +88,7 @@ struct TrainConfig {
 };
 
 struct ParallelConfig {
-  // auto: none on one process, ddp on several | none | ddp | zero | ps
+  // auto: none on one process, ddp on several | none | ddp | zero | ps | pipeline
   std::string strategy = "auto";
   int64_t nproc = 1;
   std::string backend = "auto";         // auto | gloo | mpi | shm
@@ -109,6 +109,16 @@ struct ParallelConfig {
   // ps: seconds between the servers' checkpoints (<run_dir>/ps/server-<i>.ckpt), from which a
   // server the launcher restarts (--max-restarts; asp and ssp) goes on. 0: none.
   double server_checkpoint_s = 30.0;
+  // pipeline: the model's layers cut into `pp` stages (0: one per process), each on its own
+  // process; every batch streams through them in `micro_batches` micro-batches under `schedule`
+  // (1f1b | gpipe), with `recompute` running each stage's forward again before its backward
+  // instead of keeping its activations. `stage_cuts`: the layer each stage after the first
+  // begins with; empty: cut where each stage's measured time is most even.
+  int64_t pp = 0;
+  int64_t micro_batches = 4;
+  std::string schedule = "1f1b";
+  bool recompute = false;
+  std::vector<int64_t> stage_cuts;
   // Deadline of every collective and of the rendezvous; a rank that does not arrive in time is
   // named in the error. TESSERA_COMM_TIMEOUT_S in the environment overrides it.
   double timeout_s = 300.0;

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "tessera/core/random.h"
@@ -9,6 +12,13 @@
 #include "tessera/train/config.h"
 
 namespace tessera::train {
+
+// Layers [first, last) of the config's list.
+struct LayerRange {
+  size_t first = 0;
+  size_t last = SIZE_MAX;
+};
+using LayerVisitor = std::function<void(size_t index, nn::Module& layer, const Shape& input)>;
 
 // Builds the [model] layers for samples of `sample_shape` (without the batch dimension), inferring
 // each layer's input size from the previous layer's output, so a config names only what it
@@ -23,8 +33,15 @@ namespace tessera::train {
 // one batch of activations, the batch being data.batch_size / shard.count) is compared with
 // `memory_limit` (0: this machine's physical memory): a model that needs more throws ConfigError
 // naming the layer and the bytes.
+//
+// A pipeline stage keeps only the layers of `keep`, each under its index in the whole model, and
+// counts only them against the memory; the others are made (so that each layer draws the weights
+// it draws in the whole model) and dropped. A kept head tied to an embedding that is not kept
+// holds a copy of the embedding's table under the table's name ("0.tokens"). `visit`, when given,
+// sees every layer as it is made, with its index and its input shape per sample.
 [[nodiscard]] std::shared_ptr<nn::Sequential> build_model(
     const Config& config, const Shape& sample_shape, Generator& init, Generator& dropout,
-    Shape* output_shape = nullptr, nn::BatchShard shard = {}, uint64_t memory_limit = 0);
+    Shape* output_shape = nullptr, nn::BatchShard shard = {}, uint64_t memory_limit = 0,
+    LayerRange keep = {}, const LayerVisitor& visit = {});
 
 }  // namespace tessera::train

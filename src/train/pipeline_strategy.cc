@@ -1,0 +1,299 @@
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "optimizer_factory.h"
+#include "section_bytes.h"
+#include "stage_state.h"
+#include "strategy.h"
+#include "tessera/core/error.h"
+#include "tessera/nn/activation.h"
+#include "tessera/optim/clip.h"
+#include "tessera/optim/optimizer.h"
+#include "tessera/parallel/model_sync.h"
+#include "tessera/parallel/pipeline.h"
+#include "tessera/parallel/stage_balance.h"
+
+namespace tessera::train {
+namespace {
+
+// Parameters that several stages hold (a head tied to the embedding): their gradients are summed
+// over those stages after backward, so that every copy takes the same step.
+struct TiedGroup {
+  std::unique_ptr<comm::ProcessGroup> group;  // the stages that hold them
+  std::vector<autograd::Variable> params;     // this stage's copies
+};
+
+// Strategy "pipeline": the model's layers cut into one stage per process (parallel::Pipeline),
+// each process with an optimizer for its stage's parameters. Every process reads the whole batch
+// (the first stage its inputs, the last its targets) and gets the batch's loss; the first one
+// reports. A checkpoint holds the whole model and the whole optimizer state, as one process's
+// ("model", "optimizer"): it resumes on one process or on any cut into stages.
+class PipelineStrategy final : public Strategy {
+ public:
+  PipelineStrategy(const Config& config, comm::ProcessGroup* group)
+      : Strategy(group, /*group_of_one=*/true), config_(config) {}
+
+  [[nodiscard]] int data_rank() const override { return 0; }
+  [[nodiscard]] int data_ranks() const override { return 1; }
+  [[nodiscard]] bool reports() const override { return group()->rank() == 0; }
+  [[nodiscard]] LayerRange layers(size_t count,
+                                  const std::function<std::vector<double>()>& costs) override;
+  void attach(nn::Sequential& model) override;
+  optim::Optimizer& optimizer() override { return *optimizer_; }
+  void zero_grad() override { optimizer_->zero_grad(); }
+  double forward_backward(nn::Module& model, const ModelIO& io, const LossFunction& loss,
+                          StepWindow& window) override;
+  [[nodiscard]] Tensor predict(nn::Module& /*model*/, const Tensor& input) override {
+    return pipeline_->forward(input);
+  }
+  void finish_backward(StepWindow& window) override;
+  void step() override;
+  void add_metrics(const StepWindow& window, nlohmann::json& line) const override;
+  [[nodiscard]] std::string model_state(nn::Module& model) override;
+  void load_model_state(nn::Module& model, const std::string& state,
+                        const std::string& path) override;
+  void save(Checkpoint& checkpoint) override;
+  void load(const Checkpoint& checkpoint) override;
+
+ private:
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const {
+    throw ConfigError(config_.source, 0, "parallel." + key, message);
+  }
+  void learn_layout();
+
+  Config config_;
+  std::vector<size_t> bounds_;  // stage s has layers [bounds_[s], bounds_[s + 1])
+  nn::Sequential* model_ = nullptr;
+  std::unique_ptr<parallel::Pipeline> pipeline_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::vector<TiedGroup> tied_;
+  // Copies whose gradient another stage counts in the gradient norm and whose state another
+  // stage saves.
+  std::set<std::string> counted_elsewhere_;
+  // The whole model's parameters in one process's order (each stage's own, stage by stage).
+  std::map<std::string, size_t> whole_index_;
+  double idle_ = 0, busy_ = 0;  // this window's
+};
+
+LayerRange PipelineStrategy::layers(size_t count,
+                                    const std::function<std::vector<double>()>& costs) {
+  const ParallelConfig& p = config_.parallel;
+  const int stages = group()->size();
+  const int stage = group()->rank();
+  if (p.pp != 0 && p.pp != stages) {
+    fail("pp", detail::concat("is ", p.pp, " but ", stages,
+                              " processes train; strategy \"pipeline\" runs one stage on each "
+                              "process (pp = 0 or ",
+                              stages, ")"));
+  }
+  if (count < static_cast<size_t>(stages)) {
+    fail("pp", detail::concat("the model has ", count, " layers, fewer than the ", stages,
+                              " stages: every stage needs a layer"));
+  }
+  if (config_.data.batch_size < p.micro_batches) {
+    fail("micro_batches", detail::concat("is ", p.micro_batches, " but a batch has only ",
+                                         config_.data.batch_size, " samples"));
+  }
+  if (!p.stage_cuts.empty()) {
+    if (p.stage_cuts.size() + 1 != static_cast<size_t>(stages)) {
+      fail("stage_cuts",
+           detail::concat("gives ", p.stage_cuts.size(), " cuts for ", stages, " stages; it needs ",
+                          stages - 1, " (or none, to cut by measured time)"));
+    }
+    try {
+      bounds_ = parallel::stage_boundaries(count, p.stage_cuts);
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const Error& e) {
+      fail("stage_cuts", e.what());
+    }
+  } else {
+    // Rank 0 measures, so that every stage cuts alike.
+    std::vector<double> c = stage == 0 ? costs() : std::vector<double>(count);
+    group()->broadcast(c.data(), c.size(), comm::DataType::kFloat64, 0)->wait();
+    bounds_ = parallel::balance_stages(c, stages);
+  }
+  return {bounds_[static_cast<size_t>(stage)], bounds_[static_cast<size_t>(stage) + 1]};
+}
+
+// The generator the stage's dropout layers draw from (the Trainer gives them all the same one).
+Generator* dropout_generator(nn::Module& model) {
+  Generator* gen = nullptr;
+  model.apply([&](nn::Module& m) {
+    if (auto* d = dynamic_cast<nn::Dropout*>(&m)) gen = &d->generator();
+  });
+  return gen;
+}
+
+void PipelineStrategy::attach(nn::Sequential& model) {
+  model_ = &model;
+  const ParallelConfig& p = config_.parallel;
+  pipeline_ = std::make_unique<parallel::Pipeline>(
+      model, *group(),
+      parallel::PipelineOptions{.micro_batches = static_cast<int>(p.micro_batches),
+                                .schedule = parallel::parse_pipeline_schedule(p.schedule),
+                                .recompute = p.recompute,
+                                .dropout = dropout_generator(model)});
+  optimizer_ = make_optimizer(config_.optimizer, model.parameters());
+  learn_layout();
+}
+
+// The layer a parameter name belongs to: "12.attention.qkv.weight" is layer 12's.
+size_t layer_of(const std::string& name) { return std::stoul(name.substr(0, name.find('.'))); }
+
+// Learns from every stage which parameters it holds: where each lies in the whole model, and
+// which several stages hold (tied), each of those tied over a group of its holders.
+void PipelineStrategy::learn_layout() {
+  const int stage = group()->rank();
+  nlohmann::json names = nlohmann::json::array();
+  std::map<std::string, autograd::Variable> mine;
+  for (const auto& [name, param] : model_->named_parameters()) {
+    names.push_back(name);
+    mine.emplace(name, param);
+  }
+  std::map<std::string, std::vector<int>> holders;
+  const std::vector<std::string> all = parallel::allgather_bytes(*group(), names.dump());
+  for (size_t s = 0; s < all.size(); ++s) {
+    for (const auto& entry : nlohmann::json::parse(all[s])) {
+      const auto name = entry.get<std::string>();
+      holders[name].push_back(static_cast<int>(s));
+      const size_t layer = layer_of(name);
+      if (layer >= bounds_[s] && layer < bounds_[s + 1]) {
+        whole_index_.emplace(name, whole_index_.size());
+      }
+    }
+  }
+  std::map<std::vector<int>, std::vector<std::string>> shared;  // the same order on every stage
+  for (const auto& [name, stages] : holders) {
+    if (stages.size() > 1) shared[stages].push_back(name);
+  }
+  for (const auto& [stages, shared_names] : shared) {
+    const bool member = std::find(stages.begin(), stages.end(), stage) != stages.end();
+    auto sub = group()->split(member ? 0 : comm::kNoColor, stage,
+                              detail::concat(group()->name(), "/tied"));
+    if (!member) continue;
+    TiedGroup tie{std::move(sub), {}};
+    for (const auto& name : shared_names) {
+      tie.params.push_back(mine.at(name));
+      const size_t layer = layer_of(name);
+      if (layer < bounds_[stage] || layer >= bounds_[stage + 1]) counted_elsewhere_.insert(name);
+    }
+    tied_.push_back(std::move(tie));
+  }
+}
+
+double PipelineStrategy::forward_backward(nn::Module& /*model*/, const ModelIO& io,
+                                          const LossFunction& loss, StepWindow& window) {
+  if (window.steps == 0) idle_ = busy_ = 0;
+  const double l = pipeline_->train_batch(io.input, io.targets, loss);
+  const parallel::PipelineStepStats& s = pipeline_->last_step();
+  // Forward and backward interleave: their time together is the stage's compute.
+  window.forward += s.seconds - s.idle;
+  window.comm_wait += s.idle;
+  idle_ += s.idle;
+  busy_ += s.seconds;
+  return l;
+}
+
+void PipelineStrategy::finish_backward(StepWindow& window) {
+  for (TiedGroup& tie : tied_) {
+    for (autograd::Variable& p : tie.params) {
+      Tensor g = p.grad().defined() ? p.grad().contiguous() : Tensor::zeros(p.shape());
+      tie.group
+          ->allreduce(g.data<float>(), static_cast<size_t>(g.numel()), comm::DataType::kFloat32,
+                      comm::ReduceOp::kSum)
+          ->wait();
+      p.set_grad(g);
+      window.bytes += static_cast<double>(g.nbytes());
+    }
+  }
+}
+
+void PipelineStrategy::step() {
+  if (const double max_norm = config_.optimizer.clip_grad_norm; max_norm > 0) {
+    std::vector<autograd::Variable> counted;
+    for (const auto& [name, p] : model_->named_parameters()) {
+      if (!counted_elsewhere_.count(name)) counted.push_back(p);
+    }
+    double squares = optim::gradient_sum_of_squares(counted);
+    group()->allreduce(&squares, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
+    optim::clip_to_norm(model_->parameters(), std::sqrt(squares), max_norm);
+  }
+  optimizer_->step();
+}
+
+void PipelineStrategy::add_metrics(const StepWindow& /*window*/, nlohmann::json& line) const {
+  const parallel::PipelineStepStats& s = pipeline_->last_step();
+  line["pipeline_idle"] = busy_ > 0 ? idle_ / busy_ : 0.0;
+  line["stage_activation_bytes"] = s.peak_activation_bytes;
+}
+
+std::string PipelineStrategy::model_state(nn::Module& model) {
+  return merge_stage_states(parallel::allgather_bytes(*group(), Strategy::model_state(model)),
+                            "pipeline stage state");
+}
+
+void PipelineStrategy::load_model_state(nn::Module& model, const std::string& state,
+                                        const std::string& path) {
+  Strategy::load_model_state(model, stage_state(state, model, path), path);
+}
+
+// Each stage sends the state of the parameters it owns; the first puts them together in the whole
+// model's order, as one process would save it.
+void PipelineStrategy::save(Checkpoint& checkpoint) {
+  std::vector<optim::ParamState> own;
+  const auto params = model_->named_parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!counted_elsewhere_.count(params[i].first)) own.push_back(optimizer_->state(i));
+  }
+  const std::vector<std::string> stages =
+      parallel::allgather_bytes(*group(), to_bytes([&](BinaryWriter& w) {
+        optim::write_optimizer_state(w, optimizer_->kind(), optimizer_->lr(), own);
+      }));
+  if (!reports()) return;
+  std::vector<optim::ParamState> whole;
+  for (const std::string& bytes : stages) {
+    from_bytes(bytes, "pipeline stage state", [&](BinaryReader& r) {
+      optim::SavedOptimizerState s = optim::read_optimizer_state(r);
+      for (auto& p : s.params) whole.push_back(std::move(p));
+    });
+  }
+  checkpoint.sections["optimizer"] = to_bytes([&](BinaryWriter& w) {
+    optim::write_optimizer_state(w, optimizer_->kind(), optimizer_->lr(), whole);
+  });
+}
+
+// Takes this stage's parameters' state out of the whole model's, however the checkpoint's model
+// was cut (or not).
+void PipelineStrategy::load(const Checkpoint& checkpoint) {
+  if (!checkpoint.sections.count("optimizer")) {
+    throw FormatError(checkpoint.path +
+                      " holds ZeRO-sharded optimizer state: resume it with [parallel] strategy = "
+                      "\"zero\" (its model loads anywhere: tessera eval)");
+  }
+  optim::SavedOptimizerState whole;
+  from_bytes(checkpoint.section("optimizer"), checkpoint.path,
+             [&](BinaryReader& r) { whole = optim::read_optimizer_state(r); });
+  if (whole.kind != optimizer_->kind() || whole.params.size() != whole_index_.size()) {
+    throw FormatError(detail::concat(checkpoint.path, ": optimizer state for ", whole.params.size(),
+                                     " parameters of '", whole.kind, "', this model has ",
+                                     whole_index_.size(), " of '", optimizer_->kind(), "'"));
+  }
+  const auto params = model_->named_parameters();
+  std::vector<optim::ParamState> mine;
+  for (const auto& [name, p] : params) mine.push_back(whole.params.at(whole_index_.at(name)));
+  for (size_t i = 0; i < params.size(); ++i) optimizer_->set_state(i, std::move(mine[i]));
+  optimizer_->set_lr(whole.lr);
+}
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_pipeline_strategy(const Config& config, comm::ProcessGroup* group) {
+  return std::make_unique<PipelineStrategy>(config, group);
+}
+
+}  // namespace tessera::train

@@ -1,0 +1,195 @@
+// Strategy "pipeline" through the Trainer: a transformer with a head tied to its embedding, cut
+// into 2 and 3 stages, trains as one process does (loss, test loss, parameters); its checkpoints
+// are one process's, so a run resumes on one process or on another cut; bad settings name their
+// key.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include "comm/run_ranks.h"
+#include "tessera/core/error.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Params = std::map<std::string, std::vector<float>>;
+
+struct Outcome {
+  TrainResult result;
+  Params params;  // every stage's, by name in the whole model
+};
+
+class TrainerPipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("tessera_pipeline_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream out(dir_ / "text.txt");
+    for (int i = 0; i < 100; ++i) out << "the cat sat on a mat. a dog ran to the cat. ";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Config config(const std::vector<std::string>& extra) {
+    const std::string text = (dir_ / "text.txt").string();
+    std::vector<std::string> overrides{"data.train=\"text:" + text + ":0-0.8\"",
+                                       "data.test=\"text:" + text + ":0.8-1\"",
+                                       "train.run_dir=\"" + (dir_ / "run").string() + "\""};
+    overrides.insert(overrides.end(), extra.begin(), extra.end());
+    return parse_config(R"(
+[model]
+layers = [
+  { type = "embedding", vocab = 24, dim = 16 },
+  { type = "transformer_block", heads = 2, hidden = 32 },
+  { type = "transformer_block", heads = 2, hidden = 32 },
+  { type = "transformer_block", heads = 2, hidden = 32 },
+  { type = "layernorm" },
+  { type = "linear", tie = true },
+]
+[data]
+seq_len = 8
+batch_size = 12
+# SGD, not Adam: Adam divides each gradient by its own size, so a gradient that is zero but for
+# rounding (the attention's key bias: softmax ignores a shift shared by every key) moves by the
+# learning rate in a direction the rounding picks, however the sums are ordered.
+[optimizer]
+name = "sgd"
+lr = 0.1
+momentum = 0.9
+clip_grad_norm = 0.5
+[train]
+loss = "next_token"
+epochs = 1
+max_steps = 3
+seed = 5
+log_every = 1
+[parallel]
+micro_batches = 4
+)",
+                        (dir_ / "cfg.toml").string(), overrides);
+  }
+
+  static Params params_of(nn::Module& model) {
+    Params out;
+    for (const auto& [name, p] : model.named_parameters()) out[name] = p.data().to_vector<float>();
+    return out;
+  }
+
+  Outcome one_process(const std::vector<std::string>& extra, bool resume = false) {
+    Trainer t(config(extra), {.resume = resume, .progress = nullptr});
+    Outcome r{t.run(), {}};
+    r.params = params_of(t.model());
+    return r;
+  }
+
+  Outcome pipeline(int stages, std::vector<std::string> extra, bool resume = false) {
+    extra.push_back("parallel.strategy=\"pipeline\"");
+    Outcome run;
+    std::mutex mu;
+    comm::testing::run_ranks(stages, [&](comm::ProcessGroup& group) {
+      Trainer t(config(extra), {.group = &group, .resume = resume, .progress = nullptr});
+      const TrainResult r = t.run();
+      std::lock_guard<std::mutex> lock(mu);
+      if (group.rank() == 0) run.result = r;
+      for (auto& [name, values] : params_of(t.model())) run.params[name] = values;
+    });
+    return run;
+  }
+
+  fs::path dir_;
+};
+
+double relative_error(const Params& a, const Params& b) {
+  double worst = 0;
+  for (const auto& [name, values] : b) {
+    const auto& other = a.at(name);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      num = std::max(num, std::abs(double(other.at(i)) - values[i]));
+      den = std::max(den, std::abs(double(values[i])));
+    }
+    worst = std::max(worst, num / std::max(den, 1e-30));
+  }
+  return worst;
+}
+
+void expect_same(const Outcome& pipelined, const Outcome& whole, double tolerance) {
+  EXPECT_NEAR(pipelined.result.train_loss, whole.result.train_loss,
+              tolerance * whole.result.train_loss);
+  EXPECT_NEAR(pipelined.result.test.loss, whole.result.test.loss,
+              tolerance * whole.result.test.loss);
+  EXPECT_EQ(pipelined.result.test.count, whole.result.test.count);
+  ASSERT_EQ(pipelined.params.size(), whole.params.size());
+  EXPECT_LT(relative_error(pipelined.params, whole.params), tolerance);
+}
+
+TEST_F(TrainerPipelineTest, StagesTrainAsOneProcessWithATiedHeadAndClipping) {
+  const Outcome whole = one_process({});
+  for (int stages : {2, 3}) {
+    for (const char* schedule : {"gpipe", "1f1b"}) {
+      for (const char* recompute : {"false", "true"}) {
+        SCOPED_TRACE(::testing::Message()
+                     << stages << " stages, " << schedule << ", recompute " << recompute);
+        fs::remove_all(dir_ / "run");
+        const Outcome r = pipeline(stages, {std::string("parallel.schedule=\"") + schedule + "\"",
+                                            std::string("parallel.recompute=") + recompute});
+        expect_same(r, whole, 1e-5);
+      }
+    }
+  }
+}
+
+TEST_F(TrainerPipelineTest, GivenCutsPlaceTheStages) {
+  const Outcome whole = one_process({});
+  const Outcome r = pipeline(3, {"parallel.stage_cuts=[1, 5]"});
+  expect_same(r, whole, 1e-5);
+}
+
+// A pipeline's checkpoint is one process's: one process goes on from it, and a pipeline cut
+// another way goes on from one process's.
+TEST_F(TrainerPipelineTest, CheckpointsMoveBetweenOneProcessAndAnyCut) {
+  const Outcome straight = one_process({"train.max_steps=6"});
+  fs::remove_all(dir_ / "run");
+  (void)pipeline(2, {});
+  const Outcome resumed = one_process({"train.max_steps=6"}, /*resume=*/true);
+  EXPECT_LT(relative_error(resumed.params, straight.params), 1e-5);
+
+  fs::remove_all(dir_ / "run");
+  (void)one_process({});
+  const Outcome split = pipeline(3, {"train.max_steps=6", "parallel.stage_cuts=[2, 3]"}, true);
+  EXPECT_LT(relative_error(split.params, straight.params), 1e-5);
+}
+
+TEST_F(TrainerPipelineTest, BadSettingsNameTheirKey) {
+  auto message = [&](int stages, const std::vector<std::string>& extra) {
+    std::string what;
+    comm::testing::run_ranks(stages, [&](comm::ProcessGroup& group) {
+      try {
+        std::vector<std::string> all = extra;
+        all.push_back("parallel.strategy=\"pipeline\"");
+        Trainer t(config(all), {.group = &group, .progress = nullptr});
+      } catch (const ConfigError& e) {
+        if (group.rank() == 0) what = e.what();
+      }
+    });
+    return what;
+  };
+  EXPECT_NE(message(2, {"parallel.pp=3"}).find("parallel.pp"), std::string::npos);
+  EXPECT_NE(message(2, {"parallel.stage_cuts=[1, 2]"}).find("parallel.stage_cuts"),
+            std::string::npos);
+  EXPECT_NE(message(2, {"parallel.stage_cuts=[9]"}).find("parallel.stage_cuts"), std::string::npos);
+  EXPECT_NE(message(2, {"parallel.micro_batches=13"}).find("parallel.micro_batches"),
+            std::string::npos);
+  EXPECT_THROW((void)config({"parallel.schedule=\"zigzag\""}), ConfigError);
+}
+
+}  // namespace
+}  // namespace tessera::train
