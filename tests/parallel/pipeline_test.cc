@@ -12,6 +12,7 @@
 
 #include "../comm/run_ranks.h"
 #include "tessera/autograd/functions.h"
+#include "tessera/nn/activation.h"
 #include "tessera/nn/embedding.h"
 #include "tessera/nn/linear.h"
 #include "tessera/nn/normalization.h"
@@ -234,6 +235,34 @@ TEST(Pipeline, OneFOneBHoldsFewerActivationsOnTheFirstStage) {
       EXPECT_GE(pipeline.last_step().seconds, pipeline.last_step().idle);
     });
   }
+}
+
+// Recomputation puts the dropout generator back: the second forward drops what the first did, so
+// the gradients are those of the run that kept its activations.
+TEST(Pipeline, RecomputationRedrawsTheSameDropoutMasks) {
+  const Batch b = make_batch();
+  std::vector<std::vector<std::vector<float>>> grads(2);
+  for (bool recompute : {false, true}) {
+    std::mutex mu;
+    run_ranks(2, [&](ProcessGroup& group) {
+      Generator masks(11);
+      auto layers = make_layers();
+      layers.insert(layers.begin() + 4, std::make_shared<nn::Dropout>(0.3, masks));
+      layers.insert(layers.begin() + 2, std::make_shared<nn::Dropout>(0.3, masks));
+      const int s = group.rank();
+      nn::Sequential stage(std::vector<std::shared_ptr<nn::Module>>(
+          layers.begin() + (s == 0 ? 0 : 4), s == 0 ? layers.begin() + 4 : layers.end()));
+      Pipeline pipeline(stage, group,
+                        {.micro_batches = 3, .recompute = recompute, .dropout = &masks});
+      (void)pipeline.train_batch(b.tokens, b.targets, next_token_loss);
+      std::lock_guard<std::mutex> lock(mu);
+      if (s == 0) {
+        for (auto& p : stage.parameters()) grads[recompute].push_back(p.grad().to_vector<float>());
+      }
+    });
+  }
+  ASSERT_FALSE(grads[0].empty());
+  EXPECT_EQ(grads[0], grads[1]);
 }
 
 TEST(Pipeline, AShortBatchMakesOneMicroBatchPerRow) {
