@@ -131,6 +131,7 @@ double Pipeline::train_batch(const Tensor& input, const Tensor& targets,
   reap_sends(true);
   group_.broadcast(&batch_loss, 1, comm::DataType::kFloat64, stages() - 1)->wait();
   stats_.seconds = since(start);
+  stats_.idle = std::max(0.0, stats_.seconds - stats_.compute);
   return batch_loss;
 }
 
@@ -146,12 +147,14 @@ void Pipeline::run_forward(MicroBatch& mb, const MicroBatchLoss& loss) {
   Tensor x = is_first() ? mb.input : receive(stage() - 1, kActivationHeader, nullptr);
   mb.in = Variable(x, /*requires_grad=*/!is_first());
   if (options_.dropout) mb.dropout_state = options_.dropout->state();
+  const auto start = Clock::now();
   if (options_.recompute) {
     autograd::NoGradGuard no_grad;
     mb.out = stage_output(mb, loss);
   } else {
     mb.out = stage_output(mb, loss);
   }
+  stats_.compute += since(start);
   if (!is_last()) {
     send(mb.out.data().contiguous(), stage() + 1, kActivationHeader, /*with_header=*/true);
     if (options_.recompute) mb.out = Variable();
@@ -159,6 +162,7 @@ void Pipeline::run_forward(MicroBatch& mb, const MicroBatchLoss& loss) {
 }
 
 void Pipeline::run_backward(MicroBatch& mb, const MicroBatchLoss& loss) {
+  auto start = Clock::now();
   if (options_.recompute) {
     // Draw the same dropout masks as the first forward, then go on from where the generator is.
     std::string now = options_.dropout ? options_.dropout->state() : std::string();
@@ -169,9 +173,13 @@ void Pipeline::run_backward(MicroBatch& mb, const MicroBatchLoss& loss) {
   if (is_last()) {
     mb.out.backward();
   } else {
+    stats_.compute += since(start);
     const Shape shape = mb.out.shape();
-    mb.out.backward(receive(stage() + 1, kGradient, &shape));
+    Tensor grad = receive(stage() + 1, kGradient, &shape);
+    start = Clock::now();
+    mb.out.backward(grad);
   }
+  stats_.compute += since(start);
   if (!is_first()) {
     Tensor g = mb.in.grad();
     if (!g.defined()) g = Tensor::zeros(mb.in.shape(), mb.in.data().dtype());
@@ -196,9 +204,8 @@ void Pipeline::send(Tensor tensor, int dst, uint32_t tag, bool with_header) {
 }
 
 // Waits for a neighbour's tensor: of shape `known`, or announced by a header on `tag` and sent
-// on tag + 1. The wait counts as idle.
+// on tag + 1.
 Tensor Pipeline::receive(int src, uint32_t tag, const Shape* known) {
-  const auto start = Clock::now();
   Tensor t;
   if (known) {
     t = Tensor::empty(*known);
@@ -209,7 +216,6 @@ Tensor Pipeline::receive(int src, uint32_t tag, const Shape* known) {
     ++tag;
   }
   group_.recv(t.raw_data(), static_cast<size_t>(t.numel()), to_comm(t.dtype()), src, tag)->wait();
-  stats_.idle += since(start);
   return t;
 }
 

@@ -13,6 +13,8 @@ namespace {
 
 std::atomic<size_t> live_bytes{0};
 std::atomic<size_t> peak_bytes{0};
+std::atomic<size_t> limit_bytes{0};  // 0: none
+std::string limit_source;            // set before limit_bytes, read after it
 
 void count_allocation(size_t nbytes) {
   const size_t live = live_bytes.fetch_add(nbytes, std::memory_order_relaxed) + nbytes;
@@ -31,10 +33,31 @@ void reset_peak_storage_bytes() {
   peak_bytes.store(live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
+void set_storage_limit(size_t bytes, std::string source) {
+  limit_bytes.store(0, std::memory_order_release);
+  limit_source = std::move(source);
+  limit_bytes.store(bytes, std::memory_order_release);
+}
+
+namespace {
+
+void check_limit(size_t nbytes) {
+  const size_t limit = limit_bytes.load(std::memory_order_acquire);
+  const size_t live = live_bytes.load(std::memory_order_relaxed);
+  if (limit == 0 || (nbytes <= limit && live <= limit - nbytes)) return;
+  throw Error("out of memory: a tensor of " + format_bytes(nbytes) +
+              " would bring this process's " + "tensor memory from " + format_bytes(live) + " to " +
+              format_bytes(live + nbytes) + ", over its cap of " + format_bytes(limit) + " (" +
+              limit_source + ")");
+}
+
+}  // namespace
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   if (nbytes > SIZE_MAX - kAlignment) {
     throw Error("out of memory: cannot allocate " + format_bytes(nbytes) + " for a tensor");
   }
+  check_limit(nbytes);
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   void* data = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
   if (data == nullptr) {

@@ -366,6 +366,7 @@ Config build(const toml::table& root, const std::string& file) {
   tr.read("label_smoothing", t.label_smoothing);
   tr.read("loss", t.loss);
   tr.read("threads", t.threads);
+  tr.read("memory_cap_mb", t.memory_cap_mb);
   tr.finish();
   require(tr, t.epochs >= 1 && t.epochs <= kMaxCount, "epochs", "must lie in [1, 1e9]");
   require(tr, t.max_steps >= 0 && t.max_steps <= kMaxCount, "max_steps",
@@ -375,6 +376,8 @@ Config build(const toml::table& root, const std::string& file) {
   require(tr, t.log_every >= 1, "log_every", "must be >= 1");
   require(tr, t.label_smoothing >= 0 && t.label_smoothing <= 1, "label_smoothing",
           "must lie in [0, 1]");
+  require(tr, t.memory_cap_mb >= 0 && t.memory_cap_mb <= 1e9, "memory_cap_mb",
+          "must lie in [0, 1e9] (0: no cap)");
   require(tr, t.threads >= 0 && t.threads <= 4096, "threads",
           "must lie in [0, 4096] (0: automatic)");
   one_of(tr, "loss", t.loss, {"cross_entropy", "mse", "bce", "next_token"});
@@ -533,7 +536,7 @@ std::string to_toml(const Config& c) {
       << "\ncheckpoint_every = " << t.checkpoint_every
       << "\nkeep_checkpoints = " << t.keep_checkpoints << "\nlog_every = " << t.log_every
       << "\nlabel_smoothing = " << number(t.label_smoothing) << "\nloss = " << quote(t.loss)
-      << "\nthreads = " << t.threads << "\n\n";
+      << "\nthreads = " << t.threads << "\nmemory_cap_mb = " << number(t.memory_cap_mb) << "\n\n";
   const ParallelConfig& p = c.parallel;
   out << "[parallel]\nstrategy = " << quote(p.strategy) << "\nnproc = " << p.nproc
       << "\nbackend = " << quote(p.backend) << "\nzero_stage = " << p.zero_stage

@@ -81,7 +81,9 @@ class LayerReader {
 // double: a hostile config's sizes must not wrap around.
 class MemoryBudget {
  public:
-  MemoryBudget(int64_t batch, uint64_t limit) : batch_(batch), limit_(limit) {}
+  // `limit`: the bytes allowed, described by `what` ("this machine's memory").
+  MemoryBudget(int64_t batch, uint64_t limit, std::string what)
+      : batch_(batch), limit_(limit), what_(std::move(what)) {}
 
   // Whether the layers from now on are this process's (counted) or another's.
   void count(bool on) { on_ = on; }
@@ -98,7 +100,7 @@ class MemoryBudget {
                               " by this layer (parameters and their gradients ",
                               format_bytes(clamp(2 * parameters_)), ", activations of a batch of ",
                               batch_, " samples ", format_bytes(clamp(activations_)),
-                              "), more than this machine's ", format_bytes(limit_), " of memory"));
+                              "), more than the ", format_bytes(limit_), " of ", what_));
   }
 
  private:
@@ -112,6 +114,7 @@ class MemoryBudget {
   }
   int64_t batch_;
   uint64_t limit_;
+  std::string what_;
   long double parameters_ = 0;
   long double activations_ = 0;
   bool on_ = true;
@@ -134,8 +137,16 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
   std::shared_ptr<nn::TokenEmbedding> embedding;  // the last one, for a head tied to it
   size_t embedding_index = 0;
   Shape shape = sample_shape;  // per sample, no batch dimension
-  MemoryBudget budget(config.data.batch_size / std::max(shard.count, 1),
-                      memory_limit > 0 ? memory_limit : physical_memory_bytes());
+  const bool capped = config.train.memory_cap_mb > 0;
+  MemoryBudget budget(
+      config.data.batch_size / std::max(shard.count, 1),
+      memory_limit > 0 ? memory_limit
+      : capped         ? static_cast<uint64_t>(config.train.memory_cap_mb * (1 << 20))
+                       : physical_memory_bytes(),
+      memory_limit > 0 ? "memory allowed"
+      : capped         ? "this process's cap (train.memory_cap_mb; a pipeline's stages each hold "
+                         "part of the model)"
+                       : "this machine's memory");
   for (size_t i = 0; i < config.model.layers.size(); ++i) {
     const LayerSpec& spec = config.model.layers[i];
     LayerReader r(spec, i, file);

@@ -227,14 +227,13 @@ void PipelineStrategy::step() {
 }
 
 void PipelineStrategy::add_metrics(const StepWindow& /*window*/, nlohmann::json& line) const {
-  const parallel::PipelineStepStats& s = pipeline_->last_step();
   line["pipeline_idle"] = busy_ > 0 ? idle_ / busy_ : 0.0;
-  line["stage_activation_bytes"] = s.peak_activation_bytes;
 }
 
 std::string PipelineStrategy::model_state(nn::Module& model) {
-  return merge_stage_states(parallel::allgather_bytes(*group(), Strategy::model_state(model)),
-                            "pipeline stage state");
+  const std::vector<std::string> stages =
+      parallel::allgather_bytes(*group(), Strategy::model_state(model));
+  return reports() ? merge_stage_states(stages, "pipeline stage state") : std::string();
 }
 
 void PipelineStrategy::load_model_state(nn::Module& model, const std::string& state,

@@ -1,5 +1,6 @@
 #include "stage_state.h"
 
+#include <functional>
 #include <set>
 #include <utility>
 
@@ -9,52 +10,55 @@
 namespace tessera::train {
 namespace {
 
-using Entries = std::vector<std::pair<std::string, Tensor>>;
-
-void read_entries(const std::string& bytes, const std::string& source, Entries& out,
-                  std::set<std::string>& seen) {
+// Calls `take` with each entry of a state, one at a time, so that only the entries kept are alive
+// together: a stage never holds the whole model.
+void for_each_entry(const std::string& bytes, const std::string& source,
+                    const std::function<void(std::string name, Tensor value)>& take) {
   from_bytes(bytes, source, [&](BinaryReader& r) {
     const uint64_t count = r.read_u64();
     for (uint64_t i = 0; i < count; ++i) {
       std::string name = r.read_string();
-      Tensor value = read_tensor(r);
-      if (seen.insert(name).second) out.emplace_back(std::move(name), std::move(value));
+      take(std::move(name), read_tensor(r));
     }
   });
 }
 
-std::string write_entries(const Entries& entries) {
-  return to_bytes([&](BinaryWriter& w) {
-    w.write_u64(entries.size());
-    for (const auto& [name, value] : entries) {
-      w.write_string(name);
-      write_tensor(w, value);
-    }
-  });
+// A state of `count` entries whose encoding is `body`.
+std::string state_of(uint64_t count, const std::string& body) {
+  return to_bytes([&](BinaryWriter& w) { w.write_u64(count); }) + body;
 }
 
 }  // namespace
 
 std::string merge_stage_states(const std::vector<std::string>& stages, const std::string& source) {
-  Entries entries;
   std::set<std::string> seen;
-  for (const std::string& s : stages) read_entries(s, source, entries, seen);
-  return write_entries(entries);
+  const std::string body = to_bytes([&](BinaryWriter& w) {
+    for (const std::string& s : stages) {
+      for_each_entry(s, source, [&](std::string name, Tensor value) {
+        if (!seen.insert(name).second) return;
+        w.write_string(name);
+        write_tensor(w, value);
+      });
+    }
+  });
+  return state_of(seen.size(), body);
 }
 
 std::string stage_state(const std::string& whole, const nn::Module& stage,
                         const std::string& source) {
-  Entries all;
-  std::set<std::string> seen;
-  read_entries(whole, source, all, seen);
   std::set<std::string> wanted;
   for (const auto& [name, p] : stage.named_parameters()) wanted.insert(name);
   for (const auto& [name, b] : stage.named_buffers()) wanted.insert(name);
-  Entries mine;
-  for (auto& [name, value] : all) {
-    if (wanted.count(name)) mine.emplace_back(name, std::move(value));
-  }
-  return write_entries(mine);
+  uint64_t count = 0;
+  const std::string body = to_bytes([&](BinaryWriter& w) {
+    for_each_entry(whole, source, [&](std::string name, Tensor value) {
+      if (!wanted.erase(name)) return;  // another stage's, or a repeat
+      w.write_string(name);
+      write_tensor(w, value);
+      ++count;
+    });
+  });
+  return state_of(count, body);
 }
 
 }  // namespace tessera::train

@@ -312,6 +312,10 @@ Trainer::Trainer(Config config, TrainerOptions options)
       options_(options),
       state_(std::make_unique<State>(config_.train.seed)) {
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
+  if (config_.train.memory_cap_mb > 0) {
+    set_storage_limit(static_cast<size_t>(config_.train.memory_cap_mb * (1 << 20)),
+                      "train.memory_cap_mb in " + config_.source);
+  }
   State& s = *state_;
   config_.parallel.strategy = resolve_strategy(config_.parallel.strategy, options_.group);
   s.strategy = make_strategy(config_, options_);
@@ -532,7 +536,11 @@ TrainResult Trainer::run() {
     comm::ProcessGroup* group = s.strategy->group();
     result.train_loss = mean_over_ranks(group, loss_sum, loss_count);
     if (s.test_data) {
-      const int64_t batch = std::max<int64_t>(config_.data.batch_size, 256);
+      // Evaluation keeps no activations for backward, so it takes bigger batches; not under a
+      // memory cap, which the training batch was chosen to fit.
+      const int64_t batch = config_.train.memory_cap_mb > 0
+                                ? config_.data.batch_size
+                                : std::max<int64_t>(config_.data.batch_size, 256);
       const bool next_token = config_.train.loss == "next_token";
       Strategy& strategy = *s.strategy;
       result.test = evaluate_shard(

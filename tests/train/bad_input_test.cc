@@ -145,7 +145,7 @@ TEST_F(BadInputTest, ModelBeyondThisMachinesMemoryFailsAtBuildNamingTheLayer) {
   // 4096 x 2^31 weights and their gradients: 64 TiB.
   EXPECT_TRUE(names_all(
       error_of([&] { (void)build_model(c, {784}, init, dropout); }),
-      {"big.toml:3", "model.layers[2]", "needs at least", "TiB", "more than this machine's"}));
+      {"big.toml:3", "model.layers[2]", "needs at least", "TiB", "of this machine's memory"}));
   // The limit counts a batch of activations too.
   const Config wide = parse_config(
       "[model]\nlayers = [ { type = \"conv2d\", out = 4096, kernel = 3, padding = 1 } ]\n"

@@ -28,7 +28,9 @@ struct PipelineOptions {
 // What the last train_batch cost this stage.
 struct PipelineStepStats {
   double seconds = 0;  // wall time of the whole batch
-  double idle = 0;     // of which waiting for a neighbour's activations or gradients
+  double compute = 0;  // of which running the stage's layers, forward and backward
+  // The rest: waiting for neighbours (the pipeline's bubble) and passing tensors.
+  double idle = 0;
   // Most tensor memory held above what was live when the batch began, sampled after each forward
   // and backward: the activations kept for backward (and the buffers in flight).
   size_t peak_activation_bytes = 0;

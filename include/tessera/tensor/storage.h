@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include "tessera/tensor/device.h"
 
@@ -42,5 +43,9 @@ class Storage {
 [[nodiscard]] size_t peak_storage_bytes();
 // Starts a new peak from the bytes alive now.
 void reset_peak_storage_bytes();
+// Caps the tensor memory this process allocates (0: no cap): an allocation that would take the
+// live bytes over it throws Error naming the sizes, the cap and `source` (where it was set). Set
+// it before the threads that allocate start.
+void set_storage_limit(size_t bytes, std::string source);
 
 }  // namespace tessera

@@ -85,6 +85,9 @@ struct TrainConfig {
   // cross_entropy | mse | bce | next_token (text: each position's logits against the next token)
   std::string loss = "cross_entropy";
   int64_t threads = 0;  // 0: cores / local ranks
+  // This process's tensor memory cap in MiB (0: none): the model is checked against it as it is
+  // built, and any allocation past it fails naming the cap.
+  double memory_cap_mb = 0;
 };
 
 struct ParallelConfig {

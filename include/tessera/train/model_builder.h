@@ -31,8 +31,8 @@ using LayerVisitor = std::function<void(size_t index, nn::Module& layer, const S
 // `output_shape`, when given, receives the model's output shape.
 // Before each layer is made, the memory the model needs so far (parameters, their gradients and
 // one batch of activations, the batch being data.batch_size / shard.count) is compared with
-// `memory_limit` (0: this machine's physical memory): a model that needs more throws ConfigError
-// naming the layer and the bytes.
+// `memory_limit` (0: train.memory_cap_mb, or without one this machine's physical memory): a model
+// that needs more throws ConfigError naming the layer, the bytes and the limit.
 //
 // A pipeline stage keeps only the layers of `keep`, each under its index in the whole model, and
 // counts only them against the memory; the others are made (so that each layer draws the weights

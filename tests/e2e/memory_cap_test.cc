@@ -1,0 +1,89 @@
+// A model that does not fit: under a tensor memory cap (train.memory_cap_mb), a transformer whose
+// parameters and gradients alone exceed the cap fails on one process with an error naming the cap
+// and the layer that broke it, or, when the model fits but training does not, naming the cap and
+// the allocation; cut into two pipeline stages (real processes, each under the cap) it trains.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "process.h"
+
+namespace tessera::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+fs::path write_job(const TrainingJob& job) {
+  {
+    std::ofstream text(job.dir() / "text.txt");
+    const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to"};
+    for (int i = 0; i < 3000; ++i) text << words[(i * 7 + i / 3) % 10] << ' ';
+  }
+  const std::string text = (job.dir() / "text.txt").string();
+  const fs::path config = job.dir() / "cap.toml";
+  std::ofstream out(config);
+  // Two blocks of width 256: 12 MiB of parameters and gradients, 6 MiB a stage.
+  out << R"([model]
+layers = [
+  { type = "embedding", vocab = 32, dim = 256 },
+  { type = "transformer_block", heads = 4 },
+  { type = "transformer_block", heads = 4 },
+  { type = "layernorm" },
+  { type = "linear", tie = true },
+]
+[data]
+train = "text:)"
+      << text << R"(:0-0.9"
+test = "text:)"
+      << text << R"(:0.9-1"
+seq_len = 16
+batch_size = 8
+[optimizer]
+name = "sgd"
+lr = 0.05
+[train]
+loss = "next_token"
+epochs = 1
+max_steps = 30
+log_every = 10
+memory_cap_mb = 10
+threads = 1
+run_dir = ")"
+      << (job.dir() / "run").string() << R"("
+)";
+  return config;
+}
+
+int train(const TrainingJob& job, const std::string& name, std::vector<std::string> args) {
+  args.insert(args.begin(), {tessera_binary(), "train", write_job(job).string()});
+  Process p(args, {}, job.dir() / name);
+  return p.wait(90s).value_or(-1);
+}
+
+TEST(MemoryCap, AModelOverTheCapFailsOnOneProcessAndTrainsInTwoStages) {
+  TrainingJob job("memory_cap");
+  EXPECT_NE(train(job, "one", {}), 0);
+  const std::string one = read_file(job.dir() / "one.err");
+  EXPECT_NE(one.find("model.layers[2]"), std::string::npos) << one;
+  EXPECT_NE(one.find("10.0 MiB of this process's cap (train.memory_cap_mb"), std::string::npos)
+      << one;
+
+  // With momentum the model fits, but its optimizer state does not.
+  EXPECT_NE(train(job, "momentum",
+                  {"--set", "train.memory_cap_mb=17", "--set", "optimizer.momentum=0.9"}),
+            0);
+  const std::string momentum = read_file(job.dir() / "momentum.err");
+  EXPECT_NE(momentum.find("out of memory"), std::string::npos) << momentum;
+  EXPECT_NE(momentum.find("over its cap of 17.0 MiB (train.memory_cap_mb in"), std::string::npos)
+      << momentum;
+
+  const int two = train(job, "two", {"--nproc", "2", "--set", "parallel.strategy=\"pipeline\""});
+  EXPECT_EQ(two, 0) << read_file(job.dir() / "two.err");
+  const std::string out = read_file(job.dir() / "two.err") + read_file(job.dir() / "two.out");
+  EXPECT_NE(out.find("trained 30 steps"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tessera::e2e
