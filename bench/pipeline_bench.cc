@@ -20,6 +20,7 @@
 
 #include "tessera/autograd/functions.h"
 #include "tessera/comm/init.h"
+#include "tessera/core/error.h"
 #include "tessera/nn/activation.h"
 #include "tessera/nn/linear.h"
 #include "tessera/nn/sequential.h"
@@ -48,7 +49,7 @@ std::vector<int> parse_list(const std::string& text) {
 }
 
 struct Case {
-  double idle = 0, seconds = 0;
+  double idle = 0, seconds = 0, compute = 0;
   size_t peak_bytes = 0;
 };
 
@@ -69,6 +70,7 @@ Case run_case(nn::Module& stage, comm::ProcessGroup& group, const Options& o,
     const auto& s = pipeline.last_step();
     c.idle += s.idle;
     c.seconds += s.seconds;
+    c.compute += s.compute / (static_cast<double>(o.steps) * m);
     c.peak_bytes = std::max(c.peak_bytes, s.peak_activation_bytes);
   }
   return c;
@@ -93,8 +95,8 @@ void run(const Options& o) {
         static_cast<long long>(o.rows), o.threads, o.runs, o.steps, o.warmup);
     std::printf(
         "| K | schedule | M | theory (K-1)/(M+K-1) | idle per stage | largest diff | "
-        "step ms | stage 0 activations MiB |\n| --- | --- | --- | --- | --- | --- | --- | "
-        "--- |\n");
+        "step ms | compute ms per micro-batch, per stage | stage 0 activations MiB |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   }
   for (auto schedule :
        {parallel::PipelineSchedule::kGpipe, parallel::PipelineSchedule::kOneFOneB}) {
@@ -110,21 +112,24 @@ void run(const Options& o) {
       };
       std::vector<double> mine{median([](const Case& c) { return c.idle / c.seconds; }),
                                median([](const Case& c) { return c.seconds; }),
-                               static_cast<double>(runs.front().peak_bytes)};
+                               static_cast<double>(runs.front().peak_bytes),
+                               median([](const Case& c) { return c.compute; })};
       std::vector<double> all(mine.size() * static_cast<size_t>(k));
       group->allgather(mine.data(), all.data(), mine.size(), comm::DataType::kFloat64)->wait();
       if (group->rank() != 0) continue;
       const double theory = static_cast<double>(k - 1) / (m + k - 1);
-      std::string idle;
+      std::string idle, compute;
       double worst = 0;
       for (int s = 0; s < k; ++s) {
         const double f = all[static_cast<size_t>(s) * mine.size()];
-        idle += (s ? " " : "") + std::to_string(f).substr(0, 5);
+        idle += detail::concat(s ? " " : "", std::to_string(f).substr(0, 5));
+        compute += detail::concat(s ? " " : "",
+                                  std::to_string(1e3 * all[s * mine.size() + 3]).substr(0, 4));
         worst = std::max(worst, std::abs(f - theory));
       }
-      std::printf("| %d | %s | %d | %.3f | %s | %.3f | %.1f | %.1f |\n", k,
+      std::printf("| %d | %s | %d | %.3f | %s | %.3f | %.1f | %s | %.1f |\n", k,
                   schedule == parallel::PipelineSchedule::kGpipe ? "gpipe" : "1f1b", m, theory,
-                  idle.c_str(), worst, 1e3 * all[1] / o.steps, all[2] / (1 << 20));
+                  idle.c_str(), worst, 1e3 * all[1] / o.steps, compute.c_str(), all[2] / (1 << 20));
       std::fflush(stdout);
     }
   }

@@ -26,7 +26,8 @@ void add_eval_command(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--data", args->data,
-                  "Data set: fashion-mnist:test, idx:IMAGES,LABELS, csv:PATH, libsvm:PATH")
+                  "Data set: fashion-mnist:test, idx:IMAGES,LABELS, csv:PATH, libsvm:PATH, "
+                  "text:PATH[:FROM-TO]")
       ->required();
   cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")
       ->check(CLI::PositiveNumber);
@@ -35,9 +36,11 @@ void add_eval_command(CLI::App& app) {
     const train::DataLayout layout{saved.sample_shape, saved.class_labels};
     auto dataset = train::open_dataset(args->data, saved.config, "--data", &layout);
     train::check_labels(*dataset, saved.classes, "--data");
-    train::EvalResult r = train::evaluate(*saved.model, *dataset, args->batch_size, saved.classes);
-    std::printf("samples %lld  loss %.4f  accuracy %.2f%%\n", static_cast<long long>(r.count),
-                r.loss, 100.0 * r.accuracy);
+    train::EvalResult r =
+        train::evaluate(*saved.model, *dataset, args->batch_size, saved.classes, saved.next_token);
+    std::printf("%s %lld  loss %.4f  accuracy %.2f%%\n", saved.next_token ? "positions" : "samples",
+                static_cast<long long>(r.count), r.loss, 100.0 * r.accuracy);
+    if (saved.next_token) return;  // a confusion matrix of every token would be unreadable
     std::printf("confusion matrix (rows: true class, columns: predicted)\n      ");
     for (int64_t c = 0; c < r.classes; ++c) std::printf("%6lld", static_cast<long long>(c));
     std::printf("\n");

@@ -31,16 +31,27 @@ SavedModel load_saved_model(const Checkpoint& checkpoint, uint64_t memory_limit)
                                        shape_str(saved.sample_shape), " has a dimension below 1"));
     }
   }
+  // A language model reads a text window less its last token (the last target).
+  saved.next_token = saved.config.train.loss == "next_token";
+  Shape input = saved.sample_shape;
+  if (saved.next_token) {
+    if (input.size() != 1 || input[0] < 2) {
+      throw FormatError(detail::concat("checkpoint ", checkpoint.path, ": meta: sample shape ",
+                                       shape_str(saved.sample_shape),
+                                       " is not a text window of two tokens or more"));
+    }
+    input[0] -= 1;
+  }
   // Weights come from the checkpoint; a saved model is for evaluation, where dropout is off.
   Generator gen(0);
   Shape out;
-  saved.model = build_model(saved.config, saved.sample_shape, gen, *saved.dropout_rng, &out, {},
-                            memory_limit);
-  if (out.size() != 1) {
+  saved.model = build_model(saved.config, input, gen, *saved.dropout_rng, &out, {}, memory_limit);
+  if (out.size() != (saved.next_token ? 2u : 1u)) {
     throw FormatError(detail::concat("checkpoint ", checkpoint.path, ": the model gives ",
-                                     shape_str(out), " per sample, not one score per class"));
+                                     shape_str(out), " per sample, not one score per class",
+                                     saved.next_token ? " at each position" : ""));
   }
-  saved.classes = out[0];
+  saved.classes = out.back();
   std::istringstream in(checkpoint.section("model"));
   BinaryReader r(in, "checkpoint " + checkpoint.path + " [model]");
   saved.model->load_state(r);

@@ -12,6 +12,9 @@
 
 #include "comm/run_ranks.h"
 #include "tessera/core/error.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/data_source.h"
+#include "tessera/train/saved_model.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::train {
@@ -166,6 +169,20 @@ TEST_F(TrainerPipelineTest, CheckpointsMoveBetweenOneProcessAndAnyCut) {
   (void)one_process({});
   const Outcome split = pipeline(3, {"train.max_steps=6", "parallel.stage_cuts=[2, 3]"}, true);
   EXPECT_LT(relative_error(split.params, straight.params), 1e-5);
+}
+
+// What `tessera eval` does: the pipeline's checkpoint, loaded whole into one process, scores the
+// test text as the stages did.
+TEST_F(TrainerPipelineTest, OneProcessEvaluatesAPipelinesCheckpoint) {
+  const Outcome r = pipeline(2, {});
+  const SavedModel saved = load_saved_model(read_checkpoint(r.result.last_checkpoint));
+  ASSERT_TRUE(saved.next_token);
+  const Config c = config({});
+  const DataLayout layout{saved.sample_shape, saved.class_labels};
+  auto test = open_dataset(c.data.test, saved.config, "data.test", &layout);
+  const EvalResult e = evaluate(*saved.model, *test, 64, saved.classes, true);
+  EXPECT_EQ(e.count, r.result.test.count);
+  EXPECT_NEAR(e.loss, r.result.test.loss, 1e-5 * r.result.test.loss);
 }
 
 TEST_F(TrainerPipelineTest, BadSettingsNameTheirKey) {

@@ -15,7 +15,8 @@ struct SavedModel {
   std::unique_ptr<Generator> dropout_rng = std::make_unique<Generator>(0);
   std::shared_ptr<nn::Sequential> model;
   Shape sample_shape;
-  int64_t classes = 0;                // the model's outputs per sample
+  int64_t classes = 0;                // the model's outputs per sample (per position: text)
+  bool next_token = false;            // a language model: scores every position's next token
   std::vector<int64_t> class_labels;  // the training file's label of each class (may be empty)
 };
 
