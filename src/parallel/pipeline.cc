@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 
+#include "pipeline_wire.h"
 #include "tessera/autograd/functions.h"
 #include "tessera/autograd/grad_mode.h"
 #include "tessera/comm/errors.h"
@@ -23,40 +24,6 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kActivationHeader = 1;
 constexpr uint32_t kGradient = 3;
 constexpr uint32_t kEvalHeader = 4;
-
-// A tensor's dtype and shape ahead of its values: {dtype, rank, dims...}.
-constexpr size_t kMaxRank = 6;
-using Header = std::array<int64_t, 2 + kMaxRank>;
-
-Header header_of(const Tensor& t) {
-  if (t.dim() > static_cast<int64_t>(kMaxRank)) {
-    throw ValueError(detail::concat("pipeline: a stage's output has ", t.dim(),
-                                    " dimensions; at most ", kMaxRank, " pass between stages"));
-  }
-  Header h{};
-  h[0] = static_cast<int64_t>(t.dtype());
-  h[1] = t.dim();
-  for (int64_t i = 0; i < t.dim(); ++i) h[2 + static_cast<size_t>(i)] = t.size(i);
-  return h;
-}
-
-// The tensor a neighbour's header announces; a header no stage would send is a CommError naming
-// the peer.
-Tensor tensor_for(const Header& h, int peer, const std::string& group) {
-  auto bad = [&](const std::string& what) {
-    return comm::CommError(
-        detail::concat("pipeline ", group, ": stage ", peer, " sent a bad tensor header: ", what));
-  };
-  if (h[0] < 0 || h[0] > static_cast<int64_t>(DType::kFloat16)) {
-    throw bad(detail::concat("dtype ", h[0]));
-  }
-  if (h[1] < 0 || h[1] > static_cast<int64_t>(kMaxRank)) throw bad(detail::concat("rank ", h[1]));
-  Shape shape(h.begin() + 2, h.begin() + 2 + h[1]);
-  for (int64_t d : shape) {
-    if (d < 0) throw bad("negative size in " + shape_str(shape));
-  }
-  return Tensor::empty(shape, static_cast<DType>(h[0]));
-}
 
 // Rows [begin, end) of micro-batch m of `rows` rows cut into `parts`.
 std::pair<int64_t, int64_t> micro_rows(int64_t rows, int parts, int m) {
@@ -190,8 +157,8 @@ void Pipeline::run_backward(MicroBatch& mb, const MicroBatchLoss& loss) {
 
 void Pipeline::send(Tensor tensor, int dst, uint32_t tag, bool with_header) {
   if (with_header) {
-    Pending h{Tensor::empty({static_cast<int64_t>(kMaxRank + 2)}, DType::kInt64), nullptr};
-    const Header values = header_of(tensor);
+    Pending h{Tensor::empty({static_cast<int64_t>(kMaxTensorRank + 2)}, DType::kInt64), nullptr};
+    const TensorHeader values = header_of(tensor);
     std::copy(values.begin(), values.end(), h.buffer.data<int64_t>());
     h.work = group_.send(h.buffer.raw_data(), values.size(), comm::DataType::kInt64, dst, tag);
     pending_.push_back(std::move(h));
@@ -210,9 +177,10 @@ Tensor Pipeline::receive(int src, uint32_t tag, const Shape* known) {
   if (known) {
     t = Tensor::empty(*known);
   } else {
-    Header h{};
+    TensorHeader h{};
     group_.recv(h.data(), h.size(), comm::DataType::kInt64, src, tag)->wait();
-    t = tensor_for(h, src, group_.name());
+    const TensorSpec spec = decode_header(h, src, group_.name());
+    t = Tensor::empty(spec.shape, spec.dtype);
     ++tag;
   }
   group_.recv(t.raw_data(), static_cast<size_t>(t.numel()), to_comm(t.dtype()), src, tag)->wait();
@@ -241,9 +209,14 @@ Tensor Pipeline::forward(const Tensor& input) {
   Tensor y = module_(Variable(x)).data().contiguous();
   if (!is_last()) send(y, stage() + 1, kEvalHeader, /*with_header=*/true);
   // Every stage gets the last stage's output: its shape first, then its values.
-  Header h = is_last() ? header_of(y) : Header{};
+  TensorHeader h = is_last() ? header_of(y) : TensorHeader{};
   group_.broadcast(h.data(), h.size(), comm::DataType::kInt64, stages() - 1)->wait();
-  out = is_last() ? y : tensor_for(h, stages() - 1, group_.name());
+  if (is_last()) {
+    out = y;
+  } else {
+    const TensorSpec spec = decode_header(h, stages() - 1, group_.name());
+    out = Tensor::empty(spec.shape, spec.dtype);
+  }
   group_
       .broadcast(out.raw_data(), static_cast<size_t>(out.numel()), to_comm(out.dtype()),
                  stages() - 1)

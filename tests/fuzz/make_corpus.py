@@ -141,6 +141,31 @@ def ps_seeds():
     }
 
 
+def state_entry(name, shape):
+    """One entry of Module::save_state: the name, then write_tensor's float32 tensor."""
+    count = 1
+    for d in shape:
+        count *= d
+    tensor = struct.pack("<II", 0, len(shape)) + b"".join(struct.pack("<q", d) for d in shape)
+    tensor += struct.pack("<%df" % count, *[0.5 * i for i in range(count)])
+    return struct.pack("<Q", len(name)) + name + tensor
+
+
+def pipeline_seeds():
+    """pipeline_fuzz: a header, and states of the harness's stage (layers 4 and 5) and others."""
+    header = struct.pack("<8q", 0, 3, 2, 5, 16, 0, 0, 0)
+    stage = [(b"4.weight", [2, 3]), (b"4.bias", [2]), (b"5.weight", [2, 2]), (b"5.bias", [2])]
+    whole = stage + [(b"0.tokens", [3, 2])]
+    state = struct.pack("<Q", len(whole)) + b"".join(state_entry(n, s) for n, s in whole)
+    first = struct.pack("<Q", 2) + b"".join(state_entry(n, s) for n, s in stage[:2])
+    second = struct.pack("<Q", 2) + b"".join(state_entry(n, s) for n, s in stage[2:])
+    return {
+        "header": b"\x00" + header,
+        "whole_state": b"\x01" + state,
+        "two_stages": b"\x02" + first + second,
+    }
+
+
 def write(harness, seeds):
     folder = os.path.join(HERE, "corpus", harness)
     os.makedirs(folder, exist_ok=True)
@@ -153,3 +178,4 @@ if __name__ == "__main__":
     write("store_frame", store_seeds())
     write("shm_message_header", shm_seeds())
     write("ps_message", ps_seeds())
+    write("pipeline", pipeline_seeds())
