@@ -23,7 +23,8 @@ Tensor causal_mask(int64_t t, DType dtype) {
   return Tensor::from_vector<double>(mask, {t, t}).to(dtype);
 }
 
-// [B, T, H * d] -> [B * H, T, d] and back.
+}  // namespace
+
 Variable split_heads(const Variable& x, int64_t heads) {
   const int64_t b = x.size(0), t = x.size(1), d = x.size(2) / heads;
   return ag::reshape(ag::transpose(ag::reshape(x, {b, t, heads, d}), 1, 2), {b * heads, t, d});
@@ -34,8 +35,6 @@ Variable merge_heads(const Variable& x, int64_t batch) {
   return ag::reshape(ag::transpose(ag::reshape(x, {batch, heads, t, d}), 1, 2),
                      {batch, t, heads * d});
 }
-
-}  // namespace
 
 Variable scaled_dot_product_attention(const Variable& q, const Variable& k, const Variable& v,
                                       bool causal) {

@@ -13,6 +13,11 @@ namespace tessera::nn {
 [[nodiscard]] Variable scaled_dot_product_attention(const Variable& q, const Variable& k,
                                                     const Variable& v, bool causal);
 
+// [B, T, heads * d] -> [B * heads, T, d], each head's columns its own batch entry; merge_heads
+// undoes it for a batch of `batch`.
+[[nodiscard]] Variable split_heads(const Variable& x, int64_t heads);
+[[nodiscard]] Variable merge_heads(const Variable& x, int64_t batch);
+
 // Multi-head self-attention over [B, T, dim] as GPT-2 has it (torch.nn.MultiheadAttention with
 // batch_first and no attention weights returned): one projection to queries, keys and values,
 // `heads` heads of dim / heads each, and an output projection. Both projections are Linear
@@ -23,6 +28,11 @@ class SelfAttention : public Module {
                 DType dtype = DType::kFloat32);
   Variable forward(const Variable& input) override;
   std::string name() const override;
+  // Its parts, for a model that splits it (parallel/tensor_parallel.h).
+  int64_t heads() const { return heads_; }
+  bool causal() const { return causal_; }
+  const Linear& qkv() const { return *qkv_; }
+  const Linear& proj() const { return *proj_; }
 
  private:
   int64_t dim_;

@@ -18,6 +18,12 @@ class TransformerBlock : public Module {
                    Generator& gen = default_generator(), DType dtype = DType::kFloat32);
   Variable forward(const Variable& input) override;
   std::string name() const override;
+  // Its parts, for a model that splits it (parallel/tensor_parallel.h).
+  const std::shared_ptr<LayerNorm>& ln1() const { return ln1_; }
+  const std::shared_ptr<SelfAttention>& attention() const { return attention_; }
+  const std::shared_ptr<LayerNorm>& ln2() const { return ln2_; }
+  const Linear& fc() const { return *fc_; }
+  const Linear& proj() const { return *proj_; }
 
  private:
   int64_t dim_;
