@@ -408,6 +408,8 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("staleness", p.staleness);
   par.read("heartbeat_timeout_s", p.heartbeat_timeout_s);
   par.read("server_checkpoint_s", p.server_checkpoint_s);
+  par.read("dp", p.dp);
+  par.read("tp", p.tp);
   par.read("pp", p.pp);
   par.read("micro_batches", p.micro_batches);
   par.read("schedule", p.schedule);
@@ -418,8 +420,10 @@ Config build(const toml::table& root, const std::string& file) {
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
   require(par, p.bucket_mb > 0 && p.bucket_mb <= 1 << 20, "bucket_mb", "must lie in (0, 1048576]");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
-  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero", "ps", "pipeline"});
+  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero", "ps", "pipeline", "hybrid"});
   require(par, p.pp >= 0 && p.pp <= 65536, "pp", "must lie in [0, 65536] (0: every process)");
+  require(par, p.dp >= 0 && p.dp <= 65536, "dp", "must lie in [0, 65536] (0: what pp leaves)");
+  require(par, p.tp >= 1 && p.tp <= 65536, "tp", "must lie in [1, 65536]");
   require(par, p.micro_batches >= 1 && p.micro_batches <= 65536, "micro_batches",
           "must lie in [1, 65536]");
   one_of(par, "schedule", p.schedule, {"1f1b", "gpipe"});
@@ -546,9 +550,10 @@ std::string to_toml(const Config& c) {
       << "\ntimeout_s = " << number(p.timeout_s) << "\nservers = " << p.servers
       << "\nconsistency = " << quote(p.consistency) << "\nstaleness = " << p.staleness
       << "\nheartbeat_timeout_s = " << number(p.heartbeat_timeout_s)
-      << "\nserver_checkpoint_s = " << number(p.server_checkpoint_s) << "\npp = " << p.pp
-      << "\nmicro_batches = " << p.micro_batches << "\nschedule = " << quote(p.schedule)
-      << "\nrecompute = " << boolean(p.recompute) << "\nstage_cuts = [";
+      << "\nserver_checkpoint_s = " << number(p.server_checkpoint_s) << "\ndp = " << p.dp
+      << "\ntp = " << p.tp << "\npp = " << p.pp << "\nmicro_batches = " << p.micro_batches
+      << "\nschedule = " << quote(p.schedule) << "\nrecompute = " << boolean(p.recompute)
+      << "\nstage_cuts = [";
   for (size_t i = 0; i < p.stage_cuts.size(); ++i) out << (i ? ", " : "") << p.stage_cuts[i];
   out << "]\n";
   return out.str();

@@ -28,17 +28,19 @@ struct TiedGroup {
 };
 
 // Strategy "pipeline": the model's layers cut into one stage per process (parallel::Pipeline),
-// each process with an optimizer for its stage's parameters. Every process reads the whole batch
-// (the first stage its inputs, the last its targets) and gets the batch's loss; the first one
-// reports. A checkpoint holds the whole model and the whole optimizer state, as one process's
-// ("model", "optimizer"): it resumes on one process or on any cut into stages.
+// each process with an optimizer for its stage's parameters. Every process of a pipeline reads the
+// same batch (the first stage its inputs, the last its targets) and gets the batch's loss; rank 0
+// reports. Strategy "hybrid" runs dp such pipelines side by side (dp x pp processes, rank
+// d * pp + s running stage s of pipeline d), each on its shard of the global batch, the
+// gradients of each stage averaged over the dp pipelines (as DDP does) before the step.
+// A checkpoint holds the whole model and the whole optimizer state, as one process's ("model",
+// "optimizer"): it resumes on one process or on any cut into stages.
 class PipelineStrategy final : public Strategy {
  public:
-  PipelineStrategy(const Config& config, comm::ProcessGroup* group)
-      : Strategy(group, /*group_of_one=*/true), config_(config) {}
+  PipelineStrategy(const Config& config, comm::ProcessGroup* group);
 
-  [[nodiscard]] int data_rank() const override { return 0; }
-  [[nodiscard]] int data_ranks() const override { return 1; }
+  [[nodiscard]] int data_rank() const override { return data_rank_; }
+  [[nodiscard]] int data_ranks() const override { return data_ranks_; }
   [[nodiscard]] bool reports() const override { return group()->rank() == 0; }
   [[nodiscard]] LayerRange layers(size_t count,
                                   const std::function<std::vector<double>()>& costs) override;
@@ -64,9 +66,13 @@ class PipelineStrategy final : public Strategy {
     throw ConfigError(config_.source, 0, "parallel." + key, message);
   }
   void learn_layout();
+  comm::ProcessGroup& pipe() const { return *pipe_; }
 
   Config config_;
-  std::vector<size_t> bounds_;  // stage s has layers [bounds_[s], bounds_[s + 1])
+  int data_rank_ = 0, data_ranks_ = 1;
+  std::unique_ptr<comm::ProcessGroup> pipe_;  // this process's pipeline: rank s runs stage s
+  std::unique_ptr<comm::ProcessGroup> dp_;    // the same stage of every pipeline (hybrid)
+  std::vector<size_t> bounds_;                // stage s has layers [bounds_[s], bounds_[s + 1])
   nn::Sequential* model_ = nullptr;
   std::unique_ptr<parallel::Pipeline> pipeline_;
   std::unique_ptr<optim::Optimizer> optimizer_;
@@ -79,24 +85,51 @@ class PipelineStrategy final : public Strategy {
   double idle_ = 0, busy_ = 0;  // this window's
 };
 
+PipelineStrategy::PipelineStrategy(const Config& config, comm::ProcessGroup* group)
+    : Strategy(group, /*group_of_one=*/true), config_(config) {
+  const ParallelConfig& p = config_.parallel;
+  const int world = this->group()->size();
+  const bool hybrid = p.strategy == "hybrid";
+  if (p.tp > 1) {
+    fail("tp",
+         "tensor parallelism is not a Trainer strategy yet: set tp = 1 (the layers exist "
+         "in C++: parallel/tensor_parallel.h)");
+  }
+  int64_t pp = p.pp == 0 ? world : p.pp;
+  if (!hybrid && pp != world) {
+    fail("pp", detail::concat("is ", p.pp, " but ", world,
+                              " processes train; strategy \"pipeline\" runs one stage on each "
+                              "process (pp = 0 or ",
+                              world, "); strategy \"hybrid\" runs dp pipelines of pp stages"));
+  }
+  const int64_t dp = p.dp == 0 ? world / pp : p.dp;
+  if (dp * pp != world) {
+    fail(p.dp == 0 ? "pp" : "dp",
+         detail::concat("dp ", dp, " x pp ", pp, " is not the ", world, " processes that train"));
+  }
+  const int rank = this->group()->rank();
+  data_rank_ = static_cast<int>(rank / pp);
+  data_ranks_ = static_cast<int>(dp);
+  const int stage = static_cast<int>(rank % pp);
+  const std::string name = this->group()->name();
+  pipe_ = this->group()->split(data_rank_, stage, detail::concat(name, "/pp", data_rank_));
+  dp_ = this->group()->split(dp > 1 ? stage : comm::kNoColor, data_rank_,
+                             detail::concat(name, "/dp", stage));
+}
+
 LayerRange PipelineStrategy::layers(size_t count,
                                     const std::function<std::vector<double>()>& costs) {
   const ParallelConfig& p = config_.parallel;
-  const int stages = group()->size();
-  const int stage = group()->rank();
-  if (p.pp != 0 && p.pp != stages) {
-    fail("pp", detail::concat("is ", p.pp, " but ", stages,
-                              " processes train; strategy \"pipeline\" runs one stage on each "
-                              "process (pp = 0 or ",
-                              stages, ")"));
-  }
+  const int stages = pipe().size();
+  const int stage = pipe().rank();
   if (count < static_cast<size_t>(stages)) {
     fail("pp", detail::concat("the model has ", count, " layers, fewer than the ", stages,
                               " stages: every stage needs a layer"));
   }
-  if (config_.data.batch_size < p.micro_batches) {
-    fail("micro_batches", detail::concat("is ", p.micro_batches, " but a batch has only ",
-                                         config_.data.batch_size, " samples"));
+  if (config_.data.batch_size / data_ranks_ < p.micro_batches) {
+    fail("micro_batches",
+         detail::concat("is ", p.micro_batches, " but a pipeline's batch has only ",
+                        config_.data.batch_size / data_ranks_, " samples"));
   }
   if (!p.stage_cuts.empty()) {
     if (p.stage_cuts.size() + 1 != static_cast<size_t>(stages)) {
@@ -112,8 +145,8 @@ LayerRange PipelineStrategy::layers(size_t count,
       fail("stage_cuts", e.what());
     }
   } else {
-    // Rank 0 measures, so that every stage cuts alike.
-    std::vector<double> c = stage == 0 ? costs() : std::vector<double>(count);
+    // Rank 0 measures, so that every stage of every pipeline cuts alike.
+    std::vector<double> c = group()->rank() == 0 ? costs() : std::vector<double>(count);
     group()->broadcast(c.data(), c.size(), comm::DataType::kFloat64, 0)->wait();
     bounds_ = parallel::balance_stages(c, stages);
   }
@@ -133,7 +166,7 @@ void PipelineStrategy::attach(nn::Sequential& model) {
   model_ = &model;
   const ParallelConfig& p = config_.parallel;
   pipeline_ = std::make_unique<parallel::Pipeline>(
-      model, *group(),
+      model, pipe(),
       parallel::PipelineOptions{.micro_batches = static_cast<int>(p.micro_batches),
                                 .schedule = parallel::parse_pipeline_schedule(p.schedule),
                                 .recompute = p.recompute,
@@ -148,7 +181,7 @@ size_t layer_of(const std::string& name) { return std::stoul(name.substr(0, name
 // Learns from every stage which parameters it holds: where each lies in the whole model, and
 // which several stages hold (tied), each of those tied over a group of its holders.
 void PipelineStrategy::learn_layout() {
-  const int stage = group()->rank();
+  const int stage = pipe().rank();
   nlohmann::json names = nlohmann::json::array();
   std::map<std::string, autograd::Variable> mine;
   for (const auto& [name, param] : model_->named_parameters()) {
@@ -156,7 +189,7 @@ void PipelineStrategy::learn_layout() {
     mine.emplace(name, param);
   }
   std::map<std::string, std::vector<int>> holders;
-  const std::vector<std::string> all = parallel::allgather_bytes(*group(), names.dump());
+  const std::vector<std::string> all = parallel::allgather_bytes(pipe(), names.dump());
   for (size_t s = 0; s < all.size(); ++s) {
     for (const auto& entry : nlohmann::json::parse(all[s])) {
       const auto name = entry.get<std::string>();
@@ -173,8 +206,8 @@ void PipelineStrategy::learn_layout() {
   }
   for (const auto& [stages, shared_names] : shared) {
     const bool member = std::find(stages.begin(), stages.end(), stage) != stages.end();
-    auto sub = group()->split(member ? 0 : comm::kNoColor, stage,
-                              detail::concat(group()->name(), "/tied"));
+    auto sub =
+        pipe().split(member ? 0 : comm::kNoColor, stage, detail::concat(pipe().name(), "/tied"));
     if (!member) continue;
     TiedGroup tie{std::move(sub), {}};
     for (const auto& name : shared_names) {
@@ -211,6 +244,19 @@ void PipelineStrategy::finish_backward(StepWindow& window) {
       window.bytes += static_cast<double>(g.nbytes());
     }
   }
+  if (!dp_) return;
+  // Each pipeline's loss is the mean over its shard: the mean of their gradients is the global
+  // batch's.
+  const auto scale = static_cast<float>(1.0 / dp_->size());
+  for (autograd::Variable& p : model_->parameters()) {
+    Tensor g = p.grad().defined() ? p.grad().contiguous() : Tensor::zeros(p.shape());
+    dp_->allreduce(g.data<float>(), static_cast<size_t>(g.numel()), comm::DataType::kFloat32,
+                   comm::ReduceOp::kSum)
+        ->wait();
+    for (float& v : g.span<float>()) v *= scale;
+    p.set_grad(g);
+    window.bytes += static_cast<double>(g.nbytes());
+  }
 }
 
 void PipelineStrategy::step() {
@@ -220,7 +266,7 @@ void PipelineStrategy::step() {
       if (!counted_elsewhere_.count(name)) counted.push_back(p);
     }
     double squares = optim::gradient_sum_of_squares(counted);
-    group()->allreduce(&squares, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
+    pipe().allreduce(&squares, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
     optim::clip_to_norm(model_->parameters(), std::sqrt(squares), max_norm);
   }
   optimizer_->step();
@@ -232,7 +278,7 @@ void PipelineStrategy::add_metrics(const StepWindow& /*window*/, nlohmann::json&
 
 std::string PipelineStrategy::model_state(nn::Module& model) {
   const std::vector<std::string> stages =
-      parallel::allgather_bytes(*group(), Strategy::model_state(model));
+      parallel::allgather_bytes(pipe(), Strategy::model_state(model));
   return reports() ? merge_stage_states(stages, "pipeline stage state") : std::string();
 }
 
@@ -249,8 +295,8 @@ void PipelineStrategy::save(Checkpoint& checkpoint) {
   for (size_t i = 0; i < params.size(); ++i) {
     if (!counted_elsewhere_.count(params[i].first)) own.push_back(optimizer_->state(i));
   }
-  const std::vector<std::string> stages =
-      parallel::allgather_bytes(*group(), to_bytes([&](BinaryWriter& w) {
+  const std::vector<std::string> stages = parallel::allgather_bytes(
+      pipe(), to_bytes([&](BinaryWriter& w) {
         optim::write_optimizer_state(w, optimizer_->kind(), optimizer_->lr(), own);
       }));
   if (!reports()) return;

@@ -95,9 +95,14 @@ micro_batches = 4
 
   Outcome pipeline(int stages, std::vector<std::string> extra, bool resume = false) {
     extra.push_back("parallel.strategy=\"pipeline\"");
+    return ranks(stages, extra, resume);
+  }
+
+  // Every rank's parameters: a hybrid job's pipelines hold the same values.
+  Outcome ranks(int n, const std::vector<std::string>& extra, bool resume = false) {
     Outcome run;
     std::mutex mu;
-    comm::testing::run_ranks(stages, [&](comm::ProcessGroup& group) {
+    comm::testing::run_ranks(n, [&](comm::ProcessGroup& group) {
       Trainer t(config(extra), {.group = &group, .resume = resume, .progress = nullptr});
       const TrainResult r = t.run();
       std::lock_guard<std::mutex> lock(mu);
@@ -156,6 +161,19 @@ TEST_F(TrainerPipelineTest, GivenCutsPlaceTheStages) {
   expect_same(r, whole, 1e-5);
 }
 
+// dp pipelines side by side, each on its shard of the global batch, their gradients averaged.
+// Without clipping, which would hide a gradient of the wrong scale.
+TEST_F(TrainerPipelineTest, HybridDataParallelPipelinesTrainAsOneProcess) {
+  const Outcome whole = one_process({"optimizer.clip_grad_norm=0"});
+  for (const auto& [n, pp] : std::vector<std::pair<int, int>>{{4, 2}, {6, 2}, {6, 3}}) {
+    SCOPED_TRACE(::testing::Message() << "dp " << n / pp << " x pp " << pp);
+    fs::remove_all(dir_ / "run");
+    const Outcome r = ranks(n, {"parallel.strategy=\"hybrid\"", "parallel.pp=" + std::to_string(pp),
+                                "parallel.micro_batches=2", "optimizer.clip_grad_norm=0"});
+    expect_same(r, whole, 1e-5);
+  }
+}
+
 // A pipeline's checkpoint is one process's: one process goes on from it, and a pipeline cut
 // another way goes on from one process's.
 TEST_F(TrainerPipelineTest, CheckpointsMoveBetweenOneProcessAndAnyCut) {
@@ -205,6 +223,7 @@ TEST_F(TrainerPipelineTest, BadSettingsNameTheirKey) {
   EXPECT_NE(message(2, {"parallel.stage_cuts=[9]"}).find("parallel.stage_cuts"), std::string::npos);
   EXPECT_NE(message(2, {"parallel.micro_batches=13"}).find("parallel.micro_batches"),
             std::string::npos);
+  EXPECT_NE(message(2, {"parallel.tp=2"}).find("parallel.tp"), std::string::npos);
   EXPECT_THROW((void)config({"parallel.schedule=\"zigzag\""}), ConfigError);
 }
 

@@ -91,7 +91,7 @@ struct TrainConfig {
 };
 
 struct ParallelConfig {
-  // auto: none on one process, ddp on several | none | ddp | zero | ps | pipeline
+  // auto: none on one process, ddp on several | none | ddp | zero | ps | pipeline | hybrid
   std::string strategy = "auto";
   int64_t nproc = 1;
   std::string backend = "auto";         // auto | gloo | mpi | shm
@@ -117,6 +117,10 @@ struct ParallelConfig {
   // (1f1b | gpipe), with `recompute` running each stage's forward again before its backward
   // instead of keeping its activations. `stage_cuts`: the layer each stage after the first
   // begins with; empty: cut where each stage's measured time is most even.
+  // hybrid: `dp` pipelines of `pp` stages (dp x pp processes; dp 0: the processes / pp), data
+  // parallel across the pipelines. `tp` (tensor parallelism) must be 1 for now.
+  int64_t dp = 0;
+  int64_t tp = 1;
   int64_t pp = 0;
   int64_t micro_batches = 4;
   std::string schedule = "1f1b";
