@@ -32,6 +32,8 @@ class TokenEmbedding : public Module {
   std::string name() const override;
   // The token table [vocab, dim], for an output head tied to it (TiedLinear).
   [[nodiscard]] const Variable& tokens() const { return tokens_; }
+  // The position table [positions, dim].
+  [[nodiscard]] const Variable& positions() const { return positions_table_; }
 
  private:
   int64_t vocab_;
