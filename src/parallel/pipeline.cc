@@ -1,7 +1,6 @@
 #include "tessera/parallel/pipeline.h"
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <map>
 
@@ -203,7 +202,6 @@ void Pipeline::sample_memory() {
 
 Tensor Pipeline::forward(const Tensor& input) {
   autograd::NoGradGuard no_grad;
-  Tensor out;
   if (stages() == 1) return module_(Variable(input)).data();
   Tensor x = is_first() ? input : receive(stage() - 1, kEvalHeader, nullptr);
   Tensor y = module_(Variable(x)).data().contiguous();
@@ -211,9 +209,8 @@ Tensor Pipeline::forward(const Tensor& input) {
   // Every stage gets the last stage's output: its shape first, then its values.
   TensorHeader h = is_last() ? header_of(y) : TensorHeader{};
   group_.broadcast(h.data(), h.size(), comm::DataType::kInt64, stages() - 1)->wait();
-  if (is_last()) {
-    out = y;
-  } else {
+  Tensor out = y;
+  if (!is_last()) {
     const TensorSpec spec = decode_header(h, stages() - 1, group_.name());
     out = Tensor::empty(spec.shape, spec.dtype);
   }

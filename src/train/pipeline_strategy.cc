@@ -139,11 +139,11 @@ LayerRange PipelineStrategy::layers(size_t count,
     }
     try {
       bounds_ = parallel::stage_boundaries(count, p.stage_cuts);
-    } catch (const ConfigError&) {
-      throw;
     } catch (const Error& e) {
       fail("stage_cuts", e.what());
     }
+  } else if (stages == 1) {
+    bounds_ = {0, count};
   } else {
     // Rank 0 measures, so that every stage of every pipeline cuts alike.
     std::vector<double> c = group()->rank() == 0 ? costs() : std::vector<double>(count);
@@ -225,7 +225,7 @@ double PipelineStrategy::forward_backward(nn::Module& /*model*/, const ModelIO& 
   const double l = pipeline_->train_batch(io.input, io.targets, loss);
   const parallel::PipelineStepStats& s = pipeline_->last_step();
   // Forward and backward interleave: their time together is the stage's compute.
-  window.forward += s.seconds - s.idle;
+  window.forward += s.compute;
   window.comm_wait += s.idle;
   idle_ += s.idle;
   busy_ += s.seconds;

@@ -13,6 +13,7 @@
 
 #include "../comm/run_ranks.h"
 #include "tessera/autograd/functions.h"
+#include "testing/relative_error.h"
 
 namespace tessera::parallel {
 namespace {
@@ -38,14 +39,7 @@ Variable weighted_sum(const Variable& y) {
   return autograd::sum(autograd::mul(y, Variable(Tensor::randn(y.shape(), gen))));
 }
 
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(double(a[i]) - b[i]));
-    den = std::max(den, std::abs(double(b[i])));
-  }
-  return num / std::max(den, 1e-30);
-}
+using testing::relative_error;
 
 // Rows [begin, end) of each of `parts` equal blocks of a [rows, cols] gradient, or of a vector.
 std::vector<float> block_rows(const Tensor& whole, int parts, int rank, int ways) {
@@ -73,7 +67,7 @@ TEST(TensorParallel, ABlockSplitOverRanksComputesTheWholeBlock) {
   for (const auto& [name, p] : whole->named_parameters()) grads[name] = p.grad();
 
   for (int ways : {2, 4}) {
-    SCOPED_TRACE(testing::Message() << ways << " ranks");
+    SCOPED_TRACE(::testing::Message() << ways << " ranks");
     std::mutex mu;
     run_ranks(ways, [&](ProcessGroup& group) {
       const int r = group.rank();

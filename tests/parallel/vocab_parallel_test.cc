@@ -11,6 +11,7 @@
 
 #include "../comm/run_ranks.h"
 #include "tessera/autograd/functions.h"
+#include "testing/relative_error.h"
 
 namespace tessera::parallel {
 namespace {
@@ -38,21 +39,14 @@ Variable weighted_sum(const Variable& y) {
   return autograd::sum(autograd::mul(y, Variable(Tensor::randn(y.shape(), gen))));
 }
 
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(double(a[i]) - b[i]));
-    den = std::max(den, std::abs(double(b[i])));
-  }
-  return num / std::max(den, 1e-30);
-}
+using testing::relative_error;
 
 TEST(VocabParallel, ASplitEmbeddingLooksUpAsTheWholeOne) {
   auto whole = make_embedding();
   const Variable y = (*whole)(Variable(make_tokens()));
   weighted_sum(y).backward();
   for (int ways : {2, 4}) {
-    SCOPED_TRACE(testing::Message() << ways << " ranks");
+    SCOPED_TRACE(::testing::Message() << ways << " ranks");
     std::mutex mu;
     run_ranks(ways, [&](ProcessGroup& group) {
       VocabParallelEmbedding split(*make_embedding(), group);
@@ -85,7 +79,7 @@ TEST(VocabParallel, CrossEntropyOfSplitLogitsIsTheWholeOnes) {
   const Variable loss = autograd::cross_entropy(whole, labels);
   loss.backward();
   for (int ways : {2, 4}) {
-    SCOPED_TRACE(testing::Message() << ways << " ranks");
+    SCOPED_TRACE(::testing::Message() << ways << " ranks");
     std::mutex mu;
     run_ranks(ways, [&](ProcessGroup& group) {
       const int64_t cols = kVocab / ways, first = group.rank() * cols;

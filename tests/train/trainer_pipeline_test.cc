@@ -16,6 +16,7 @@
 #include "tessera/train/data_source.h"
 #include "tessera/train/saved_model.h"
 #include "tessera/train/trainer.h"
+#include "testing/relative_error.h"
 
 namespace tessera::train {
 namespace {
@@ -115,16 +116,11 @@ micro_batches = 4
   fs::path dir_;
 };
 
+// The worst parameter's error.
 double relative_error(const Params& a, const Params& b) {
   double worst = 0;
   for (const auto& [name, values] : b) {
-    const auto& other = a.at(name);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < values.size(); ++i) {
-      num = std::max(num, std::abs(double(other.at(i)) - values[i]));
-      den = std::max(den, std::abs(double(values[i])));
-    }
-    worst = std::max(worst, num / std::max(den, 1e-30));
+    worst = std::max(worst, testing::relative_error(a.at(name), values));
   }
   return worst;
 }
