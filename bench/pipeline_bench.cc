@@ -1,6 +1,6 @@
 // pipeline_bench: the idle "bubble" and the first stage's activation memory of parallel::Pipeline,
 // run as the ranks of a job (`tessera launch --nproc K bench/pipeline_bench`,
-// bench/run_pipeline.sh).
+// bench/run_model_parallel.sh).
 //
 // Every stage runs the same --layers blocks (Linear(width, width) + GELU), so the stages cost
 // alike and the theory applies: with K stages and M micro-batches a stage idles (K-1)/(M+K-1) of a

@@ -1,7 +1,5 @@
 #include "tessera/parallel/tensor_parallel.h"
 
-#include <cstring>
-
 #include "tessera/autograd/functions.h"
 #include "tessera/autograd/node.h"
 #include "tessera/core/error.h"
@@ -32,19 +30,9 @@ int64_t slice_of(int64_t size, int ways, const char* what) {
   return size / ways;
 }
 
-// The tensors, each [n_i, ...] with the same trailing shape, one after another along dim 0.
-Tensor stack_rows(const std::vector<Tensor>& parts) {
-  Shape shape = parts.front().shape();
-  shape[0] = 0;
-  for (const Tensor& p : parts) shape[0] += p.size(0);
-  Tensor out = Tensor::empty(shape, parts.front().dtype());
-  auto* at = static_cast<std::byte*>(out.raw_data());
-  for (const Tensor& p : parts) {
-    const Tensor c = p.contiguous();
-    std::memcpy(at, c.raw_data(), c.nbytes());
-    at += c.nbytes();
-  }
-  return out;
+// A child's split parameters under the child's name.
+void add_splits(ParameterSplits& to, const std::string& child, const SplitLayer& layer) {
+  for (const auto& [name, split] : layer.parameter_splits()) to[child + "." + name] = split;
 }
 
 // y = x W^T (+ b) on [..., in].
@@ -72,22 +60,28 @@ Variable reduce_from_tensor_parallel(const Variable& x, comm::ProcessGroup& grou
 
 ColumnParallelLinear::ColumnParallelLinear(const nn::Linear& whole, comm::ProcessGroup& group,
                                            int64_t parts)
-    : group_(group) {
-  const int ways = group.size();
-  const int64_t block = whole.weight().size(0) / parts;
-  if (parts < 1 || block * parts != whole.weight().size(0)) {
-    throw ValueError(detail::concat("ColumnParallelLinear: ", whole.weight().size(0),
-                                    " outputs are not ", parts, " equal blocks"));
+    : group_(group), parts_(parts) {
+  const int64_t outputs = whole.weight().size(0);
+  if (parts < 1 || outputs % parts != 0) {
+    throw ValueError(detail::concat("ColumnParallelLinear: ", outputs, " outputs are not ", parts,
+                                    " equal blocks"));
   }
-  const int64_t mine = slice_of(block, ways, "a block of outputs");
-  std::vector<Tensor> weights, biases;
-  for (int64_t p = 0; p < parts; ++p) {
-    const int64_t begin = p * block + group.rank() * mine;
-    weights.push_back(whole.weight().data().slice(0, begin, begin + mine));
-    if (whole.bias().defined()) biases.push_back(whole.bias().data().slice(0, begin, begin + mine));
+  const ParameterSplit split{0, parts};
+  weight_ = register_parameter(
+      "weight", slice_for_rank(whole.weight().data(), split, group.rank(), group.size()));
+  if (whole.bias().defined()) {
+    bias_ = register_parameter(
+        "bias", slice_for_rank(whole.bias().data(), split, group.rank(), group.size()));
   }
-  weight_ = register_parameter("weight", stack_rows(weights));
-  if (!biases.empty()) bias_ = register_parameter("bias", stack_rows(biases));
+}
+
+ColumnParallelLinear::ColumnParallelLinear(Variable rows, comm::ProcessGroup& group)
+    : group_(group), weight_(std::move(rows)) {}
+
+ParameterSplits ColumnParallelLinear::parameter_splits() const {
+  ParameterSplits splits;
+  for (const auto& [name, p] : named_parameters()) splits[name] = {0, parts_};
+  return splits;
 }
 
 Variable ColumnParallelLinear::forward(const Variable& input) {
@@ -101,10 +95,8 @@ std::string ColumnParallelLinear::name() const {
 
 RowParallelLinear::RowParallelLinear(const nn::Linear& whole, comm::ProcessGroup& group)
     : group_(group) {
-  const int64_t mine = slice_of(whole.weight().size(1), group.size(), "the inputs");
-  const int64_t begin = group.rank() * mine;
-  weight_ = register_parameter("weight",
-                               whole.weight().data().slice(1, begin, begin + mine).contiguous());
+  weight_ = register_parameter(
+      "weight", slice_for_rank(whole.weight().data(), {1, 1}, group.rank(), group.size()));
   if (whole.bias().defined()) bias_ = register_parameter("bias", whole.bias().data().clone());
 }
 
@@ -112,6 +104,8 @@ Variable RowParallelLinear::forward(const Variable& input) {
   Variable y = reduce_from_tensor_parallel(linear_rows(input, weight_, Variable()), group_);
   return bias_.defined() ? ag::add(y, bias_) : y;
 }
+
+ParameterSplits RowParallelLinear::parameter_splits() const { return {{"weight", {1, 1}}}; }
 
 std::string RowParallelLinear::name() const {
   return detail::concat("RowParallelLinear(", weight_.size(1), " of ",
@@ -142,6 +136,15 @@ Variable TensorParallelTransformerBlock::forward(const Variable& input) {
   const Variable x =
       ag::add(input, attention_proj_->forward(nn::merge_heads(heads, input.size(0))));
   return ag::add(x, proj_->forward(ag::gelu(fc_->forward(ln2_->forward(x)))));
+}
+
+ParameterSplits TensorParallelTransformerBlock::parameter_splits() const {
+  ParameterSplits splits;
+  add_splits(splits, "attention.qkv", *qkv_);
+  add_splits(splits, "attention.proj", *attention_proj_);
+  add_splits(splits, "fc", *fc_);
+  add_splits(splits, "proj", *proj_);
+  return splits;
 }
 
 std::string TensorParallelTransformerBlock::name() const {

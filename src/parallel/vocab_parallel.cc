@@ -60,7 +60,7 @@ VocabParallelEmbedding::VocabParallelEmbedding(const nn::TokenEmbedding& whole,
   }
   const int64_t mine = table.size(0) / group.size();
   first_ = group.rank() * mine;
-  tokens_ = register_parameter("tokens", table.slice(0, first_, first_ + mine).contiguous());
+  tokens_ = register_parameter("tokens", slice_for_rank(table, {0, 1}, group.rank(), group.size()));
   positions_ = register_parameter("positions", whole.positions().data().clone());
 }
 

@@ -420,10 +420,11 @@ Config build(const toml::table& root, const std::string& file) {
   require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
   require(par, p.bucket_mb > 0 && p.bucket_mb <= 1 << 20, "bucket_mb", "must lie in (0, 1048576]");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
-  one_of(par, "strategy", p.strategy, {"auto", "none", "ddp", "zero", "ps", "pipeline", "hybrid"});
+  one_of(par, "strategy", p.strategy,
+         {"auto", "none", "ddp", "zero", "ps", "pipeline", "hybrid", "tensor"});
   require(par, p.pp >= 0 && p.pp <= 65536, "pp", "must lie in [0, 65536] (0: every process)");
   require(par, p.dp >= 0 && p.dp <= 65536, "dp", "must lie in [0, 65536] (0: what pp leaves)");
-  require(par, p.tp >= 1 && p.tp <= 65536, "tp", "must lie in [1, 65536]");
+  require(par, p.tp >= 0 && p.tp <= 65536, "tp", "must lie in [0, 65536] (0: every process)");
   require(par, p.micro_batches >= 1 && p.micro_batches <= 65536, "micro_batches",
           "must lie in [1, 65536]");
   one_of(par, "schedule", p.schedule, {"1f1b", "gpipe"});

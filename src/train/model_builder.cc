@@ -88,10 +88,13 @@ class MemoryBudget {
   // Whether the layers from now on are this process's (counted) or another's.
   void count(bool on) { on_ = on; }
 
+  // Whether the layers from now on are split `ways` ways (tensor parallelism).
+  void split(int64_t ways) { ways_ = ways; }
+
   // `params`: the shapes of the layer's parameters; `output`: its output per sample.
   void add(const LayerReader& r, const std::vector<Shape>& params, const Shape& output) {
     if (!on_) return;
-    for (const Shape& p : params) parameters_ += bytes(p);
+    for (const Shape& p : params) parameters_ += bytes(p) / static_cast<long double>(ways_);
     activations_ += bytes(output) * static_cast<long double>(batch_);
     // Parameters and their gradients, and one batch of activations for the forward pass.
     const long double need = 2 * parameters_ + activations_;
@@ -118,14 +121,23 @@ class MemoryBudget {
   long double parameters_ = 0;
   long double activations_ = 0;
   bool on_ = true;
+  int64_t ways_ = 1;
 };
+
+// Whether tensor parallelism splits layer `index` of `layers` (LayerSplit).
+bool splits(const std::vector<LayerSpec>& layers, size_t index) {
+  const std::string& type = layers[index].type;
+  return type == "embedding" || type == "transformer_block" ||
+         (type == "linear" && index + 1 == layers.size());
+}
 
 }  // namespace
 
 std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& sample_shape,
                                             Generator& gen, Generator& dropout, Shape* output_shape,
                                             nn::BatchShard shard, uint64_t memory_limit,
-                                            LayerRange keep, const LayerVisitor& visit) {
+                                            LayerRange keep, const LayerVisitor& visit,
+                                            const LayerSplit& split) {
   const std::string& file = config.source;
   if (config.model.type != "layers") {
     throw ConfigError(file, config.model.line, "model.type",
@@ -152,11 +164,15 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
     LayerReader r(spec, i, file);
     const bool kept = i >= keep.first && i < keep.last;
     budget.count(kept);
+    const bool split_here = split.ways > 1 && splits(config.model.layers, i);
+    budget.split(split_here ? split.ways : 1);
     // Every layer is made, kept or not, so that each draws its weights as in the whole model.
     const Shape input = shape;
     auto add = [&](std::shared_ptr<nn::Module> layer) {
       if (visit) visit(i, *layer, input);
-      if (kept) model->push_back(std::move(layer), std::to_string(i));
+      if (!kept) return;
+      if (split_here) layer = split.split(i, std::move(layer));
+      model->push_back(std::move(layer), std::to_string(i));
     };
     auto positive = [&](const std::string& key, int64_t v) {
       if (v < 1 || v > kMaxSize)

@@ -45,7 +45,7 @@ std::string merge_stage_states(const std::vector<std::string>& stages, const std
 }
 
 std::string stage_state(const std::string& whole, const nn::Module& stage,
-                        const std::string& source) {
+                        const std::string& source, const EntryPart& part) {
   std::set<std::string> wanted;
   for (const auto& [name, p] : stage.named_parameters()) wanted.insert(name);
   for (const auto& [name, b] : stage.named_buffers()) wanted.insert(name);
@@ -54,7 +54,7 @@ std::string stage_state(const std::string& whole, const nn::Module& stage,
     for_each_entry(whole, source, [&](std::string name, Tensor value) {
       if (!wanted.erase(name)) return;  // another stage's, or a repeat
       w.write_string(name);
-      write_tensor(w, value);
+      write_tensor(w, part ? part(name, value) : value);
       ++count;
     });
   });

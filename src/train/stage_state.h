@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,9 +17,12 @@ namespace tessera::train {
 [[nodiscard]] std::string merge_stage_states(const std::vector<std::string>& stages,
                                              const std::string& source);
 
-// The entries of `whole` whose names `stage` has, as a state `stage` loads; an entry it lacks is
-// left for Module::load_state to name.
+// What a process keeps of a whole entry: the entry itself, or a tensor-parallel rank's part.
+using EntryPart = std::function<Tensor(const std::string& name, const Tensor& whole)>;
+
+// The entries of `whole` whose names `stage` has, each as `part` cuts it (none: whole), as a state
+// `stage` loads; an entry it lacks is left for Module::load_state to name.
 [[nodiscard]] std::string stage_state(const std::string& whole, const nn::Module& stage,
-                                      const std::string& source);
+                                      const std::string& source, const EntryPart& part = {});
 
 }  // namespace tessera::train

@@ -71,6 +71,7 @@ std::unique_ptr<Strategy> make_strategy(const Config& config, const TrainerOptio
   if (name == "none") return make_plain_strategy(config, group);
   if (name == "ddp") return make_ddp_strategy(config, group);
   if (name == "zero") return make_zero_strategy(config, group);
+  if (name == "tensor") return make_tensor_strategy(config, group);
   if (name == "ps") return make_ps_strategy(config, options);
   if (name == "pipeline" || name == "hybrid") return make_pipeline_strategy(config, group);
   // load_config admits only the names above.

@@ -65,6 +65,9 @@ class Strategy {
   [[nodiscard]] virtual LayerRange layers(size_t count,
                                           const std::function<std::vector<double>()>& costs);
 
+  // How this process holds the layers it builds: whole, or a tensor-parallel rank's part.
+  [[nodiscard]] virtual LayerSplit layer_split() { return {}; }
+
   // Takes the model built for this process's shard; called once, before any call below.
   virtual void attach(nn::Sequential& model) = 0;
   // The optimizer the learning-rate schedule drives and whose lr the metrics show.
@@ -131,6 +134,8 @@ class Strategy {
                                                            comm::ProcessGroup* group);
 [[nodiscard]] std::unique_ptr<Strategy> make_pipeline_strategy(const Config& config,
                                                                comm::ProcessGroup* group);
+[[nodiscard]] std::unique_ptr<Strategy> make_tensor_strategy(const Config& config,
+                                                             comm::ProcessGroup* group);
 // A worker of a parameter-server job (the servers run serve_parameters instead).
 [[nodiscard]] std::unique_ptr<Strategy> make_ps_strategy(const Config& config,
                                                          const TrainerOptions& options);

@@ -79,18 +79,22 @@ std::vector<double> from_every_rank(comm::ProcessGroup* group, const std::vector
 // sampler pads), so the mean of their losses is the loss of the global batch.
 struct RankReport {
   double mean_loss = 0.0;
-  std::vector<int64_t> peak_bytes;  // peak_storage_bytes() of each rank
+  std::vector<int64_t> peak_bytes;       // peak_storage_bytes() of each rank
+  std::vector<int64_t> parameter_bytes;  // the parameters each rank holds
 };
 
 // Collective.
-RankReport report_from_every_rank(comm::ProcessGroup* group, double loss) {
+RankReport report_from_every_rank(comm::ProcessGroup* group, double loss, const nn::Module& model) {
+  double parameters = 0;
+  for (const auto& p : model.parameters()) parameters += static_cast<double>(p.data().nbytes());
   const std::vector<double> all =
-      from_every_rank(group, {loss, static_cast<double>(peak_storage_bytes())});
+      from_every_rank(group, {loss, static_cast<double>(peak_storage_bytes()), parameters});
   RankReport report;
-  const double ranks = static_cast<double>(all.size() / 2);
-  for (size_t r = 0; r < all.size(); r += 2) {
+  const double ranks = static_cast<double>(all.size() / 3);
+  for (size_t r = 0; r < all.size(); r += 3) {
     report.mean_loss += all[r] / ranks;
     report.peak_bytes.push_back(static_cast<int64_t>(all[r + 1]));
+    report.parameter_bytes.push_back(static_cast<int64_t>(all[r + 2]));
   }
   return report;
 }
@@ -114,6 +118,7 @@ nlohmann::json step_metrics(const StepWindow& window, int64_t step, int64_t epoc
           {"epoch", epoch + 1},
           {"loss", report.mean_loss},
           {"peak_tensor_bytes", report.peak_bytes},
+          {"parameter_bytes", report.parameter_bytes},
           {"samples_per_s", samples_per_s},
           {"forward_ms", 1e3 * window.forward / steps},
           {"backward_ms", 1e3 * window.backward / steps},
@@ -344,7 +349,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
     return measure_layer_costs(config_, input_shape, std::max<int64_t>(1, micro_batch));
   });
   s.model = build_model(config_, input_shape, init, s.dropout_rng, &out_shape,
-                        {.index = rank, .count = ranks}, 0, part);
+                        {.index = rank, .count = ranks}, 0, part, {}, s.strategy->layer_split());
   s.classes = output_classes(config_, out_shape, *s.train_data, next_token);
   check_labels(*s.train_data, s.classes, "data.train");
   if (s.test_data) check_labels(*s.test_data, s.classes, "data.test");
@@ -516,7 +521,7 @@ TrainResult Trainer::run() {
       // Lines show the mean over the ranks (what one process on the global batch reports): one
       // small collective where a metrics or progress line is due, the same steps on every rank.
       if (log_now || done % log_every == 0 || done == per_epoch) {
-        const RankReport report = report_from_every_rank(s.strategy->group(), l);
+        const RankReport report = report_from_every_rank(s.strategy->group(), l, *s.model);
         shown_loss = report.mean_loss;
         if (log_now) {
           nlohmann::json line = step_metrics(window, s.step, epoch, report, rate);

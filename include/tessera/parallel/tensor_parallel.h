@@ -6,6 +6,7 @@
 #include "tessera/nn/linear.h"
 #include "tessera/nn/normalization.h"
 #include "tessera/nn/transformer.h"
+#include "tessera/parallel/parameter_split.h"
 
 namespace tessera::parallel {
 
@@ -29,25 +30,31 @@ using autograd::Variable;
 // outputs). With `parts` > 1 the outputs are that many blocks laid end to end (attention's query,
 // key and value) and rank r takes its slice of each. Throws ValueError when the group's size does
 // not divide each block.
-class ColumnParallelLinear : public nn::Module {
+class ColumnParallelLinear : public nn::Module, public SplitLayer {
  public:
   ColumnParallelLinear(const nn::Linear& whole, comm::ProcessGroup& group, int64_t parts = 1);
+  // A head tied to a VocabParallelEmbedding: `rows`, this rank's slice of the token table, is the
+  // weight (owned by the embedding, not registered here) and there is no bias.
+  ColumnParallelLinear(Variable rows, comm::ProcessGroup& group);
   Variable forward(const Variable& input) override;
   std::string name() const override;
+  ParameterSplits parameter_splits() const override;
 
  private:
   comm::ProcessGroup& group_;
+  int64_t parts_ = 1;
   Variable weight_, bias_;
 };
 
 // y = sum over ranks of x_r W_r^T, plus b: rank r takes its slice of the inputs (the output of
 // its column-parallel partner) and its columns of the whole weight; the bias, whole on every
 // rank, is added once after the sum.
-class RowParallelLinear : public nn::Module {
+class RowParallelLinear : public nn::Module, public SplitLayer {
  public:
   RowParallelLinear(const nn::Linear& whole, comm::ProcessGroup& group);
   Variable forward(const Variable& input) override;
   std::string name() const override;
+  ParameterSplits parameter_splits() const override;
 
  private:
   comm::ProcessGroup& group_;
@@ -58,11 +65,12 @@ class RowParallelLinear : public nn::Module {
 // dealt to the ranks (query, key and value projections column-parallel, the output projections
 // row-parallel), the LayerNorms whole on every rank. Two allreduces forward, two backward. Throws
 // ValueError when the group's size does not divide the heads and the hidden width.
-class TensorParallelTransformerBlock : public nn::Module {
+class TensorParallelTransformerBlock : public nn::Module, public SplitLayer {
  public:
   TensorParallelTransformerBlock(const nn::TransformerBlock& whole, comm::ProcessGroup& group);
   Variable forward(const Variable& input) override;
   std::string name() const override;
+  ParameterSplits parameter_splits() const override;
 
  private:
   int64_t heads_;  // this rank's

@@ -2,6 +2,7 @@
 
 #include "tessera/comm/process_group.h"
 #include "tessera/nn/embedding.h"
+#include "tessera/parallel/parameter_split.h"
 
 namespace tessera::parallel {
 
@@ -12,11 +13,14 @@ using autograd::Variable;
 // tokens in its range (zero rows for the others) and the rows are summed over the group; the
 // position table stays whole on every rank. Its output, and every gradient, equal the whole
 // embedding's. Throws ValueError when the group's size does not divide the vocabulary.
-class VocabParallelEmbedding : public nn::Module {
+class VocabParallelEmbedding : public nn::Module, public SplitLayer {
  public:
   VocabParallelEmbedding(const nn::TokenEmbedding& whole, comm::ProcessGroup& group);
   Variable forward(const Variable& tokens) override;
   std::string name() const override;
+  ParameterSplits parameter_splits() const override { return {{"tokens", {0, 1}}}; }
+  // This rank's rows of the token table (a tied head's weight).
+  [[nodiscard]] const Variable& tokens() const { return tokens_; }
 
  private:
   comm::ProcessGroup& group_;

@@ -91,7 +91,7 @@ struct TrainConfig {
 };
 
 struct ParallelConfig {
-  // auto: none on one process, ddp on several | none | ddp | zero | ps | pipeline | hybrid
+  // auto: none on one process, ddp on several | none | ddp | zero | ps | pipeline | hybrid | tensor
   std::string strategy = "auto";
   int64_t nproc = 1;
   std::string backend = "auto";         // auto | gloo | mpi | shm
@@ -118,9 +118,10 @@ struct ParallelConfig {
   // instead of keeping its activations. `stage_cuts`: the layer each stage after the first
   // begins with; empty: cut where each stage's measured time is most even.
   // hybrid: `dp` pipelines of `pp` stages (dp x pp processes; dp 0: the processes / pp), data
-  // parallel across the pipelines. `tp` (tensor parallelism) must be 1 for now.
+  // parallel across the pipelines.
+  // tensor: the layers split over `tp` processes (0: every process).
   int64_t dp = 0;
-  int64_t tp = 1;
+  int64_t tp = 0;
   int64_t pp = 0;
   int64_t micro_batches = 4;
   std::string schedule = "1f1b";

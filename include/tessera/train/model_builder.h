@@ -20,6 +20,16 @@ struct LayerRange {
 };
 using LayerVisitor = std::function<void(size_t index, nn::Module& layer, const Shape& input)>;
 
+// Tensor parallelism as the model is built: each layer it splits (a token embedding, a
+// transformer block, and the model's last layer when that is linear: the output head) goes, as
+// soon as it is made, to `split`, and the model keeps what `split` returns (this process's part
+// of it), so the whole layer lives only while it is split. The memory budget counts 1/ways of
+// their parameters.
+struct LayerSplit {
+  int64_t ways = 1;
+  std::function<std::shared_ptr<nn::Module>(size_t index, std::shared_ptr<nn::Module> whole)> split;
+};
+
 // Builds the [model] layers for samples of `sample_shape` (without the batch dimension), inferring
 // each layer's input size from the previous layer's output, so a config names only what it
 // chooses: `{ type = "linear", out = 512 }`, `{ type = "conv2d", out = 32, kernel = 5,
@@ -38,10 +48,11 @@ using LayerVisitor = std::function<void(size_t index, nn::Module& layer, const S
 // counts only them against the memory; the others are made (so that each layer draws the weights
 // it draws in the whole model) and dropped. A kept head tied to an embedding that is not kept
 // holds a copy of the embedding's table under the table's name ("0.tokens"). `visit`, when given,
-// sees every layer as it is made, with its index and its input shape per sample.
+// sees every layer as it is made, with its index and its input shape per sample. `split` makes
+// a tensor-parallel rank's part of the model (above).
 [[nodiscard]] std::shared_ptr<nn::Sequential> build_model(
     const Config& config, const Shape& sample_shape, Generator& init, Generator& dropout,
     Shape* output_shape = nullptr, nn::BatchShard shard = {}, uint64_t memory_limit = 0,
-    LayerRange keep = {}, const LayerVisitor& visit = {});
+    LayerRange keep = {}, const LayerVisitor& visit = {}, const LayerSplit& split = {});
 
 }  // namespace tessera::train
