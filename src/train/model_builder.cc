@@ -150,15 +150,15 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
   size_t embedding_index = 0;
   Shape shape = sample_shape;  // per sample, no batch dimension
   const bool capped = config.train.memory_cap_mb > 0;
-  MemoryBudget budget(
-      config.data.batch_size / std::max(shard.count, 1),
-      memory_limit > 0 ? memory_limit
-      : capped         ? static_cast<uint64_t>(config.train.memory_cap_mb * (1 << 20))
-                       : physical_memory_bytes(),
-      memory_limit > 0 ? "memory allowed"
-      : capped         ? "this process's cap (train.memory_cap_mb; a pipeline's stages each hold "
-                         "part of the model)"
-                       : "this machine's memory");
+  MemoryBudget budget(config.data.batch_size / std::max(shard.count, 1),
+                      memory_limit > 0 ? memory_limit
+                      : capped ? static_cast<uint64_t>(config.train.memory_cap_mb * (1 << 20))
+                               : physical_memory_bytes(),
+                      memory_limit > 0 ? "memory allowed"
+                      : capped
+                          ? "this process's cap (train.memory_cap_mb; pipeline stages and tensor "
+                            "parallelism hold part of the model on each process)"
+                          : "this machine's memory");
   for (size_t i = 0; i < config.model.layers.size(); ++i) {
     const LayerSpec& spec = config.model.layers[i];
     LayerReader r(spec, i, file);

@@ -1,7 +1,8 @@
 // A model that does not fit: under a tensor memory cap (train.memory_cap_mb), a transformer whose
 // parameters and gradients alone exceed the cap fails on one process with an error naming the cap
 // and the layer that broke it, or, when the model fits but training does not, naming the cap and
-// the allocation; cut into two pipeline stages (real processes, each under the cap) it trains.
+// the allocation; cut into two pipeline stages, or split over two processes by tensor parallelism
+// (real processes, each under the cap), it trains.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -62,7 +63,7 @@ int train(const TrainingJob& job, const std::string& name, std::vector<std::stri
   return p.wait(90s).value_or(-1);
 }
 
-TEST(MemoryCap, AModelOverTheCapFailsOnOneProcessAndTrainsInTwoStages) {
+TEST(MemoryCap, AModelOverTheCapFailsOnOneProcessAndTrainsSplitInTwo) {
   TrainingJob job("memory_cap");
   EXPECT_NE(train(job, "one", {}), 0);
   const std::string one = read_file(job.dir() / "one.err");
@@ -79,10 +80,14 @@ TEST(MemoryCap, AModelOverTheCapFailsOnOneProcessAndTrainsInTwoStages) {
   EXPECT_NE(momentum.find("over its cap of 17.0 MiB (train.memory_cap_mb in"), std::string::npos)
       << momentum;
 
-  const int two = train(job, "two", {"--nproc", "2", "--set", "parallel.strategy=\"pipeline\""});
-  EXPECT_EQ(two, 0) << read_file(job.dir() / "two.err");
-  const std::string out = read_file(job.dir() / "two.err") + read_file(job.dir() / "two.out");
-  EXPECT_NE(out.find("trained 30 steps"), std::string::npos) << out;
+  for (const std::string strategy : {"pipeline", "tensor"}) {
+    const int two =
+        train(job, strategy, {"--nproc", "2", "--set", "parallel.strategy=\"" + strategy + "\""});
+    EXPECT_EQ(two, 0) << read_file(job.dir() / (strategy + ".err"));
+    const std::string out =
+        read_file(job.dir() / (strategy + ".err")) + read_file(job.dir() / (strategy + ".out"));
+    EXPECT_NE(out.find("trained 30 steps"), std::string::npos) << out;
+  }
 }
 
 }  // namespace
