@@ -37,7 +37,7 @@ asan_env = LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppression
 # child (a rank that is killed on purpose) start threads.
 tsan_env = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:suppressions=$(CURDIR)/tools/tsan.supp \
            TESSERA_NUM_THREADS=1 OMP_NUM_THREADS=1
-# How long `make fuzz` runs each harness (`make test` runs each for 20 s).
+# How long `make fuzz` runs each harness (`make test` runs each for 10 s).
 FUZZ_SECONDS ?= 600
 # Where `make install` puts the Release build; DESTDIR, when set, is prepended (staged installs).
 PREFIX      ?= /usr/local

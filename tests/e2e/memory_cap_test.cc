@@ -47,8 +47,8 @@ lr = 0.05
 [train]
 loss = "next_token"
 epochs = 1
-max_steps = 30
-log_every = 10
+max_steps = 8
+log_every = 4
 memory_cap_mb = 10
 threads = 1
 run_dir = ")"
@@ -86,7 +86,7 @@ TEST(MemoryCap, AModelOverTheCapFailsOnOneProcessAndTrainsSplitInTwo) {
     EXPECT_EQ(two, 0) << read_file(job.dir() / (strategy + ".err"));
     const std::string out =
         read_file(job.dir() / (strategy + ".err")) + read_file(job.dir() / (strategy + ".out"));
-    EXPECT_NE(out.find("trained 30 steps"), std::string::npos) << out;
+    EXPECT_NE(out.find("trained 8 steps"), std::string::npos) << out;
   }
 }
 
