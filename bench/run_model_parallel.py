@@ -40,6 +40,7 @@ VARIANTS = [  # name, processes, overrides
     ("pp=2 1f1b recompute", 2, ["parallel.recompute=true"]),
     ("tp=2", 2, ['parallel.strategy="tensor"']),
     ("dp=2 x pp=2", 4, ['parallel.strategy="hybrid"', "parallel.pp=2"]),
+    ("dp=2 x pp=2 x tp=2", 8, ['parallel.strategy="hybrid"', "parallel.pp=2", "parallel.tp=2"]),
 ]
 
 

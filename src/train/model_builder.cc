@@ -204,9 +204,11 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
         shape.back() = out;
         budget.add(r, {}, shape);
         // A stage without the embedding holds a copy of its table, under the table's name.
+        const std::string name = std::to_string(embedding_index) + ".tokens";
         const nn::Variable weight =
             kept && !(embedding_index >= keep.first && embedding_index < keep.last)
-                ? model->hold_parameter(std::to_string(embedding_index) + ".tokens", table.data())
+                ? model->hold_parameter(name,
+                                        split_here ? split.hold(name, table.data()) : table.data())
                 : table;
         add(std::make_shared<nn::TiedLinear>(weight));
         r.finish();

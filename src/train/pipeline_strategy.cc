@@ -9,6 +9,7 @@
 #include "section_bytes.h"
 #include "stage_state.h"
 #include "strategy.h"
+#include "tensor_split.h"
 #include "tessera/core/error.h"
 #include "tessera/nn/activation.h"
 #include "tessera/optim/clip.h"
@@ -32,7 +33,9 @@ struct TiedGroup {
 // same batch (the first stage its inputs, the last its targets) and gets the batch's loss; rank 0
 // reports. Strategy "hybrid" runs dp such pipelines side by side (dp x pp processes, rank
 // d * pp + s running stage s of pipeline d), each on its shard of the global batch, the
-// gradients of each stage averaged over the dp pipelines (as DDP does) before the step.
+// gradients of each stage averaged over the dp pipelines (as DDP does) before the step. With tp
+// > 1 every stage's layers are split over tp processes besides (TensorSplitter): dp x pp x tp
+// processes, rank (d * pp + s) * tp + t holding part t of stage s of pipeline d.
 // A checkpoint holds the whole model and the whole optimizer state, as one process's ("model",
 // "optimizer"): it resumes on one process or on any cut into stages.
 class PipelineStrategy final : public Strategy {
@@ -44,13 +47,17 @@ class PipelineStrategy final : public Strategy {
   [[nodiscard]] bool reports() const override { return group()->rank() == 0; }
   [[nodiscard]] LayerRange layers(size_t count,
                                   const std::function<std::vector<double>()>& costs) override;
+  [[nodiscard]] LayerSplit layer_split() override {
+    return splitter_ ? splitter_->layer_split() : LayerSplit{};
+  }
   void attach(nn::Sequential& model) override;
   optim::Optimizer& optimizer() override { return *optimizer_; }
   void zero_grad() override { optimizer_->zero_grad(); }
   double forward_backward(nn::Module& model, const ModelIO& io, const LossFunction& loss,
                           StepWindow& window) override;
   [[nodiscard]] Tensor predict(nn::Module& /*model*/, const Tensor& input) override {
-    return pipeline_->forward(input);
+    const Tensor out = pipeline_->forward(input);
+    return splitter_ ? splitter_->whole_output(out) : out;
   }
   void finish_backward(StepWindow& window) override;
   void step() override;
@@ -72,6 +79,10 @@ class PipelineStrategy final : public Strategy {
   int data_rank_ = 0, data_ranks_ = 1;
   std::unique_ptr<comm::ProcessGroup> pipe_;  // this process's pipeline: rank s runs stage s
   std::unique_ptr<comm::ProcessGroup> dp_;    // the same stage of every pipeline (hybrid)
+  std::unique_ptr<comm::ProcessGroup> tp_;    // the parts of this process's stage (tp > 1)
+  // Every process of this pipeline, all its stages' parts (tp > 1; else the pipeline itself).
+  std::unique_ptr<comm::ProcessGroup> replica_;
+  std::unique_ptr<TensorSplitter> splitter_;  // tp > 1
   std::vector<size_t> bounds_;                // stage s has layers [bounds_[s], bounds_[s + 1])
   nn::Sequential* model_ = nullptr;
   std::unique_ptr<parallel::Pipeline> pipeline_;
@@ -90,31 +101,41 @@ PipelineStrategy::PipelineStrategy(const Config& config, comm::ProcessGroup* gro
   const ParallelConfig& p = config_.parallel;
   const int world = this->group()->size();
   const bool hybrid = p.strategy == "hybrid";
-  if (p.tp > 1) {
+  if (!hybrid && p.tp > 1) {
     fail("tp",
-         "tensor parallelism is not a Trainer strategy yet: set tp = 1 (the layers exist "
-         "in C++: parallel/tensor_parallel.h)");
+         "strategy \"pipeline\" does not split layers: strategy \"hybrid\" with pp and tp "
+         "does both");
   }
-  int64_t pp = p.pp == 0 ? world : p.pp;
+  const int64_t tp = std::max<int64_t>(p.tp, 1);
+  const int64_t pp = p.pp == 0 ? world / tp : p.pp;
   if (!hybrid && pp != world) {
     fail("pp", detail::concat("is ", p.pp, " but ", world,
                               " processes train; strategy \"pipeline\" runs one stage on each "
                               "process (pp = 0 or ",
                               world, "); strategy \"hybrid\" runs dp pipelines of pp stages"));
   }
-  const int64_t dp = p.dp == 0 ? world / pp : p.dp;
-  if (dp * pp != world) {
-    fail(p.dp == 0 ? "pp" : "dp",
-         detail::concat("dp ", dp, " x pp ", pp, " is not the ", world, " processes that train"));
+  const int64_t dp = p.dp == 0 ? world / (pp * tp) : p.dp;
+  if (pp < 1 || dp * pp * tp != world) {
+    fail(p.dp == 0 ? "pp" : "dp", detail::concat("dp ", dp, " x pp ", pp, " x tp ", tp,
+                                                 " is not the ", world, " processes that train"));
   }
   const int rank = this->group()->rank();
-  data_rank_ = static_cast<int>(rank / pp);
+  const auto part = static_cast<int>(rank % tp);
+  const auto stage = static_cast<int>(rank / tp % pp);
+  data_rank_ = static_cast<int>(rank / (pp * tp));
   data_ranks_ = static_cast<int>(dp);
-  const int stage = static_cast<int>(rank % pp);
   const std::string name = this->group()->name();
-  pipe_ = this->group()->split(data_rank_, stage, detail::concat(name, "/pp", data_rank_));
-  dp_ = this->group()->split(dp > 1 ? stage : comm::kNoColor, data_rank_,
-                             detail::concat(name, "/dp", stage));
+  const auto lane = static_cast<int>(data_rank_ * tp + part);
+  pipe_ = this->group()->split(lane, stage, detail::concat(name, "/pp", lane));
+  const auto place = static_cast<int>(stage * tp + part);
+  dp_ = this->group()->split(dp > 1 ? place : comm::kNoColor, data_rank_,
+                             detail::concat(name, "/dp", place));
+  const auto block = static_cast<int>(data_rank_ * pp + stage);
+  tp_ = this->group()->split(tp > 1 ? block : comm::kNoColor, part,
+                             detail::concat(name, "/tp", block));
+  replica_ = this->group()->split(tp > 1 ? data_rank_ : comm::kNoColor, rank,
+                                  detail::concat(name, "/replica", data_rank_));
+  if (tp_) splitter_ = std::make_unique<TensorSplitter>(config_, *tp_);
 }
 
 LayerRange PipelineStrategy::layers(size_t count,
@@ -222,7 +243,12 @@ void PipelineStrategy::learn_layout() {
 double PipelineStrategy::forward_backward(nn::Module& /*model*/, const ModelIO& io,
                                           const LossFunction& loss, StepWindow& window) {
   if (window.steps == 0) idle_ = busy_ = 0;
-  const double l = pipeline_->train_batch(io.input, io.targets, loss);
+  const double l = splitter_ ? pipeline_->train_batch(
+                                   io.input, io.targets,
+                                   [&](const autograd::Variable& output, const Tensor& targets) {
+                                     return splitter_->loss(output, targets, loss);
+                                   })
+                             : pipeline_->train_batch(io.input, io.targets, loss);
   const parallel::PipelineStepStats& s = pipeline_->last_step();
   // Forward and backward interleave: their time together is the stage's compute.
   window.forward += s.compute;
@@ -261,12 +287,17 @@ void PipelineStrategy::finish_backward(StepWindow& window) {
 
 void PipelineStrategy::step() {
   if (const double max_norm = config_.optimizer.clip_grad_norm; max_norm > 0) {
-    std::vector<autograd::Variable> counted;
+    // Each tied weight counted on one stage; a split one's parts on every process of its stage, a
+    // whole one on the stage's first part only.
+    std::vector<autograd::Variable> split, whole;
     for (const auto& [name, p] : model_->named_parameters()) {
-      if (!counted_elsewhere_.count(name)) counted.push_back(p);
+      if (counted_elsewhere_.count(name)) continue;
+      (splitter_ && splitter_->split_of(name).dim >= 0 ? split : whole).push_back(p);
     }
-    double squares = optim::gradient_sum_of_squares(counted);
-    pipe().allreduce(&squares, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
+    double squares = optim::gradient_sum_of_squares(split);
+    if (!tp_ || tp_->rank() == 0) squares += optim::gradient_sum_of_squares(whole);
+    comm::ProcessGroup& replica = replica_ ? *replica_ : pipe();
+    replica.allreduce(&squares, 1, comm::DataType::kFloat64, comm::ReduceOp::kSum)->wait();
     optim::clip_to_norm(model_->parameters(), std::sqrt(squares), max_norm);
   }
   optimizer_->step();
@@ -277,24 +308,29 @@ void PipelineStrategy::add_metrics(const StepWindow& /*window*/, nlohmann::json&
 }
 
 std::string PipelineStrategy::model_state(nn::Module& model) {
-  const std::vector<std::string> stages =
-      parallel::allgather_bytes(pipe(), Strategy::model_state(model));
+  const std::vector<std::string> stages = parallel::allgather_bytes(
+      pipe(), splitter_ ? splitter_->whole_state(model) : Strategy::model_state(model));
   return reports() ? merge_stage_states(stages, "pipeline stage state") : std::string();
 }
 
 void PipelineStrategy::load_model_state(nn::Module& model, const std::string& state,
                                         const std::string& path) {
-  Strategy::load_model_state(model, stage_state(state, model, path), path);
+  Strategy::load_model_state(
+      model, stage_state(state, model, path, splitter_ ? splitter_->cut(path) : EntryPart{}), path);
 }
 
 // Each stage sends the state of the parameters it owns; the first puts them together in the whole
 // model's order, as one process would save it.
 void PipelineStrategy::save(Checkpoint& checkpoint) {
   std::vector<optim::ParamState> own;
+  std::vector<std::pair<std::string, autograd::Variable>> owned;
   const auto params = model_->named_parameters();
   for (size_t i = 0; i < params.size(); ++i) {
-    if (!counted_elsewhere_.count(params[i].first)) own.push_back(optimizer_->state(i));
+    if (counted_elsewhere_.count(params[i].first)) continue;
+    own.push_back(optimizer_->state(i));
+    owned.push_back(params[i]);
   }
+  if (splitter_) own = splitter_->whole_states(owned, std::move(own));
   const std::vector<std::string> stages = parallel::allgather_bytes(
       pipe(), to_bytes([&](BinaryWriter& w) {
         optim::write_optimizer_state(w, optimizer_->kind(), optimizer_->lr(), own);
@@ -331,6 +367,7 @@ void PipelineStrategy::load(const Checkpoint& checkpoint) {
   const auto params = model_->named_parameters();
   std::vector<optim::ParamState> mine;
   for (const auto& [name, p] : params) mine.push_back(whole.params.at(whole_index_.at(name)));
+  if (splitter_) splitter_->cut_states(params, mine, checkpoint.path);
   for (size_t i = 0; i < params.size(); ++i) optimizer_->set_state(i, std::move(mine[i]));
   optimizer_->set_lr(whole.lr);
 }

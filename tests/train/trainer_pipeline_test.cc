@@ -170,6 +170,46 @@ TEST_F(TrainerPipelineTest, HybridDataParallelPipelinesTrainAsOneProcess) {
   }
 }
 
+// Meshes with tensor parallelism inside each stage: dp x pp x tp processes, the head (tied to the
+// embedding on another stage) split too. Each rank holds parts, so the parameters compared are
+// the ones the checkpoint puts together. With clipping on one pipeline, without on two (where a
+// gradient of the wrong scale would hide under the clipping).
+TEST_F(TrainerPipelineTest, MeshesWithTensorParallelStagesTrainAsOneProcess) {
+  for (const bool clip : {true, false}) {
+    const std::string norm = clip ? "optimizer.clip_grad_norm=0.5" : "optimizer.clip_grad_norm=0";
+    const Outcome whole = one_process({norm});
+    const auto meshes = clip ? std::vector<std::pair<int, int>>{{4, 2}, {6, 3}}
+                             : std::vector<std::pair<int, int>>{{8, 2}};
+    for (const auto& [n, pp] : meshes) {
+      SCOPED_TRACE(::testing::Message() << n << " ranks, pp " << pp << ", tp 2, clip " << clip);
+      fs::remove_all(dir_ / "run");
+      Outcome r = ranks(n, {"parallel.strategy=\"hybrid\"", "parallel.pp=" + std::to_string(pp),
+                            "parallel.tp=2", "parallel.micro_batches=2", norm});
+      r.params = params_of(*load_saved_model(read_checkpoint(r.result.last_checkpoint)).model);
+      expect_same(r, whole, 1e-5);
+    }
+  }
+}
+
+// A mesh's checkpoint is one process's too, and one process's resumes as a mesh.
+TEST_F(TrainerPipelineTest, CheckpointsMoveBetweenOneProcessAndAMesh) {
+  const Outcome straight = one_process({"train.max_steps=6"});
+  const std::vector<std::string> mesh{"parallel.strategy=\"hybrid\"", "parallel.pp=2",
+                                      "parallel.tp=2"};
+  fs::remove_all(dir_ / "run");
+  (void)ranks(4, mesh);
+  const Outcome resumed = one_process({"train.max_steps=6"}, /*resume=*/true);
+  EXPECT_LT(relative_error(resumed.params, straight.params), 1e-5);
+
+  fs::remove_all(dir_ / "run");
+  (void)one_process({});
+  std::vector<std::string> longer = mesh;
+  longer.push_back("train.max_steps=6");
+  Outcome split = ranks(4, longer, /*resume=*/true);
+  split.params = params_of(*load_saved_model(read_checkpoint(split.result.last_checkpoint)).model);
+  EXPECT_LT(relative_error(split.params, straight.params), 1e-5);
+}
+
 // A pipeline's checkpoint is one process's: one process goes on from it, and a pipeline cut
 // another way goes on from one process's.
 TEST_F(TrainerPipelineTest, CheckpointsMoveBetweenOneProcessAndAnyCut) {
@@ -204,8 +244,8 @@ TEST_F(TrainerPipelineTest, BadSettingsNameTheirKey) {
     std::string what;
     comm::testing::run_ranks(stages, [&](comm::ProcessGroup& group) {
       try {
-        std::vector<std::string> all = extra;
-        all.push_back("parallel.strategy=\"pipeline\"");
+        std::vector<std::string> all{"parallel.strategy=\"pipeline\""};
+        all.insert(all.end(), extra.begin(), extra.end());
         Trainer t(config(all), {.group = &group, .progress = nullptr});
       } catch (const ConfigError& e) {
         if (group.rank() == 0) what = e.what();
@@ -220,6 +260,8 @@ TEST_F(TrainerPipelineTest, BadSettingsNameTheirKey) {
   EXPECT_NE(message(2, {"parallel.micro_batches=13"}).find("parallel.micro_batches"),
             std::string::npos);
   EXPECT_NE(message(2, {"parallel.tp=2"}).find("parallel.tp"), std::string::npos);
+  EXPECT_NE(message(3, {"parallel.strategy=\"hybrid\"", "parallel.tp=2"}).find("parallel.pp"),
+            std::string::npos);
   EXPECT_THROW((void)config({"parallel.schedule=\"zigzag\""}), ConfigError);
 }
 

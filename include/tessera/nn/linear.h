@@ -36,6 +36,7 @@ class TiedLinear : public Module {
   explicit TiedLinear(Variable weight);
   Variable forward(const Variable& input) override;
   std::string name() const override;
+  [[nodiscard]] const Variable& weight() const { return weight_; }
 
  private:
   Variable weight_;

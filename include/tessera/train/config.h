@@ -117,8 +117,9 @@ struct ParallelConfig {
   // (1f1b | gpipe), with `recompute` running each stage's forward again before its backward
   // instead of keeping its activations. `stage_cuts`: the layer each stage after the first
   // begins with; empty: cut where each stage's measured time is most even.
-  // hybrid: `dp` pipelines of `pp` stages (dp x pp processes; dp 0: the processes / pp), data
-  // parallel across the pipelines.
+  // hybrid: `dp` pipelines of `pp` stages, each stage's layers split over `tp` processes
+  // (dp x pp x tp processes; pp 0: the processes / tp, dp 0: what pp and tp leave), data parallel
+  // across the pipelines.
   // tensor: the layers split over `tp` processes (0: every process).
   int64_t dp = 0;
   int64_t tp = 0;

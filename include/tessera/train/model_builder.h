@@ -24,10 +24,12 @@ using LayerVisitor = std::function<void(size_t index, nn::Module& layer, const S
 // transformer block, and the model's last layer when that is linear: the output head) goes, as
 // soon as it is made, to `split`, and the model keeps what `split` returns (this process's part
 // of it), so the whole layer lives only while it is split. The memory budget counts 1/ways of
-// their parameters.
+// their parameters. `hold` gives this process's part of a split parameter that a kept layer uses
+// but another stage owns (the token table a tied head on another pipeline stage holds a copy of).
 struct LayerSplit {
   int64_t ways = 1;
   std::function<std::shared_ptr<nn::Module>(size_t index, std::shared_ptr<nn::Module> whole)> split;
+  std::function<Tensor(const std::string& name, const Tensor& whole)> hold;
 };
 
 // Builds the [model] layers for samples of `sample_shape` (without the batch dimension), inferring
