@@ -11,7 +11,8 @@ theory.
    so the idle fractions of K above the core count measure the machine, not the schedule.
 2. The example trained --steps steps on one process (strategy none, all cores) and on processes
    of one thread each: as a pipeline of two stages (1F1B, GPipe, 1F1B with recompute), split by
-   tensor parallelism over two, and as the meshes --variants names: training tokens/s (medians of
+   tensor parallelism over two, fully sharded over two (ZeRO-3), and as meshes (dp x pp, and
+   dp x pp x tp on 8 processes): training tokens/s (medians of
    --runs), the test loss after the steps, and each rank's parameter and peak tensor bytes.
 
 Usage: bench/run_model_parallel.sh [--runs 3] [--steps 100] [--stages 2,4] [--variants all]
@@ -39,6 +40,7 @@ VARIANTS = [  # name, processes, overrides
     ("pp=2 gpipe", 2, ['parallel.schedule="gpipe"']),
     ("pp=2 1f1b recompute", 2, ["parallel.recompute=true"]),
     ("tp=2", 2, ['parallel.strategy="tensor"']),
+    ("zero3 on 2", 2, ['parallel.strategy="zero"', "parallel.zero_stage=3"]),
     ("dp=2 x pp=2", 4, ['parallel.strategy="hybrid"', "parallel.pp=2"]),
     ("dp=2 x pp=2 x tp=2", 8, ['parallel.strategy="hybrid"', "parallel.pp=2", "parallel.tp=2"]),
 ]

@@ -51,9 +51,9 @@ void check_limit(size_t nbytes) {
               limit_source + ")");
 }
 
-}  // namespace
-
-std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+// nbytes of aligned memory, counted.
+void* allocate_bytes(size_t nbytes) {
+  constexpr size_t kAlignment = Storage::kAlignment;
   if (nbytes > SIZE_MAX - kAlignment) {
     throw Error("out of memory: cannot allocate " + format_bytes(nbytes) + " for a tensor");
   }
@@ -65,7 +65,25 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
                 " for a tensor (this machine has " + format_bytes(physical_memory_bytes()) + ")");
   }
   count_allocation(nbytes);
-  return std::shared_ptr<Storage>(new Storage(data, nbytes, device));
+  return data;
+}
+
+}  // namespace
+
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  return std::shared_ptr<Storage>(new Storage(allocate_bytes(nbytes), nbytes, device));
+}
+
+void Storage::release() {
+  if (external_) throw ValueError("Storage::release: the memory is someone else's");
+  if (data_ == nullptr) return;
+  std::free(data_);
+  data_ = nullptr;
+  live_bytes.fetch_sub(nbytes_, std::memory_order_relaxed);
+}
+
+void Storage::restore() {
+  if (data_ == nullptr) data_ = allocate_bytes(nbytes_);
 }
 
 std::shared_ptr<Storage> Storage::wrap(std::shared_ptr<void> memory, size_t nbytes) {
@@ -80,6 +98,7 @@ std::shared_ptr<Storage> Storage::wrap(std::shared_ptr<void> memory, size_t nbyt
 }
 
 Storage::~Storage() {
+  if (data_ == nullptr) return;  // released
   live_bytes.fetch_sub(nbytes_, std::memory_order_relaxed);
   if (!external_) std::free(data_);
 }

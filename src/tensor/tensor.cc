@@ -133,6 +133,11 @@ int64_t Tensor::size(int64_t axis) const { return shape_[normalize_axis(axis, di
 
 void* Tensor::raw_data() const {
   if (!storage_) throw ValueError("Tensor::data: tensor is undefined");
+  if (storage_->released() && numel_ > 0) {
+    throw ValueError(
+        "Tensor::data: the tensor's storage is released (a fully sharded layer's parameter used "
+        "while its layer is not gathered)");
+  }
   return static_cast<char*>(storage_->data()) + offset_ * static_cast<int64_t>(dtype_size(dtype_));
 }
 

@@ -417,7 +417,7 @@ Config build(const toml::table& root, const std::string& file) {
   par.read("stage_cuts", p.stage_cuts);
   par.finish();
   require(par, p.timeout_s > 0 && p.timeout_s <= 1e7, "timeout_s", "must lie in (0, 1e7]");
-  require(par, p.zero_stage == 1 || p.zero_stage == 2, "zero_stage", "must be 1 or 2");
+  require(par, p.zero_stage >= 1 && p.zero_stage <= 3, "zero_stage", "must be 1, 2 or 3");
   require(par, p.bucket_mb > 0 && p.bucket_mb <= 1 << 20, "bucket_mb", "must lie in (0, 1048576]");
   one_of(par, "compression", p.compression, {"none", "bf16", "fp16"});
   one_of(par, "strategy", p.strategy,

@@ -164,7 +164,8 @@ std::shared_ptr<nn::Sequential> build_model(const Config& config, const Shape& s
     LayerReader r(spec, i, file);
     const bool kept = i >= keep.first && i < keep.last;
     budget.count(kept);
-    const bool split_here = split.ways > 1 && splits(config.model.layers, i);
+    const bool split_here =
+        split.split && (split.every_layer || (split.ways > 1 && splits(config.model.layers, i)));
     budget.split(split_here ? split.ways : 1);
     // Every layer is made, kept or not, so that each draws its weights as in the whole model.
     const Shape input = shape;

@@ -60,6 +60,12 @@ int64_t Strategy::optimizer_state_bytes() {
   return bytes;
 }
 
+int64_t Strategy::parameter_bytes(const nn::Module& model) const {
+  int64_t bytes = 0;
+  for (const auto& p : model.parameters()) bytes += static_cast<int64_t>(p.data().nbytes());
+  return bytes;
+}
+
 std::string resolve_strategy(const std::string& strategy, const comm::ProcessGroup* group) {
   if (strategy != "auto") return strategy;
   return group != nullptr && group->size() > 1 ? "ddp" : "none";

@@ -88,6 +88,8 @@ class Strategy {
   [[nodiscard]] virtual int64_t first_step() const { return 0; }
   // Bytes of optimizer state this process holds.
   [[nodiscard]] virtual int64_t optimizer_state_bytes();
+  // Bytes of the model's parameters this process holds (its part of a split model's).
+  [[nodiscard]] virtual int64_t parameter_bytes(const nn::Module& model) const;
   // Adds the strategy's own fields to the metrics line of the steps in `window`.
   virtual void add_metrics(const StepWindow& /*window*/, nlohmann::json& /*line*/) const {}
 
@@ -134,6 +136,9 @@ class Strategy {
                                                            comm::ProcessGroup* group);
 [[nodiscard]] std::unique_ptr<Strategy> make_pipeline_strategy(const Config& config,
                                                                comm::ProcessGroup* group);
+// zero_stage 3 (make_zero_strategy chooses it).
+[[nodiscard]] std::unique_ptr<Strategy> make_zero3_strategy(const Config& config,
+                                                            comm::ProcessGroup* group);
 [[nodiscard]] std::unique_ptr<Strategy> make_tensor_strategy(const Config& config,
                                                              comm::ProcessGroup* group);
 // A worker of a parameter-server job (the servers run serve_parameters instead).

@@ -84,11 +84,10 @@ struct RankReport {
 };
 
 // Collective.
-RankReport report_from_every_rank(comm::ProcessGroup* group, double loss, const nn::Module& model) {
-  double parameters = 0;
-  for (const auto& p : model.parameters()) parameters += static_cast<double>(p.data().nbytes());
-  const std::vector<double> all =
-      from_every_rank(group, {loss, static_cast<double>(peak_storage_bytes()), parameters});
+RankReport report_from_every_rank(comm::ProcessGroup* group, double loss, int64_t parameter_bytes) {
+  const std::vector<double> all = from_every_rank(
+      group,
+      {loss, static_cast<double>(peak_storage_bytes()), static_cast<double>(parameter_bytes)});
   RankReport report;
   const double ranks = static_cast<double>(all.size() / 3);
   for (size_t r = 0; r < all.size(); r += 3) {
@@ -521,7 +520,8 @@ TrainResult Trainer::run() {
       // Lines show the mean over the ranks (what one process on the global batch reports): one
       // small collective where a metrics or progress line is due, the same steps on every rank.
       if (log_now || done % log_every == 0 || done == per_epoch) {
-        const RankReport report = report_from_every_rank(s.strategy->group(), l, *s.model);
+        const RankReport report =
+            report_from_every_rank(s.strategy->group(), l, s.strategy->parameter_bytes(*s.model));
         shown_loss = report.mean_loss;
         if (log_now) {
           nlohmann::json line = step_metrics(window, s.step, epoch, report, rate);

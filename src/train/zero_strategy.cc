@@ -69,6 +69,7 @@ void ZeroStrategy::load(const Checkpoint& checkpoint) {
 }  // namespace
 
 std::unique_ptr<Strategy> make_zero_strategy(const Config& config, comm::ProcessGroup* group) {
+  if (config.parallel.zero_stage == 3) return make_zero3_strategy(config, group);
   return std::make_unique<ZeroStrategy>(config, group);
 }
 

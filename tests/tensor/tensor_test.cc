@@ -294,5 +294,21 @@ TEST(Tensor, OverWrappedMemoryKeepsItAliveAndChecksItsSize) {
   EXPECT_THROW((void)Storage::wrap(misaligned, 32), ValueError);
 }
 
+// What ZeRO-3 does to a layer's parameters: the memory goes and comes back under the same views.
+TEST(Storage, AReleasedStorageFreesItsMemoryAndItsViewsSeeItAgainWhenRestored) {
+  const size_t before = live_storage_bytes();
+  Tensor t = Tensor::zeros({1000});
+  const Tensor view = t.slice(0, 10, 20);
+  t.storage()->release();
+  EXPECT_TRUE(t.storage()->released());
+  EXPECT_EQ(live_storage_bytes(), before);
+  EXPECT_THROW((void)view.data<float>(), ValueError);
+  t.storage()->restore();
+  EXPECT_EQ(live_storage_bytes(), before + 4000);
+  t.fill_(2.0);
+  EXPECT_EQ(view.at({3}), 2.0);
+  t.storage()->release();  // and the tensor's end frees nothing twice
+}
+
 }  // namespace
 }  // namespace tessera

@@ -23,9 +23,19 @@ class Storage {
   Storage& operator=(const Storage&) = delete;
   ~Storage();
 
+  // nullptr while released.
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+
+  // Frees the memory but keeps the storage, so the tensors that view it (a fully sharded layer's
+  // parameters, and what backward saved of them) see it again, with new contents, after
+  // restore(). Throws ValueError on wrapped memory, which this storage does not own.
+  void release();
+  // Allocates the memory again (uninitialised) if released; counts against the cap as
+  // allocate() does.
+  void restore();
+  [[nodiscard]] bool released() const { return data_ == nullptr; }
 
  private:
   Storage(void* data, size_t nbytes, Device device)

@@ -94,8 +94,10 @@ struct ParallelConfig {
   // auto: none on one process, ddp on several | none | ddp | zero | ps | pipeline | hybrid | tensor
   std::string strategy = "auto";
   int64_t nproc = 1;
-  std::string backend = "auto";         // auto | gloo | mpi | shm
-  int64_t zero_stage = 1;               // zero: 1 shards optimizer state, 2 also gradients
+  std::string backend = "auto";  // auto | gloo | mpi | shm
+  // zero: 1 shards optimizer state, 2 also gradients, 3 also the parameters (each layer gathered
+  // only while it computes)
+  int64_t zero_stage = 1;
   double bucket_mb = 25.0;              // ddp: gradient bucket size
   std::string compression = "none";     // ddp: none | bf16 | fp16 gradients on the wire
   bool find_unused_parameters = false;  // ddp: parameters without gradient count as zero

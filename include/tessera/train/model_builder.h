@@ -30,6 +30,8 @@ struct LayerSplit {
   int64_t ways = 1;
   std::function<std::shared_ptr<nn::Module>(size_t index, std::shared_ptr<nn::Module> whole)> split;
   std::function<Tensor(const std::string& name, const Tensor& whole)> hold;
+  // Every layer goes to `split` (ZeRO stage 3 shards them all), not only those above.
+  bool every_layer = false;
 };
 
 // Builds the [model] layers for samples of `sample_shape` (without the batch dimension), inferring
