@@ -343,27 +343,14 @@ void PipelineStrategy::save(Checkpoint& checkpoint) {
       for (auto& p : s.params) whole.push_back(std::move(p));
     });
   }
-  checkpoint.sections["optimizer"] = to_bytes([&](BinaryWriter& w) {
-    optim::write_optimizer_state(w, optimizer_->kind(), optimizer_->lr(), whole);
-  });
+  write_whole_optimizer_state(checkpoint, *optimizer_, whole);
 }
 
 // Takes this stage's parameters' state out of the whole model's, however the checkpoint's model
 // was cut (or not).
 void PipelineStrategy::load(const Checkpoint& checkpoint) {
-  if (!checkpoint.sections.count("optimizer")) {
-    throw FormatError(checkpoint.path +
-                      " holds ZeRO-sharded optimizer state: resume it with [parallel] strategy = "
-                      "\"zero\" (its model loads anywhere: tessera eval)");
-  }
-  optim::SavedOptimizerState whole;
-  from_bytes(checkpoint.section("optimizer"), checkpoint.path,
-             [&](BinaryReader& r) { whole = optim::read_optimizer_state(r); });
-  if (whole.kind != optimizer_->kind() || whole.params.size() != whole_index_.size()) {
-    throw FormatError(detail::concat(checkpoint.path, ": optimizer state for ", whole.params.size(),
-                                     " parameters of '", whole.kind, "', this model has ",
-                                     whole_index_.size(), " of '", optimizer_->kind(), "'"));
-  }
+  optim::SavedOptimizerState whole =
+      read_whole_optimizer_state(checkpoint, *optimizer_, whole_index_.size());
   const auto params = model_->named_parameters();
   std::vector<optim::ParamState> mine;
   for (const auto& [name, p] : params) mine.push_back(whole.params.at(whole_index_.at(name)));

@@ -25,16 +25,22 @@ LayerRange Strategy::layers(size_t count, const std::function<std::vector<double
   return {0, count};
 }
 
-double Strategy::forward_backward(nn::Module& model, const ModelIO& io, const LossFunction& loss,
-                                  StepWindow& window) {
+double Strategy::timed_forward_backward(const std::function<autograd::Variable()>& forward,
+                                        StepWindow& window) {
   const auto t0 = std::chrono::steady_clock::now();
-  autograd::Variable l = loss(model(autograd::Variable(io.input)), io.targets);
+  autograd::Variable l = forward();
   const auto t1 = std::chrono::steady_clock::now();
   l.backward();
   const auto t2 = std::chrono::steady_clock::now();
   window.forward += std::chrono::duration<double>(t1 - t0).count();
   window.backward += std::chrono::duration<double>(t2 - t1).count();
   return l.data().item();
+}
+
+double Strategy::forward_backward(nn::Module& model, const ModelIO& io, const LossFunction& loss,
+                                  StepWindow& window) {
+  return timed_forward_backward(
+      [&] { return loss(model(autograd::Variable(io.input)), io.targets); }, window);
 }
 
 Tensor Strategy::predict(nn::Module& model, const Tensor& input) {
@@ -64,6 +70,33 @@ int64_t Strategy::parameter_bytes(const nn::Module& model) const {
   int64_t bytes = 0;
   for (const auto& p : model.parameters()) bytes += static_cast<int64_t>(p.data().nbytes());
   return bytes;
+}
+
+void write_whole_optimizer_state(Checkpoint& checkpoint, const optim::Optimizer& optimizer,
+                                 const std::vector<optim::ParamState>& params) {
+  checkpoint.sections["optimizer"] = to_bytes([&](BinaryWriter& w) {
+    optim::write_optimizer_state(w, optimizer.kind(), optimizer.lr(), params);
+  });
+}
+
+optim::SavedOptimizerState read_whole_optimizer_state(const Checkpoint& checkpoint,
+                                                      const optim::Optimizer& optimizer,
+                                                      size_t count) {
+  if (!checkpoint.sections.count("optimizer")) {
+    throw FormatError(checkpoint.path +
+                      " holds ZeRO stage 1/2's sharded optimizer state: resume it with [parallel] "
+                      "strategy = \"zero\", zero_stage 1 or 2 (its model loads anywhere: tessera "
+                      "eval)");
+  }
+  optim::SavedOptimizerState whole;
+  from_bytes(checkpoint.section("optimizer"), checkpoint.path,
+             [&](BinaryReader& r) { whole = optim::read_optimizer_state(r); });
+  if (whole.kind != optimizer.kind() || whole.params.size() != count) {
+    throw FormatError(detail::concat(checkpoint.path, ": optimizer state for ", whole.params.size(),
+                                     " parameters of '", whole.kind, "', this model has ", count,
+                                     " of '", optimizer.kind(), "'"));
+  }
+  return whole;
 }
 
 std::string resolve_strategy(const std::string& strategy, const comm::ProcessGroup* group) {

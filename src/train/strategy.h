@@ -111,11 +111,25 @@ class Strategy {
   // Runs over `group` (nullptr: one process); with `group_of_one`, over a group of one instead of
   // nullptr.
   Strategy(comm::ProcessGroup* group, bool group_of_one);
+  // Runs `forward`, which returns the loss, and the loss's backward, adding the time of each to
+  // `window`; the loss.
+  static double timed_forward_backward(const std::function<autograd::Variable()>& forward,
+                                       StepWindow& window);
 
  private:
   std::unique_ptr<comm::ProcessGroup> own_group_;
   comm::ProcessGroup* group_;
 };
+
+// The "optimizer" section of a checkpoint that holds the whole optimizer state as one process
+// holds it, whatever split the run that wrote it used: put together from `params` (in the whole
+// model's order), and read back for `optimizer` over a model of `count` parameters (FormatError
+// naming the file when it holds ZeRO stage 1/2's sharded state, or another optimizer's or
+// model's).
+void write_whole_optimizer_state(Checkpoint& checkpoint, const optim::Optimizer& optimizer,
+                                 const std::vector<optim::ParamState>& params);
+[[nodiscard]] optim::SavedOptimizerState read_whole_optimizer_state(
+    const Checkpoint& checkpoint, const optim::Optimizer& optimizer, size_t count);
 
 // [parallel] strategy for the processes of `group` (nullptr: one): "auto" is ddp on several, none
 // on one.

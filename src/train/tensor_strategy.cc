@@ -74,14 +74,9 @@ void TensorStrategy::attach(nn::Sequential& model) {
 
 double TensorStrategy::forward_backward(nn::Module& model, const ModelIO& io,
                                         const LossFunction& loss, StepWindow& window) {
-  const auto t0 = std::chrono::steady_clock::now();
-  autograd::Variable l = splitter_.loss(model(autograd::Variable(io.input)), io.targets, loss);
-  const auto t1 = std::chrono::steady_clock::now();
-  l.backward();
-  const auto t2 = std::chrono::steady_clock::now();
-  window.forward += std::chrono::duration<double>(t1 - t0).count();
-  window.backward += std::chrono::duration<double>(t2 - t1).count();
-  return l.data().item();
+  return timed_forward_backward(
+      [&] { return splitter_.loss(model(autograd::Variable(io.input)), io.targets, loss); },
+      window);
 }
 
 // The gradient norm counts each split parameter's parts on every process and each whole one once.
@@ -105,26 +100,13 @@ void TensorStrategy::save(Checkpoint& checkpoint) {
   for (size_t i = 0; i < params.size(); ++i) states.push_back(optimizer_->state(i));
   const std::vector<optim::ParamState> whole = splitter_.whole_states(params, std::move(states));
   if (!reports()) return;
-  checkpoint.sections["optimizer"] = to_bytes([&](BinaryWriter& w) {
-    optim::write_optimizer_state(w, optimizer_->kind(), optimizer_->lr(), whole);
-  });
+  write_whole_optimizer_state(checkpoint, *optimizer_, whole);
 }
 
 void TensorStrategy::load(const Checkpoint& checkpoint) {
-  if (!checkpoint.sections.count("optimizer")) {
-    throw FormatError(checkpoint.path +
-                      " holds ZeRO-sharded optimizer state: resume it with [parallel] strategy = "
-                      "\"zero\" (its model loads anywhere: tessera eval)");
-  }
-  optim::SavedOptimizerState whole;
-  from_bytes(checkpoint.section("optimizer"), checkpoint.path,
-             [&](BinaryReader& r) { whole = optim::read_optimizer_state(r); });
   const auto params = model_->named_parameters();
-  if (whole.kind != optimizer_->kind() || whole.params.size() != params.size()) {
-    throw FormatError(detail::concat(checkpoint.path, ": optimizer state for ", whole.params.size(),
-                                     " parameters of '", whole.kind, "', this model has ",
-                                     params.size(), " of '", optimizer_->kind(), "'"));
-  }
+  optim::SavedOptimizerState whole =
+      read_whole_optimizer_state(checkpoint, *optimizer_, params.size());
   splitter_.cut_states(params, whole.params, checkpoint.path);
   for (size_t i = 0; i < params.size(); ++i) optimizer_->set_state(i, std::move(whole.params[i]));
   optimizer_->set_lr(whole.lr);

@@ -87,14 +87,8 @@ void Zero3Strategy::attach(nn::Sequential& model) {
 
 double Zero3Strategy::forward_backward(nn::Module& /*model*/, const ModelIO& io,
                                        const LossFunction& loss, StepWindow& window) {
-  const auto t0 = std::chrono::steady_clock::now();
-  autograd::Variable l = loss(sharded_.forward(autograd::Variable(io.input)), io.targets);
-  const auto t1 = std::chrono::steady_clock::now();
-  l.backward();
-  const auto t2 = std::chrono::steady_clock::now();
-  window.forward += std::chrono::duration<double>(t1 - t0).count();
-  window.backward += std::chrono::duration<double>(t2 - t1).count();
-  return l.data().item();
+  return timed_forward_backward(
+      [&] { return loss(sharded_.forward(autograd::Variable(io.input)), io.targets); }, window);
 }
 
 Tensor Zero3Strategy::predict(nn::Module& /*model*/, const Tensor& input) {
@@ -195,27 +189,14 @@ void Zero3Strategy::save(Checkpoint& checkpoint) {
     }
   }
   if (!reports()) return;
-  checkpoint.sections["optimizer"] = to_bytes([&](BinaryWriter& w) {
-    optim::write_optimizer_state(w, optimizer_->kind(), optimizer_->lr(), whole);
-  });
+  write_whole_optimizer_state(checkpoint, *optimizer_, whole);
 }
 
 // Each shard's state from its parameters' whole states (a parameter that has none, never
 // updated, gives zeros); checked before anything is set.
 void Zero3Strategy::load(const Checkpoint& checkpoint) {
-  if (!checkpoint.sections.count("optimizer")) {
-    throw FormatError(checkpoint.path +
-                      " holds ZeRO stage 1/2 optimizer state: resume it with zero_stage = 1 or 2 "
-                      "(its model loads anywhere: tessera eval)");
-  }
-  optim::SavedOptimizerState whole;
-  from_bytes(checkpoint.section("optimizer"), checkpoint.path,
-             [&](BinaryReader& r) { whole = optim::read_optimizer_state(r); });
-  if (whole.kind != optimizer_->kind() || whole.params.size() != places_.size()) {
-    throw FormatError(detail::concat(checkpoint.path, ": optimizer state for ", whole.params.size(),
-                                     " parameters of '", whole.kind, "', this model has ",
-                                     places_.size(), " of '", optimizer_->kind(), "'"));
-  }
+  const optim::SavedOptimizerState whole =
+      read_whole_optimizer_state(checkpoint, *optimizer_, places_.size());
   std::vector<optim::ParamState> states;
   for (size_t unit = 0; unit < sharded_.size(); ++unit) {
     const autograd::Variable shard = sharded_.shard(unit);

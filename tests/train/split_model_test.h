@@ -115,6 +115,10 @@ log_every = 1
     return out;
   }
 
+  // The checkpoint holds the whole model and optimizer state: one process goes on from a run split
+  // over `first` ranks, and a run split over `second` from one process's, as a straight run does.
+  void expect_checkpoints_move(int first, int second);
+
   fs::path dir_;
 };
 
@@ -134,6 +138,19 @@ inline void expect_same(const Outcome& split, const Outcome& whole, double toler
   EXPECT_EQ(split.result.test.count, whole.result.test.count);
   ASSERT_EQ(split.params.size(), whole.params.size());
   EXPECT_LT(relative_error(split.params, whole.params), tolerance);
+}
+
+inline void SplitModelTest::expect_checkpoints_move(int first, int second) {
+  const Outcome straight = run(1, {"train.max_steps=6"});
+  fs::remove_all(dir_ / "run");
+  (void)run(first, {});
+  const Outcome resumed = run(1, {"train.max_steps=6"}, /*resume=*/true);
+  EXPECT_LT(relative_error(resumed.params, straight.params), 1e-5);
+
+  fs::remove_all(dir_ / "run");
+  (void)run(1, {});
+  const Outcome split = run(second, {"train.max_steps=6"}, /*resume=*/true);
+  EXPECT_LT(relative_error(split.params, straight.params), 1e-5);
 }
 
 }  // namespace split_model

@@ -38,16 +38,7 @@ TEST_F(TrainerTensorTest, SplitLayersTrainAsOneProcessWithAnUntiedHead) {
 // The checkpoint holds the whole model and optimizer state (momentum): one process goes on from
 // a split run, and a split run from one process's, as a straight run does.
 TEST_F(TrainerTensorTest, CheckpointsMoveBetweenOneProcessAndAnyTp) {
-  const Outcome straight = run(1, {"train.max_steps=6"});
-  fs::remove_all(dir_ / "run");
-  (void)run(2, {});
-  const Outcome resumed = run(1, {"train.max_steps=6"}, /*resume=*/true);
-  EXPECT_LT(relative_error(resumed.params, straight.params), 1e-5);
-
-  fs::remove_all(dir_ / "run");
-  (void)run(1, {});
-  const Outcome split = run(4, {"train.max_steps=6"}, /*resume=*/true);
-  EXPECT_LT(relative_error(split.params, straight.params), 1e-5);
+  expect_checkpoints_move(2, 4);
 }
 
 TEST_F(TrainerTensorTest, BadSettingsNameTheirKey) {
