@@ -23,7 +23,13 @@ namespace {
 class Zero3Strategy final : public Strategy {
  public:
   Zero3Strategy(const Config& config, comm::ProcessGroup* group)
-      : Strategy(group, /*group_of_one=*/true), config_(config), sharded_(*this->group()) {}
+      : Strategy(group, /*group_of_one=*/true), config_(config), sharded_(*this->group()) {
+    if (config.parallel.sync_batchnorm) {
+      // It swaps layers after the build, and the sharded layers are the ones built.
+      throw ConfigError(config.source, 0, "parallel.sync_batchnorm",
+                        "is not available with zero_stage = 3");
+    }
+  }
 
   [[nodiscard]] LayerSplit layer_split() override;
   void attach(nn::Sequential& model) override;
