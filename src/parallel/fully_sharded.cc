@@ -107,7 +107,7 @@ void FullyShardedModel::start_gather(size_t unit) {
                                  static_cast<size_t>(u.shard_numel), comm::DataType::kFloat32);
 }
 
-void FullyShardedModel::wait_gather(size_t unit) {
+void FullyShardedModel::gather(size_t unit) {
   Unit& u = *units_[unit];
   if (!u.storage || u.gathered) return;
   start_gather(unit);
@@ -116,25 +116,21 @@ void FullyShardedModel::wait_gather(size_t unit) {
   u.gathered = true;
 }
 
-void FullyShardedModel::free_unit(size_t unit) {
+void FullyShardedModel::release(size_t unit) {
   Unit& u = *units_[unit];
   if (!u.gathered) return;
   u.storage->release();
   u.gathered = false;
 }
 
-void FullyShardedModel::gather(size_t unit) { wait_gather(unit); }
-
-void FullyShardedModel::release(size_t unit) { free_unit(unit); }
-
 Variable FullyShardedModel::forward(const Variable& input) {
   const bool training = autograd::grad_enabled();
   Variable x = input;
   for (size_t i = 0; i < units_.size(); ++i) {
-    wait_gather(i);
+    gather(i);
     if (const size_t next = next_with_parameters(i); next < units_.size()) start_gather(next);
     x = (*units_[i]->module)(x);
-    if (!units_[i]->resident) free_unit(i);
+    if (!units_[i]->resident) release(i);
     if (training && x.requires_grad()) {
       // Runs in backward after every node of unit i + 1 and before any of unit i.
       x = autograd::make_result(x.data(), "fully_sharded_boundary", {x},
@@ -149,13 +145,13 @@ Variable FullyShardedModel::forward(const Variable& input) {
   }
   for (size_t i = 0; i < units_.size(); ++i) {
     units_[i]->reduced_this_step = false;
-    if (!training) free_unit(i);  // a resident unit waits for backward only
+    if (!training) release(i);  // a resident unit waits for backward only
   }
   return x;
 }
 
 void FullyShardedModel::before_backward(size_t unit) {
-  wait_gather(unit);
+  gather(unit);
   const size_t before = previous_with_parameters(unit);
   if (before < units_.size()) start_gather(before);
 }
@@ -180,7 +176,7 @@ void FullyShardedModel::reduce(size_t unit) {
                                       static_cast<size_t>(u.shard_numel), comm::DataType::kFloat32,
                                       comm::ReduceOp::kSum);
   in_flight_ = unit;
-  free_unit(unit);
+  release(unit);
 }
 
 void FullyShardedModel::settle(size_t unit) {

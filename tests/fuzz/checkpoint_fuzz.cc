@@ -8,8 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include "checkpoint_file.h"
 #include "memory_file.h"
-#include "tessera/core/crc32.h"
 #include "tessera/core/error.h"
 #include "tessera/core/random.h"
 #include "tessera/core/serialize.h"
@@ -20,18 +20,6 @@
 using namespace tessera;
 
 namespace {
-
-std::string with_valid_header(const uint8_t* payload, size_t size) {
-  std::ostringstream file;
-  BinaryWriter w(file);
-  const auto bytes = std::span(reinterpret_cast<const std::byte*>(payload), size);
-  w.write_bytes(std::as_bytes(std::span("TSRACKPT", 8)));
-  w.write_u32(1);
-  w.write_u64(size);
-  w.write_bytes(bytes);
-  w.write_u32(crc32(bytes));
-  return file.str();
-}
 
 void load_sections(const train::Checkpoint& checkpoint) {
   train::SavedModel saved = train::load_saved_model(checkpoint, /*memory_limit=*/64 << 20);
@@ -47,9 +35,7 @@ void load_sections(const train::Checkpoint& checkpoint) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const std::string bytes = (data[0] & 1) != 0
-                                ? with_valid_header(data + 1, size - 1)
-                                : std::string(reinterpret_cast<const char*>(data + 1), size - 1);
+  const std::string bytes = fuzz::checkpoint_bytes(data, size);
   const fuzz::MemoryFile file(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   try {
     load_sections(train::read_checkpoint(file.path()));

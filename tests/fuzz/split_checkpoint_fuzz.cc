@@ -8,8 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include "checkpoint_file.h"
 #include "memory_file.h"
-#include "tessera/core/crc32.h"
 #include "tessera/core/error.h"
 #include "tessera/core/random.h"
 #include "tessera/core/serialize.h"
@@ -55,27 +55,13 @@ Split make(const std::string& strategy) {
   return s;
 }
 
-std::string with_valid_header(const uint8_t* payload, size_t size) {
-  std::ostringstream file;
-  BinaryWriter w(file);
-  const auto bytes = std::span(reinterpret_cast<const std::byte*>(payload), size);
-  w.write_bytes(std::as_bytes(std::span("TSRACKPT", 8)));
-  w.write_u32(1);
-  w.write_u64(size);
-  w.write_bytes(bytes);
-  w.write_u32(crc32(bytes));
-  return file.str();
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Split tensor = make("strategy = \"tensor\"\n");
   static Split zero3 = make("strategy = \"zero\"\nzero_stage = 3\n");
   if (size < 1) return 0;
-  const std::string bytes = (data[0] & 1) != 0
-                                ? with_valid_header(data + 1, size - 1)
-                                : std::string(reinterpret_cast<const char*>(data + 1), size - 1);
+  const std::string bytes = fuzz::checkpoint_bytes(data, size);
   Split& split = (data[0] & 2) != 0 ? zero3 : tensor;
   const fuzz::MemoryFile file(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   try {

@@ -73,8 +73,6 @@ class FullyShardedModel {
  private:
   struct Unit;
   void start_gather(size_t unit);
-  void wait_gather(size_t unit);
-  void free_unit(size_t unit);
   void reduce(size_t unit);
   // Finishes the unit's reduction: its shard's gradient, averaged.
   void settle(size_t unit);
