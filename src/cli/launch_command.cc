@@ -64,10 +64,10 @@ void add_launch_command(CLI::App& app, std::vector<std::string> program) {
       throw ConfigError("command line", 0, "launch",
                         "this process is already a rank of a job: run the program directly");
     }
-    LaunchOptions o = launch_options(*flags, *cmd, flags->nproc, "auto");
+    LaunchOptions o = launch_options(*flags, *cmd, 1, "auto");
     o.program = find_program(args.front());
     o.worker_args = std::move(args);
-    const int code = run_launcher(o);
+    const int code = o.elastic ? run_elastic_agent(o) : run_launcher(o);
     if (code != 0) throw ExitCode(code);
   });
 }

@@ -38,6 +38,16 @@ struct LaunchOptions {
   // TESSERA_RESTART=<how many restarts so far>.
   std::vector<int> restartable_ranks = {};
   int max_restarts = 0;
+  // An elastic job (run_elastic_agent): the job takes min_nnodes .. nnodes hosts, this one
+  // min_nproc .. nproc workers, and after a failure (at most max_restarts times) or when a host
+  // joins, every agent still alive runs a new rendezvous round and the workers start again from
+  // the newest checkpoint. Node ranks come from the rendezvous (node_rank is not used).
+  bool elastic = false;
+  int min_nproc = 1;
+  int min_nnodes = 1;
+  // How long a round waits for more hosts once min_nnodes have come, and for min_nnodes at all.
+  std::chrono::milliseconds rdzv_wait = std::chrono::seconds(5);
+  std::chrono::milliseconds rdzv_timeout = std::chrono::seconds(300);
 };
 
 // The launcher of `tessera train --nproc N` and `tessera launch`: hosts the rendezvous store (node
@@ -54,5 +64,15 @@ struct LaunchOptions {
 // Call from the main thread before any other thread exists: it blocks SIGINT, SIGTERM and SIGCHLD
 // in the calling thread (restored on return) so that every thread it starts leaves them to it.
 [[nodiscard]] int run_launcher(const LaunchOptions& options);
+
+// run_launcher for an elastic job (options.elastic): this host's agent. It hosts the rendezvous
+// store when --rdzv names an address of this host that is free (else connects to it; on one host
+// without --rdzv, loopback on a free port), and then, round after round: joins the rendezvous,
+// starts its workers with TESSERA_ATTEMPT=<round> and TESSERA_ELASTIC=1 (a worker of a round after
+// the first resumes from the newest checkpoint), and watches them and the store. A worker's
+// failure ends the round on every host; a worker that exits 2 (a configuration error) ends the
+// job. After a failure, a host with more than min_nproc workers offers one fewer (the failed
+// worker's place). Returns 0 when the job finished, else what run_launcher returns.
+[[nodiscard]] int run_elastic_agent(const LaunchOptions& options);
 
 }  // namespace tessera::cli

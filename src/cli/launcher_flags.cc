@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "tessera/core/env.h"
@@ -20,9 +21,9 @@ namespace {
 
 // --token is refused (launch_options), but recognised so that its value is not taken for the
 // program.
-constexpr std::string_view kLauncherOptions[] = {"--nproc", "--nnodes",  "--node-rank",
-                                                 "--rdzv",  "--backend", "--token-file",
-                                                 "--token", "--grace",   "--max-restarts"};
+constexpr std::string_view kLauncherOptions[] = {
+    "--nproc", "--nnodes", "--node-rank",    "--rdzv",      "--backend",     "--token-file",
+    "--token", "--grace",  "--max-restarts", "--rdzv-wait", "--rdzv-timeout"};
 // A token is a line of a few dozen characters; a larger file is something else.
 constexpr std::size_t kMaxTokenFileBytes = 4096;
 
@@ -64,21 +65,91 @@ std::string read_token_file(const std::string& path) {
   return token;
 }
 
+struct Range {
+  int min = 1;
+  int max = 1;
+};
+
+// "N" or "MIN:MAX", each from 1 to `limit`.
+Range parse_range(const std::string& option, const std::string& text, int limit) {
+  const auto number = [&](const std::string& part) {
+    int v = 0;
+    std::size_t used = 0;
+    try {
+      v = std::stoi(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != part.size() || v < 1 || v > limit) {
+      throw ConfigError(
+          "command line", 0, option,
+          "\"" + text + "\" is not N or MIN:MAX with 1 <= MIN <= MAX <= " + std::to_string(limit));
+    }
+    return v;
+  };
+  const std::size_t colon = text.find(':');
+  if (colon == std::string::npos) {
+    const int n = number(text);
+    return {n, n};
+  }
+  const Range r{number(text.substr(0, colon)), number(text.substr(colon + 1))};
+  if (r.min > r.max) {
+    throw ConfigError("command line", 0, option,
+                      "\"" + text + "\": MIN is above MAX (MIN:MAX, e.g. 2:4)");
+  }
+  return r;
+}
+
 }  // namespace
+
+comm::HostPort parse_rdzv(const std::string& text) {
+  const std::optional<comm::HostPort> address = comm::parse_host_port(text);
+  if (!address) {
+    throw ConfigError("command line", 0, "--rdzv",
+                      "\"" + text + "\" is not HOST:PORT (an IPv6 address as [ADDR]:PORT)");
+  }
+  return *address;
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+void check_token(const std::string& token, const std::string& where) {
+  constexpr std::size_t kMinTokenLength = 16;
+  const bool safe = std::all_of(token.begin(), token.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+  });
+  if (!safe || token.size() < kMinTokenLength) {
+    throw ConfigError("command line", 0, where,
+                      "the job token must be at least 16 characters of A-Z, a-z, 0-9, - and _ "
+                      "(e.g. the output of `od -An -N16 -tx1 /dev/urandom | tr -d ' \\n'`)");
+  }
+}
 
 void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& nproc_help,
                         const std::string& backend_help) {
   const char* group = "Launcher";
-  cmd.add_option("--nproc", flags.nproc, nproc_help)->check(CLI::Range(1, 4096))->group(group);
-  cmd.add_option("--nnodes", flags.nnodes, "Hosts in the job, each running this command")
-      ->check(CLI::Range(1, 65536))
+  cmd.add_option("--nproc", flags.nproc,
+                 nproc_help +
+                     "; MIN:MAX: an elastic job that goes on with one fewer after a "
+                     "worker fails, down to MIN")
       ->group(group);
-  cmd.add_option("--node-rank", flags.node_rank, "This host's index, 0 .. nnodes-1")
+  cmd.add_option("--nnodes", flags.nnodes,
+                 "Hosts in the job, each running this command; MIN:MAX: an elastic job that hosts "
+                 "may leave (down to MIN) and join (up to MAX), node ranks given at the "
+                 "rendezvous")
+      ->group(group);
+  cmd.add_option("--node-rank", flags.node_rank,
+                 "This host's index, 0 .. nnodes-1 (a job of fixed size; an elastic job numbers "
+                 "its hosts itself)")
       ->check(CLI::NonNegativeNumber)
       ->group(group);
   cmd.add_option("--rdzv", flags.rdzv,
-                 "HOST:PORT of the rendezvous store, hosted by node 0's launcher on that address "
-                 "(required with --nnodes > 1; default on one host: 127.0.0.1 and a free port)")
+                 "HOST:PORT of the rendezvous store, hosted there by node 0's launcher (by the "
+                 "agent on HOST in an elastic job) (required with several hosts; default on one "
+                 "host: 127.0.0.1 and a free port)")
       ->group(group);
   cmd.add_option("--backend", flags.backend, backend_help)
       ->check(CLI::IsMember({"auto", "gloo", "mpi", "shm"}))
@@ -97,20 +168,47 @@ void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& 
       ->check(CLI::Range(0.0, 3600.0))
       ->group(group);
   cmd.add_option("--max-restarts", flags.max_restarts,
-                 "Times in all the launcher starts a failed parameter server again (asp and ssp "
-                 "jobs: it comes back from its checkpoint and the workers reconnect); other ranks "
-                 "are never restarted")
+                 "Failures the job survives: each stops every worker and starts them again from "
+                 "the newest checkpoint, on the hosts still there (an elastic job); in a "
+                 "parameter-server job under asp or ssp with --node-rank or a fixed size, times "
+                 "a failed server alone is started again")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000))
+      ->group(group);
+  cmd.add_option("--rdzv-wait", flags.rdzv_wait_s,
+                 "Elastic jobs: seconds a rendezvous round waits for more hosts once the fewest "
+                 "it needs have come (a host that died never comes)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0))
+      ->group(group);
+  cmd.add_option("--rdzv-timeout", flags.rdzv_timeout_s,
+                 "Elastic jobs: seconds a rendezvous round waits for the fewest hosts it needs "
+                 "before the agent gives up")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 86400.0))
       ->group(group);
 }
 
 LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd, int nproc,
                              const std::string& backend) {
   LaunchOptions o;
-  o.nproc = nproc;
-  o.nnodes = flags.nnodes;
+  const Range procs =
+      cmd.count("--nproc") > 0 ? parse_range("--nproc", flags.nproc, 4096) : Range{nproc, nproc};
+  const Range nodes = parse_range("--nnodes", flags.nnodes, 65536);
+  o.nproc = procs.max;
+  o.min_nproc = procs.min;
+  o.nnodes = nodes.max;
+  o.min_nnodes = nodes.min;
   o.node_rank = flags.node_rank;
+  o.elastic = procs.min != procs.max || nodes.min != nodes.max ||
+              (flags.max_restarts > 0 && cmd.count("--node-rank") == 0);
+  if (o.elastic && cmd.count("--node-rank") > 0) {
+    throw ConfigError("command line", 0, "--node-rank",
+                      "is not used by an elastic job (--nproc or --nnodes MIN:MAX): its hosts get "
+                      "their ranks at the rendezvous; leave it out");
+  }
+  o.rdzv_wait = std::chrono::milliseconds(std::llround(flags.rdzv_wait_s * 1000.0));
+  o.rdzv_timeout = std::chrono::milliseconds(std::llround(flags.rdzv_timeout_s * 1000.0));
   o.rdzv = flags.rdzv;
   o.backend = cmd.count("--backend") ? flags.backend : backend;
   if (cmd.count("--token") > 0) {

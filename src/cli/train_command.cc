@@ -1,13 +1,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "commands.h"
+#include "elastic_reporter.h"
+#include "fault_injection.h"
 #include "launcher_flags.h"
 #include "tessera/comm/init.h"
 #include "tessera/core/env.h"
@@ -101,9 +105,22 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
         {.group = group.get(), .progress = args.quiet ? nullptr : stderr, .job_token = job.token});
     print_sparse_result(r, group->rank());
   } else {
+    // A round of an elastic job after the first goes on from the newest checkpoint.
+    ElasticReporter elastic(job);
+    std::function<void(int64_t)> report = elastic.on_step();
+    std::function<void(int64_t)> fault =
+        fault_hook(parse_faults(env_string("TESSERA_FAULTS").value_or("")), job.rank, job.attempt);
+    std::function<void(int64_t)> on_step = nullptr;
+    if (report || fault) {
+      on_step = [report, fault](int64_t step) {
+        if (report) report(step);
+        if (fault) fault(step);
+      };
+    }
     train::Trainer trainer(config, {.group = group.get(),
-                                    .resume = args.resume,
+                                    .resume = args.resume || job.attempt > 0,
                                     .progress = args.quiet ? nullptr : stderr,
+                                    .on_step = on_step,
                                     .job_token = job.token});
     train::TrainResult r = trainer.run();
     if (group->rank() == 0) print_result(r);
@@ -111,19 +128,27 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
   group->shutdown();
 }
 
-void run_launcher_for(const train::Config& config, const TrainArgs& args, int nproc,
-                      const CLI::App& cmd) {
-  const int world = nproc * args.launcher.nnodes;
-  if (config.parallel.strategy == "none") {
+void run_launcher_for(const train::Config& config, const TrainArgs& args, LaunchOptions o) {
+  const int world = o.nproc * o.nnodes;
+  if (config.parallel.strategy == "none" && world > 1) {
     throw ConfigError(
         config.source, 0, "parallel.strategy",
         detail::concat("is \"none\" but ", world, " processes would train: set it to \"ddp\""));
   }
-  LaunchOptions o = launch_options(args.launcher, cmd, nproc, config.parallel.backend);
   o.worker_args = strip_launcher_options(args.argv);
   o.expendable_ranks = train::expendable_ranks(config, world);
   o.restartable_ranks = train::restartable_ranks(config, world);
-  const int code = run_launcher(o);
+  // A parameter-server job is not elastic: under asp and ssp --max-restarts starts a failed server
+  // or worker alone again (a server comes back from its own checkpoint, and the workers
+  // reconnect); under bsp a failure ends the job.
+  if (config.parallel.strategy == "ps") {
+    if (o.min_nproc != o.nproc || o.min_nnodes != o.nnodes) {
+      throw ConfigError("command line", 0, o.min_nproc != o.nproc ? "--nproc" : "--nnodes",
+                        "a parameter-server job has a fixed size: give one number, not MIN:MAX");
+    }
+    o.elastic = false;
+  }
+  const int code = o.elastic ? run_elastic_agent(o) : run_launcher(o);
   if (code != 0) throw ExitCode(code);
 }
 
@@ -170,10 +195,10 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
       run_worker(config, *job, *args);
       return;
     }
-    const int nproc =
-        cmd->count("--nproc") ? args->launcher.nproc : static_cast<int>(config.parallel.nproc);
-    if (nproc > 1 || args->launcher.nnodes > 1) {
-      run_launcher_for(config, *args, nproc, *cmd);
+    LaunchOptions launch = launch_options(
+        args->launcher, *cmd, static_cast<int>(config.parallel.nproc), config.parallel.backend);
+    if (launch.nproc > 1 || launch.nnodes > 1 || launch.elastic) {
+      run_launcher_for(config, *args, std::move(launch));
       return;
     }
     if (config.model.type != "layers") {

@@ -215,7 +215,10 @@ Backend resolve_backend(const JobEnv& env, const std::string& requested,
   // Across hosts, shared memory within each and Gloo between them; only where the ranks of a host
   // are known to be consecutive (the tessera launcher numbers them so; srun's cyclic
   // distribution, for one, does not).
-  const bool several_per_host = env.local_world_size && *env.local_world_size > 1;
+  // Every rank must choose alike: from the job's shape where the launcher says it (hosts may run
+  // different numbers of ranks), else from this host's.
+  const bool several_per_host =
+      env.nnodes ? env.world_size > *env.nnodes : env.local_world_size && *env.local_world_size > 1;
   if (several_per_host && env.launcher == JobLauncher::kTessera) {
     return Backend::kShm;
   }
@@ -378,6 +381,7 @@ std::optional<JobEnv> parse_job_env(const EnvLookup& lookup) {
     job.timeout = milliseconds(std::max<long long>(1, std::llround(seconds * 1000.0)));
   }
   job.attempt = read_int(lookup, "TESSERA_ATTEMPT", 0).value_or(0);
+  if (job.launcher == JobLauncher::kTessera) job.nnodes = read_int(lookup, "TESSERA_NNODES", 1);
   return job;
 }
 

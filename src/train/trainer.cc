@@ -475,6 +475,7 @@ TrainResult Trainer::run() {
   reset_peak_storage_bytes();
   data::SamplerState start = options_.resume ? resume() : data::SamplerState{0, 0};
   if (s.strategy->first_step() > 0) start = rejoin_at(s.strategy->first_step());
+  if (options_.on_step) options_.on_step(s.step);
 
   TrainResult result;
   Progress progress(lead ? options_.progress : nullptr, config_.train.log_every);
@@ -511,6 +512,7 @@ TrainResult Trainer::run() {
           train_step(*s.strategy, *s.model, s.schedule.get(), config_.train, *batch, window);
       ++s.step;
       ++done;
+      if (options_.on_step) options_.on_step(s.step);
       loss_sum += l;
       ++loss_count;
       trained_samples += batch->size();

@@ -31,6 +31,9 @@ struct JobEnv {
   // launcher, Open MPI, Slurm and Hydra do); nullopt when unknown.
   std::optional<int> local_rank;
   std::optional<int> local_world_size;
+  // TESSERA_NNODES: the hosts in the job (the tessera launcher says; hosts of an elastic job may
+  // run different numbers of ranks); nullopt when unknown.
+  std::optional<int> nnodes;
   // The rendezvous store, "HOST" and port; empty host when the environment names none (the MPI
   // backend needs none).
   std::string store_host;

@@ -33,6 +33,9 @@ struct TrainerOptions {
   std::FILE* progress = stderr;
   // Called with every batch this rank trains on, before its step (to record what was seen).
   std::function<void(const data::Batch&)> on_batch = nullptr;
+  // Called once with the step training starts from (0, or the checkpoint's when resuming), then
+  // after every step with the steps done (an elastic job's agents learn from it how far it got).
+  std::function<void(int64_t)> on_step = nullptr;
   // strategy "ps": the job token the parameter servers check (ServeOptions::job_token; empty:
   // rank 0's, sent over the group).
   std::string job_token = {};

@@ -1,0 +1,189 @@
+// Elastic jobs: `tessera train` agents that survive crashed, hung and vanished workers and hosts,
+// shrink and grow, and resume from the newest checkpoint, with faults injected at chosen steps
+// (TESSERA_FAULTS, src/cli/fault_injection.h).
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "process.h"
+#include "tessera/train/checkpoint.h"
+
+namespace tessera::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kToken = "elastic0123456789abcdef";
+
+std::string model_of(const fs::path& checkpoint) {
+  return train::read_checkpoint(checkpoint.string()).section("model");
+}
+
+// `tessera train` on the small CSV job: 8 epochs of 5 steps, a checkpoint every 5 steps, into
+// <dir>/<run>, plus `extra` arguments.
+std::vector<std::string> train_args(const TrainingJob& job, const std::string& run,
+                                    std::vector<std::string> extra) {
+  std::vector<std::string> args{tessera_binary(),
+                                "train",
+                                job.config(8, 5).string(),
+                                "--set",
+                                "train.run_dir=\"" + (job.dir() / run).string() + "\"",
+                                "--set",
+                                "train.checkpoint_every=5",
+                                "--set",
+                                "optimizer.momentum=0.9",
+                                "--grace",
+                                "1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+fs::path last_checkpoint(const TrainingJob& job, const std::string& run) {
+  return job.dir() / run / "checkpoints" / "step-0000000040.ckpt";
+}
+
+// Trains the job uninterrupted on `nproc` processes into <dir>/plain.
+void train_uninterrupted(const TrainingJob& job, int nproc) {
+  Process p(train_args(job, "plain", {"--nproc", std::to_string(nproc)}), {"TESSERA_BACKEND=gloo"},
+            job.dir() / "plain");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+}
+
+TEST(Elastic, AKilledWorkerIsStartedAgainAndTheRunEndsBitIdenticalToAnUninterruptedOne) {
+  TrainingJob job("elastic_kill");
+  train_uninterrupted(job, 2);
+  Process p(train_args(job, "elastic", {"--nproc", "2", "--max-restarts", "1"}),
+            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=12"},
+            job.dir() / "elastic");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  const std::string err = p.err();
+  EXPECT_NE(err.find("fault injected: rank 1 at step 12: sigkill"), std::string::npos) << err;
+  EXPECT_NE(err.find("rank 1 (pid"), std::string::npos) << err;
+  EXPECT_NE(err.find("killed by SIGKILL"), std::string::npos) << err;
+  EXPECT_NE(err.find("round 1: node 0 of 1, world size 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("round 1 resumed from step 10"), std::string::npos) << err;
+  EXPECT_NE(err.find("2 step(s) lost"), std::string::npos) << err;
+  EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
+}
+
+TEST(Elastic, AHungWorkerIsStoppedByItsPeersDeadlineAndTheRunEndsBitIdentical) {
+  TrainingJob job("elastic_hang");
+  train_uninterrupted(job, 2);
+  Process p(train_args(job, "elastic",
+                       {"--nproc", "2", "--max-restarts", "1", "--set", "parallel.timeout_s=2"}),
+            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigstop:rank=0:step=12"},
+            job.dir() / "elastic");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  const std::string err = p.err();
+  EXPECT_NE(err.find("fault injected: rank 0 at step 12: sigstop"), std::string::npos) << err;
+  EXPECT_NE(err.find("round 1 resumed from step 10"), std::string::npos) << err;
+  EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
+  // The stopped worker was ended with its round, not left behind.
+  const std::optional<pid_t> stopped = worker_pid(err, 0);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_FALSE(pid_alive(*stopped));
+}
+
+TEST(Elastic, FailuresBeyondMaxRestartsStopTheJobWithItsCheckpointsIntact) {
+  TrainingJob job("elastic_limit");
+  Process p(train_args(job, "elastic", {"--nproc", "2", "--max-restarts", "1"}),
+            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=exit:rank=1:step=12:attempt=any"},
+            job.dir() / "elastic");
+  const std::optional<int> code = p.wait(120s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
+  const std::string err = p.err();
+  EXPECT_NE(err.find("failed 2 time(s), more than --max-restarts 1 allows"), std::string::npos)
+      << err;
+  EXPECT_EQ(count_lines_with(err, "[rank 1] fault injected: rank 1 at step 12: exit"), 2) << err;
+  // What was saved is there to resume by hand.
+  const train::CheckpointDir dir((job.dir() / "elastic" / "checkpoints").string(), 3);
+  const std::optional<train::Checkpoint> newest = dir.latest_valid(nullptr);
+  ASSERT_TRUE(newest.has_value());
+  EXPECT_NE(newest->path.find("step-0000000010.ckpt"), std::string::npos) << newest->path;
+}
+
+// Three hosts of one worker each (agents on this machine with their own rendezvous address):
+// one host vanishes (its worker kills its agent and itself), the job goes on with two, and a new
+// host joins while rank 0 is slow, making three again.
+TEST(Elastic, AHostThatVanishesIsLeftBehindAndAHostThatComesIsLetIn) {
+  TrainingJob job("elastic_hosts");
+  const std::string rdzv = "127.0.0.1:" + std::to_string(free_port());
+  const std::vector<std::string> agent{"--nproc",        "1", "--nnodes",    "2:3", "--rdzv", rdzv,
+                                       "--max-restarts", "2", "--rdzv-wait", "1"};
+  const std::vector<std::string> env{
+      "TESSERA_BACKEND=gloo", std::string("TESSERA_JOB_TOKEN=") + kToken,
+      // Rank 2 of round 0 takes its host down at step 12; rank 0 of round 1 slows down at step
+      // 17 long enough for the fourth host to come.
+      "TESSERA_FAULTS=host:rank=2:step=12,slow:rank=0:step=17:attempt=1:ms=4000"};
+  std::vector<std::unique_ptr<Process>> hosts;
+  for (int h = 0; h < 3; ++h) {
+    hosts.push_back(std::make_unique<Process>(train_args(job, "elastic", agent), env,
+                                              job.dir() / ("host" + std::to_string(h))));
+  }
+  // Whichever host holds rank 0 in round 1 says when it resumed.
+  bool resumed = false;
+  for (int i = 0; i < 600 && !resumed; ++i) {
+    for (const auto& h : hosts)
+      resumed = resumed || h->err().find("round 1 resumed") != std::string::npos;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(resumed);
+  hosts.push_back(
+      std::make_unique<Process>(train_args(job, "elastic", agent), env, job.dir() / "host3"));
+  int finished = 0;
+  int vanished = 0;
+  std::string all;
+  for (const auto& h : hosts) {
+    const std::optional<int> code = h->wait(120s);
+    ASSERT_TRUE(code.has_value());
+    all += h->err();
+    if (*code == 0) ++finished;
+    if (*code == 128 + SIGKILL) ++vanished;
+  }
+  EXPECT_EQ(finished, 3) << all;
+  EXPECT_EQ(vanished, 1) << all;
+  EXPECT_NE(all.find("round 1: node 0 of 2, world size 2"), std::string::npos) << all;
+  EXPECT_NE(all.find("node(s) wait to join"), std::string::npos) << all;
+  EXPECT_NE(all.find("round 2: node 0 of 3, world size 3"), std::string::npos) << all;
+  EXPECT_TRUE(fs::exists(last_checkpoint(job, "elastic"))) << all;
+}
+
+// A worker that exits 2 (its config or environment refused) ends an elastic job at once: starting
+// it again cannot help. Malformed ranges are refused before anything starts.
+TEST(Elastic, ABadConfigEndsTheJobAtOnceAndBadRangesAreRefused) {
+  TrainingJob job("elastic_bad");
+  Process bad_faults(train_args(job, "elastic", {"--nproc", "2", "--max-restarts", "3"}),
+                     {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1"},
+                     job.dir() / "bad_faults");
+  EXPECT_EQ(bad_faults.wait(60s), 2) << bad_faults.err();
+  EXPECT_NE(bad_faults.err().find("TESSERA_FAULTS: \"sigkill:rank=1\": needs rank= and step="),
+            std::string::npos)
+      << bad_faults.err();
+  EXPECT_EQ(bad_faults.err().find("round 1"), std::string::npos) << bad_faults.err();
+  for (const auto& [option, value, says] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"--nproc", "3:2", "MIN is above MAX"},
+           {"--nproc", "0:2", "is not N or MIN:MAX"},
+           {"--nnodes", "1:x", "is not N or MIN:MAX"}}) {
+    Process p(train_args(job, "ranges", {option, value}), {}, job.dir() / "ranges");
+    EXPECT_EQ(p.wait(30s), 2) << p.err();
+    EXPECT_NE(p.err().find(option + ": \"" + value + "\""), std::string::npos) << p.err();
+    EXPECT_NE(p.err().find(says), std::string::npos) << p.err();
+  }
+  Process fixed(train_args(job, "ranges", {"--nproc", "1:2", "--node-rank", "0"}), {},
+                job.dir() / "node_rank");
+  EXPECT_EQ(fixed.wait(30s), 2) << fixed.err();
+  EXPECT_NE(fixed.err().find("--node-rank: is not used by an elastic job"), std::string::npos)
+      << fixed.err();
+}
+
+}  // namespace
+}  // namespace tessera::e2e
