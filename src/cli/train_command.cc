@@ -105,7 +105,8 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
         {.group = group.get(), .progress = args.quiet ? nullptr : stderr, .job_token = job.token});
     print_sparse_result(r, group->rank());
   } else {
-    // A round of an elastic job after the first goes on from the newest checkpoint.
+    // A round of an elastic job after the first, and a Slurm job requeued, go on from the newest
+    // checkpoint.
     ElasticReporter elastic(job);
     std::function<void(int64_t)> report = elastic.on_step();
     std::function<void(int64_t)> fault =
@@ -118,7 +119,7 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
       };
     }
     train::Trainer trainer(config, {.group = group.get(),
-                                    .resume = args.resume || job.attempt > 0,
+                                    .resume = args.resume || job.attempt > 0 || job.requeued,
                                     .progress = args.quiet ? nullptr : stderr,
                                     .on_step = on_step,
                                     .job_token = job.token});

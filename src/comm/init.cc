@@ -35,6 +35,9 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr const char* kEnvSource = "environment";
+// Under srun without MASTER_PORT the store listens on kSlurmBasePort + job id % kSlurmPorts.
+constexpr int kSlurmBasePort = 15000;
+constexpr int kSlurmPorts = 10000;
 
 [[noreturn]] void env_error(const std::string& variable, const std::string& message) {
   throw ConfigError(kEnvSource, 0, variable, message);
@@ -93,6 +96,31 @@ std::optional<int> slurm_tasks_on_node(const std::string& list, int node) {
   }
   if (node < 0 || node >= static_cast<int>(counts.size())) return std::nullopt;
   return counts[static_cast<std::size_t>(node)];
+}
+
+// The first host of a Slurm node list: "node[07-09,12],gpu1" -> "node07"; every bracket keeps its
+// first number as written (zero padding included). nullopt when the list is malformed.
+std::optional<std::string> slurm_first_host(const std::string& list) {
+  std::string host;
+  std::size_t at = 0;
+  while (at < list.size() && list[at] != ',') {
+    if (list[at] != '[') {
+      host += list[at++];
+      continue;
+    }
+    const std::size_t close = list.find(']', at);
+    if (close == std::string::npos) return std::nullopt;
+    const std::string range = list.substr(at + 1, close - at - 1);
+    const std::string first = range.substr(0, range.find_first_of("-,"));
+    if (first.empty() ||
+        !std::all_of(first.begin(), first.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    host += first;
+    at = close + 1;
+  }
+  if (host.empty()) return std::nullopt;
+  return host;
 }
 
 // A job id names files (shared-memory segments): short, and nothing a path could misread.
@@ -277,6 +305,21 @@ std::shared_ptr<Store> connect_store(const JobEnv& env, milliseconds timeout) {
                                        std::move(store));
 }
 
+// Under srun without MASTER_ADDR, as PyTorch Lightning does: the first host of the job step's
+// nodes, and a port from the job id (the same on every rank, different for most concurrent jobs).
+void slurm_store_address(const EnvLookup& lookup, JobEnv& job) {
+  const char* list_name =
+      lookup("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST";
+  const std::optional<std::string> list = lookup(list_name);
+  const std::optional<int> id = read_int(lookup, "SLURM_JOB_ID", 0);
+  if (!list || !id) return;
+  const std::optional<std::string> first = slurm_first_host(*list);
+  if (!first) env_error(list_name, "\"" + *list + "\" is not a Slurm node list");
+  job.store_host = *first;
+  job.store_port = kSlurmBasePort + *id % kSlurmPorts;
+  job.store_source = detail::concat(list_name, " and SLURM_JOB_ID");
+}
+
 }  // namespace
 
 const char* launcher_name(JobLauncher launcher) {
@@ -360,7 +403,12 @@ std::optional<JobEnv> parse_job_env(const EnvLookup& lookup) {
       std::tie(job.store_host, job.store_port) =
           parse_address("MASTER_ADDR/MASTER_PORT", *host + ":" + *port);
       job.store_source = "MASTER_ADDR/MASTER_PORT";
+    } else if (job.launcher == JobLauncher::kSlurm) {
+      slurm_store_address(lookup, job);
     }
+  }
+  if (job.launcher == JobLauncher::kSlurm) {
+    job.requeued = read_int(lookup, "SLURM_RESTART_COUNT", 0).value_or(0) > 0;
   }
   job.hosts_store = job.launcher != JobLauncher::kTessera && job.rank == 0;
   job.token = lookup("TESSERA_JOB_TOKEN").value_or("");

@@ -130,11 +130,15 @@ std::vector<std::string> CheckpointDir::list() const {
   return out;
 }
 
+std::string CheckpointDir::path_for(int64_t step) const {
+  char name[64];
+  std::snprintf(name, sizeof(name), "step-%010lld.ckpt", static_cast<long long>(step));
+  return (std::filesystem::path(dir_) / name).string();
+}
+
 std::string CheckpointDir::save(const Checkpoint& checkpoint) {
   std::filesystem::create_directories(dir_);
-  char name[64];
-  std::snprintf(name, sizeof(name), "step-%010lld.ckpt", static_cast<long long>(checkpoint.step));
-  std::string path = (std::filesystem::path(dir_) / name).string();
+  std::string path = path_for(checkpoint.step);
   write_checkpoint(path, checkpoint);
   auto all = list();
   for (size_t i = 0; i + keep_ < all.size(); ++i) std::filesystem::remove(all[i]);

@@ -362,6 +362,7 @@ Config build(const toml::table& root, const std::string& file) {
   tr.read("run_dir", t.run_dir);
   tr.read("checkpoint_every", t.checkpoint_every);
   tr.read("keep_checkpoints", t.keep_checkpoints);
+  tr.read("async_checkpoint", t.async_checkpoint);
   tr.read("log_every", t.log_every);
   tr.read("label_smoothing", t.label_smoothing);
   tr.read("loss", t.loss);
@@ -539,9 +540,11 @@ std::string to_toml(const Config& c) {
   out << "[train]\nepochs = " << t.epochs << "\nmax_steps = " << t.max_steps
       << "\nseed = " << t.seed << "\nrun_dir = " << quote(t.run_dir)
       << "\ncheckpoint_every = " << t.checkpoint_every
-      << "\nkeep_checkpoints = " << t.keep_checkpoints << "\nlog_every = " << t.log_every
-      << "\nlabel_smoothing = " << number(t.label_smoothing) << "\nloss = " << quote(t.loss)
-      << "\nthreads = " << t.threads << "\nmemory_cap_mb = " << number(t.memory_cap_mb) << "\n\n";
+      << "\nkeep_checkpoints = " << t.keep_checkpoints
+      << "\nasync_checkpoint = " << (t.async_checkpoint ? "true" : "false")
+      << "\nlog_every = " << t.log_every << "\nlabel_smoothing = " << number(t.label_smoothing)
+      << "\nloss = " << quote(t.loss) << "\nthreads = " << t.threads
+      << "\nmemory_cap_mb = " << number(t.memory_cap_mb) << "\n\n";
   const ParallelConfig& p = c.parallel;
   out << "[parallel]\nstrategy = " << quote(p.strategy) << "\nnproc = " << p.nproc
       << "\nbackend = " << quote(p.backend) << "\nzero_stage = " << p.zero_stage

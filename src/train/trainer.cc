@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "checkpoint_writer.h"
 #include "layer_costs.h"
 #include "optimizer_factory.h"
 #include "resume.h"
@@ -308,7 +309,9 @@ struct Trainer::State {
   std::unique_ptr<optim::LrScheduler> schedule;
   std::unique_ptr<data::DataLoader> loader;
   std::unique_ptr<CheckpointDir> checkpoints;
+  std::unique_ptr<CheckpointWriter> writer;  // after `checkpoints`, which it writes into
   int64_t step = 0;
+  double checkpoint_seconds = 0.0;  // training's time in save_checkpoint
 };
 
 Trainer::Trainer(Config config, TrainerOptions options)
@@ -376,6 +379,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
   s.checkpoints = std::make_unique<CheckpointDir>(
       (std::filesystem::path(config_.train.run_dir) / "checkpoints").string(),
       config_.train.keep_checkpoints);
+  s.writer = std::make_unique<CheckpointWriter>(*s.checkpoints, config_.train.async_checkpoint);
 }
 
 Trainer::~Trainer() = default;
@@ -435,6 +439,12 @@ data::SamplerState Trainer::load_checkpoint(const Checkpoint& ckpt) {
 
 std::string Trainer::save_checkpoint(data::SamplerState at) {
   State& s = *state_;
+  const auto start = Clock::now();
+  const struct Timer {
+    State& s;
+    Clock::time_point start;
+    ~Timer() { s.checkpoint_seconds += seconds_since(start); }
+  } timer{s, start};
   Checkpoint c;
   s.strategy->save(c);
   std::string model = s.strategy->model_state(*s.model);
@@ -456,7 +466,7 @@ std::string Trainer::save_checkpoint(data::SamplerState at) {
                       {"class_labels", s.train_data->class_labels()},
                       {"world_size", s.strategy->data_ranks()}};
   c.sections["meta"] = meta.dump();
-  return s.checkpoints->save(c);
+  return s.writer->save(std::move(c));
 }
 
 TrainResult Trainer::run() {
@@ -530,6 +540,7 @@ TrainResult Trainer::run() {
           line["lr"] = s.strategy->optimizer().lr();
           line["wall_time"] = seconds_since(run_start);
           line["optimizer_state_bytes"] = s.strategy->optimizer_state_bytes();
+          line["checkpoint_seconds"] = s.checkpoint_seconds;
           s.strategy->add_metrics(window, line);
           log(line);
           window = {};
@@ -563,7 +574,9 @@ TrainResult Trainer::run() {
     std::string path = save_checkpoint(next);
     if (!path.empty()) result.last_checkpoint = path;
   }
+  s.writer->wait();
   result.steps = s.step;
+  result.checkpoint_seconds = s.checkpoint_seconds;
   result.wall_seconds = seconds_since(run_start);
   result.world_size = ranks;
   result.samples_per_s = train_seconds > 0 ? ranks * trained_samples / train_seconds : 0.0;

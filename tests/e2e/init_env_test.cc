@@ -108,6 +108,38 @@ TEST(JobEnv, ReadsOpenMpiPmiAndSlurmWithRankZeroHostingTheStore) {
   EXPECT_EQ(slurm->local_world_size, 3) << "node 2 of 2,2,3";
 }
 
+TEST(JobEnv, UnderSrunWithoutMasterAddrTheStoreIsOnTheFirstNodeAtAPortFromTheJobId) {
+  const auto slurm = [](const std::string& nodes, const std::string& restarts) {
+    return parse_job_env(fake({{"SLURM_PROCID", "1"},
+                               {"SLURM_STEP_NUM_TASKS", "4"},
+                               {"SLURM_JOB_ID", "1234567"},
+                               {"SLURM_STEP_NODELIST", nodes},
+                               {"SLURM_RESTART_COUNT", restarts}}));
+  };
+  for (const auto& [nodes, first] :
+       std::vector<std::pair<std::string, std::string>>{{"node[07-09,12],gpu1", "node07"},
+                                                        {"gpu1,node[07-09]", "gpu1"},
+                                                        {"rack[2-3]-n[001-004]", "rack2-n001"},
+                                                        {"solo", "solo"}}) {
+    auto job = slurm(nodes, "0");
+    ASSERT_TRUE(job);
+    EXPECT_EQ(job->store_host, first) << nodes;
+    EXPECT_EQ(job->store_port, 15000 + 1234567 % 10000);
+    EXPECT_FALSE(job->hosts_store);
+    EXPECT_FALSE(job->requeued);
+  }
+  EXPECT_TRUE(slurm("solo", "2")->requeued) << "a requeued job resumes";
+  try {
+    (void)slurm("node[07-", "0");
+    FAIL() << "a malformed node list must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("SLURM_STEP_NODELIST: \"node[07-\" is not a Slurm node list"),
+        std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(JobEnv, AJobIdThatCouldNotNameAFileIsRefused) {
   for (const std::string& id :
        {std::string("../escape"), std::string("a/b"), std::string(65, 'x')}) {

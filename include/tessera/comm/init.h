@@ -63,6 +63,8 @@ struct JobEnv {
   // TESSERA_ATTEMPT (default 0): a restarted job runs on a fresh key space of the same store,
   // "job/attempt-<N>".
   int attempt = 0;
+  // Under Slurm, SLURM_RESTART_COUNT > 0: the job was requeued and goes on from its checkpoint.
+  bool requeued = false;
 };
 
 // Looks up one environment variable: nullopt when unset or empty.

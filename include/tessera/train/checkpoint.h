@@ -38,6 +38,8 @@ class CheckpointDir {
   CheckpointDir(std::string dir, int64_t keep);
   // Writes the checkpoint for its step, then deletes all but the newest `keep`. Returns its path.
   std::string save(const Checkpoint& checkpoint);
+  // Where save() puts the checkpoint of `step`.
+  [[nodiscard]] std::string path_for(int64_t step) const;
   // Checkpoint files present, oldest first.
   [[nodiscard]] std::vector<std::string> list() const;
   // The newest checkpoint that reads and verifies; each newer one that failed is skipped and its

@@ -80,6 +80,8 @@ struct TrainConfig {
   std::string run_dir;           // default: runs/<config file stem>
   int64_t checkpoint_every = 0;  // steps between checkpoints; 0: at each epoch's end only
   int64_t keep_checkpoints = 3;
+  // Write checkpoints on a thread of their own: training waits only for the snapshot in memory.
+  bool async_checkpoint = true;
   int64_t log_every = 50;  // steps between metric lines
   double label_smoothing = 0.0;
   // cross_entropy | mse | bce | next_token (text: each position's logits against the next token)

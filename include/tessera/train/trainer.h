@@ -65,6 +65,8 @@ struct TrainResult {
   double train_loss = 0.0;  // mean over the last epoch's steps and every rank's batches
   double wall_seconds = 0.0;
   double samples_per_s = 0.0;  // training throughput over the run, all ranks together
+  // Time training stood still for checkpoints (with train.async_checkpoint: for the snapshots).
+  double checkpoint_seconds = 0.0;
   std::string last_checkpoint;
 };
 
