@@ -24,6 +24,7 @@
 namespace tessera::cli {
 namespace {
 
+constexpr std::chrono::seconds kStoreRequestTimeout{30};
 // A worker that exits so was refused its config or command line: running it again cannot help.
 constexpr int kUsageExitCode = 2;
 
@@ -85,8 +86,14 @@ AgentStore open_agent_store(const LaunchOptions& o, const std::string& token) {
     s.address = o.rdzv;
   }
   try {
-    s.client = std::make_unique<comm::TcpStore>(comm::TcpStoreOptions{
-        .host = at.host, .port = at.port, .token = token, .connect_timeout = o.rdzv_timeout});
+    // A request gives up after kStoreRequestTimeout: an agent cut off from the store (its
+    // network down) leaves the job instead of hanging in a poll.
+    s.client =
+        std::make_unique<comm::TcpStore>(comm::TcpStoreOptions{.host = at.host,
+                                                               .port = at.port,
+                                                               .token = token,
+                                                               .connect_timeout = o.rdzv_timeout,
+                                                               .timeout = kStoreRequestTimeout});
   } catch (const Error& e) {
     throw comm::CommError("elastic agent: cannot host the rendezvous at " + s.address + " (" +
                           not_hosted + ") nor reach another agent's there: " + e.what());

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -39,8 +41,9 @@ Fault parse_fault(const std::string& entry) {
   std::getline(parts, part, ':');
   Fault f;
   bool known = false;
-  for (Fault::Kind kind : {Fault::Kind::kSigkill, Fault::Kind::kHost, Fault::Kind::kSigstop,
-                           Fault::Kind::kExit, Fault::Kind::kSlow}) {
+  for (Fault::Kind kind :
+       {Fault::Kind::kSigkill, Fault::Kind::kHost, Fault::Kind::kSigstop, Fault::Kind::kExit,
+        Fault::Kind::kSlow, Fault::Kind::kCorrupt, Fault::Kind::kTruncate}) {
     if (part == fault_name(kind)) {
       f.kind = kind;
       known = true;
@@ -71,6 +74,37 @@ Fault parse_fault(const std::string& entry) {
   return f;
 }
 
+// The newest step-*.ckpt in `dir` (names sort by step), or "" when there is none.
+std::string newest_checkpoint(const std::string& dir) {
+  std::string newest;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && entry.path().extension() == ".ckpt" &&
+        (newest.empty() || name > std::filesystem::path(newest).filename().string())) {
+      newest = entry.path().string();
+    }
+  }
+  return newest;
+}
+
+// Damages the newest checkpoint as `kind` says and says which.
+void damage_newest_checkpoint(Fault::Kind kind, const std::string& dir) {
+  const std::string path = newest_checkpoint(dir);
+  if (path.empty()) return;
+  const auto size = std::filesystem::file_size(path);
+  if (kind == Fault::Kind::kTruncate) {
+    std::filesystem::resize_file(path, size / 2);
+  } else {
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(static_cast<std::streamoff>(size / 2));
+    const char byte = static_cast<char>(file.get() ^ 0x5a);
+    file.seekp(static_cast<std::streamoff>(size / 2));
+    file.put(byte);
+  }
+  std::fprintf(stderr, "fault injected: %s %s\n", fault_name(kind), path.c_str());
+}
+
 }  // namespace
 
 const char* fault_name(Fault::Kind kind) {
@@ -85,6 +119,10 @@ const char* fault_name(Fault::Kind kind) {
       return "exit";
     case Fault::Kind::kSlow:
       return "slow";
+    case Fault::Kind::kCorrupt:
+      return "corrupt";
+    case Fault::Kind::kTruncate:
+      return "truncate";
   }
   return "?";
 }
@@ -98,13 +136,14 @@ std::vector<Fault> parse_faults(const std::string& text) {
   return faults;
 }
 
-std::function<void(int64_t)> fault_hook(const std::vector<Fault>& faults, int rank, int attempt) {
+std::function<void(int64_t)> fault_hook(const std::vector<Fault>& faults, int rank, int attempt,
+                                        const std::string& checkpoint_dir) {
   std::vector<Fault> mine;
   for (const Fault& f : faults) {
     if (f.rank == rank && (f.attempt == -1 || f.attempt == attempt)) mine.push_back(f);
   }
   if (mine.empty()) return nullptr;
-  return [mine, rank](int64_t step) {
+  return [mine, rank, checkpoint_dir](int64_t step) {
     for (const Fault& f : mine) {
       if (f.step != step) continue;
       std::fprintf(stderr, "fault injected: rank %d at step %lld: %s\n", rank,
@@ -118,6 +157,12 @@ std::function<void(int64_t)> fault_hook(const std::vector<Fault>& faults, int ra
           ::_exit(1);
         case Fault::Kind::kHost:
           ::kill(::getppid(), SIGKILL);
+          ::raise(SIGKILL);
+          break;
+        case Fault::Kind::kCorrupt:
+        case Fault::Kind::kTruncate:
+          damage_newest_checkpoint(f.kind, checkpoint_dir);
+          std::fflush(stderr);
           ::raise(SIGKILL);
           break;
         case Fault::Kind::kSigkill:

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -110,7 +111,8 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
     ElasticReporter elastic(job);
     std::function<void(int64_t)> report = elastic.on_step();
     std::function<void(int64_t)> fault =
-        fault_hook(parse_faults(env_string("TESSERA_FAULTS").value_or("")), job.rank, job.attempt);
+        fault_hook(parse_faults(env_string("TESSERA_FAULTS").value_or("")), job.rank, job.attempt,
+                   (std::filesystem::path(config.train.run_dir) / "checkpoints").string());
     std::function<void(int64_t)> on_step = nullptr;
     if (report || fault) {
       on_step = [report, fault](int64_t step) {

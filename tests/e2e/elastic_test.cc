@@ -91,6 +91,28 @@ TEST(Elastic, AHungWorkerIsStoppedByItsPeersDeadlineAndTheRunEndsBitIdentical) {
   EXPECT_FALSE(pid_alive(*stopped));
 }
 
+// The newest checkpoint damaged as its writer dies: the next round says so and resumes from the
+// one before, and the run still ends as one never interrupted.
+TEST(Elastic, ACorruptOrTruncatedNewestCheckpointIsSkippedForTheOneBefore) {
+  TrainingJob job("elastic_corrupt");
+  train_uninterrupted(job, 2);
+  for (const std::string kind : {"corrupt", "truncate"}) {
+    const std::string run = "elastic_" + kind;
+    Process p(train_args(
+                  job, run,
+                  {"--nproc", "2", "--max-restarts", "1", "--set", "train.async_checkpoint=false"}),
+              {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=" + kind + ":rank=0:step=12"},
+              job.dir() / run);
+    ASSERT_EQ(p.wait(120s), 0) << p.err();
+    const std::string err = p.err();
+    EXPECT_NE(err.find("fault injected: " + kind + " "), std::string::npos) << err;
+    EXPECT_NE(err.find("resume: skipped"), std::string::npos) << err;
+    EXPECT_NE(err.find("step-0000000010.ckpt"), std::string::npos) << err;
+    EXPECT_NE(err.find("round 1 resumed from step 5"), std::string::npos) << err;
+    EXPECT_EQ(model_of(last_checkpoint(job, run)), model_of(last_checkpoint(job, "plain")));
+  }
+}
+
 TEST(Elastic, FailuresBeyondMaxRestartsStopTheJobWithItsCheckpointsIntact) {
   TrainingJob job("elastic_limit");
   Process p(train_args(job, "elastic", {"--nproc", "2", "--max-restarts", "1"}),
