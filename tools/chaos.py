@@ -13,6 +13,7 @@ Kinds: sigkill sigstop exit corrupt truncate write host join (any user), disk ne
 a small tmpfs, two network namespaces). docs/fault-tolerance.md says what each survives.
 
 Usage: tools/chaos.py [--build build/release] [--kinds K,K] [--repeats 2] [--epochs 10] [--seed 1]
+                      [--strategy ddp|zero1|zero2|zero3|pipeline|tensor]
 """
 import argparse
 import os
@@ -71,9 +72,21 @@ class Agent:
         return "\n".join(line for _, line in self.lines)
 
 
+STRATEGIES = {  # --strategy: the [parallel] settings
+    "ddp": ['parallel.strategy="ddp"'],
+    "zero1": ['parallel.strategy="zero"', "parallel.zero_stage=1"],
+    "zero2": ['parallel.strategy="zero"', "parallel.zero_stage=2"],
+    "zero3": ['parallel.strategy="zero"', "parallel.zero_stage=3"],
+    "pipeline": ['parallel.strategy="pipeline"', "parallel.micro_batches=4"],
+    "tensor": ['parallel.strategy="tensor"'],
+}
+STRATEGY = STRATEGIES["ddp"]
+
+
 def base_args(build, run_dir, epochs, extra=()):
+    sets = [a for s in STRATEGY for a in ("--set", s)]
     return [f"{build}/tessera", "train", "examples/fashion_mnist_mlp.toml",
-            "--set", 'parallel.strategy="ddp"', "--set", f"data.batch_size={BATCH}",
+            *sets, "--set", f"data.batch_size={BATCH}",
             "--set", f"train.epochs={epochs}", "--set", f"train.checkpoint_every={CHECKPOINT_EVERY}",
             "--set", "train.threads=1", "--set", "parallel.timeout_s=3",
             "--set", f'train.run_dir="{run_dir}"', "--grace", "1", "--rdzv-wait", "2", *extra]
@@ -242,7 +255,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="faults per job")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strategy", default="ddp", choices=sorted(STRATEGIES),
+                        help="tensor needs a world size dividing the 10 classes: leave out "
+                             "host, join and netcut, which change it")
     args = parser.parse_args()
+    global STRATEGY
+    STRATEGY = STRATEGIES[args.strategy]
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     kinds = [k for k in args.kinds.split(",") if k]
     for k in kinds:
@@ -256,7 +274,8 @@ def main():
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="tessera_chaos_")
     try:
-        print(f"machine: {os.cpu_count()} cores; seed {args.seed}, {args.epochs} epochs "
+        print(f"machine: {os.cpu_count()} cores; strategy {args.strategy}; seed {args.seed}, "
+              f"{args.epochs} epochs "
               f"({args.epochs * STEPS_PER_EPOCH} steps), checkpoint every {CHECKPOINT_EVERY} steps")
         base = Agent(base_args(args.build, os.path.join(work, "uninterrupted"), args.epochs,
                                ["--nproc", "2"]), dict(os.environ))

@@ -180,6 +180,7 @@ class Agent {
     }
   }
 
+ private:
   // Runs a store call; an error is kept for run() to report, and the round ends.
   template <typename F>
   bool guarded(F&& call) {
@@ -201,14 +202,13 @@ class Agent {
     });
   }
 
- private:
   void announce(const comm::ElasticRound& r) {
     std::string text = detail::concat("round ", r.number, ": node ", r.node_rank, " of ", r.nnodes,
                                       ", world size ", r.world_size, ", ranks ", r.first_rank, "..",
                                       r.first_rank + r.nproc - 1);
     if (r.number > 0) {
-      text += detail::concat("; restart ", r.restarts, " of at most ", o_.max_restarts,
-                             " after failures; resuming from the newest checkpoint");
+      text += detail::concat("; ", r.restarts, " of at most ", o_.max_restarts,
+                             " failure(s) survived so far; resuming from the newest checkpoint");
     }
     say(text);
   }

@@ -63,7 +63,7 @@ class Supervisor {
   int restarts_ = 0;
   Phase phase_ = Phase::kRunning;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
-  std::chrono::steady_clock::time_point next_check_ = std::chrono::steady_clock::time_point::min();
+  std::chrono::steady_clock::time_point next_check_{};  // the first check is due at once
   std::optional<std::size_t> first_failure_;
   int interrupted_by_ = 0;
   std::string stopped_for_;

@@ -29,10 +29,11 @@ std::string model_of(const fs::path& checkpoint) {
 // `tessera train` on the small CSV job: 8 epochs of 5 steps, a checkpoint every 5 steps, into
 // <dir>/<run>, plus `extra` arguments.
 std::vector<std::string> train_args(const TrainingJob& job, const std::string& run,
-                                    std::vector<std::string> extra) {
+                                    std::vector<std::string> extra,
+                                    const std::string& strategy = "ddp") {
   std::vector<std::string> args{tessera_binary(),
                                 "train",
-                                job.config(8, 5).string(),
+                                job.config(8, 5, "job_" + strategy, strategy).string(),
                                 "--set",
                                 "train.run_dir=\"" + (job.dir() / run).string() + "\"",
                                 "--set",
@@ -50,8 +51,11 @@ fs::path last_checkpoint(const TrainingJob& job, const std::string& run) {
 }
 
 // Trains the job uninterrupted on `nproc` processes into <dir>/plain.
-void train_uninterrupted(const TrainingJob& job, int nproc) {
-  Process p(train_args(job, "plain", {"--nproc", std::to_string(nproc)}), {"TESSERA_BACKEND=gloo"},
+void train_uninterrupted(const TrainingJob& job, int nproc, const std::string& strategy = "ddp",
+                         const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> more{"--nproc", std::to_string(nproc)};
+  more.insert(more.end(), extra.begin(), extra.end());
+  Process p(train_args(job, "plain", more, strategy), {"TESSERA_BACKEND=gloo"},
             job.dir() / "plain");
   ASSERT_EQ(p.wait(120s), 0) << p.err();
 }
@@ -177,6 +181,41 @@ TEST(Elastic, AHostThatVanishesIsLeftBehindAndAHostThatComesIsLetIn) {
   EXPECT_NE(all.find("round 2: node 0 of 3, world size 3"), std::string::npos) << all;
   EXPECT_TRUE(fs::exists(last_checkpoint(job, "elastic"))) << all;
 }
+
+// Every strategy's checkpoints bring a job whose worker was killed back to where it was: the run
+// ends as one never interrupted, bit for bit. (Parameter-server jobs are not elastic.)
+struct StrategyCase {
+  std::string name;
+  std::string strategy;
+  std::vector<std::string> sets;
+};
+
+class ElasticStrategies : public ::testing::TestWithParam<StrategyCase> {};
+
+TEST_P(ElasticStrategies, AKilledWorkerCostsOnlyTheStepsSinceTheCheckpoint) {
+  const StrategyCase& c = GetParam();
+  TrainingJob job("elastic_" + c.name);
+  std::vector<std::string> sets;
+  for (const std::string& s : c.sets) sets.insert(sets.end(), {"--set", s});
+  train_uninterrupted(job, 2, c.strategy, sets);
+  std::vector<std::string> extra{"--nproc", "2", "--max-restarts", "1"};
+  extra.insert(extra.end(), sets.begin(), sets.end());
+  Process p(train_args(job, "elastic", extra, c.strategy),
+            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=12"},
+            job.dir() / "elastic");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  EXPECT_NE(p.err().find("round 1 resumed from step 10"), std::string::npos) << p.err();
+  EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Strategies, ElasticStrategies,
+    ::testing::Values(StrategyCase{"zero1", "zero", {"parallel.zero_stage=1"}},
+                      StrategyCase{"zero2", "zero", {"parallel.zero_stage=2"}},
+                      StrategyCase{"zero3", "zero", {"parallel.zero_stage=3"}},
+                      StrategyCase{"pipeline", "pipeline", {"parallel.micro_batches=2"}},
+                      StrategyCase{"tensor", "tensor", {}}),
+    [](const auto& info) { return info.param.name; });
 
 // A worker that exits 2 (its config or environment refused) ends an elastic job at once: starting
 // it again cannot help. Malformed ranges are refused before anything starts.
