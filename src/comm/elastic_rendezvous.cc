@@ -78,7 +78,7 @@ std::optional<ElasticRound> ElasticRendezvous::join(int nproc) {
       if (const std::optional<std::string> text = value(round_key(k, "closed"))) {
         closed = static_cast<int>(to_int(*text, round_key(k, "closed")));
       } else {
-        closed = try_close(k, static_cast<int>(store_.add(round_key(k, "arrived"), 0)), since);
+        closed = try_close(k, since);
       }
       if (closed && index <= *closed) return membership(k, index, *closed);
       if (closed) break;  // came too late: wait in the next round
@@ -90,8 +90,7 @@ std::optional<ElasticRound> ElasticRendezvous::join(int nproc) {
 }
 
 // Closes round k when the rules in the header allow, and returns how many nodes it holds.
-std::optional<int> ElasticRendezvous::try_close(std::int64_t k, int arrived,
-                                                Clock::time_point since) {
+std::optional<int> ElasticRendezvous::try_close(std::int64_t k, Clock::time_point since) {
   int previous = 0;  // nodes of round k - 1
   bool previous_running = false;
   int survivors = 0;
@@ -102,6 +101,9 @@ std::optional<int> ElasticRendezvous::try_close(std::int64_t k, int arrived,
       previous_running = survivors < previous && !value(round_key(k - 1, "failed"));
     }
   }
+  // Read after the survivors: an agent counts itself arrived before it counts itself a survivor,
+  // so every survivor counted here is among the arrivals (and gets a place in the round).
+  const int arrived = static_cast<int>(store_.add(round_key(k, "arrived"), 0));
   const auto waited = Clock::now() - since;
   bool ready = arrived >= options_.max_nodes;
   if (!ready && arrived >= options_.min_nodes && !previous_running) {

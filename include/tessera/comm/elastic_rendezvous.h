@@ -88,7 +88,7 @@ class ElasticRendezvous {
 
  private:
   [[nodiscard]] std::optional<std::string> value(const std::string& key);
-  [[nodiscard]] std::optional<int> try_close(std::int64_t k, int arrived,
+  [[nodiscard]] std::optional<int> try_close(std::int64_t k,
                                              std::chrono::steady_clock::time_point since);
   [[nodiscard]] ElasticRound membership(std::int64_t k, int index, int closed);
 
