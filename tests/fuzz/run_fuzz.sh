@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs one libFuzzer harness for $FUZZ_SECONDS (default 5) over its seeds and regressions, then
+# Runs one libFuzzer harness for $FUZZ_SECONDS (default 3) over its seeds and regressions, then
 # prints what it did: executions, coverage, and where a crashing input was saved.
 # Usage: run_fuzz.sh HARNESS WORK_DIR SEEDS_DIR REGRESSIONS_DIR
 set -euo pipefail
 harness=$1 work=$2 seeds=$3 regressions=$4
-seconds=${FUZZ_SECONDS:-5}
+seconds=${FUZZ_SECONDS:-3}
 mkdir -p "$work/corpus" "$work/artifacts" "$regressions"
 # The first directory receives new inputs; the seeds and regressions in the tree stay as they are.
 # -rss_limit_mb also caps single allocations: a reader must refuse a huge size, not allocate it.
