@@ -22,10 +22,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kToken = "elastic0123456789abcdef";
 
-std::string model_of(const fs::path& checkpoint) {
-  return train::read_checkpoint(checkpoint.string()).section("model");
-}
-
 // `tessera train` on the small CSV job: 8 epochs of 5 steps, a checkpoint every 5 steps, into
 // <dir>/<run>, plus `extra` arguments.
 std::vector<std::string> train_args(const TrainingJob& job, const std::string& run,

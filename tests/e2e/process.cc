@@ -1,5 +1,7 @@
 #include "process.h"
 
+#include "tessera/train/checkpoint.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -237,6 +239,10 @@ fs::path TrainingJob::config(int epochs, int log_every, const std::string& name,
       << "run_dir = \"" << (dir_ / "run").string() << "\"\n"
       << "[parallel]\nstrategy = \"" << strategy << "\"\n";
   return path;
+}
+
+std::string model_of(const fs::path& checkpoint) {
+  return train::read_checkpoint(checkpoint.string()).section("model");
 }
 
 }  // namespace tessera::e2e

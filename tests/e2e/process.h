@@ -62,6 +62,8 @@ class Process {
 // The value of variable `name` in the environment `pid` started with ("" when it has none);
 // readable only by the process's owner.
 [[nodiscard]] std::string environment_of(pid_t pid, const std::string& name);
+// The "model" section of a checkpoint file: equal sections, bit-identical parameters.
+[[nodiscard]] std::string model_of(const fs::path& checkpoint);
 // Number of lines of `text` containing `needle`.
 [[nodiscard]] int count_lines_with(const std::string& text, const std::string& needle);
 

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "process.h"
-#include "tessera/train/checkpoint.h"
 
 namespace tessera::e2e {
 namespace {
@@ -53,10 +52,6 @@ std::vector<int> train_two_ranks(const TrainingJob& job, const std::string& run,
       std::printf("rank %d said:\n%s%s\n", rank, p.out().c_str(), p.err().c_str());
   }
   return codes;
-}
-
-std::string model_of(const fs::path& checkpoint) {
-  return train::read_checkpoint(checkpoint.string()).section("model");
 }
 
 TEST(Resume, RanksWithRunDirectoriesOfTheirOwnResumeFromRankZerosCheckpoint) {
