@@ -6,8 +6,11 @@ each with --repeats faults at random steps (seeded), and checks each job against
 run of the same config: it finishes within 0.5 points of its test accuracy, or stops with a clear
 error and a checkpoint that verifies; every checkpoint left verifies (`tessera inspect`); no
 process is left behind. Prints a table: faults injected and survived per kind, steps lost per
-fault (at most train.checkpoint_every; twice that when the newest checkpoint is damaged), recovery time (from the agent's report of the failure to
-its report of the resumed round), final accuracy against the uninterrupted run.
+fault (at most train.memory_copy_every when the round resumed from memory copies; else
+train.checkpoint_every, twice that when the newest checkpoint is damaged), how many rounds resumed
+from memory and from storage (the checkpoint faults run without memory copies), recovery time (from
+the agent's report of the failure to its report of the resumed round), final accuracy against the
+uninterrupted run.
 
 Kinds: sigkill sigstop exit corrupt truncate write host join (any user), disk netcut (root:
 a small tmpfs, two network namespaces). docs/fault-tolerance.md says what each survives.
@@ -28,6 +31,8 @@ import threading
 import time
 
 CHECKPOINT_EVERY = 50
+MEMORY_COPY_EVERY = 10
+STORAGE_KINDS = ("corrupt", "truncate", "write")  # faults of the checkpoints: memory copies off
 BATCH = 120  # divides by 1 to 4 workers: every round trains on the same global batch
 STEPS_PER_EPOCH = 60000 // BATCH
 TOKEN = "chaos" + "0123456789abcdef"
@@ -88,6 +93,7 @@ def base_args(build, run_dir, epochs, extra=()):
     return [f"{build}/tessera", "train", "examples/fashion_mnist_mlp.toml",
             *sets, "--set", f"data.batch_size={BATCH}",
             "--set", f"train.epochs={epochs}", "--set", f"train.checkpoint_every={CHECKPOINT_EVERY}",
+            "--set", f"train.memory_copy_every={MEMORY_COPY_EVERY}",
             "--set", "train.threads=1", "--set", "parallel.timeout_s=3",
             "--set", f'train.run_dir="{run_dir}"', "--grace", "1", "--rdzv-wait", "2", *extra]
 
@@ -133,6 +139,13 @@ def recovery_times(agents):
     return times
 
 
+def resume_sources(agents):
+    """(rounds resumed from a memory copy, rounds resumed from a checkpoint file)."""
+    text = "\n".join(a.err() for a in agents)
+    return (len(re.findall(r"\] resumed from rank \d+'s memory copy", text)),
+            len(re.findall(r"\] resumed from /", text)))
+
+
 def steps_lost(agents):
     return [int(n) for a in agents for n in re.findall(r"(\d+) step\(s\) lost", a.err())]
 
@@ -161,8 +174,10 @@ def run_job(kind, args, work, rng):
     cleanup = []
     if kind in ("sigkill", "sigstop", "exit", "corrupt", "truncate", "write"):
         env["TESSERA_FAULTS"] = worker_faults(kind, steps)
+        if kind in STORAGE_KINDS:
+            extra = ["--set", "train.memory_copy_every=0"]
         if kind in ("corrupt", "truncate"):
-            extra = ["--set", "train.async_checkpoint=false"]  # the damaged file is the newest
+            extra += ["--set", "train.async_checkpoint=false"]  # the damaged file is the newest
         agents.append(Agent(base_args(args.build, run_dir, args.epochs,
                                       ["--nproc", "2", *restarts, *extra]), env))
     elif kind in ("host", "join"):
@@ -210,6 +225,7 @@ def run_job(kind, args, work, rng):
            "accuracy": max((accuracy(a.out) for a in agents if accuracy(a.out) is not None),
                            default=None),
            "lost": steps_lost(agents), "recovery": recovery_times(agents),
+           "sources": resume_sources(agents),
            "left": processes_left(run_dir)}
     row["good"], row["bad"] = verify_checkpoints(args.build, run_dir)
     for c in cleanup:
@@ -276,16 +292,17 @@ def main():
     try:
         print(f"machine: {os.cpu_count()} cores; strategy {args.strategy}; seed {args.seed}, "
               f"{args.epochs} epochs "
-              f"({args.epochs * STEPS_PER_EPOCH} steps), checkpoint every {CHECKPOINT_EVERY} steps")
+              f"({args.epochs * STEPS_PER_EPOCH} steps), checkpoint every {CHECKPOINT_EVERY} steps, "
+              f"memory copy every {MEMORY_COPY_EVERY} (none for {', '.join(STORAGE_KINDS)})")
         base = Agent(base_args(args.build, os.path.join(work, "uninterrupted"), args.epochs,
                                ["--nproc", "2"]), dict(os.environ))
         base.wait(600)
         reference = accuracy(base.out)
         print(f"uninterrupted: test accuracy {reference}%")
         print("| fault | injected | survived | exit codes | steps lost per fault (max) | "
-              "recovery s (median, from disk) | accuracy vs uninterrupted | checkpoints verified "
-              "| processes left |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+              "resumed from memory / disk | recovery s (median) | accuracy vs uninterrupted | "
+              "checkpoints verified | processes left |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         failures = 0
         for kind in kinds:
             row = run_job(kind, args, work, rng)
@@ -294,7 +311,14 @@ def main():
             stopped = not finished and any(c != 0 for c in row["codes"]) and row["good"] > 0
             # A damaged newest checkpoint costs the one before it too; a full disk is found when the
             # write in the background fails, at the next checkpoint.
-            bound = CHECKPOINT_EVERY * (2 if kind in ("corrupt", "truncate", "disk") else 1)
+            # Memory copies bound the rest, unless none survived (then the checkpoint interval).
+            from_memory, from_disk = row["sources"]
+            if kind in ("corrupt", "truncate", "disk"):
+                bound = 2 * CHECKPOINT_EVERY
+            elif kind in STORAGE_KINDS or from_disk:
+                bound = CHECKPOINT_EVERY
+            else:
+                bound = MEMORY_COPY_EVERY
             ok = (close or stopped) and not row["bad"] and row["left"] == 0 and (
                 not row["lost"] or max(row["lost"]) <= bound)
             failures += not ok
@@ -303,7 +327,7 @@ def main():
             print(f"| {kind} | {row['injected']} | {survived}"
                   f"{'' if finished else ' (stopped resumably)' if stopped else ''} | "
                   f"{','.join(map(str, row['codes']))} | "
-                  f"{max(row['lost']) if row['lost'] else '-'} | "
+                  f"{max(row['lost']) if row['lost'] else '-'} | {from_memory} / {from_disk} | "
                   f"{f'{rec:.2f}' if rec is not None else '-'} | "
                   f"{row['accuracy'] if finished else '-'} vs {reference} | "
                   f"{row['good']} ok{', bad: ' + ' '.join(row['bad']) if row['bad'] else ''} | "

@@ -2,14 +2,20 @@
 // and this host's workers in each.
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "agent_channel.h"
 #include "launcher.h"
 #include "launcher_flags.h"
 #include "supervisor.h"
@@ -139,10 +145,12 @@ class Agent {
       try {
         round = rendezvous_.join(nproc_);
       } catch (const Error& e) {
+        stop_survivors(workers_);
         say(e.what());
         return 1;
       }
       if (!round) {
+        stop_survivors(workers_);
         say("the job has finished");
         return 0;
       }
@@ -150,6 +158,7 @@ class Agent {
       const RoundOutcome outcome = run_round(*round, signal_fd.get());
       shm_.remove_now();
       if (!store_error_.empty()) {
+        stop_survivors(workers_);
         say("the rendezvous store is gone (" + store_error_ + "): the job cannot go on here");
         return outcome.code != 0 ? outcome.code : 1;
       }
@@ -166,6 +175,7 @@ class Agent {
         code = 0;
       }
       if (code) {
+        stop_survivors(workers_);
         leave(*round);
         return *code;
       }
@@ -208,7 +218,8 @@ class Agent {
                                       r.first_rank + r.nproc - 1);
     if (r.number > 0) {
       text += detail::concat("; ", r.restarts, " of at most ", o_.max_restarts,
-                             " failure(s) survived so far; resuming from the newest checkpoint");
+                             " failure(s) survived so far; resuming from the newest memory copy "
+                             "or checkpoint");
     }
     say(text);
   }
@@ -223,8 +234,14 @@ class Agent {
     const WorkerContext context{.store_address = address_,
                                 .token = token_,
                                 .job_id = job_id_,
-                                .extra = {"TESSERA_ELASTIC=1"}};
-    std::vector<Worker> workers = start_workers(o_, placement, context, signals_);
+                                .extra = {"TESSERA_ELASTIC=1"},
+                                .channel = true};
+    place_survivors(r);
+    for (Worker& w :
+         start_workers(o_, placement, context, signals_, static_cast<int>(workers_.size()))) {
+      workers_.push_back(std::move(w));
+    }
+    std::vector<Worker>& workers = workers_;
     RoundOutcome outcome;
     bool resumed_said = r.number == 0 || r.first_rank != 0;
     Supervisor supervisor(
@@ -255,6 +272,9 @@ class Agent {
     // A round shorter than a poll still says where it began.
     if (!resumed_said) guarded([&] { (void)say_resumed(r.number); });
     outcome.interrupted_by = supervisor.interrupted_by();
+    if (outcome.interrupted_by == 0 && !outcome.failed_here && !outcome.ended) {
+      account_for_standbys(r, outcome);
+    }
     if (outcome.failed_here || outcome.interrupted_by != 0) {
       const bool final = outcome.fatal || outcome.interrupted_by != 0;
       outcome.code = report(workers, supervisor.first_failure(), outcome.interrupted_by, final);
@@ -274,6 +294,98 @@ class Agent {
     }
     if (outcome.failed_here) outcome.ended.reset();
     return outcome;
+  }
+
+  // Workers standing by (their group broke) while none failed here and the round did not end: a
+  // worker that neither stood by nor finished within the grace was stopped as hung, and is this
+  // host's failure; else the failure is another host's, which says so, or, when none does within
+  // the grace (its worker hangs and it has no other), this host reports the broken group.
+  void account_for_standbys(const comm::ElasticRound& r, RoundOutcome& outcome) {
+    const auto standby = std::find_if(workers_.begin(), workers_.end(),
+                                      [](const Worker& w) { return w.standing_by; });
+    if (standby == workers_.end()) return;
+    for (const Worker& w : workers_) {
+      if (w.standing_by || w.sent_signal == 0) continue;
+      outcome.failed_here = true;
+      const std::string reason = detail::concat(
+          "rank ", w.rank, " (node ", r.node_rank, ", pid ", w.pid,
+          ") hung: it neither went on nor stood by within the grace after its group broke, and "
+          "was stopped (rank ",
+          standby->rank, ": ", standby->standby_reason, ")");
+      say(reason);
+      guarded([&] { rendezvous_.report_failure(r, reason, false); });
+      return;
+    }
+    const auto until = std::chrono::steady_clock::now() + o_.grace;
+    while (guarded([&] { outcome.ended = rendezvous_.should_end(r); }) && !outcome.ended &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (outcome.ended || !store_error_.empty()) return;
+    const std::string reason = detail::concat("the group of rank ", standby->rank, " (node ",
+                                              r.node_rank, ") broke: ", standby->standby_reason);
+    guarded([&] { rendezvous_.report_failure(r, reason, false); });
+    outcome.ended = comm::RoundEnd{comm::RoundEnd::Kind::kFailed, reason};
+  }
+
+  // The workers standing by from the last round take this host's first places in round `r` (in
+  // their order); those beyond its places are stopped.
+  void place_survivors(const comm::ElasticRound& r) {
+    std::erase_if(workers_, [](const Worker& w) { return !w.running || !w.standing_by; });
+    if (static_cast<int>(workers_.size()) > r.nproc) {
+      std::vector<Worker> extra(std::make_move_iterator(workers_.begin() + r.nproc),
+                                std::make_move_iterator(workers_.end()));
+      workers_.resize(static_cast<std::size_t>(r.nproc));
+      stop_survivors(extra);
+    }
+    std::string placed;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      Worker& w = workers_[i];
+      const int local = static_cast<int>(i);
+      write_all(w.channel.get(), place_line({.rank = r.first_rank + local,
+                                             .world_size = r.world_size,
+                                             .local_rank = local,
+                                             .local_world_size = r.nproc,
+                                             .nnodes = r.nnodes,
+                                             .attempt = r.number}) +
+                                     "\n");
+      placed += detail::concat(i ? ", " : "", "rank ", w.rank, " -> ", r.first_rank + local,
+                               " (pid ", w.pid, ")");
+      w.rank = r.first_rank + local;
+      w.local_rank = local;
+      w.standing_by = false;
+      w.standby_reason.clear();
+      w.sent_signal = 0;
+      w.stopped_when_signalled = false;
+    }
+    if (!placed.empty()) say("workers that stood by go on in this round: " + placed);
+  }
+
+  // Tells workers standing by to exit, and waits for them (SIGKILL after the grace).
+  void stop_survivors(std::vector<Worker>& workers) {
+    for (Worker& w : workers) {
+      if (!w.running) continue;
+      write_all(w.channel.get(), "stop\n");
+      w.channel.reset();
+    }
+    const auto until = std::chrono::steady_clock::now() + o_.grace;
+    for (Worker& w : workers) {
+      while (w.running) {
+        int status = 0;
+        const pid_t got = ::waitpid(w.pid, &status, WNOHANG);
+        if (got == w.pid || (got < 0 && errno != EINTR)) {
+          w.running = false;
+        } else if (std::chrono::steady_clock::now() >= until) {
+          ::kill(w.pid, SIGKILL);
+          ::waitpid(w.pid, &status, 0);
+          w.running = false;
+        } else {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      }
+      drain(w, w.out, STDOUT_FILENO, w.out_partial);
+      drain(w, w.err, STDERR_FILENO, w.err_partial);
+    }
   }
 
   // Says, once rank 0 of round `number` reported it, the step the round resumed from and the steps
@@ -299,6 +411,8 @@ class Agent {
   ShmCleanup shm_;
   bool hosts_store_;
   int nproc_;
+  // This host's workers: those of the running round, and between rounds those standing by.
+  std::vector<Worker> workers_;
   std::string store_error_;
   std::int64_t step_at_end_ = -1;
 };

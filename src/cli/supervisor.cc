@@ -31,14 +31,15 @@ Supervisor::Supervisor(std::vector<Worker>& workers, int signal_fd, SupervisorOp
     : workers_(workers), signal_fd_(signal_fd), options_(std::move(options)) {}
 
 void Supervisor::run() {
-  while (std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.running; })) {
+  while (std::any_of(workers_.begin(), workers_.end(),
+                     [](const Worker& w) { return w.running && !w.standing_by; })) {
     wait_and_pass_output();
     reap();
     check_stop();
     // A stopped worker cannot exit on its own: waiting for it only delays the summary.
     if (phase_ == Phase::kDraining &&
         std::all_of(workers_.begin(), workers_.end(),
-                    [](const Worker& w) { return !w.running || w.stopped; })) {
+                    [](const Worker& w) { return !w.running || w.stopped || w.standing_by; })) {
       deadline_ = Clock::now();
     }
     if (Clock::now() >= deadline_ && !escalate()) break;
@@ -51,23 +52,44 @@ void Supervisor::enter(Phase phase) {
 }
 
 void Supervisor::signal_all(int signal) {
-  for (Worker& w : workers_) send_signal(w, signal);
+  for (Worker& w : workers_) {
+    if (!w.standing_by) send_signal(w, signal);
+  }
+}
+
+void Supervisor::read_channel(Worker& w) {
+  char buffer[512];
+  const ssize_t n = ::read(w.channel.get(), buffer, sizeof(buffer));
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n <= 0) {
+    w.channel.reset();  // the worker is exiting
+    return;
+  }
+  w.channel_partial.append(buffer, static_cast<std::size_t>(n));
+  for (std::size_t end; (end = w.channel_partial.find('\n')) != std::string::npos;) {
+    const std::string line = w.channel_partial.substr(0, end);
+    w.channel_partial.erase(0, end + 1);
+    if (line.rfind("standby ", 0) != 0 || w.standing_by) continue;
+    w.standing_by = true;
+    w.standby_reason = line.substr(8);
+    // The others get the grace to stand by too, or to fail; then those left are stopped.
+    if (phase_ == Phase::kRunning) enter(Phase::kDraining);
+  }
 }
 
 // Polls the workers' pipes and the signal fd until something arrives, the deadline passes or the
 // next stop_check is due.
 void Supervisor::wait_and_pass_output() {
   std::vector<pollfd> fds;
-  std::vector<std::pair<Worker*, bool>> owners;  // (worker, is stderr) for fds[1...]
+  enum class Source { kOut, kErr, kChannel };
+  std::vector<std::pair<Worker*, Source>> owners;  // for fds[1...]
   fds.push_back({signal_fd_, POLLIN, 0});
   for (Worker& w : workers_) {
-    if (w.out.valid()) {
-      fds.push_back({w.out.get(), POLLIN, 0});
-      owners.emplace_back(&w, false);
-    }
-    if (w.err.valid()) {
-      fds.push_back({w.err.get(), POLLIN, 0});
-      owners.emplace_back(&w, true);
+    for (auto [fd, source] : {std::pair{&w.out, Source::kOut}, std::pair{&w.err, Source::kErr},
+                              std::pair{&w.channel, Source::kChannel}}) {
+      if (!fd->valid()) continue;
+      fds.push_back({fd->get(), POLLIN, 0});
+      owners.emplace_back(&w, source);
     }
   }
   Clock::time_point until = deadline_;
@@ -81,11 +103,13 @@ void Supervisor::wait_and_pass_output() {
   if (ready < 0 && errno != EINTR) throw Error("launcher: poll: " + std::string(strerror(errno)));
   for (std::size_t k = 1; ready > 0 && k < fds.size(); ++k) {
     if (fds[k].revents == 0) continue;
-    auto [w, is_err] = owners[k - 1];
-    if (is_err) {
+    auto [w, source] = owners[k - 1];
+    if (source == Source::kErr) {
       drain(*w, w->err, STDERR_FILENO, w->err_partial);
-    } else {
+    } else if (source == Source::kOut) {
       drain(*w, w->out, STDOUT_FILENO, w->out_partial);
+    } else {
+      read_channel(*w);
     }
   }
   if (ready > 0 && fds[0].revents != 0) read_signals();
@@ -163,6 +187,18 @@ void Supervisor::check_stop() {
   std::optional<std::string> reason = options_.stop_check();
   if (!reason) return;
   stopped_for_ = std::move(*reason);
+  // Workers that can stand by are asked to; the grace passed, those left are stopped.
+  bool asked = false;
+  for (Worker& w : workers_) {
+    if (w.running && !w.standing_by && w.channel.valid()) {
+      write_all(w.channel.get(), "pause\n");
+      asked = true;
+    }
+  }
+  if (asked) {
+    enter(Phase::kDraining);
+    return;
+  }
   signal_all(SIGTERM);
   enter(Phase::kTerminating);
 }

@@ -29,10 +29,11 @@ struct SupervisorOptions {
   std::function<void(const Worker&)> on_failure = nullptr;
 };
 
-// Watches the workers until every one has exited: passes their output on, forwards the signals
-// the launcher gets (a second one kills them), and after the first failure (or a stop_check
-// reason) gives the others `grace` to exit on their own, then SIGTERM, then after `grace` again
-// SIGKILL.
+// Watches the workers until every one has exited or stands by (a worker with a channel whose
+// group broke: agent_channel.h; asked to, when stop_check gives a reason): passes their output on,
+// forwards the signals the launcher gets (a second one kills them), and after the first failure (or
+// a stop_check reason) gives the others `grace` to exit on their own, then SIGTERM, then after
+// `grace` again SIGKILL.
 class Supervisor {
  public:
   Supervisor(std::vector<Worker>& workers, int signal_fd, SupervisorOptions options);
@@ -49,7 +50,10 @@ class Supervisor {
   enum class Phase { kRunning, kDraining, kTerminating, kKilled };
 
   void enter(Phase phase);
+  // Every worker but those standing by.
   void signal_all(int signal);
+  // Reads what w's channel holds: a worker standing by.
+  void read_channel(Worker& w);
   void wait_and_pass_output();
   void read_signals();
   void reap();

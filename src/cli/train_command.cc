@@ -10,10 +10,12 @@
 #include <utility>
 #include <vector>
 
+#include "agent_channel.h"
 #include "commands.h"
 #include "elastic_reporter.h"
 #include "fault_injection.h"
 #include "launcher_flags.h"
+#include "tessera/comm/errors.h"
 #include "tessera/comm/init.h"
 #include "tessera/core/env.h"
 #include "tessera/core/error.h"
@@ -25,6 +27,10 @@
 
 namespace tessera::cli {
 namespace {
+
+// How long a worker whose group broke waits for its agent's next round: the agent answers within
+// its rendezvous timeout, and a worker dies with its agent.
+constexpr std::chrono::minutes kStandbyDeadline{30};
 
 struct TrainArgs {
   std::string config;
@@ -58,6 +64,78 @@ void print_sparse_result(const train::SparseResult& r, int rank) {
   std::printf("\n");
 }
 
+comm::InitOptions init_options(const train::Config& config) {
+  comm::InitOptions init;
+  init.backend = config.parallel.backend;
+  init.group.timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(config.parallel.timeout_s * 1000.0));
+  return init;
+}
+
+// Leaves the broken group and waits for the agent's next place for this worker (its job
+// environment updated to it); false when the agent says stop.
+bool stand_by(AgentChannel& agent, comm::JobEnv& job, std::unique_ptr<comm::ProcessGroup>& group,
+              const std::string& reason) {
+  group.reset();  // never throws; the others see it leave
+  std::fprintf(stderr, "rank %d: the group broke (%s); standing by with the state in memory\n",
+               job.rank, reason.c_str());
+  const std::optional<WorkerPlace> place = agent.stand_by(reason, kStandbyDeadline);
+  if (!place) return false;
+  job.rank = place->rank;
+  job.world_size = place->world_size;
+  job.local_rank = place->local_rank;
+  job.local_world_size = place->local_world_size;
+  job.nnodes = place->nnodes;
+  job.attempt = static_cast<int>(place->attempt);
+  return true;
+}
+
+// Trains a model of layers in `group`. Under an elastic agent with memory copies
+// (train.memory_copy_every), a worker whose group breaks keeps its process and its copy of the
+// state, and the agent places it in the next round, where it joins a new group and goes on.
+void train_layers(const train::Config& config, comm::JobEnv job, const TrainArgs& args,
+                  std::unique_ptr<comm::ProcessGroup> group) {
+  std::optional<AgentChannel> agent;
+  if (config.train.memory_copy_every > 0) agent = AgentChannel::from_environment();
+  train::MemoryCopy memory;
+  const comm::InitOptions init = init_options(config);
+  const std::vector<Fault> faults = parse_faults(env_string("TESSERA_FAULTS").value_or(""));
+  const std::string checkpoints = (std::filesystem::path(config.train.run_dir) / "checkpoints");
+  for (;;) {
+    try {
+      if (!group) group = comm::init_process_group(job, init);
+      // A round of an elastic job after the first, and a Slurm job requeued, go on from the
+      // newest checkpoint (or memory copy).
+      ElasticReporter elastic(job);
+      std::function<void(int64_t)> report = elastic.on_step();
+      std::function<void(int64_t)> fault = fault_hook(faults, job.rank, job.attempt, checkpoints);
+      std::function<void(int64_t)> on_step = [&](int64_t step) {
+        if (report) report(step);
+        if (fault) fault(step);
+        if (agent && agent->pause_requested()) throw PauseRequested();
+      };
+      train::Trainer trainer(config, {.group = group.get(),
+                                      .resume = args.resume || job.attempt > 0 || job.requeued,
+                                      .progress = args.quiet ? nullptr : stderr,
+                                      .on_step = on_step,
+                                      .job_token = job.token,
+                                      .memory = agent ? &memory : nullptr});
+      train::TrainResult r = trainer.run();
+      if (group->rank() == 0) print_result(r);
+      group->shutdown();
+      return;
+    } catch (const comm::CommError& e) {
+      if (!agent) throw;
+      if (!stand_by(*agent, job, group, e.what())) return;
+    } catch (const comm::TimeoutError& e) {
+      if (!agent) throw;
+      if (!stand_by(*agent, job, group, e.what())) return;
+    } catch (const PauseRequested& e) {
+      if (!stand_by(*agent, job, group, e.what())) return;
+    }
+  }
+}
+
 // One rank of a job that a launcher (ours, mpirun, srun) started: joins the others and trains its
 // shard; rank 0 alone reports.
 void run_worker(const train::Config& config, const comm::JobEnv& job, const TrainArgs& args) {
@@ -88,11 +166,7 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
     (void)trainer.run();
     return;
   }
-  comm::InitOptions init;
-  init.backend = config.parallel.backend;
-  init.group.timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(config.parallel.timeout_s * 1000.0));
-  std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init);
+  std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init_options(config));
   if (train::is_parameter_server(config, group->rank(), group->size())) {
     train::serve_parameters(config, *group, serve);
   } else if (config.model.type != "layers") {
@@ -106,27 +180,8 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
         {.group = group.get(), .progress = args.quiet ? nullptr : stderr, .job_token = job.token});
     print_sparse_result(r, group->rank());
   } else {
-    // A round of an elastic job after the first, and a Slurm job requeued, go on from the newest
-    // checkpoint.
-    ElasticReporter elastic(job);
-    std::function<void(int64_t)> report = elastic.on_step();
-    std::function<void(int64_t)> fault =
-        fault_hook(parse_faults(env_string("TESSERA_FAULTS").value_or("")), job.rank, job.attempt,
-                   (std::filesystem::path(config.train.run_dir) / "checkpoints").string());
-    std::function<void(int64_t)> on_step = nullptr;
-    if (report || fault) {
-      on_step = [report, fault](int64_t step) {
-        if (report) report(step);
-        if (fault) fault(step);
-      };
-    }
-    train::Trainer trainer(config, {.group = group.get(),
-                                    .resume = args.resume || job.attempt > 0 || job.requeued,
-                                    .progress = args.quiet ? nullptr : stderr,
-                                    .on_step = on_step,
-                                    .job_token = job.token});
-    train::TrainResult r = trainer.run();
-    if (group->rank() == 0) print_result(r);
+    train_layers(config, job, args, std::move(group));
+    return;
   }
   group->shutdown();
 }

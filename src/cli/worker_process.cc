@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -63,7 +64,9 @@ std::string signal_name(int signal) {
 
 std::string describe(const Worker& w) {
   std::string text;
-  if (w.running) {
+  if (w.standing_by) {
+    text = "stands by with its state in memory (its group broke: " + w.standby_reason + ")";
+  } else if (w.running) {
     text = w.stopped ? "is stopped and did not exit" : "did not exit";
   } else if (WIFSIGNALED(w.status)) {
     text = "was killed by " + signal_name(WTERMSIG(w.status));
@@ -115,7 +118,15 @@ void drain(Worker& w, Fd& source, int sink, std::string& partial) {
 // async-signal-safe calls: the launcher has other threads (the store server) whose locks a child
 // could inherit held.
 void spawn(Worker& w, const std::string& program, std::vector<std::string> args,
-           std::vector<std::string> env, const SignalScope& signals) {
+           std::vector<std::string> env, const SignalScope& signals, bool with_channel) {
+  Fd channel_mine, channel_theirs;
+  if (with_channel) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+      throw Error("launcher: socketpair: " + std::string(strerror(errno)));
+    channel_mine = Fd(pair[0]);
+    channel_theirs = Fd(pair[1]);
+  }
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0)
@@ -146,8 +157,17 @@ void spawn(Worker& w, const std::string& program, std::vector<std::string> args,
         ::dup2(err_write.get(), STDERR_FILENO) < 0) {
       ::_exit(127);
     }
+    int first_closed = 3;
+    if (channel_theirs.valid()) {
+      // dup2 onto itself would keep close-on-exec.
+      if (channel_theirs.get() == 3 ? ::fcntl(3, F_SETFD, 0) < 0
+                                    : ::dup2(channel_theirs.get(), 3) < 0) {
+        ::_exit(127);
+      }
+      first_closed = 4;
+    }
     // Nothing else of the launcher's (listening socket, other workers' pipes) reaches the worker.
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    ::syscall(SYS_close_range, static_cast<unsigned>(first_closed), ~0U, 0U);
     struct sigaction default_action {};
     default_action.sa_handler = SIG_DFL;
     ::sigaction(SIGPIPE, &default_action, nullptr);
@@ -164,6 +184,7 @@ void spawn(Worker& w, const std::string& program, std::vector<std::string> args,
   w.running = true;
   w.out = std::move(out_read);
   w.err = std::move(err_read);
+  w.channel = std::move(channel_mine);
 }
 
 void send_signal(Worker& w, int signal) {

@@ -53,6 +53,12 @@ struct Worker {
   bool running = false;  // started and not yet reaped
   bool stopped = false;  // stopped by a signal (SIGSTOP, SIGTSTP), as last reported
   bool stopped_when_signalled = false;
+  // An elastic agent's end of the worker's channel (agent_channel.h), with what came after its
+  // last newline; standing_by once the worker said its group broke and it waits for a place.
+  Fd channel;
+  std::string channel_partial;
+  bool standing_by = false;
+  std::string standby_reason;
   int status = 0;       // waitpid status once reaped
   int sent_signal = 0;  // the last signal the launcher sent it
 };
@@ -103,9 +109,10 @@ class SignalScope {
 };
 
 // Starts one worker: `program` with `args` and `env`, stdin from /dev/null, stdout and stderr
-// into pipes whose read ends land in w.out and w.err.
+// into pipes whose read ends land in w.out and w.err; `with_channel`: a socket pair whose one
+// end is the worker's descriptor 3 and the other w.channel.
 void spawn(Worker& w, const std::string& program, std::vector<std::string> args,
-           std::vector<std::string> env, const SignalScope& signals);
+           std::vector<std::string> env, const SignalScope& signals, bool with_channel = false);
 
 // Sends `signal` to a running worker (and SIGCONT after it, so that a stopped one acts on it).
 void send_signal(Worker& w, int signal);

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "agent_channel.h"
 #include "supervisor.h"
 
 extern char** environ;
@@ -22,7 +23,7 @@ constexpr std::string_view kWorkerVariables[] = {
     "TESSERA_RANK",       "TESSERA_WORLD_SIZE", "TESSERA_LOCAL_RANK", "TESSERA_LOCAL_WORLD_SIZE",
     "TESSERA_STORE_ADDR", "TESSERA_JOB_TOKEN",  "TESSERA_JOB_ID",     "TESSERA_BACKEND",
     "TESSERA_NODE_RANK",  "TESSERA_NNODES",     "TESSERA_RESTART",    "TESSERA_ATTEMPT",
-    "TESSERA_ELASTIC"};
+    "TESSERA_ELASTIC",    "TESSERA_AGENT_FD"};
 
 }  // namespace
 
@@ -53,17 +54,20 @@ std::vector<std::string> worker_environment(const LaunchOptions& o, const Placem
 }
 
 std::vector<Worker> start_workers(const LaunchOptions& o, const Placement& p,
-                                  const WorkerContext& c, const SignalScope& signals) {
-  std::vector<Worker> workers(static_cast<std::size_t>(p.nproc));
+                                  const WorkerContext& c, const SignalScope& signals,
+                                  int first_local) {
+  std::vector<Worker> workers(static_cast<std::size_t>(std::max(0, p.nproc - first_local)));
   std::string started;
   try {
-    for (int i = 0; i < p.nproc; ++i) {
-      Worker& w = workers[static_cast<std::size_t>(i)];
-      w.local_rank = i;
-      w.rank = p.first_rank + i;
-      spawn(w, o.program.empty() ? "/proc/self/exe" : o.program, o.worker_args,
-            worker_environment(o, p, w, c), signals);
-      started += (i ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " +
+    for (std::size_t k = 0; k < workers.size(); ++k) {
+      Worker& w = workers[k];
+      w.local_rank = first_local + static_cast<int>(k);
+      w.rank = p.first_rank + w.local_rank;
+      std::vector<std::string> env = worker_environment(o, p, w, c);
+      if (c.channel) env.push_back("TESSERA_AGENT_FD=" + std::to_string(kAgentChannelFd));
+      spawn(w, o.program.empty() ? "/proc/self/exe" : o.program, o.worker_args, std::move(env),
+            signals, c.channel);
+      started += (k ? ", rank " : "rank ") + std::to_string(w.rank) + " (pid " +
                  std::to_string(w.pid) + ")";
     }
   } catch (...) {
@@ -75,6 +79,7 @@ std::vector<Worker> start_workers(const LaunchOptions& o, const Placement& p,
     }
     throw;
   }
+  if (workers.empty()) return workers;
   say("store at " + c.store_address + "; node " + std::to_string(p.node_rank) + " of " +
       std::to_string(p.nnodes) + ", world size " + std::to_string(p.world_size) + "; started " +
       started);

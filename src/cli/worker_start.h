@@ -28,6 +28,8 @@ struct WorkerContext {
   std::string job_id;
   // Extra NAME=VALUE entries (TESSERA_RESTART, TESSERA_ELASTIC).
   std::vector<std::string> extra = {};
+  // Give each worker a channel to the agent (agent_channel.h), named by TESSERA_AGENT_FD.
+  bool channel = false;
 };
 
 // The launcher's environment, less any variable the launcher sets, plus the worker's rank,
@@ -36,10 +38,12 @@ struct WorkerContext {
                                                           const Placement& p, const Worker& w,
                                                           const WorkerContext& c);
 
-// Starts this host's workers, or none: on a failure the workers already started are killed (half
-// a job is no job: they would wait for the others until their timeout).
+// Starts this host's workers of local ranks first_local .. p.nproc - 1 (the others are already
+// running), or none: on a failure the workers already started are killed (half a job is no job:
+// they would wait for the others until their timeout).
 [[nodiscard]] std::vector<Worker> start_workers(const LaunchOptions& o, const Placement& p,
-                                                const WorkerContext& c, const SignalScope& signals);
+                                                const WorkerContext& c, const SignalScope& signals,
+                                                int first_local = 0);
 
 // Removes /dev/shm/tessera-<job id>* now and when destroyed, however the launcher returns: the
 // shared-memory backend names its segments so, and a worker that crashed cannot remove its own.

@@ -52,4 +52,9 @@ void LinearWarmup::load_extra(BinaryReader& in) {
   if (after_) after_->load_state(in);
 }
 
+void LinearWarmup::set_base_lr(double lr) {
+  if (after_) after_->set_base_lr(lr);
+  LrScheduler::set_base_lr(lr);  // last: the optimizer's lr is the warmup's
+}
+
 }  // namespace tessera::optim

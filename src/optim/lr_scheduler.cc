@@ -24,6 +24,11 @@ void LrScheduler::step() {
   apply();
 }
 
+void LrScheduler::set_base_lr(double lr) {
+  base_lr_ = lr;
+  apply();
+}
+
 void LrScheduler::save_state(BinaryWriter& out) const {
   out.write_string(kind());
   out.write_u32(kStateVersion);

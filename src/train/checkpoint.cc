@@ -113,6 +113,17 @@ CheckpointDir::CheckpointDir(std::string dir, int64_t keep) : dir_(std::move(dir
 }
 
 std::vector<std::string> CheckpointDir::list() const {
+  std::vector<std::string> out;
+  for (auto& [step, path] : list_by_step()) out.push_back(std::move(path));
+  return out;
+}
+
+int64_t CheckpointDir::newest_step() const {
+  const auto all = list_by_step();
+  return all.empty() ? -1 : all.back().first;
+}
+
+std::vector<std::pair<int64_t, std::string>> CheckpointDir::list_by_step() const {
   std::vector<std::pair<int64_t, std::string>> found;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
@@ -125,9 +136,7 @@ std::vector<std::string> CheckpointDir::list() const {
     }
   }
   std::sort(found.begin(), found.end());
-  std::vector<std::string> out;
-  for (auto& [step, path] : found) out.push_back(path);
-  return out;
+  return found;
 }
 
 std::string CheckpointDir::path_for(int64_t step) const {

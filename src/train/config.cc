@@ -304,6 +304,7 @@ Config build(const toml::table& root, const std::string& file) {
   if (d.train != DataConfig{}.train) d.test.clear();
   data.read("test", d.test);
   data.read("batch_size", d.batch_size);
+  data.read("batch_per_worker", d.batch_per_worker);
   data.read("shuffle", d.shuffle);
   data.read("drop_last", d.drop_last);
   data.read("label_column", d.label_column);
@@ -363,6 +364,7 @@ Config build(const toml::table& root, const std::string& file) {
   tr.read("checkpoint_every", t.checkpoint_every);
   tr.read("keep_checkpoints", t.keep_checkpoints);
   tr.read("async_checkpoint", t.async_checkpoint);
+  tr.read("memory_copy_every", t.memory_copy_every);
   tr.read("log_every", t.log_every);
   tr.read("label_smoothing", t.label_smoothing);
   tr.read("loss", t.loss);
@@ -373,6 +375,7 @@ Config build(const toml::table& root, const std::string& file) {
   require(tr, t.max_steps >= 0 && t.max_steps <= kMaxCount, "max_steps",
           "must lie in [0, 1e9] (0: no limit)");
   require(tr, t.checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
+  require(tr, t.memory_copy_every >= 0, "memory_copy_every", "must be >= 0");
   require(tr, t.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
   require(tr, t.log_every >= 1, "log_every", "must be >= 1");
   require(tr, t.label_smoothing >= 0 && t.label_smoothing <= 1, "label_smoothing",
@@ -523,10 +526,10 @@ std::string to_toml(const Config& c) {
   out << (c.model.type == "layers" ? "]\n" : "") << "\n[data]\n";
   const DataConfig& d = c.data;
   out << "train = " << quote(d.train) << "\ntest = " << quote(d.test)
-      << "\nbatch_size = " << d.batch_size << "\nshuffle = " << boolean(d.shuffle)
-      << "\ndrop_last = " << boolean(d.drop_last) << "\nlabel_column = " << quote(d.label_column)
-      << "\nnum_features = " << d.num_features << "\nseq_len = " << d.seq_len
-      << "\nprefetch = " << d.prefetch << "\n\n";
+      << "\nbatch_size = " << d.batch_size << "\nbatch_per_worker = " << boolean(d.batch_per_worker)
+      << "\nshuffle = " << boolean(d.shuffle) << "\ndrop_last = " << boolean(d.drop_last)
+      << "\nlabel_column = " << quote(d.label_column) << "\nnum_features = " << d.num_features
+      << "\nseq_len = " << d.seq_len << "\nprefetch = " << d.prefetch << "\n\n";
   const OptimizerConfig& o = c.optimizer;
   out << "[optimizer]\nname = " << quote(o.name) << "\nlr = " << number(o.lr)
       << "\nmomentum = " << number(o.momentum) << "\nnesterov = " << boolean(o.nesterov)
@@ -542,9 +545,9 @@ std::string to_toml(const Config& c) {
       << "\ncheckpoint_every = " << t.checkpoint_every
       << "\nkeep_checkpoints = " << t.keep_checkpoints
       << "\nasync_checkpoint = " << (t.async_checkpoint ? "true" : "false")
-      << "\nlog_every = " << t.log_every << "\nlabel_smoothing = " << number(t.label_smoothing)
-      << "\nloss = " << quote(t.loss) << "\nthreads = " << t.threads
-      << "\nmemory_cap_mb = " << number(t.memory_cap_mb) << "\n\n";
+      << "\nmemory_copy_every = " << t.memory_copy_every << "\nlog_every = " << t.log_every
+      << "\nlabel_smoothing = " << number(t.label_smoothing) << "\nloss = " << quote(t.loss)
+      << "\nthreads = " << t.threads << "\nmemory_cap_mb = " << number(t.memory_cap_mb) << "\n\n";
   const ParallelConfig& p = c.parallel;
   out << "[parallel]\nstrategy = " << quote(p.strategy) << "\nnproc = " << p.nproc
       << "\nbackend = " << quote(p.backend) << "\nzero_stage = " << p.zero_stage

@@ -147,10 +147,11 @@ LayerRange PipelineStrategy::layers(size_t count,
     fail("pp", detail::concat("the model has ", count, " layers, fewer than the ", stages,
                               " stages: every stage needs a layer"));
   }
-  if (config_.data.batch_size / data_ranks_ < p.micro_batches) {
-    fail("micro_batches",
-         detail::concat("is ", p.micro_batches, " but a pipeline's batch has only ",
-                        config_.data.batch_size / data_ranks_, " samples"));
+  const int64_t batch = config_.data.batch_per_worker ? config_.data.batch_size
+                                                      : config_.data.batch_size / data_ranks_;
+  if (batch < p.micro_batches) {
+    fail("micro_batches", detail::concat("is ", p.micro_batches,
+                                         " but a pipeline's batch has only ", batch, " samples"));
   }
   if (!p.stage_cuts.empty()) {
     if (p.stage_cuts.size() + 1 != static_cast<size_t>(stages)) {

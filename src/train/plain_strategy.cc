@@ -22,7 +22,7 @@ void PlainStrategy::step() {
 }
 
 void PlainStrategy::save(Checkpoint& checkpoint) {
-  if (data_rank() != 0) return;  // every process holds the same state; one writes it
+  // Every process holds the same state: each can make the whole checkpoint (a memory copy).
   checkpoint.sections["optimizer"] = to_bytes([&](BinaryWriter& w) { optimizer_->save_state(w); });
 }
 

@@ -20,6 +20,7 @@ class PlainStrategy : public Strategy {
   void step() override;
   void save(Checkpoint& checkpoint) override;
   void load(const Checkpoint& checkpoint) override;
+  [[nodiscard]] bool holds_whole_state() const override { return true; }
 
  protected:
   PlainStrategy(const OptimizerConfig& config, comm::ProcessGroup* group, bool group_of_one)

@@ -1,6 +1,7 @@
 #include "section_bytes.h"
 
 #include <sstream>
+#include <utility>
 
 namespace tessera::train {
 
@@ -8,7 +9,7 @@ std::string to_bytes(const std::function<void(BinaryWriter&)>& write) {
   std::ostringstream out;
   BinaryWriter w(out);
   write(w);
-  return out.str();
+  return std::move(out).str();  // the buffer itself, not a copy of it
 }
 
 void from_bytes(const std::string& bytes, const std::string& what,

@@ -103,6 +103,9 @@ class Strategy {
   // Collective where the optimizer state is spread over the processes. Puts it into sections of
   // `checkpoint`, which data rank 0 writes (other processes may leave it empty).
   virtual void save(Checkpoint& checkpoint) = 0;
+  // Whether every process holds the whole training state (model and optimizer), so that save()
+  // and model_state() need no other process and give the same on each.
+  [[nodiscard]] virtual bool holds_whole_state() const { return false; }
   // Restores what save() wrote, on any number of processes where the strategy allows it. Throws
   // FormatError naming the file when the checkpoint holds another strategy's state.
   virtual void load(const Checkpoint& checkpoint) = 0;

@@ -20,6 +20,7 @@
 #include "tessera/core/random.h"
 #include "tessera/data/data_loader.h"
 #include "tessera/nn/sequential.h"
+#include "tessera/parallel/model_sync.h"
 #include "tessera/parallel/sync_batch_norm.h"
 #include "tessera/tensor/reduce.h"
 #include "tessera/tensor/storage.h"
@@ -302,8 +303,8 @@ struct Trainer::State {
   Generator dropout_rng;
   // Before the model: it holds the group that sync BatchNorm layers borrow.
   std::unique_ptr<Strategy> strategy;
-  std::unique_ptr<data::Dataset> train_data;
-  std::unique_ptr<data::Dataset> test_data;
+  std::shared_ptr<data::Dataset> train_data;
+  std::shared_ptr<data::Dataset> test_data;
   std::shared_ptr<nn::Sequential> model;
   int64_t classes = 0;
   std::unique_ptr<optim::LrScheduler> schedule;
@@ -311,7 +312,8 @@ struct Trainer::State {
   std::unique_ptr<CheckpointDir> checkpoints;
   std::unique_ptr<CheckpointWriter> writer;  // after `checkpoints`, which it writes into
   int64_t step = 0;
-  double checkpoint_seconds = 0.0;  // training's time in save_checkpoint
+  double checkpoint_seconds = 0.0;   // training's time in save_checkpoint
+  double memory_copy_seconds = 0.0;  // ... and in keep_memory_copy
 };
 
 Trainer::Trainer(Config config, TrainerOptions options)
@@ -328,6 +330,11 @@ Trainer::Trainer(Config config, TrainerOptions options)
   s.strategy = make_strategy(config_, options_);
   const int rank = s.strategy->data_rank();
   const int ranks = s.strategy->data_ranks();
+  written_config_ = to_toml(config_);
+  if (config_.data.batch_per_worker) {
+    config_.data.batch_size *= ranks;
+    config_.optimizer.lr *= ranks;
+  }
   // data.batch_size is the global batch: N processes take 1/N of it each, so a run gives the same
   // result whatever the number of processes.
   if (config_.data.batch_size % ranks != 0) {
@@ -336,10 +343,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
         detail::concat(config_.data.batch_size, " is the global batch and must divide by the ",
                        ranks, " processes"));
   }
-  s.train_data = open_dataset(config_.data.train, config_, "data.train");
-  const DataLayout layout{s.train_data->sample_shape(), s.train_data->class_labels()};
-  if (!config_.data.test.empty())
-    s.test_data = open_dataset(config_.data.test, config_, "data.test", &layout);
+  open_data_sets();
   Generator init(config_.train.seed);
   Shape out_shape;
   // Every rank draws the global batch's dropout masks and keeps its rows: DDP then trains exactly
@@ -355,7 +359,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
   s.classes = output_classes(config_, out_shape, *s.train_data, next_token);
   check_labels(*s.train_data, s.classes, "data.train");
   if (s.test_data) check_labels(*s.test_data, s.classes, "data.test");
-  if (const std::string map = describe_label_map(layout.class_labels);
+  if (const std::string map = describe_label_map(s.train_data->class_labels());
       !map.empty() && !next_token && s.strategy->reports() && options_.progress) {
     std::fprintf(options_.progress, "data.train: file labels are classes: %s\n", map.c_str());
   }
@@ -363,6 +367,8 @@ Trainer::Trainer(Config config, TrainerOptions options)
     parallel::convert_sync_batchnorm(*s.model, *s.strategy->group());
   }
   s.strategy->attach(*s.model);
+  // The strategy's optimizer has the lr as written.
+  if (config_.data.batch_per_worker) s.strategy->optimizer().set_lr(config_.optimizer.lr);
   s.loader = std::make_unique<data::DataLoader>(
       *s.train_data,
       data::DistributedSampler(s.train_data->size(), rank, ranks,
@@ -384,6 +390,24 @@ Trainer::Trainer(Config config, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
+void Trainer::open_data_sets() {
+  State& s = *state_;
+  MemoryCopy* memory = options_.memory;
+  if (memory && memory->train_data) {
+    s.train_data = memory->train_data;
+    s.test_data = memory->test_data;
+    return;
+  }
+  s.train_data = open_dataset(config_.data.train, config_, "data.train");
+  const DataLayout layout{s.train_data->sample_shape(), s.train_data->class_labels()};
+  if (!config_.data.test.empty())
+    s.test_data = open_dataset(config_.data.test, config_, "data.test", &layout);
+  if (memory) {
+    memory->train_data = s.train_data;
+    memory->test_data = s.test_data;
+  }
+}
+
 nn::Module& Trainer::model() { return *state_->model; }
 
 int64_t Trainer::first_step() const { return state_->strategy->first_step(); }
@@ -392,6 +416,9 @@ data::SamplerState Trainer::resume() {
   State& s = *state_;
   comm::ProcessGroup* group = s.strategy->group();
   std::FILE* out = s.strategy->reports() ? options_.progress : nullptr;
+  if (options_.memory) {
+    if (std::optional<data::SamplerState> start = resume_from_memory()) return *start;
+  }
   std::vector<std::string> skipped;
   std::optional<Checkpoint> ckpt = checkpoint_of_rank_zero(*s.checkpoints, group, &skipped);
   for (const auto& why : skipped) {
@@ -431,24 +458,81 @@ data::SamplerState Trainer::load_checkpoint(const Checkpoint& ckpt) {
     from_bytes(ckpt.section("schedule"), ckpt.path,
                [&](BinaryReader& r) { s.schedule->load_state(r); });
   }
+  // Scaled for this number of processes, whatever the checkpoint's was.
+  if (config_.data.batch_per_worker) {
+    if (s.schedule) {
+      s.schedule->set_base_lr(config_.optimizer.lr);
+    } else {
+      s.strategy->optimizer().set_lr(config_.optimizer.lr);
+    }
+  }
   const data::SamplerState at = saved_data_position(ckpt, s.train_data->size());
   s.dropout_rng.set_state(ckpt.section("rng"));
   s.step = ckpt.step;
   return at;
 }
 
-std::string Trainer::save_checkpoint(data::SamplerState at) {
+std::optional<data::SamplerState> Trainer::resume_from_memory() {
+  State& s = *state_;
+  comm::ProcessGroup* group = s.strategy->group();
+  // Rank 0 adds the step of its newest checkpoint file: storage wins only when it is newer.
+  double on_disk = -1.0;
+  if (group == nullptr || group->rank() == 0) {
+    on_disk = static_cast<double>(s.checkpoints->newest_step());
+  }
+  const std::vector<double> all =
+      from_every_rank(group, {static_cast<double>(options_.memory->step), on_disk});
+  int holder = -1;
+  double newest = -1.0;
+  for (size_t r = 0; r < all.size(); r += 2) {
+    if (all[r] > newest) {
+      newest = all[r];
+      holder = static_cast<int>(r / 2);
+    }
+  }
+  if (holder < 0 || all[1] > newest) return std::nullopt;
+  const std::string name =
+      detail::concat("rank ", holder, "'s memory copy of step ", static_cast<int64_t>(newest));
+  MemoryCopy& memory = *options_.memory;
+  if (group != nullptr && group->size() > 1) {
+    const bool mine = group->rank() == holder;
+    const std::string bytes = parallel::broadcast_bytes(
+        *group, mine ? encode_checkpoint(memory.state) : std::string(), holder);
+    if (!mine) memory.state = decode_checkpoint(bytes, name);
+  }
+  memory.state.path = name;
+  data::SamplerState start;
+  load_on_every_rank(group, name, [&] { start = load_checkpoint(memory.state); });
+  memory.step = s.step;
+  if (s.strategy->reports() && options_.progress) {
+    std::fprintf(options_.progress, "resumed from %s (epoch %lld), without reading storage\n",
+                 name.c_str(), static_cast<long long>(start.epoch + 1));
+  }
+  return start;
+}
+
+void Trainer::keep_memory_copy(data::SamplerState at) {
   State& s = *state_;
   const auto start = Clock::now();
-  const struct Timer {
-    State& s;
-    Clock::time_point start;
-    ~Timer() { s.checkpoint_seconds += seconds_since(start); }
-  } timer{s, start};
+  Checkpoint c = snapshot(at);
+  comm::ProcessGroup* group = s.strategy->group();
+  if (!s.strategy->holds_whole_state() && group != nullptr && group->size() > 1) {
+    const std::string bytes = parallel::broadcast_bytes(
+        *group, s.strategy->reports() ? encode_checkpoint(c) : std::string(), 0);
+    if (!s.strategy->reports()) c = decode_checkpoint(bytes, "rank 0's memory copy");
+  }
+  // Replaced only once whole: a rank whose group broke mid-copy keeps the one before.
+  options_.memory->state = std::move(c);
+  options_.memory->step = s.step;
+  s.memory_copy_seconds += seconds_since(start);
+}
+
+Checkpoint Trainer::snapshot(data::SamplerState at) {
+  State& s = *state_;
   Checkpoint c;
   s.strategy->save(c);
   std::string model = s.strategy->model_state(*s.model);
-  if (!s.strategy->reports()) return "";
+  if (!s.strategy->reports() && !s.strategy->holds_whole_state()) return c;
   c.step = s.step;
   c.sections["model"] = std::move(model);
   if (s.schedule)
@@ -458,7 +542,7 @@ std::string Trainer::save_checkpoint(data::SamplerState at) {
     w.write_i64(at.position);
   });
   c.sections["rng"] = s.dropout_rng.state();
-  c.sections["config"] = to_toml(config_);
+  c.sections["config"] = written_config_;
   nlohmann::json meta{{"step", s.step},
                       {"epoch", at.epoch},
                       {"sample_shape", s.train_data->sample_shape()},
@@ -466,7 +550,16 @@ std::string Trainer::save_checkpoint(data::SamplerState at) {
                       {"class_labels", s.train_data->class_labels()},
                       {"world_size", s.strategy->data_ranks()}};
   c.sections["meta"] = meta.dump();
-  return s.writer->save(std::move(c));
+  return c;
+}
+
+std::string Trainer::save_checkpoint(data::SamplerState at) {
+  State& s = *state_;
+  const auto start = Clock::now();
+  Checkpoint c = snapshot(at);
+  std::string path = s.strategy->reports() ? s.writer->save(std::move(c)) : std::string();
+  s.checkpoint_seconds += seconds_since(start);
+  return path;
 }
 
 TrainResult Trainer::run() {
@@ -494,6 +587,7 @@ TrainResult Trainer::run() {
   double train_seconds = 0.0;
   const int64_t max_steps = config_.train.max_steps;
   const int64_t log_every = config_.train.log_every;
+  const int64_t copy_every = options_.memory ? config_.train.memory_copy_every : 0;
   bool stop = false;
   s.model->train();
   for (int64_t epoch = start.epoch; epoch < config_.train.epochs && !stop; ++epoch) {
@@ -541,6 +635,7 @@ TrainResult Trainer::run() {
           line["wall_time"] = seconds_since(run_start);
           line["optimizer_state_bytes"] = s.strategy->optimizer_state_bytes();
           line["checkpoint_seconds"] = s.checkpoint_seconds;
+          if (copy_every > 0) line["memory_copy_seconds"] = s.memory_copy_seconds;
           s.strategy->add_metrics(window, line);
           log(line);
           window = {};
@@ -550,6 +645,7 @@ TrainResult Trainer::run() {
       if (config_.train.checkpoint_every > 0 && s.step % config_.train.checkpoint_every == 0) {
         save_checkpoint(s.loader->state());
       }
+      if (copy_every > 0 && s.step % copy_every == 0) keep_memory_copy(s.loader->state());
     }
     comm::ProcessGroup* group = s.strategy->group();
     result.train_loss = mean_over_ranks(group, loss_sum, loss_count);
@@ -577,6 +673,7 @@ TrainResult Trainer::run() {
   s.writer->wait();
   result.steps = s.step;
   result.checkpoint_seconds = s.checkpoint_seconds;
+  result.memory_copy_seconds = s.memory_copy_seconds;
   result.wall_seconds = seconds_since(run_start);
   result.world_size = ranks;
   result.samples_per_s = train_seconds > 0 ? ranks * trained_samples / train_seconds : 0.0;

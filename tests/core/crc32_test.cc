@@ -31,6 +31,25 @@ TEST(Crc32, ChecksumsDataThatArrivesInPieces) {
   }
 }
 
+// The bit-at-a-time definition, against which the table-driven one is checked on long input.
+uint32_t reference_crc(const std::string& s) {
+  uint32_t c = ~0u;
+  for (unsigned char b : s) {
+    c ^= b;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+  }
+  return ~c;
+}
+
+TEST(Crc32, MatchesTheBitwiseDefinitionOnLongInputAtEveryOffset) {
+  std::string text;
+  for (int i = 0; i < 1000; ++i) text.push_back(static_cast<char>((i * 131 + 7) % 256));
+  for (size_t start : {0, 1, 3, 7}) {
+    const std::string part = text.substr(start);
+    EXPECT_EQ(crc_of(part), reference_crc(part)) << "from byte " << start;
+  }
+}
+
 TEST(Crc32, ChangesWhenOneBitFlips) {
   std::string text = "123456789";
   text[4] ^= 0x01;

@@ -56,12 +56,14 @@ void train_uninterrupted(const TrainingJob& job, int nproc, const std::string& s
   ASSERT_EQ(p.wait(120s), 0) << p.err();
 }
 
+// Without memory copies (or when every copy died) the workers start again from storage.
 TEST(Elastic, AKilledWorkerIsStartedAgainAndTheRunEndsBitIdenticalToAnUninterruptedOne) {
   TrainingJob job("elastic_kill");
   train_uninterrupted(job, 2);
-  Process p(train_args(job, "elastic", {"--nproc", "2", "--max-restarts", "1"}),
-            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=12"},
-            job.dir() / "elastic");
+  Process p(
+      train_args(job, "elastic",
+                 {"--nproc", "2", "--max-restarts", "1", "--set", "train.memory_copy_every=0"}),
+      {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=12"}, job.dir() / "elastic");
   ASSERT_EQ(p.wait(120s), 0) << p.err();
   const std::string err = p.err();
   EXPECT_NE(err.find("fault injected: rank 1 at step 12: sigkill"), std::string::npos) << err;
@@ -70,7 +72,32 @@ TEST(Elastic, AKilledWorkerIsStartedAgainAndTheRunEndsBitIdenticalToAnUninterrup
   EXPECT_NE(err.find("round 1: node 0 of 1, world size 2"), std::string::npos) << err;
   EXPECT_NE(err.find("round 1 resumed from step 10"), std::string::npos) << err;
   EXPECT_NE(err.find("2 step(s) lost"), std::string::npos) << err;
+  EXPECT_NE(err.find("resumed from " + (job.dir() / "elastic" / "checkpoints").string()),
+            std::string::npos)
+      << err;
   EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
+}
+
+// With --nproc 1:2 the survivor of a killed worker goes on alone in its own process, from its
+// memory copy, and nothing is started again.
+TEST(Elastic, TheSurvivorOfAShrinkingJobGoesOnInItsProcessFromItsMemoryCopy) {
+  TrainingJob job("elastic_shrink");
+  Process p(
+      train_args(job, "elastic",
+                 {"--nproc", "1:2", "--max-restarts", "1", "--set", "train.memory_copy_every=2"}),
+      {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=13"}, job.dir() / "elastic");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  const std::string err = p.err();
+  const std::optional<pid_t> survivor = worker_pid(err, 0);
+  ASSERT_TRUE(survivor.has_value()) << err;
+  EXPECT_NE(err.find("round 1: node 0 of 1, world size 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("rank 0 -> 0 (pid " + std::to_string(*survivor) + ")"), std::string::npos)
+      << err;
+  EXPECT_EQ(count_lines_with(err, "started rank"), 1) << err;  // round 0's only
+  EXPECT_NE(err.find("resumed from rank 0's memory copy of step 12"), std::string::npos) << err;
+  EXPECT_NE(err.find("without reading storage"), std::string::npos) << err;
+  EXPECT_NE(err.find("1 step(s) lost"), std::string::npos) << err;
+  EXPECT_TRUE(fs::exists(last_checkpoint(job, "elastic"))) << err;
 }
 
 TEST(Elastic, AHungWorkerIsStoppedByItsPeersDeadlineAndTheRunEndsBitIdentical) {
@@ -98,9 +125,9 @@ TEST(Elastic, ACorruptOrTruncatedNewestCheckpointIsSkippedForTheOneBefore) {
   train_uninterrupted(job, 2);
   for (const std::string kind : {"corrupt", "truncate"}) {
     const std::string run = "elastic_" + kind;
-    Process p(train_args(
-                  job, run,
-                  {"--nproc", "2", "--max-restarts", "1", "--set", "train.async_checkpoint=false"}),
+    Process p(train_args(job, run,
+                         {"--nproc", "2", "--max-restarts", "1", "--set",
+                          "train.async_checkpoint=false", "--set", "train.memory_copy_every=0"}),
               {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=" + kind + ":rank=0:step=12"},
               job.dir() / run);
     ASSERT_EQ(p.wait(120s), 0) << p.err();
@@ -178,29 +205,41 @@ TEST(Elastic, AHostThatVanishesIsLeftBehindAndAHostThatComesIsLetIn) {
   EXPECT_TRUE(fs::exists(last_checkpoint(job, "elastic"))) << all;
 }
 
-// Every strategy's checkpoints bring a job whose worker was killed back to where it was: the run
-// ends as one never interrupted, bit for bit. (Parameter-server jobs are not elastic.)
+// Every strategy's memory copies bring a job whose worker was killed back to where it was,
+// without storage: the run ends as one never interrupted, bit for bit. (Parameter-server jobs
+// are not elastic.)
 struct StrategyCase {
   std::string name;
   std::string strategy;
   std::vector<std::string> sets;
+  // The survivor stands by in time: false where it waits on the dead process's point-to-point
+  // message until its deadline, and the agent stops it first (a pipeline's stage): storage then.
+  bool from_memory = true;
 };
 
 class ElasticStrategies : public ::testing::TestWithParam<StrategyCase> {};
 
-TEST_P(ElasticStrategies, AKilledWorkerCostsOnlyTheStepsSinceTheCheckpoint) {
+TEST_P(ElasticStrategies, AKilledWorkerCostsOnlyTheStepsSinceTheMemoryCopy) {
   const StrategyCase& c = GetParam();
   TrainingJob job("elastic_" + c.name);
   std::vector<std::string> sets;
   for (const std::string& s : c.sets) sets.insert(sets.end(), {"--set", s});
   train_uninterrupted(job, 2, c.strategy, sets);
-  std::vector<std::string> extra{"--nproc", "2", "--max-restarts", "1"};
+  std::vector<std::string> extra{"--nproc", "2",     "--max-restarts",
+                                 "1",       "--set", "train.memory_copy_every=2"};
   extra.insert(extra.end(), sets.begin(), sets.end());
   Process p(train_args(job, "elastic", extra, c.strategy),
-            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=12"},
+            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=13"},
             job.dir() / "elastic");
   ASSERT_EQ(p.wait(120s), 0) << p.err();
-  EXPECT_NE(p.err().find("round 1 resumed from step 10"), std::string::npos) << p.err();
+  // The newest checkpoint on storage is step 10's.
+  const std::string source =
+      c.from_memory ? "rank 0's memory copy of step 12"
+                    : (job.dir() / "elastic/checkpoints/step-0000000010.ckpt").string();
+  EXPECT_NE(p.err().find("[rank 0] resumed from " + source), std::string::npos) << p.err();
+  EXPECT_NE(p.err().find(std::string("round 1 resumed from step ") + (c.from_memory ? "12" : "10")),
+            std::string::npos)
+      << p.err();
   EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
 }
 
@@ -209,7 +248,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(StrategyCase{"zero1", "zero", {"parallel.zero_stage=1"}},
                       StrategyCase{"zero2", "zero", {"parallel.zero_stage=2"}},
                       StrategyCase{"zero3", "zero", {"parallel.zero_stage=3"}},
-                      StrategyCase{"pipeline", "pipeline", {"parallel.micro_batches=2"}},
+                      StrategyCase{"pipeline", "pipeline", {"parallel.micro_batches=2"}, false},
                       StrategyCase{"tensor", "tensor", {}}),
     [](const auto& info) { return info.param.name; });
 

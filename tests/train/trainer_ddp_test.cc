@@ -121,6 +121,62 @@ TEST_F(TrainerDdpTest, TwoRanksMatchOneProcessOnTheGlobalBatch) {
   }
 }
 
+// data.batch_per_worker: each rank's batch is kept and the lr scaled by the ranks, so 2 ranks of
+// batch 16 at lr 0.05 train as one process on batch 32 at lr 0.1.
+TEST_F(TrainerDdpTest, APerWorkerBatchScalesTheGlobalBatchAndTheLearningRateWithTheRanks) {
+  Config one = config("single", 32, "none");
+  one.optimizer.lr = 0.1;
+  Trainer single(one, {.progress = nullptr});
+  single.run();
+  auto expected = values(single);
+  std::vector<std::vector<float>> got;
+  std::mutex m;
+  comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
+    Config per_worker = config("ddp", 16, "ddp");
+    per_worker.data.batch_per_worker = true;
+    Trainer t(per_worker, {.group = &group, .progress = nullptr});
+    EXPECT_EQ(t.run().steps, 2 * ((240 + 31) / 32));
+    std::lock_guard lock(m);
+    if (group.rank() == 0) got = values(t);
+  });
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    for (size_t k = 0; k < got[i].size(); ++k) {
+      EXPECT_NEAR(got[i][k], expected[i][k], 1e-5 * (1 + std::abs(expected[i][k])))
+          << i << "," << k;
+    }
+  }
+}
+
+// Resumed on fewer ranks, a per-worker batch job's lr is scaled for the ranks it has now, also
+// under a schedule whose state the checkpoint holds.
+TEST_F(TrainerDdpTest, APerWorkerBatchJobResumedOnFewerRanksScalesItsLearningRateDown) {
+  auto run_config = [&](int64_t max_steps) {
+    Config c = zero_config(max_steps);
+    c.parallel.strategy = "ddp";
+    c.data.batch_per_worker = true;
+    c.optimizer.schedule = "step";
+    c.optimizer.step_size = 1000;  // constant over the run, but a schedule with a state
+    return c;
+  };
+  comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
+    Trainer t(run_config(4), {.group = &group, .progress = nullptr});
+    EXPECT_EQ(t.run().steps, 4);
+  });
+  Trainer alone(run_config(8), {.resume = true, .progress = nullptr});
+  EXPECT_EQ(alone.run().steps, 8);
+  std::ifstream in(dir_ / "zero" / "metrics.jsonl");
+  std::vector<double> lrs;
+  for (std::string line; std::getline(in, line);) {
+    if (const auto at = line.find("\"lr\":"); at != std::string::npos) {
+      lrs.push_back(std::stod(line.substr(at + 5)));
+    }
+  }
+  ASSERT_EQ(lrs.size(), 8u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(lrs[i], 0.02) << "step " << i + 1;
+  for (size_t i = 4; i < 8; ++i) EXPECT_DOUBLE_EQ(lrs[i], 0.01) << "step " << i + 1;
+}
+
 TEST_F(TrainerDdpTest, ZeroCheckpointFromFourRanksResumesOnTwoAndOne) {
   comm::testing::run_ranks(4, [&](comm::ProcessGroup& group) {
     Trainer t(zero_config(6), {.group = &group, .progress = nullptr});

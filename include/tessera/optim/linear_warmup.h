@@ -32,6 +32,7 @@ class LinearWarmup : public LrScheduler {
 
   [[nodiscard]] double lr_at(int64_t t) const override;
   [[nodiscard]] const char* kind() const override { return "linear_warmup"; }
+  void set_base_lr(double lr) override;
 
  protected:
   void save_extra(BinaryWriter& out) const override;

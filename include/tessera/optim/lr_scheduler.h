@@ -40,6 +40,10 @@ class LrScheduler {
   // Reads what save_state wrote and sets the optimizer's lr to lr_at(t). Throws FormatError on
   // another kind, a negative t, a bad base lr or data cut short.
   void load_state(BinaryReader& in);
+  // Makes `lr` the base lr (of a following schedule too) at the same t, and sets the optimizer's
+  // lr to lr_at(t): a job whose learning rate scales with its number of processes, resumed on
+  // another number.
+  virtual void set_base_lr(double lr);
 
  protected:
   // Records optimizer.lr() as the base lr. A derived constructor calls apply() once its fields

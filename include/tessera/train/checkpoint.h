@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tessera::train {
@@ -42,12 +43,16 @@ class CheckpointDir {
   [[nodiscard]] std::string path_for(int64_t step) const;
   // Checkpoint files present, oldest first.
   [[nodiscard]] std::vector<std::string> list() const;
+  // The step of the newest checkpoint file present (verified or not), -1 when there is none.
+  [[nodiscard]] int64_t newest_step() const;
   // The newest checkpoint that reads and verifies; each newer one that failed is skipped and its
   // error appended to `skipped` (so the caller can say why). nullopt when none is valid.
   [[nodiscard]] std::optional<Checkpoint> latest_valid(std::vector<std::string>* skipped) const;
   const std::string& dir() const { return dir_; }
 
  private:
+  // (step, path) of each checkpoint file, oldest first.
+  [[nodiscard]] std::vector<std::pair<int64_t, std::string>> list_by_step() const;
   std::string dir_;
   int64_t keep_;
 };

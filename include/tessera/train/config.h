@@ -45,6 +45,10 @@ struct DataConfig {
   // Empty: no evaluation. The default holds only with the default `train`; with another, none.
   std::string test = "fashion-mnist:test";
   int64_t batch_size = 64;  // the global batch, split over the processes
+  // batch_size is each data-parallel process's batch instead, whatever their number (an elastic
+  // job that shrinks or grows): the global batch is batch_size x processes, and the learning rate
+  // (optimizer.lr, not min_lr) is multiplied by the processes too (the linear scaling rule).
+  bool batch_per_worker = false;
   bool shuffle = true;
   bool drop_last = false;
   std::string label_column = "label";  // CSV: a column name, or its 0-based index as text
@@ -82,6 +86,10 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;
   // Write checkpoints on a thread of their own: training waits only for the snapshot in memory.
   bool async_checkpoint = true;
+  // In an elastic job: every worker keeps a copy of the whole training state in memory, refreshed
+  // every this many steps, from which the survivors of a failure go on without reading storage
+  // (0: no copies; a failure restarts every worker from the newest checkpoint).
+  int64_t memory_copy_every = 10;
   int64_t log_every = 50;  // steps between metric lines
   double label_smoothing = 0.0;
   // cross_entropy | mse | bce | next_token (text: each position's logits against the next token)

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "tessera/data/dataset.h"
 #include "tessera/nn/module.h"
 #include "tessera/train/config.h"
+#include "tessera/train/memory_copy.h"
 
 namespace tessera::data {
 struct SamplerState;
@@ -46,6 +48,10 @@ struct TrainerOptions {
   // the step the servers last had from it. -1: not a restarted worker.
   int rejoin_rank = -1;
   int rejoin_world_size = 0;
+  // An elastic worker's state kept across its groups (memory_copy.h), or nullptr. The Trainer
+  // refreshes its copy every train.memory_copy_every steps and, resuming, goes on from the newest
+  // copy any rank holds when it is at least as new as rank 0's newest checkpoint.
+  MemoryCopy* memory = nullptr;
 };
 
 struct EvalResult {
@@ -67,6 +73,8 @@ struct TrainResult {
   double samples_per_s = 0.0;  // training throughput over the run, all ranks together
   // Time training stood still for checkpoints (with train.async_checkpoint: for the snapshots).
   double checkpoint_seconds = 0.0;
+  // ... and for the memory copies of an elastic job (TrainerOptions::memory).
+  double memory_copy_seconds = 0.0;
   std::string last_checkpoint;
 };
 
@@ -108,10 +116,21 @@ class Trainer {
   // advanced to it) and that step's place in the data.
   data::SamplerState rejoin_at(int64_t step);
   data::SamplerState load_checkpoint(const Checkpoint& checkpoint);
+  // The data sets of the config, or those options.memory holds (kept there when it holds none).
+  void open_data_sets();
+  // Collective: loads the newest memory copy any rank holds (sent by its holder) when no
+  // checkpoint on rank 0's storage is newer; nullopt when it loaded none.
+  std::optional<data::SamplerState> resume_from_memory();
+  // Collective: refreshes every rank's memory copy to the state at `at`.
+  void keep_memory_copy(data::SamplerState at);
+  // Collective where the strategy's state is spread: the training state at `at` as a checkpoint,
+  // complete on the process that reports, empty elsewhere.
+  Checkpoint snapshot(data::SamplerState at);
   // Collective where the strategy's state is spread (ZeRO gathers its shards); rank 0 writes. The
   // file's path on rank 0, else "".
   std::string save_checkpoint(data::SamplerState at);
-  Config config_;
+  Config config_;  // as trained: with data.batch_per_worker, the global batch and scaled lr
+  std::string written_config_;  // as written (checkpoints keep it)
   TrainerOptions options_;
   std::unique_ptr<State> state_;
 };

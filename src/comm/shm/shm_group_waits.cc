@@ -36,8 +36,9 @@ constexpr auto kSpinTime = std::chrono::microseconds(50);
 constexpr auto kYieldTime = std::chrono::microseconds(1000);
 // Longest futex sleep: bounds how late a wait notices its deadline or a peer that failed.
 constexpr auto kMaxSleep = std::chrono::microseconds(10000);
-// How often a sleeping wait checks that the processes it waits for still exist.
-constexpr auto kPidCheckInterval = std::chrono::milliseconds(100);
+// How often a waiting rank checks that the processes it waits for still exist (a kill(pid, 0)
+// each): how soon a dead peer is noticed, which an elastic job's recovery waits for.
+constexpr auto kPidCheckInterval = std::chrono::milliseconds(10);
 
 bool process_exited(std::int32_t pid) {
   if (pid <= 0 || pid == ::getpid()) return false;
