@@ -5,8 +5,9 @@ step of the checkpoint interval after a base step (the same steps for both ways)
 run with memory copies (train.memory_copy_every = K) and without (0: every worker starts again
 from the newest checkpoint), both with a checkpoint every C steps written in the background.
 
-Two shapes: "shrink" (--nproc 1:2: the survivor goes on alone) and "replace" (--nproc 2: a new
-worker takes the dead one's place). For each: time to resume (from the fault's line to the
+Three shapes: "shrink" (--nproc 1:2: the survivor goes on alone), "replace" (--nproc 2: a new
+worker takes the dead one's place) and "spare" (--nproc 2 --spares 1: a spare started ahead takes
+it; memory copies only, against storage's "replace"). For each: time to resume (from the fault's line to the
 survivor's "resumed from" line, both stamped as they reach the agent's stderr), steps lost (the
 agent's report), and recovery (time to resume plus the lost steps trained again at the run's own
 step time). The stall that keeping the copies costs: the metrics' memory_copy_seconds per step of
@@ -40,8 +41,8 @@ MODELS = {  # name: (config, extra settings, base step of the faults)
 
 def run_job(build, config, sets, nproc, fault_step, run_dir):
     """One elastic job; returns (stderr lines with arrival times, exit code)."""
-    args = [os.path.join(build, "tessera"), "train", os.path.join(ROOT, config), "--nproc", nproc,
-            "--max-restarts", "2", "--set", f'train.run_dir="{run_dir}"']
+    args = [os.path.join(build, "tessera"), "train", os.path.join(ROOT, config), "--nproc",
+            *nproc.split(), "--max-restarts", "2", "--set", f'train.run_dir="{run_dir}"']
     for s in sets:
         args += ["--set", s]
     env = dict(os.environ, TESSERA_JOB_TOKEN="recovery0123456789abcdef",
@@ -131,10 +132,12 @@ def main():
         for model in MODELS:
             faults = fault_steps(model, a.checkpoint_every, a.runs, a.seed)
             print(f"| {model} | faults at steps {', '.join(map(str, faults))} | | | | | |")
-            for shape, nproc in (("shrink", "1:2"), ("replace", "2")):
+            for shape, nproc in (("shrink", "1:2"), ("replace", "2"), ("spare", "2 --spares 1")):
                 mem = measure(a.build, model, a.every, a.checkpoint_every, nproc, faults, tmp)
-                disk = measure(a.build, model, 0, a.checkpoint_every, nproc, faults, tmp)
-                for name, r in (("memory", mem), ("disk", disk)):
+                if shape != "spare":  # a spare needs memory copies: storage's is "replace"
+                    disk = measure(a.build, model, 0, a.checkpoint_every, nproc, faults, tmp)
+                rows = (("memory", mem),) if shape == "spare" else (("memory", mem), ("disk", disk))
+                for name, r in rows:
                     ratio = f"{disk['recovery'] / mem['recovery']:.1f}x faster" \
                         if name == "memory" else ""
                     print(f"| {model} | {shape} | {name} | {r['resume']:.3f} | {r['lost']} | "

@@ -16,7 +16,7 @@ Kinds: sigkill sigstop exit corrupt truncate write host join (any user), disk ne
 a small tmpfs, two network namespaces). docs/fault-tolerance.md says what each survives.
 
 Usage: tools/chaos.py [--build build/release] [--kinds K,K] [--repeats 2] [--epochs 10] [--seed 1]
-                      [--strategy ddp|zero1|zero2|zero3|pipeline|tensor]
+                      [--strategy ddp|zero1|zero2|zero3|pipeline|tensor] [--spares N]
 """
 import argparse
 import os
@@ -86,6 +86,7 @@ STRATEGIES = {  # --strategy: the [parallel] settings
     "tensor": ['parallel.strategy="tensor"'],
 }
 STRATEGY = STRATEGIES["ddp"]
+SPARES = 0  # --spares: each agent of an elastic job keeps this many
 
 
 def base_args(build, run_dir, epochs, extra=()):
@@ -95,7 +96,8 @@ def base_args(build, run_dir, epochs, extra=()):
             "--set", f"train.epochs={epochs}", "--set", f"train.checkpoint_every={CHECKPOINT_EVERY}",
             "--set", f"train.memory_copy_every={MEMORY_COPY_EVERY}",
             "--set", "train.threads=1", "--set", "parallel.timeout_s=3",
-            "--set", f'train.run_dir="{run_dir}"', "--grace", "1", "--rdzv-wait", "2", *extra]
+            "--set", f'train.run_dir="{run_dir}"', "--grace", "1", "--rdzv-wait", "2",
+            *(["--spares", str(SPARES)] if SPARES and "--max-restarts" in extra else []), *extra]
 
 
 def accuracy(text):
@@ -274,9 +276,12 @@ def main():
     parser.add_argument("--strategy", default="ddp", choices=sorted(STRATEGIES),
                         help="tensor needs a world size dividing the 10 classes: leave out "
                              "host, join and netcut, which change it")
+    parser.add_argument("--spares", type=int, default=0,
+                        help="spare workers each agent keeps ready (tessera train --spares)")
     args = parser.parse_args()
-    global STRATEGY
+    global STRATEGY, SPARES
     STRATEGY = STRATEGIES[args.strategy]
+    SPARES = args.spares
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     kinds = [k for k in args.kinds.split(",") if k]
     for k in kinds:

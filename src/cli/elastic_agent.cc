@@ -236,22 +236,26 @@ class Agent {
                                 .job_id = job_id_,
                                 .extra = {"TESSERA_ELASTIC=1"},
                                 .channel = true};
-    place_survivors(r);
-    for (Worker& w :
-         start_workers(o_, placement, context, signals_, static_cast<int>(workers_.size()))) {
+    const int placed = place_survivors(r);
+    for (Worker& w : start_workers(o_, placement, context, signals_, placed)) {
       workers_.push_back(std::move(w));
     }
     std::vector<Worker>& workers = workers_;
     RoundOutcome outcome;
     bool resumed_said = r.number == 0 || r.first_rank != 0;
+    // New spares start once the round has resumed: loading their data must not slow it down.
+    bool resumed = r.number == 0;
     Supervisor supervisor(
         workers, signal_fd,
         SupervisorOptions{.grace = o_.grace,
                           .stop_check = [&]() -> std::optional<std::string> {
                             guarded([&] {
                               if (!resumed_said) resumed_said = say_resumed(r.number);
+                              if (!resumed)
+                                resumed = rendezvous_.resumed_step(r.number).has_value();
                               outcome.ended = rendezvous_.should_end(r);
                             });
+                            if (resumed) start_missing_spares(placement, context);
                             if (!store_error_.empty()) return store_error_;
                             if (outcome.ended) return outcome.ended->reason;
                             return std::nullopt;
@@ -296,22 +300,32 @@ class Agent {
     return outcome;
   }
 
+  // Starts spares until this host has --spares of them.
+  void start_missing_spares(const Placement& placement, const WorkerContext& context) {
+    const auto spares =
+        std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return w.spare; });
+    for (Worker& w :
+         start_spares(o_, placement, context, signals_, o_.spares - static_cast<int>(spares))) {
+      workers_.push_back(std::move(w));
+    }
+  }
+
   // Workers standing by (their group broke) while none failed here and the round did not end: a
   // worker that neither stood by nor finished within the grace was stopped as hung, and is this
   // host's failure; else the failure is another host's, which says so, or, when none does within
   // the grace (its worker hangs and it has no other), this host reports the broken group.
   void account_for_standbys(const comm::ElasticRound& r, RoundOutcome& outcome) {
     const auto standby = std::find_if(workers_.begin(), workers_.end(),
-                                      [](const Worker& w) { return w.standing_by; });
+                                      [](const Worker& w) { return w.standing_by && !w.spare; });
     if (standby == workers_.end()) return;
     for (const Worker& w : workers_) {
-      if (w.standing_by || w.sent_signal == 0) continue;
+      if (w.standing_by || w.spare || w.sent_signal == 0) continue;
       outcome.failed_here = true;
       const std::string reason = detail::concat(
           "rank ", w.rank, " (node ", r.node_rank, ", pid ", w.pid,
-          ") hung: it neither went on nor stood by within the grace after its group broke, and "
-          "was stopped (rank ",
-          standby->rank, ": ", standby->standby_reason, ")");
+          ") failed: it hung (it neither went on nor stood by within the grace after its group "
+          "broke) and was stopped; rank ",
+          standby->rank, " said: ", standby->standby_reason);
       say(reason);
       guarded([&] { rendezvous_.report_failure(r, reason, false); });
       return;
@@ -329,17 +343,23 @@ class Agent {
   }
 
   // The workers standing by from the last round take this host's first places in round `r` (in
-  // their order); those beyond its places are stopped.
-  void place_survivors(const comm::ElasticRound& r) {
+  // their order), then the spares; survivors beyond its places are stopped, spares beyond them
+  // stay spares (after the places, which start_workers fills). Returns the places taken.
+  int place_survivors(const comm::ElasticRound& r) {
     std::erase_if(workers_, [](const Worker& w) { return !w.running || !w.standing_by; });
-    if (static_cast<int>(workers_.size()) > r.nproc) {
+    std::stable_partition(workers_.begin(), workers_.end(),
+                          [](const Worker& w) { return !w.spare; });
+    const auto survivors =
+        std::count_if(workers_.begin(), workers_.end(), [](const Worker& w) { return !w.spare; });
+    if (survivors > r.nproc) {
       std::vector<Worker> extra(std::make_move_iterator(workers_.begin() + r.nproc),
-                                std::make_move_iterator(workers_.end()));
-      workers_.resize(static_cast<std::size_t>(r.nproc));
+                                std::make_move_iterator(workers_.begin() + survivors));
+      workers_.erase(workers_.begin() + r.nproc, workers_.begin() + survivors);
       stop_survivors(extra);
     }
+    const std::size_t places = std::min(workers_.size(), static_cast<std::size_t>(r.nproc));
     std::string placed;
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
+    for (std::size_t i = 0; i < places; ++i) {
       Worker& w = workers_[i];
       const int local = static_cast<int>(i);
       write_all(w.channel.get(), place_line({.rank = r.first_rank + local,
@@ -349,8 +369,10 @@ class Agent {
                                              .nnodes = r.nnodes,
                                              .attempt = r.number}) +
                                      "\n");
-      placed += detail::concat(i ? ", " : "", "rank ", w.rank, " -> ", r.first_rank + local,
-                               " (pid ", w.pid, ")");
+      placed +=
+          detail::concat(i ? ", " : "", w.spare ? "a spare" : "rank " + std::to_string(w.rank),
+                         " -> ", r.first_rank + local, " (pid ", w.pid, ")");
+      w.spare = false;
       w.rank = r.first_rank + local;
       w.local_rank = local;
       w.standing_by = false;
@@ -359,6 +381,7 @@ class Agent {
       w.stopped_when_signalled = false;
     }
     if (!placed.empty()) say("workers that stood by go on in this round: " + placed);
+    return static_cast<int>(places);
   }
 
   // Tells workers standing by to exit, and waits for them (SIGKILL after the grace).

@@ -48,6 +48,9 @@ struct LaunchOptions {
   // How long a round waits for more hosts once min_nnodes have come, and for min_nnodes at all.
   std::chrono::milliseconds rdzv_wait = std::chrono::seconds(5);
   std::chrono::milliseconds rdzv_timeout = std::chrono::seconds(300);
+  // Worker processes an elastic agent keeps started, data loaded, standing by for a failed
+  // worker's place (TESSERA_SPARE=1 in their environment).
+  int spares = 0;
 };
 
 // The launcher of `tessera train --nproc N` and `tessera launch`: hosts the rendezvous store (node

@@ -22,8 +22,8 @@ namespace {
 // --token is refused (launch_options), but recognised so that its value is not taken for the
 // program.
 constexpr std::string_view kLauncherOptions[] = {
-    "--nproc", "--nnodes", "--node-rank",    "--rdzv",      "--backend",     "--token-file",
-    "--token", "--grace",  "--max-restarts", "--rdzv-wait", "--rdzv-timeout"};
+    "--nproc", "--nnodes", "--node-rank",    "--rdzv",      "--backend",      "--token-file",
+    "--token", "--grace",  "--max-restarts", "--rdzv-wait", "--rdzv-timeout", "--spares"};
 // A token is a line of a few dozen characters; a larger file is something else.
 constexpr std::size_t kMaxTokenFileBytes = 4096;
 
@@ -168,10 +168,10 @@ void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& 
       ->check(CLI::Range(0.0, 3600.0))
       ->group(group);
   cmd.add_option("--max-restarts", flags.max_restarts,
-                 "Failures the job survives: each stops every worker and starts them again from "
-                 "the newest checkpoint, on the hosts still there (an elastic job); in a "
-                 "parameter-server job under asp or ssp with --node-rank or a fixed size, times "
-                 "a failed server alone is started again")
+                 "Failures the job survives (an elastic job): the workers still alive go on from "
+                 "their memory copy of the state, on the hosts still there, new ones taking the "
+                 "places left; in a parameter-server job under asp or ssp with --node-rank or a "
+                 "fixed size, times a failed server alone is started again")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000))
       ->group(group);
@@ -186,6 +186,12 @@ void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& 
                  "before the agent gives up")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0))
+      ->group(group);
+  cmd.add_option("--spares", flags.spares,
+                 "Elastic jobs: worker processes this host keeps started, their data loaded, "
+                 "standing by to take a failed worker's place at once")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64))
       ->group(group);
 }
 
@@ -221,6 +227,12 @@ LaunchOptions launch_options(const LauncherFlags& flags, const CLI::App& cmd, in
                                           : env_string("TESSERA_JOB_TOKEN").value_or("");
   o.grace = std::chrono::milliseconds(std::llround(flags.grace_s * 1000.0));
   o.max_restarts = flags.max_restarts;
+  o.spares = flags.spares;
+  if (o.spares > 0 && !o.elastic) {
+    throw ConfigError("command line", 0, "--spares",
+                      "is for elastic jobs (--nproc or --nnodes MIN:MAX, or --max-restarts): a "
+                      "job of fixed size places no spare");
+  }
   return o;
 }
 

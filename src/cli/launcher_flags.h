@@ -23,11 +23,12 @@ struct LauncherFlags {
   int max_restarts = 0;
   double rdzv_wait_s = 5.0;
   double rdzv_timeout_s = 300.0;
+  int spares = 0;
 };
 
 // Adds --nproc, --nnodes, --node-rank, --rdzv, --backend, --token-file, --grace, --max-restarts,
-// --rdzv-wait and --rdzv-timeout to `cmd` (in its "Launcher" group), writing into `flags`; the
-// help texts of --nproc and --backend say where their defaults come from.
+// --rdzv-wait, --rdzv-timeout and --spares to `cmd` (in its "Launcher" group), writing into
+// `flags`; the help texts of --nproc and --backend say where their defaults come from.
 void add_launcher_flags(CLI::App& cmd, LauncherFlags& flags, const std::string& nproc_help,
                         const std::string& backend_help);
 

@@ -72,8 +72,9 @@ void Supervisor::read_channel(Worker& w) {
     if (line.rfind("standby ", 0) != 0 || w.standing_by) continue;
     w.standing_by = true;
     w.standby_reason = line.substr(8);
-    // The others get the grace to stand by too, or to fail; then those left are stopped.
-    if (phase_ == Phase::kRunning) enter(Phase::kDraining);
+    // The others get the grace to stand by too, or to fail; then those left are stopped. A
+    // spare stands by once ready.
+    if (phase_ == Phase::kRunning && !w.spare) enter(Phase::kDraining);
   }
 }
 
@@ -162,6 +163,11 @@ void Supervisor::exited(std::size_t i, int status) {
   // Whatever is still open belongs to a process the worker started; stop listening.
   w.out.reset();
   w.err.reset();
+  w.channel.reset();
+  if (w.spare) {
+    say("a spare (pid " + std::to_string(w.pid) + ") " + describe(w));
+    return;
+  }
   if (!failed(status) || phase_ != Phase::kRunning) return;
   if (restarts_ < options_.max_restarts && contains(options_.restartable_ranks, w.rank)) {
     ++restarts_;

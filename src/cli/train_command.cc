@@ -72,6 +72,15 @@ comm::InitOptions init_options(const train::Config& config) {
   return init;
 }
 
+void take_place(comm::JobEnv& job, const WorkerPlace& place) {
+  job.rank = place.rank;
+  job.world_size = place.world_size;
+  job.local_rank = place.local_rank;
+  job.local_world_size = place.local_world_size;
+  job.nnodes = place.nnodes;
+  job.attempt = static_cast<int>(place.attempt);
+}
+
 // Leaves the broken group and waits for the agent's next place for this worker (its job
 // environment updated to it); false when the agent says stop.
 bool stand_by(AgentChannel& agent, comm::JobEnv& job, std::unique_ptr<comm::ProcessGroup>& group,
@@ -81,12 +90,7 @@ bool stand_by(AgentChannel& agent, comm::JobEnv& job, std::unique_ptr<comm::Proc
                job.rank, reason.c_str());
   const std::optional<WorkerPlace> place = agent.stand_by(reason, kStandbyDeadline);
   if (!place) return false;
-  job.rank = place->rank;
-  job.world_size = place->world_size;
-  job.local_rank = place->local_rank;
-  job.local_world_size = place->local_world_size;
-  job.nnodes = place->nnodes;
-  job.attempt = static_cast<int>(place->attempt);
+  take_place(job, *place);
   return true;
 }
 
@@ -101,6 +105,13 @@ void train_layers(const train::Config& config, comm::JobEnv job, const TrainArgs
   const comm::InitOptions init = init_options(config);
   const std::vector<Fault> faults = parse_faults(env_string("TESSERA_FAULTS").value_or(""));
   const std::string checkpoints = (std::filesystem::path(config.train.run_dir) / "checkpoints");
+  if (agent && env_string("TESSERA_SPARE")) {
+    // A spare: ready to take a place at once, its data already loaded.
+    train::open_data_sets(config, memory);
+    const std::optional<WorkerPlace> place = agent->stand_by("a spare, ready", kStandbyDeadline);
+    if (!place) return;
+    take_place(job, *place);
+  }
   for (;;) {
     try {
       if (!group) group = comm::init_process_group(job, init);
@@ -166,6 +177,10 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
     (void)trainer.run();
     return;
   }
+  if (env_string("TESSERA_SPARE")) {  // joins a group once placed
+    train_layers(config, job, args, nullptr);
+    return;
+  }
   std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init_options(config));
   if (train::is_parameter_server(config, group->rank(), group->size())) {
     train::serve_parameters(config, *group, serve);
@@ -205,6 +220,12 @@ void run_launcher_for(const train::Config& config, const TrainArgs& args, Launch
                         "a parameter-server job has a fixed size: give one number, not MIN:MAX");
     }
     o.elastic = false;
+  }
+  if (o.spares > 0 &&
+      (config.model.type != "layers" || config.train.memory_copy_every == 0 || !o.elastic)) {
+    throw ConfigError("command line", 0, "--spares",
+                      "needs an elastic job of a model of layers with memory copies "
+                      "(train.memory_copy_every > 0): a spare takes its state from a survivor");
   }
   const int code = o.elastic ? run_elastic_agent(o) : run_launcher(o);
   if (code != 0) throw ExitCode(code);

@@ -22,7 +22,7 @@ constexpr std::size_t kMaxLine = 64 * 1024;
 void forward(Worker& w, int fd, std::string& partial, std::string_view data) {
   partial.append(data);
   std::size_t start = 0;
-  const std::string prefix = "[rank " + std::to_string(w.rank) + "] ";
+  const std::string prefix = w.spare ? "[spare] " : "[rank " + std::to_string(w.rank) + "] ";
   auto emit = [&](std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     write_all(fd, prefix + std::string(line) + "\n");

@@ -59,6 +59,9 @@ struct Worker {
   std::string channel_partial;
   bool standing_by = false;
   std::string standby_reason;
+  // An elastic agent's spare: started ahead, standing by for a failed worker's place; it belongs
+  // to no round until placed, and its exit is no failure.
+  bool spare = false;
   int status = 0;       // waitpid status once reaped
   int sent_signal = 0;  // the last signal the launcher sent it
 };

@@ -23,7 +23,7 @@ constexpr std::string_view kWorkerVariables[] = {
     "TESSERA_RANK",       "TESSERA_WORLD_SIZE", "TESSERA_LOCAL_RANK", "TESSERA_LOCAL_WORLD_SIZE",
     "TESSERA_STORE_ADDR", "TESSERA_JOB_TOKEN",  "TESSERA_JOB_ID",     "TESSERA_BACKEND",
     "TESSERA_NODE_RANK",  "TESSERA_NNODES",     "TESSERA_RESTART",    "TESSERA_ATTEMPT",
-    "TESSERA_ELASTIC",    "TESSERA_AGENT_FD"};
+    "TESSERA_ELASTIC",    "TESSERA_AGENT_FD",   "TESSERA_SPARE"};
 
 }  // namespace
 
@@ -84,6 +84,24 @@ std::vector<Worker> start_workers(const LaunchOptions& o, const Placement& p,
       std::to_string(p.nnodes) + ", world size " + std::to_string(p.world_size) + "; started " +
       started);
   return workers;
+}
+
+std::vector<Worker> start_spares(const LaunchOptions& o, const Placement& p, const WorkerContext& c,
+                                 const SignalScope& signals, int count) {
+  std::vector<Worker> spares(static_cast<std::size_t>(std::max(0, count)));
+  for (Worker& w : spares) {
+    // Its environment names a place of the round, which it does not take: it waits for one.
+    w.rank = p.first_rank;
+    std::vector<std::string> env = worker_environment(o, p, w, c);
+    env.push_back("TESSERA_AGENT_FD=" + std::to_string(kAgentChannelFd));
+    env.push_back("TESSERA_SPARE=1");
+    w.rank = -1;
+    w.spare = true;
+    spawn(w, o.program.empty() ? "/proc/self/exe" : o.program, o.worker_args, std::move(env),
+          signals, /*with_channel=*/true);
+    say("started a spare (pid " + std::to_string(w.pid) + ")");
+  }
+  return spares;
 }
 
 void ShmCleanup::remove_now() const noexcept {

@@ -45,6 +45,12 @@ struct WorkerContext {
                                                 const WorkerContext& c, const SignalScope& signals,
                                                 int first_local = 0);
 
+// Starts `count` spares of an elastic job (Worker::spare): workers that load their data and stand
+// by, in no round, until the agent places them (agent_channel.h).
+[[nodiscard]] std::vector<Worker> start_spares(const LaunchOptions& o, const Placement& p,
+                                               const WorkerContext& c, const SignalScope& signals,
+                                               int count);
+
 // Removes /dev/shm/tessera-<job id>* now and when destroyed, however the launcher returns: the
 // shared-memory backend names its segments so, and a worker that crashed cannot remove its own.
 class ShmCleanup {

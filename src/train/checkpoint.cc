@@ -4,12 +4,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <string_view>
 
 #include "tessera/core/atomic_file.h"
 #include "tessera/core/crc32.h"
 #include "tessera/core/error.h"
-#include "tessera/core/serialize.h"
 
 namespace tessera::train {
 namespace {
@@ -18,50 +17,36 @@ constexpr char kMagic[8] = {'T', 'S', 'R', 'A', 'C', 'K', 'P', 'T'};
 constexpr uint32_t kVersion = 1;
 constexpr uint64_t kMaxPayload = uint64_t{1} << 40;
 
-Checkpoint decode_stream(std::istream& in, const std::string& path) {
-  BinaryReader r(in, "checkpoint " + path);
-  char magic[8];
-  r.read_bytes(std::as_writable_bytes(std::span(magic)));
-  if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
-    throw FormatError("checkpoint " + path + ": not a tessera checkpoint (bad magic number)");
+// Reads the little-endian fields of a checkpoint's bytes in place, each read checked against
+// what is left.
+class Cursor {
+ public:
+  Cursor(std::string_view bytes, const std::string& path) : bytes_(bytes), path_(path) {}
+  template <typename T>
+  T read() {
+    T v;
+    std::memcpy(&v, take(sizeof(T), "a field").data(), sizeof(T));
+    return v;
   }
-  uint32_t version = r.read_u32();
-  if (version != kVersion) {
-    throw FormatError(detail::concat("checkpoint ", path, ": unsupported version ", version,
-                                     " (this build reads version ", kVersion, ")"));
+  std::string_view take(uint64_t n, const char* what) {
+    if (n > bytes_.size() - at_) {
+      throw FormatError(detail::concat("checkpoint ", path_, ": truncated at byte ", bytes_.size(),
+                                       ": ", what, " of ", n, " bytes at byte ", at_, " has only ",
+                                       bytes_.size() - at_, " bytes left"));
+    }
+    std::string_view out = bytes_.substr(at_, n);
+    at_ += n;
+    return out;
   }
-  // The length lies outside the checksum: believe it only as far as the file agrees.
-  const uint64_t size = r.read_u64();
-  const std::optional<uint64_t> left = r.remaining();
-  if (size > kMaxPayload || !left || *left != size + sizeof(uint32_t)) {
-    throw FormatError(detail::concat("checkpoint ", path, ": the header gives a payload of ", size,
-                                     " bytes, but ", left.value_or(0),
-                                     " bytes follow it (expected the payload and a 4-byte "
-                                     "checksum): the file is truncated or corrupt"));
-  }
-  std::string body(size, '\0');
-  r.read_bytes(std::as_writable_bytes(std::span(body.data(), body.size())));
-  uint32_t stored = r.read_u32();
-  uint32_t actual = crc32(std::as_bytes(std::span(body.data(), body.size())));
-  if (stored != actual) {
-    throw FormatError(detail::concat("checkpoint ", path, ": checksum mismatch (stored ", std::hex,
-                                     stored, ", computed ", actual, "): the file is corrupt"));
-  }
-  std::istringstream payload(body);
-  BinaryReader p(payload, "checkpoint " + path);
-  Checkpoint c;
-  c.path = path;
-  c.step = p.read_i64();
-  if (c.step < 0) {
-    throw FormatError(detail::concat("checkpoint ", path, ": negative step ", c.step));
-  }
-  uint64_t count = p.read_u64();
-  for (uint64_t i = 0; i < count; ++i) {
-    std::string name = p.read_string();
-    c.sections[name] = p.read_string(kMaxPayload);
-  }
-  return c;
-}
+  [[nodiscard]] uint64_t left() const { return bytes_.size() - at_; }
+
+ private:
+  std::string_view bytes_;
+  const std::string& path_;
+  uint64_t at_ = 0;
+};
+
+constexpr uint64_t kHeaderBytes = sizeof(kMagic) + sizeof(uint32_t) + sizeof(uint64_t);
 
 }  // namespace
 
@@ -74,23 +59,72 @@ const std::string& Checkpoint::section(const std::string& name) const {
 }
 
 std::string encode_checkpoint(const Checkpoint& checkpoint) {
-  std::ostringstream payload;
-  BinaryWriter w(payload);
-  w.write_i64(checkpoint.step);
-  w.write_u64(checkpoint.sections.size());
+  // One buffer of the final size, written once: large checkpoints are copied as few times as
+  // possible (fresh memory costs a page fault a page).
+  uint64_t payload = 2 * sizeof(uint64_t);
   for (const auto& [name, bytes] : checkpoint.sections) {
-    w.write_string(name);
-    w.write_string(bytes);
+    payload += 2 * sizeof(uint64_t) + name.size() + bytes.size();
   }
-  std::string body = payload.str();
-  std::ostringstream file;
-  BinaryWriter f(file);
-  f.write_bytes(std::as_bytes(std::span(kMagic)));
-  f.write_u32(kVersion);
-  f.write_u64(body.size());
-  f.write_bytes(std::as_bytes(std::span(body.data(), body.size())));
-  f.write_u32(crc32(std::as_bytes(std::span(body.data(), body.size()))));
-  return file.str();
+  std::string out;
+  out.reserve(kHeaderBytes + payload + sizeof(uint32_t));
+  auto put = [&out](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  auto put_string = [&](const std::string& text) {
+    put(static_cast<uint64_t>(text.size()));
+    out.append(text);
+  };
+  out.append(kMagic, sizeof(kMagic));
+  put(kVersion);
+  put(payload);
+  put(static_cast<int64_t>(checkpoint.step));
+  put(static_cast<uint64_t>(checkpoint.sections.size()));
+  for (const auto& [name, bytes] : checkpoint.sections) {
+    put_string(name);
+    put_string(bytes);
+  }
+  put(crc32(std::as_bytes(std::span(out.data() + kHeaderBytes, payload))));
+  return out;
+}
+
+Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) {
+  Cursor in(bytes, path);
+  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    throw FormatError("checkpoint " + path + ": not a tessera checkpoint (bad magic number)");
+  }
+  (void)in.take(sizeof(kMagic), "the magic number");
+  const auto version = in.read<uint32_t>();
+  if (version != kVersion) {
+    throw FormatError(detail::concat("checkpoint ", path, ": unsupported version ", version,
+                                     " (this build reads version ", kVersion, ")"));
+  }
+  // The length lies outside the checksum: believe it only as far as the file agrees.
+  const auto size = in.read<uint64_t>();
+  if (size > kMaxPayload || in.left() != size + sizeof(uint32_t)) {
+    throw FormatError(detail::concat("checkpoint ", path, ": the header gives a payload of ", size,
+                                     " bytes, but ", in.left(),
+                                     " bytes follow it (expected the payload and a 4-byte "
+                                     "checksum): the file is truncated or corrupt"));
+  }
+  const std::string_view body = in.take(size, "the payload");
+  const auto stored = in.read<uint32_t>();
+  const uint32_t actual = crc32(std::as_bytes(std::span(body.data(), body.size())));
+  if (stored != actual) {
+    throw FormatError(detail::concat("checkpoint ", path, ": checksum mismatch (stored ", std::hex,
+                                     stored, ", computed ", actual, "): the file is corrupt"));
+  }
+  Cursor p(body, path);
+  Checkpoint c;
+  c.path = path;
+  c.step = p.read<int64_t>();
+  if (c.step < 0) {
+    throw FormatError(detail::concat("checkpoint ", path, ": negative step ", c.step));
+  }
+  const auto count = p.read<uint64_t>();
+  for (uint64_t i = 0; i < count; ++i) {
+    const std::string_view name = p.take(p.read<uint64_t>(), "a section name");
+    const std::string_view section = p.take(p.read<uint64_t>(), "a section");
+    c.sections[std::string(name)] = std::string(section);
+  }
+  return c;
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
@@ -100,12 +134,14 @@ void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
 Checkpoint read_checkpoint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError("checkpoint " + path + ": cannot open");
-  return decode_stream(in, path);
-}
-
-Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) {
-  std::istringstream in(bytes);
-  return decode_stream(in, path);
+  std::string bytes;
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(0);
+  if (size < 0) throw FormatError("checkpoint " + path + ": cannot read its size");
+  bytes.resize(static_cast<size_t>(size));
+  if (!in.read(bytes.data(), size)) throw FormatError("checkpoint " + path + ": read failed");
+  return decode_checkpoint(bytes, path);
 }
 
 CheckpointDir::CheckpointDir(std::string dir, int64_t keep) : dir_(std::move(dir)), keep_(keep) {

@@ -390,22 +390,21 @@ Trainer::Trainer(Config config, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
+void open_data_sets(const Config& config, MemoryCopy& memory) {
+  if (memory.train_data) return;
+  memory.train_data = open_dataset(config.data.train, config, "data.train");
+  const DataLayout layout{memory.train_data->sample_shape(), memory.train_data->class_labels()};
+  if (!config.data.test.empty())
+    memory.test_data = open_dataset(config.data.test, config, "data.test", &layout);
+}
+
 void Trainer::open_data_sets() {
   State& s = *state_;
-  MemoryCopy* memory = options_.memory;
-  if (memory && memory->train_data) {
-    s.train_data = memory->train_data;
-    s.test_data = memory->test_data;
-    return;
-  }
-  s.train_data = open_dataset(config_.data.train, config_, "data.train");
-  const DataLayout layout{s.train_data->sample_shape(), s.train_data->class_labels()};
-  if (!config_.data.test.empty())
-    s.test_data = open_dataset(config_.data.test, config_, "data.test", &layout);
-  if (memory) {
-    memory->train_data = s.train_data;
-    memory->test_data = s.test_data;
-  }
+  MemoryCopy opened;
+  MemoryCopy& memory = options_.memory ? *options_.memory : opened;
+  train::open_data_sets(config_, memory);
+  s.train_data = memory.train_data;
+  s.test_data = memory.test_data;
 }
 
 nn::Module& Trainer::model() { return *state_->model; }

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -203,6 +204,33 @@ TEST(Elastic, AHostThatVanishesIsLeftBehindAndAHostThatComesIsLetIn) {
   EXPECT_NE(all.find("node(s) wait to join"), std::string::npos) << all;
   EXPECT_NE(all.find("round 2: node 0 of 3, world size 3"), std::string::npos) << all;
   EXPECT_TRUE(fs::exists(last_checkpoint(job, "elastic"))) << all;
+}
+
+// A spare, its data loaded, takes the killed worker's place: no worker starts after the failure,
+// and the run ends bit-identical to an uninterrupted one.
+TEST(Elastic, ASpareTakesAKilledWorkersPlaceAndTheRunEndsBitIdentical) {
+  TrainingJob job("elastic_spare");
+  train_uninterrupted(job, 2);
+  Process p(train_args(job, "elastic",
+                       {"--nproc", "2", "--spares", "1", "--max-restarts", "1", "--set",
+                        "train.memory_copy_every=2"}),
+            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=1:step=13"},
+            job.dir() / "elastic");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  const std::string err = p.err();
+  EXPECT_EQ(count_lines_with(err, "started rank"), 1) << err;  // round 0's only
+  // The next spare starts once round 1 has resumed, which this short run may end before.
+  EXPECT_GE(count_lines_with(err, "started a spare"), 1) << err;
+  EXPECT_NE(err.find("rank 0 -> 0 (pid"), std::string::npos) << err;
+  EXPECT_NE(err.find("a spare -> 1 (pid"), std::string::npos) << err;
+  EXPECT_NE(err.find("resumed from rank 0's memory copy of step 12"), std::string::npos) << err;
+  EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
+  // The spare left over was stopped with the job: no process the agent named is alive.
+  const std::regex pid_pattern("\\(pid ([0-9]+)\\)");
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), pid_pattern);
+       it != std::sregex_iterator(); ++it) {
+    EXPECT_FALSE(pid_alive(static_cast<pid_t>(std::stol((*it)[1])))) << (*it)[0];
+  }
 }
 
 // Every strategy's memory copies bring a job whose worker was killed back to where it was,

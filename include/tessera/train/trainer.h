@@ -54,6 +54,10 @@ struct TrainerOptions {
   MemoryCopy* memory = nullptr;
 };
 
+// Opens the config's data sets into `memory`, unless it holds them already: a spare worker of an
+// elastic job does so before it has a place and a Trainer.
+void open_data_sets(const Config& config, MemoryCopy& memory);
+
 struct EvalResult {
   double loss = 0.0;
   double accuracy = 0.0;
