@@ -1,9 +1,12 @@
 #include "p2p_engine.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -17,6 +20,9 @@ namespace {
 
 // An idle engine sleeps at most this long between looks at its deadlines and peers.
 constexpr auto kIdleSleep = std::chrono::microseconds(20000);
+// How often an engine with transfers pending and nothing to move checks that their peers still
+// exist (a kill(pid, 0) each).
+constexpr auto kPeerCheckInterval = std::chrono::milliseconds(10);
 // A busy engine (transfers pending, nothing to move) spins this long before it sleeps.
 constexpr auto kSpinTime = std::chrono::microseconds(50);
 
@@ -280,14 +286,35 @@ bool P2pEngine::pump_recv(int peer) {
   return moved;
 }
 
+bool P2pEngine::has_pending(const Peer& peer) {
+  if (!peer.sends.empty() || !peer.recvs.empty() || peer.reading) return true;
+  return std::any_of(peer.unexpected.begin(), peer.unexpected.end(),
+                     [](const auto& message) { return message->claimed != nullptr; });
+}
+
 bool P2pEngine::has_pending() const {
-  for (const Peer& peer : peers_) {
-    if (!peer.sends.empty() || !peer.recvs.empty() || peer.reading) return true;
-    for (const auto& message : peer.unexpected) {
-      if (message->claimed) return true;
-    }
+  return std::any_of(peers_.begin(), peers_.end(),
+                     [](const Peer& peer) { return has_pending(peer); });
+}
+
+void P2pEngine::fail_lost_peers(Clock::time_point now) {
+  if (now < next_peer_check_) return;
+  next_peer_check_ = now + kPeerCheckInterval;
+  for (std::size_t p = 0; p < peers_.size(); ++p) {
+    if (!has_pending(peers_[p])) continue;
+    const RankBlock* block = layout_.rank(base_, static_cast<int>(p));
+    const auto state = static_cast<RankState>(shared(block->state).load(std::memory_order_acquire));
+    const std::int32_t pid = block->pid;
+    // A rank that shut its group down finished its sends first: what it sent is in the ring.
+    if (state == RankState::kClosed || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    const std::string reason =
+        detail::concat("rank ", p, " (pid ", pid, ") exited without shutting its group down, with ",
+                       "point-to-point transfers to or from it pending on group ", group_);
+    fail_all(reason);
+    if (on_failure_) on_failure_(reason);
+    return;
   }
-  return false;
 }
 
 void P2pEngine::fail_all(const std::string& reason) {
@@ -388,6 +415,8 @@ void P2pEngine::loop() noexcept {
       moved = pump_all();
       const auto now = Clock::now();
       fail_expired(now);
+      // Only when nothing moved: a peer that exited may have left data in our ring.
+      if (!moved) fail_lost_peers(now);
       deliver();
       pending = has_pending();
       if (stopping_ && !pending) return;

@@ -138,8 +138,13 @@ class P2pEngine {
   bool pump_recv(int peer);
   void finish_recv(Recv& recv, const std::byte* data, std::size_t bytes);
   void fail_expired(Clock::time_point now);
+  // Fails every transfer when a peer with transfers pending exited without shutting its group
+  // down: nothing it owes can come any more. Checked every kPeerCheckInterval. Caller holds
+  // mutex_, and calls it only when nothing moved.
+  void fail_lost_peers(Clock::time_point now);
   void fail_all(const std::string& reason);
   [[nodiscard]] bool has_pending() const;
+  [[nodiscard]] static bool has_pending(const Peer& peer);
   void ring_doorbell(int r);
   [[nodiscard]] std::string describe(bool sending, int peer, std::uint32_t tag) const;
 
@@ -156,6 +161,7 @@ class P2pEngine {
   std::uint64_t sends_posted_ = 0;
   std::uint64_t recvs_posted_ = 0;
   bool stopping_ = false;
+  Clock::time_point next_peer_check_{};
   std::string broken_;  // the first failure; later transfers fail with it
   std::thread thread_;
 };
