@@ -122,7 +122,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=bench_env.HelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
-    ap.add_argument("--every", default="mlp=50,transformer=2",
+    ap.add_argument("--every", default="mlp=25,transformer=2",
                     help="memory copy interval K (steps) of each model")
     ap.add_argument("--checkpoint-every", type=int, default=50, help="checkpoint interval C")
     ap.add_argument("--seed", type=int, default=1, help="seeds the steps of the faults")

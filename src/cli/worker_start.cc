@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iterator>
 #include <string_view>
@@ -49,6 +50,12 @@ std::vector<std::string> worker_environment(const LaunchOptions& o, const Placem
   env.push_back("TESSERA_JOB_ID=" + c.job_id);
   env.push_back("TESSERA_BACKEND=" + o.backend);
   if (p.attempt != 0) env.push_back("TESSERA_ATTEMPT=" + std::to_string(p.attempt));
+  // Our own workers' large buffers on huge pages: where a page fault is slow (virtual machines),
+  // fresh buffers cost more than the copies into them, and a recovery that moves a memory copy to
+  // another worker touches several. A user's own glibc tunables are left as they are.
+  if (o.program.empty() && std::getenv("GLIBC_TUNABLES") == nullptr) {
+    env.emplace_back("GLIBC_TUNABLES=glibc.malloc.hugetlb=1");
+  }
   env.insert(env.end(), c.extra.begin(), c.extra.end());
   return env;
 }

@@ -220,6 +220,32 @@ TEST(Launcher, RefusesStoreClientsWithoutTheTokenAndStopsOnSigterm) {
   expect_all_gone(pids);
 }
 
+// tessera's own workers allocate on huge pages unless the user set glibc's tunables; a program
+// that `tessera launch` runs gets the environment as it is.
+TEST(Launcher, OwnWorkersGetHugePagesUnlessTheUserSetGlibcTunables) {
+  for (const std::string users : {"", "glibc.malloc.arena_max=2"}) {
+    TrainingJob job(test_name() + std::to_string(users.size()));
+    std::vector<std::string> env{kTokenVariable};
+    if (!users.empty()) env.push_back("GLIBC_TUNABLES=" + users);
+    Process launcher(endless_job(job, 2), env, job.dir() / "launcher");
+    ASSERT_TRUE(launcher.wait_for_output("[rank 0] epoch", kJobTimeout)) << launcher.err();
+    for (const pid_t pid : worker_pids(launcher.err())) {
+      EXPECT_EQ(environment_of(pid, "GLIBC_TUNABLES"),
+                users.empty() ? "glibc.malloc.hugetlb=1" : users);
+    }
+    ASSERT_EQ(::kill(launcher.pid(), SIGTERM), 0);
+    EXPECT_TRUE(launcher.wait(kJobTimeout).has_value());
+  }
+  const fs::path dir = fs::temp_directory_path() / ("tessera-e2e-" + test_name());
+  fs::create_directories(dir);
+  Process launch({tessera_binary(), "launch", "--nproc", "1", "sh", "-c",
+                  "echo \"tunables [$GLIBC_TUNABLES]\""},
+                 {}, dir / "launch");
+  ASSERT_EQ(launch.wait(kJobTimeout), 0) << launch.err();
+  EXPECT_NE(launch.out().find("tunables []"), std::string::npos) << launch.out();
+  fs::remove_all(dir);
+}
+
 TEST(Launcher, RefusesSeveralProcessesWithoutAParallelStrategy) {
   TrainingJob job(test_name());
   Process launcher(
