@@ -244,7 +244,10 @@ int report(const std::vector<Worker>& workers, std::optional<std::size_t> first_
   if (code != 0) {
     for (std::size_t i = 0; i < workers.size(); ++i) {
       if (first_failure && i == *first_failure) continue;
-      say("rank " + std::to_string(workers[i].rank) + " " + describe(workers[i]));
+      const Worker& w = workers[i];
+      say((w.spare ? "a spare (pid " + std::to_string(w.pid) + ")"
+                   : "rank " + std::to_string(w.rank)) +
+          " " + describe(w));
     }
     if (final) say("exit code " + std::to_string(code));
   }

@@ -64,7 +64,9 @@ std::string signal_name(int signal) {
 
 std::string describe(const Worker& w) {
   std::string text;
-  if (w.standing_by) {
+  if (w.standing_by && w.spare) {
+    text = "stands by as a spare, its data loaded";
+  } else if (w.standing_by) {
     text = "stands by with its state in memory (its group broke: " + w.standby_reason + ")";
   } else if (w.running) {
     text = w.stopped ? "is stopped and did not exit" : "did not exit";

@@ -415,14 +415,16 @@ data::SamplerState Trainer::resume() {
   State& s = *state_;
   comm::ProcessGroup* group = s.strategy->group();
   std::FILE* out = s.strategy->reports() ? options_.progress : nullptr;
-  if (options_.memory) {
-    if (std::optional<data::SamplerState> start = resume_from_memory()) return *start;
-  }
+  NewestCopy copy;
+  if (options_.memory) copy = newest_memory_copy();
+  if (copy.holder >= 0 && copy.step >= copy.on_disk) return resume_from_memory(copy);
   std::vector<std::string> skipped;
   std::optional<Checkpoint> ckpt = checkpoint_of_rank_zero(*s.checkpoints, group, &skipped);
   for (const auto& why : skipped) {
     if (out) std::fprintf(out, "resume: skipped %s\n", why.c_str());
   }
+  // The newer files did not verify: the copy is newer than what storage has.
+  if (copy.holder >= 0 && (!ckpt || ckpt->step < copy.step)) return resume_from_memory(copy);
   if (!ckpt) {
     if (out) {
       std::fprintf(out, "resume: no valid checkpoint in %s, starting afresh\n",
@@ -471,27 +473,30 @@ data::SamplerState Trainer::load_checkpoint(const Checkpoint& ckpt) {
   return at;
 }
 
-std::optional<data::SamplerState> Trainer::resume_from_memory() {
+Trainer::NewestCopy Trainer::newest_memory_copy() {
   State& s = *state_;
   comm::ProcessGroup* group = s.strategy->group();
-  // Rank 0 adds the step of its newest checkpoint file: storage wins only when it is newer.
   double on_disk = -1.0;
   if (group == nullptr || group->rank() == 0) {
     on_disk = static_cast<double>(s.checkpoints->newest_step());
   }
   const std::vector<double> all =
       from_every_rank(group, {static_cast<double>(options_.memory->step), on_disk});
-  int holder = -1;
-  double newest = -1.0;
+  NewestCopy copy{.on_disk = static_cast<int64_t>(all[1])};
   for (size_t r = 0; r < all.size(); r += 2) {
-    if (all[r] > newest) {
-      newest = all[r];
-      holder = static_cast<int>(r / 2);
+    if (static_cast<int64_t>(all[r]) > copy.step) {
+      copy.step = static_cast<int64_t>(all[r]);
+      copy.holder = static_cast<int>(r / 2);
     }
   }
-  if (holder < 0 || all[1] > newest) return std::nullopt;
-  const std::string name =
-      detail::concat("rank ", holder, "'s memory copy of step ", static_cast<int64_t>(newest));
+  return copy;
+}
+
+data::SamplerState Trainer::resume_from_memory(const NewestCopy& copy) {
+  State& s = *state_;
+  comm::ProcessGroup* group = s.strategy->group();
+  const int holder = copy.holder;
+  const std::string name = detail::concat("rank ", holder, "'s memory copy of step ", copy.step);
   MemoryCopy& memory = *options_.memory;
   if (group != nullptr && group->size() > 1) {
     const bool mine = group->rank() == holder;
@@ -504,8 +509,9 @@ std::optional<data::SamplerState> Trainer::resume_from_memory() {
   load_on_every_rank(group, name, [&] { start = load_checkpoint(memory.state); });
   memory.step = s.step;
   if (s.strategy->reports() && options_.progress) {
-    std::fprintf(options_.progress, "resumed from %s (epoch %lld), without reading storage\n",
-                 name.c_str(), static_cast<long long>(start.epoch + 1));
+    std::fprintf(options_.progress, "resumed from %s (epoch %lld)%s\n", name.c_str(),
+                 static_cast<long long>(start.epoch + 1),
+                 copy.step >= copy.on_disk ? ", without reading storage" : "");
   }
   return start;
 }

@@ -141,6 +141,24 @@ TEST(Elastic, ACorruptOrTruncatedNewestCheckpointIsSkippedForTheOneBefore) {
   }
 }
 
+// A checkpoint file newer than the survivors' memory copies sends the round to storage; when that
+// file does not verify and the one before is older than the copies, the copies win.
+TEST(Elastic, ACorruptCheckpointNewerThanTheMemoryCopyLeavesTheRoundToTheCopy) {
+  TrainingJob job("elastic_corrupt_copy");
+  train_uninterrupted(job, 2);
+  // Copies at steps 4 and 8, checkpoints at 5 and 10; the one of step 10 is damaged at step 11.
+  Process p(train_args(job, "elastic",
+                       {"--nproc", "2", "--max-restarts", "1", "--set",
+                        "train.async_checkpoint=false", "--set", "train.memory_copy_every=4"}),
+            {"TESSERA_FAULTS=corrupt:rank=0:step=11"}, job.dir() / "elastic");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  const std::string err = p.err();
+  EXPECT_NE(err.find("resume: skipped"), std::string::npos) << err;
+  EXPECT_NE(err.find("memory copy of step 8 (epoch"), std::string::npos) << err;
+  EXPECT_NE(err.find("round 1 resumed from step 8"), std::string::npos) << err;
+  EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
+}
+
 TEST(Elastic, FailuresBeyondMaxRestartsStopTheJobWithItsCheckpointsIntact) {
   TrainingJob job("elastic_limit");
   Process p(train_args(job, "elastic", {"--nproc", "2", "--max-restarts", "1"}),

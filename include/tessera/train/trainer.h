@@ -122,9 +122,16 @@ class Trainer {
   data::SamplerState load_checkpoint(const Checkpoint& checkpoint);
   // The data sets of the config, or those options.memory holds (kept there when it holds none).
   void open_data_sets();
-  // Collective: loads the newest memory copy any rank holds (sent by its holder) when no
-  // checkpoint on rank 0's storage is newer; nullopt when it loaded none.
-  std::optional<data::SamplerState> resume_from_memory();
+  // The newest memory copy any rank holds, and the step of rank 0's newest checkpoint file.
+  struct NewestCopy {
+    int holder = -1;  // none
+    int64_t step = -1;
+    int64_t on_disk = -1;  // none
+  };
+  // Collective: finds the newest memory copy.
+  NewestCopy newest_memory_copy();
+  // Collective: loads the copy (its holder sends it).
+  data::SamplerState resume_from_memory(const NewestCopy& copy);
   // Collective: refreshes every rank's memory copy to the state at `at`.
   void keep_memory_copy(data::SamplerState at);
   // Collective where the strategy's state is spread: the training state at `at` as a checkpoint,
