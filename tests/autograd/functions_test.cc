@@ -10,9 +10,10 @@
 #include <gtest/gtest.h>
 
 #include "testing/tensor_assertions.h"
+#include "testing/text.h"
 
 namespace tessera::autograd {
-namespace {
+namespace functions_test {
 
 using testing::tensors_close;
 
@@ -32,9 +33,7 @@ std::string error_of(F&& f) {
   return "";
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using tessera::testing::contains;
 
 TEST(DropoutOp, ZeroesOrScalesEveryElementAndTheGradientUsesTheSameMask) {
   Generator gen(5);
@@ -259,5 +258,5 @@ TEST(AutogradErrors, DtypeMismatchNamesBothDtypes) {
       << what;
 }
 
-}  // namespace
+}  // namespace functions_test
 }  // namespace tessera::autograd

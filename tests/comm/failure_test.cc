@@ -16,6 +16,7 @@
 #include "tessera/comm/gloo/gloo_group.h"
 #include "tessera/comm/hash_store.h"
 #include "tessera/comm/process_group.h"
+#include "testing/text.h"
 
 namespace tessera::comm {
 namespace {
@@ -31,9 +32,7 @@ GroupOptions short_timeout(bool check_consistency = false) {
   return options;
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using tessera::testing::contains;
 
 TEST(GroupFailure, ARankThatSkipsACollectiveIsNamedInTheTimeout) {
   std::latch others_done(2);

@@ -28,18 +28,17 @@
 #include "tessera/comm/errors.h"
 #include "tessera/comm/hash_store.h"
 #include "tessera/comm/shm/shm_group.h"
+#include "testing/text.h"
 
 namespace tessera::comm {
-namespace {
+namespace shm_corruption_test {
 
 using shm::Layout;
 using shm::shared;
 
 constexpr std::size_t kSlotBytes = 1024;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using tessera::testing::contains;
 
 std::string unique_name(const std::string& test) {
   return "tessera-test-" + std::to_string(::getpid()) + "-" + test;
@@ -320,5 +319,5 @@ TEST(P2pWire, RingPositionsKeepTheTailWithinACapacityOfTheHead) {
   EXPECT_THROW(shm::check_ring({.head = max, .tail = 0}, 64, 0, 1), CommError);
 }
 
-}  // namespace
+}  // namespace shm_corruption_test
 }  // namespace tessera::comm

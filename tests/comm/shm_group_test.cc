@@ -28,9 +28,10 @@
 #include "tessera/comm/tcp_store.h"
 #include "tessera/comm/tcp_store_server.h"
 #include "tessera/core/error.h"
+#include "testing/text.h"
 
 namespace tessera::comm {
-namespace {
+namespace shm_group_test {
 
 using Clock = std::chrono::steady_clock;
 using testing::run_threads;
@@ -72,9 +73,7 @@ void run_shm_ranks(int n, const std::function<void(ProcessGroup&)>& fn, ShmOptio
   });
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using tessera::testing::contains;
 
 GroupOptions short_timeout() {
   GroupOptions options;
@@ -417,5 +416,5 @@ TEST(ShmGroup, AProcessThatDiesIsNamedBeforeTheTimeout) {
   EXPECT_TRUE(leftovers(shm.segment_name_prefix).empty());
 }
 
-}  // namespace
+}  // namespace shm_group_test
 }  // namespace tessera::comm

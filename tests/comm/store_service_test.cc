@@ -15,6 +15,7 @@
 
 #include "store_protocol.h"
 #include "tessera/comm/token_auth.h"
+#include "testing/text.h"
 
 namespace tessera::comm {
 namespace {
@@ -25,9 +26,7 @@ using std::chrono::milliseconds;
 
 const std::string kToken = "service-test-token-0123456789";
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using tessera::testing::contains;
 
 // One frame's body taken off the front of `bytes`; nullopt while it is incomplete.
 std::optional<std::string> take_frame(std::string& bytes) {

@@ -37,6 +37,7 @@
 #include "tessera/comm/tcp_store_server.h"
 #include "tessera/comm/token_auth.h"
 #include "tessera/core/error.h"
+#include "testing/text.h"
 
 namespace tessera::comm {
 namespace {
@@ -44,9 +45,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using tessera::testing::contains;
 
 int count_lines(const std::string& text) {
   return static_cast<int>(std::count(text.begin(), text.end(), '\n'));

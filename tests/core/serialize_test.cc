@@ -11,13 +11,12 @@
 #include <gtest/gtest.h>
 
 #include "tessera/core/error.h"
+#include "testing/text.h"
 
 namespace tessera {
 namespace {
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using tessera::testing::contains;
 
 TEST(Serialize, RoundTripsEveryKindOfValue) {
   std::stringstream buffer;

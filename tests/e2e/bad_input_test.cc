@@ -13,8 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
-
 class BadInput : public ::testing::Test {
  protected:
   void SetUp() override {

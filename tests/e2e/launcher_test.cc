@@ -14,7 +14,7 @@
 #include "tessera/comm/tcp_store.h"
 
 namespace tessera::e2e {
-namespace {
+namespace launcher_test {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -24,8 +24,6 @@ constexpr auto kJobTimeout = 30s;
 // would: in the environment.
 const std::string kToken = "e2e0123456789abcdef0123456789abc";
 const std::string kTokenVariable = "TESSERA_JOB_TOKEN=" + kToken;
-
-std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -346,5 +344,5 @@ TEST(Launch, NamesAMissingProgramAndPassesOnAFailedRanksCode) {
   fs::remove_all(dir);
 }
 
-}  // namespace
+}  // namespace launcher_test
 }  // namespace tessera::e2e

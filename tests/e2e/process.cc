@@ -1,5 +1,7 @@
 #include "process.h"
 
+#include <gtest/gtest.h>
+
 #include "tessera/train/checkpoint.h"
 
 #include <fcntl.h>
@@ -244,5 +246,7 @@ fs::path TrainingJob::config(int epochs, int log_every, const std::string& name,
 std::string model_of(const fs::path& checkpoint) {
   return train::read_checkpoint(checkpoint.string()).section("model");
 }
+
+std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 }  // namespace tessera::e2e

@@ -87,4 +87,7 @@ class TrainingJob {
   fs::path dir_;
 };
 
+// The running test's name, for scratch directories and logs.
+std::string test_name();
+
 }  // namespace tessera::e2e

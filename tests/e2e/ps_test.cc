@@ -12,13 +12,11 @@
 #include "tessera/comm/socket.h"
 
 namespace tessera::e2e {
-namespace {
+namespace ps_test {
 
 using namespace std::chrono_literals;
 
 constexpr auto kJobTimeout = 60s;
-
-std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 std::vector<std::string> ps_job(const TrainingJob& job, int epochs, int nproc, int servers,
                                 const std::string& consistency) {
@@ -214,5 +212,5 @@ TEST(PsJob, AKilledServerComesBackFromItsCheckpointUnderAspAndSsp) {
   }
 }
 
-}  // namespace
+}  // namespace ps_test
 }  // namespace tessera::e2e

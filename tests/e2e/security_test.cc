@@ -21,13 +21,11 @@
 #include "tessera/comm/tcp_store.h"
 
 namespace tessera::e2e {
-namespace {
+namespace security_test {
 
 using namespace std::chrono_literals;
 
 constexpr auto kJobTimeout = 60s;
-
-std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -225,5 +223,5 @@ TEST(Security, ATokenFileOnlyItsOwnerCanReadStartsTheJob) {
   ASSERT_TRUE(launcher.wait(kJobTimeout).has_value()) << launcher.err();
 }
 
-}  // namespace
+}  // namespace security_test
 }  // namespace tessera::e2e

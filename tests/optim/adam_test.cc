@@ -45,11 +45,11 @@ std::vector<double> reference_adam(std::vector<double> p,
   return p;
 }
 
-const std::vector<std::vector<double>> kGrads = {{0.5, -1.0, 2.0, 0.0},
-                                                 {0.25, 0.5, -1.5, 1.0},
-                                                 {-0.75, 0.0, 1.0, -2.0},
-                                                 {1.0, 1.0, 1.0, 1.0},
-                                                 {0.1, -3.0, 0.2, 0.3}};
+const std::vector<std::vector<double>> kAdamGrads = {{0.5, -1.0, 2.0, 0.0},
+                                                     {0.25, 0.5, -1.5, 1.0},
+                                                     {-0.75, 0.0, 1.0, -2.0},
+                                                     {1.0, 1.0, 1.0, 1.0},
+                                                     {0.1, -3.0, 0.2, 0.3}};
 
 TEST(Adam, BiasCorrectionMakesEachStepOfAConstantGradientEqualLr) {
   // Uncorrected, the first step would be lr * 0.05 / sqrt(0.00025) = 0.316, not 0.1.
@@ -85,24 +85,24 @@ TEST(Adam, MatchesReferenceOverChangingGradients) {
   const std::vector<double> start = {1.0, -0.5, 0.25, 2.0};
   auto p = make_param(start);
   Adam opt({p}, AdamOptions{.lr = 0.01, .beta1 = 0.8, .beta2 = 0.9, .eps = 1e-6});
-  for (const auto& g : kGrads) {
+  for (const auto& g : kAdamGrads) {
     set_grad(p, g);
     opt.step();
   }
   expect_near(values(p.data()),
-              reference_adam(start, kGrads, 0.01, 0.8, 0.9, 1e-6, 0.0, false, false), 1e-14);
+              reference_adam(start, kAdamGrads, 0.01, 0.8, 0.9, 1e-6, 0.0, false, false), 1e-14);
 }
 
 TEST(Adam, CoupledWeightDecayMatchesReference) {
   const std::vector<double> start = {1.0, -0.5, 0.25, 2.0};
   auto p = make_param(start);
   Adam opt({p}, AdamOptions{.lr = 0.01, .weight_decay = 0.1});
-  for (const auto& g : kGrads) {
+  for (const auto& g : kAdamGrads) {
     set_grad(p, g);
     opt.step();
   }
   expect_near(values(p.data()),
-              reference_adam(start, kGrads, 0.01, 0.9, 0.999, 1e-8, 0.1, false, false), 1e-14);
+              reference_adam(start, kAdamGrads, 0.01, 0.9, 0.999, 1e-8, 0.1, false, false), 1e-14);
 }
 
 TEST(Adam, AmsgradUsesRunningMaxOfSecondMoment) {
@@ -111,7 +111,7 @@ TEST(Adam, AmsgradUsesRunningMaxOfSecondMoment) {
   auto q = make_param(start);
   Adam ams({p}, AdamOptions{.lr = 0.01, .beta2 = 0.5, .amsgrad = true});
   Adam plain({q}, AdamOptions{.lr = 0.01, .beta2 = 0.5});
-  for (const auto& g : kGrads) {
+  for (const auto& g : kAdamGrads) {
     set_grad(p, g);
     set_grad(q, g);
     ams.step();
@@ -119,7 +119,7 @@ TEST(Adam, AmsgradUsesRunningMaxOfSecondMoment) {
   }
   EXPECT_EQ(ams.state(0).buffers.size(), 3u);
   expect_near(values(p.data()),
-              reference_adam(start, kGrads, 0.01, 0.9, 0.5, 1e-8, 0.0, false, true), 1e-14);
+              reference_adam(start, kAdamGrads, 0.01, 0.9, 0.5, 1e-8, 0.0, false, true), 1e-14);
   // With beta2 = 0.5 the second moment falls after the large gradients, so the max matters.
   EXPECT_GT(std::abs(values(p.data())[1] - values(q.data())[1]), 1e-4);
 }
@@ -128,13 +128,13 @@ TEST(Adam, Float32ParameterMatchesDoubleReference) {
   const std::vector<double> start = {1.0, -0.5, 0.25, 2.0};
   auto p = make_param(start, DType::kFloat32);
   Adam opt({p}, AdamOptions{.lr = 0.01, .weight_decay = 0.05});
-  for (const auto& g : kGrads) {
+  for (const auto& g : kAdamGrads) {
     set_grad(p, g);
     opt.step();
   }
   EXPECT_EQ(opt.state(0).buffers[0].dtype(), DType::kFloat32);
   expect_near(values(p.data()),
-              reference_adam(start, kGrads, 0.01, 0.9, 0.999, 1e-8, 0.05, false, false), 1e-6);
+              reference_adam(start, kAdamGrads, 0.01, 0.9, 0.999, 1e-8, 0.05, false, false), 1e-6);
 }
 
 TEST(Adam, RejectsInvalidOptionsNamingTheValue) {
@@ -181,12 +181,12 @@ TEST(AdamW, MatchesReferenceOverChangingGradients) {
   const std::vector<double> start = {1.0, -0.5, 0.25, 2.0};
   auto p = make_param(start);
   AdamW opt({p}, AdamWOptions{.lr = 0.05, .beta1 = 0.85, .weight_decay = 0.2, .amsgrad = true});
-  for (const auto& g : kGrads) {
+  for (const auto& g : kAdamGrads) {
     set_grad(p, g);
     opt.step();
   }
   expect_near(values(p.data()),
-              reference_adam(start, kGrads, 0.05, 0.85, 0.999, 1e-8, 0.2, true, true), 1e-14);
+              reference_adam(start, kAdamGrads, 0.05, 0.85, 0.999, 1e-8, 0.2, true, true), 1e-14);
 }
 
 }  // namespace

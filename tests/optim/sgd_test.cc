@@ -99,32 +99,32 @@ std::vector<double> reference_sgd(std::vector<double> p, const std::vector<std::
   return p;
 }
 
-const std::vector<std::vector<double>> kGrads = {
+const std::vector<std::vector<double>> kSgdGrads = {
     {0.5, -1.0, 2.0, 0.0}, {0.25, 0.5, -1.5, 1.0}, {-0.75, 0.0, 1.0, -2.0}, {1.0, 1.0, 1.0, 1.0}};
 
 TEST(Sgd, NesterovWithWeightDecayMatchesReferenceOverChangingGradients) {
   const std::vector<double> start = {1.0, -0.5, 0.25, 2.0};
   auto p = make_param(start);
   Sgd opt({p}, SgdOptions{.lr = 0.05, .momentum = 0.8, .weight_decay = 0.01, .nesterov = true});
-  for (const auto& g : kGrads) {
+  for (const auto& g : kSgdGrads) {
     set_grad(p, g);
     opt.step();
   }
-  expect_near(values(p.data()), reference_sgd(start, kGrads, 0.05, 0.8, 0.0, 0.01, true), 1e-14);
+  expect_near(values(p.data()), reference_sgd(start, kSgdGrads, 0.05, 0.8, 0.0, 0.01, true), 1e-14);
 }
 
 TEST(Sgd, Float32ParameterKeepsFloat32StateAndMatchesDoubleReference) {
   const std::vector<double> start = {1.0, -0.5, 0.25, 2.0};
   auto p = make_param(start, DType::kFloat32);
   Sgd opt({p}, SgdOptions{.lr = 0.05, .momentum = 0.9, .dampening = 0.1, .weight_decay = 0.01});
-  for (const auto& g : kGrads) {
+  for (const auto& g : kSgdGrads) {
     set_grad(p, g);
     opt.step();
   }
   EXPECT_EQ(p.data().dtype(), DType::kFloat32);
   ASSERT_EQ(opt.state(0).buffers.size(), 1u);
   EXPECT_EQ(opt.state(0).buffers[0].dtype(), DType::kFloat32);
-  expect_near(values(p.data()), reference_sgd(start, kGrads, 0.05, 0.9, 0.1, 0.01, false), 1e-6);
+  expect_near(values(p.data()), reference_sgd(start, kSgdGrads, 0.05, 0.9, 0.1, 0.01, false), 1e-6);
 }
 
 TEST(Sgd, SetLrTakesEffectOnNextStep) {

@@ -16,7 +16,7 @@
 #include "testing/relative_error.h"
 
 namespace tessera::parallel {
-namespace {
+namespace tensor_parallel_test {
 
 using comm::ProcessGroup;
 using comm::testing::run_ranks;
@@ -115,5 +115,5 @@ TEST(TensorParallel, RefusesASplitThatDoesNotDivide) {
   });
 }
 
-}  // namespace
+}  // namespace tensor_parallel_test
 }  // namespace tessera::parallel

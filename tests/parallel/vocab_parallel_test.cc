@@ -14,7 +14,7 @@
 #include "testing/relative_error.h"
 
 namespace tessera::parallel {
-namespace {
+namespace vocab_parallel_test {
 
 using comm::ProcessGroup;
 using comm::testing::run_ranks;
@@ -96,5 +96,5 @@ TEST(VocabParallel, CrossEntropyOfSplitLogitsIsTheWholeOnes) {
   }
 }
 
-}  // namespace
+}  // namespace vocab_parallel_test
 }  // namespace tessera::parallel

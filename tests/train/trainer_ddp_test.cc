@@ -8,6 +8,7 @@
 #include "comm/run_ranks.h"
 #include "tessera/core/random.h"
 #include "tessera/train/trainer.h"
+#include "train/parameter_values.h"
 
 namespace tessera::train {
 namespace {
@@ -92,12 +93,6 @@ zero_stage = 2
   fs::path dir_;
 };
 
-std::vector<std::vector<float>> values(Trainer& t) {
-  std::vector<std::vector<float>> out;
-  for (auto& p : t.model().parameters()) out.push_back(p.data().to_vector<float>());
-  return out;
-}
-
 // Within 1e-5 relative: the ranks' sums are in another order than one process's.
 void expect_close(const std::vector<std::vector<float>>& got,
                   const std::vector<std::vector<float>>& expected) {
@@ -114,7 +109,7 @@ void expect_close(const std::vector<std::vector<float>>& got,
 TEST_F(TrainerDdpTest, TwoRanksMatchOneProcessOnTheGlobalBatch) {
   Trainer single(config("single", 32, "none"), {.progress = nullptr});
   single.run();
-  auto expected = values(single);
+  auto expected = parameter_values(single);
   std::vector<std::vector<float>> got;
   std::mutex m;
   comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
@@ -123,7 +118,7 @@ TEST_F(TrainerDdpTest, TwoRanksMatchOneProcessOnTheGlobalBatch) {
     EXPECT_EQ(r.world_size, 2);
     EXPECT_EQ(r.steps, 2 * ((240 + 31) / 32));  // 2 epochs of ceil(120 / 16) steps per rank
     std::lock_guard lock(m);
-    if (group.rank() == 0) got = values(t);
+    if (group.rank() == 0) got = parameter_values(t);
   });
   expect_close(got, expected);
 }
@@ -135,7 +130,7 @@ TEST_F(TrainerDdpTest, APerWorkerBatchScalesTheGlobalBatchAndTheLearningRateWith
   one.optimizer.lr = 0.1;
   Trainer single(one, {.progress = nullptr});
   single.run();
-  auto expected = values(single);
+  auto expected = parameter_values(single);
   std::vector<std::vector<float>> got;
   std::mutex m;
   comm::testing::run_ranks(2, [&](comm::ProcessGroup& group) {
@@ -144,7 +139,7 @@ TEST_F(TrainerDdpTest, APerWorkerBatchScalesTheGlobalBatchAndTheLearningRateWith
     Trainer t(per_worker, {.group = &group, .progress = nullptr});
     EXPECT_EQ(t.run().steps, 2 * ((240 + 31) / 32));
     std::lock_guard lock(m);
-    if (group.rank() == 0) got = values(t);
+    if (group.rank() == 0) got = parameter_values(t);
   });
   expect_close(got, expected);
 }

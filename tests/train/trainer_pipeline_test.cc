@@ -19,7 +19,7 @@
 #include "testing/relative_error.h"
 
 namespace tessera::train {
-namespace {
+namespace trainer_pipeline_test {
 
 namespace fs = std::filesystem;
 using Params = std::map<std::string, std::vector<float>>;
@@ -265,5 +265,5 @@ TEST_F(TrainerPipelineTest, BadSettingsNameTheirKey) {
   EXPECT_THROW((void)config({"parallel.schedule=\"zigzag\""}), ConfigError);
 }
 
-}  // namespace
+}  // namespace trainer_pipeline_test
 }  // namespace tessera::train

@@ -10,6 +10,7 @@
 #include "tessera/core/random.h"
 #include "tessera/train/parameter_server.h"
 #include "tessera/train/trainer.h"
+#include "train/parameter_values.h"
 
 namespace tessera::train {
 namespace {
@@ -88,12 +89,6 @@ timeout_s = 30
   fs::path dir_;
 };
 
-std::vector<std::vector<float>> values(Trainer& t) {
-  std::vector<std::vector<float>> out;
-  for (auto& p : t.model().parameters()) out.push_back(p.data().to_vector<float>());
-  return out;
-}
-
 void expect_near(const std::vector<std::vector<float>>& got,
                  const std::vector<std::vector<float>>& expected) {
   ASSERT_EQ(got.size(), expected.size());
@@ -115,7 +110,7 @@ TEST_F(TrainerPsTest, BspOnTwoWorkersMatchesOneProcessOnTheGlobalBatch) {
   const auto [got, result] = run_ps(config("ps", "ps"), 4);
   EXPECT_EQ(result.world_size, 2) << "two of the four processes train";
   EXPECT_EQ(result.steps, 2 * ((240 + 31) / 32));
-  expect_near(got, values(single));
+  expect_near(got, parameter_values(single));
 }
 
 // A bsp job stopped after step 5 (a checkpoint of the Trainer and of every server for that step)
@@ -140,7 +135,7 @@ TEST_F(TrainerPsTest, BspResumedFromAStepCheckpointMatchesTheRunThatNeverStopped
 TEST_F(TrainerPsTest, BspWithAdamMatchesOneProcess) {
   Trainer single(config("single", "none", "bsp", "adam"), {.progress = nullptr});
   single.run();
-  expect_near(run_ps(config("ps", "ps", "bsp", "adam"), 3).first, values(single));
+  expect_near(run_ps(config("ps", "ps", "bsp", "adam"), 3).first, parameter_values(single));
 }
 
 TEST_F(TrainerPsTest, AspAndSspTrain) {

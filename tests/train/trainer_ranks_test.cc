@@ -19,6 +19,7 @@
 #include "tessera/train/data_source.h"
 #include "tessera/train/model_builder.h"
 #include "tessera/train/trainer.h"
+#include "train/parameter_values.h"
 
 namespace tessera::train {
 namespace {
@@ -82,12 +83,6 @@ strategy = "ddp"
   fs::path dir_;
 };
 
-Values values(Trainer& t) {
-  Values out;
-  for (auto& p : t.model().parameters()) out.push_back(p.data().to_vector<float>());
-  return out;
-}
-
 // Runs `config(rank)` on n ranks; every rank's final parameters, in rank order.
 std::vector<Values> train_on_ranks(int n, const std::function<Config(int rank)>& config,
                                    bool resume = false) {
@@ -95,7 +90,7 @@ std::vector<Values> train_on_ranks(int n, const std::function<Config(int rank)>&
   comm::testing::run_ranks(n, [&](comm::ProcessGroup& group) {
     Trainer t(config(group.rank()), {.group = &group, .resume = resume, .progress = nullptr});
     t.run();
-    out[static_cast<size_t>(group.rank())] = values(t);
+    out[static_cast<size_t>(group.rank())] = parameter_values(t);
   });
   return out;
 }
@@ -299,7 +294,7 @@ TEST_P(SyncBatchnormTest, RanksTrainAsOneProcessOnTheGlobalBatch) {
   single.run();
   // Parameters, then the batchnorm layer's running statistics.
   auto state = [](Trainer& t) {
-    Values out = values(t);
+    Values out = parameter_values(t);
     for (auto& [name, b] : t.model().named_buffers()) out.push_back(b.to_vector<float>());
     return out;
   };
