@@ -186,7 +186,7 @@ class Agent {
                            "place is given up; at least ",
                            o_.min_nproc, ")"));
       }
-      guarded([&] { step_at_end_ = rendezvous_.last_step(); });
+      guarded([&] { step_at_end_ = rendezvous_.last_step(round->number); });
     }
   }
 
@@ -268,7 +268,7 @@ class Agent {
                                   const std::string reason = detail::concat(
                                       "rank ", w.rank, " (node ", r.node_rank, ", pid ", w.pid,
                                       ") ", describe(w), "; the job had reached step ",
-                                      rendezvous_.last_step());
+                                      rendezvous_.last_step(r.number));
                                   rendezvous_.report_failure(r, reason, outcome.fatal);
                                 });
                               }});
@@ -411,8 +411,8 @@ class Agent {
     }
   }
 
-  // Says, once rank 0 of round `number` reported it, the step the round resumed from and the steps
-  // lost since the previous round's last report. False while it has not reported.
+  // Says, once a worker of round `number` reported it, the step the round resumed from and the
+  // steps lost since the previous round's last report. False while it has not reported.
   bool say_resumed(std::int64_t number) {
     const std::optional<std::int64_t> step = rendezvous_.resumed_step(number);
     if (!step) return false;

@@ -8,8 +8,10 @@
 
 namespace tessera::cli {
 
-ElasticReporter::ElasticReporter(const comm::JobEnv& job) : attempt_(job.attempt) {
-  if (job.rank != 0 || !env_string("TESSERA_ELASTIC")) return;
+ElasticReporter::ElasticReporter(const comm::JobEnv& job) : attempt_(job.attempt), rank_(job.rank) {
+  if (job.rank >= comm::ElasticRendezvous::kStepReporters || !env_string("TESSERA_ELASTIC")) {
+    return;
+  }
   store_ = std::make_unique<comm::TcpStore>(
       comm::TcpStoreOptions{.host = job.store_host, .port = job.store_port, .token = job.token});
   thread_ = std::thread([this] { publish_loop(); });
@@ -53,7 +55,7 @@ void ElasticReporter::publish_loop() {
         sent_first = first;
       }
       if (step != sent) {
-        comm::ElasticRendezvous::publish_step(*store_, step);
+        comm::ElasticRendezvous::publish_step(*store_, attempt_, rank_, step);
         sent = step;
       }
     } catch (const Error&) {

@@ -12,11 +12,12 @@
 
 namespace tessera::cli {
 
-// Under an elastic agent (TESSERA_ELASTIC), rank 0 tells the agents through the job's store the
-// step its round resumed from and the step it has reached, from which they log the steps a failure
-// cost. The store is written from a thread of its own (a step never waits on it), at most every
-// kEvery and once more when the reporter is destroyed (a worker failing on a peer's death says
-// where it stopped). A store that went away (its host ended) does not stop training.
+// Under an elastic agent (TESSERA_ELASTIC), the first ranks (kStepReporters: one may be the one
+// that dies) tell the agents through the job's store the step their round resumed from and the
+// step they have reached, from which the agents log the steps a failure cost. The store is written
+// from a thread of its own (a step never waits on it), at most every kEvery and once more when the
+// reporter is destroyed (a worker failing on a peer's death says where it stopped). A store that
+// went away (its host ended) does not stop training.
 class ElasticReporter {
  public:
   explicit ElasticReporter(const comm::JobEnv& job);
@@ -32,6 +33,7 @@ class ElasticReporter {
 
   static constexpr std::chrono::milliseconds kEvery{20};
   std::int64_t attempt_ = 0;
+  int rank_ = 0;
   std::unique_ptr<comm::TcpStore> store_;
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -65,7 +65,7 @@ std::string signal_name(int signal) {
 std::string describe(const Worker& w) {
   std::string text;
   if (w.standing_by && w.spare) {
-    text = "stands by as a spare, its data loaded";
+    text = "stands by, its data loaded";
   } else if (w.standing_by) {
     text = "stands by with its state in memory (its group broke: " + w.standby_reason + ")";
   } else if (w.running) {

@@ -17,7 +17,6 @@ constexpr const char* kLatest = "elastic/latest";      // the newest round close
 constexpr const char* kDone = "elastic/done";          // the job finished
 constexpr const char* kFatal = "elastic/fatal";        // why the job cannot go on
 constexpr const char* kFailures = "elastic/failures";  // rounds that ended in a failure
-constexpr const char* kStep = "elastic/step";          // the newest step a worker reported
 
 std::string round_key(std::int64_t k, const std::string& name) {
   return "elastic/r" + std::to_string(k) + "/" + name;
@@ -188,13 +187,19 @@ void ElasticRendezvous::wait_for_others_to_leave(const ElasticRound& round,
   }
 }
 
-std::int64_t ElasticRendezvous::last_step() {
-  const std::optional<std::string> step = value(kStep);
-  return step ? to_int(*step, kStep) : -1;
+std::int64_t ElasticRendezvous::last_step(std::int64_t number) {
+  std::int64_t newest = -1;
+  for (int reporter = 0; reporter < kStepReporters; ++reporter) {
+    const std::string key = round_key(number, "step/" + std::to_string(reporter));
+    const std::optional<std::string> step = value(key);
+    if (step) newest = std::max(newest, to_int(*step, key));
+  }
+  return newest;
 }
 
-void ElasticRendezvous::publish_step(Store& store, std::int64_t step) {
-  store.set(kStep, std::to_string(step));
+void ElasticRendezvous::publish_step(Store& store, std::int64_t number, int reporter,
+                                     std::int64_t step) {
+  store.set(round_key(number, "step/" + std::to_string(reporter)), std::to_string(step));
 }
 
 void ElasticRendezvous::publish_resumed(Store& store, std::int64_t number, std::int64_t step) {

@@ -178,9 +178,18 @@ TEST(ElasticRendezvous, AFatalFailureAndTheEndOfTheJobReachEveryAgent) {
 TEST(ElasticRendezvous, StepsPublishedByWorkersReachTheAgents) {
   HashStore store;
   ElasticRendezvous a(store, options(1, 1));
-  EXPECT_EQ(a.last_step(), -1);
-  ElasticRendezvous::publish_step(store, 42);
-  EXPECT_EQ(a.last_step(), 42);
+  EXPECT_EQ(a.last_step(1), -1);
+  ElasticRendezvous::publish_step(store, 1, 0, 42);
+  EXPECT_EQ(a.last_step(1), 42);
+  // The newest of the reporters': rank 0's report stops where it died, rank 1's goes on.
+  ElasticRendezvous::publish_step(store, 1, 1, 43);
+  EXPECT_EQ(a.last_step(1), 43);
+  ElasticRendezvous::publish_step(store, 1, 0, 44);
+  EXPECT_EQ(a.last_step(1), 44);
+  // Each round has its own: a round that resumed further back is not credited with the last's.
+  EXPECT_EQ(a.last_step(2), -1);
+  ElasticRendezvous::publish_step(store, 2, 0, 30);
+  EXPECT_EQ(a.last_step(2), 30);
   EXPECT_FALSE(a.resumed_step(1).has_value());
   ElasticRendezvous::publish_resumed(store, 1, 40);
   EXPECT_EQ(a.resumed_step(1), 40);

@@ -79,6 +79,25 @@ TEST(Elastic, AKilledWorkerIsStartedAgainAndTheRunEndsBitIdenticalToAnUninterrup
   EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
 }
 
+// Rank 0 killed: the agent still counts the steps lost, from rank 1's reports, and the survivor
+// goes on as rank 0 from its memory copy.
+TEST(Elastic, WhenRankZeroDiesTheStepsLostAreCountedFromRankOne) {
+  TrainingJob job("elastic_rank0");
+  Process p(
+      train_args(job, "elastic",
+                 {"--nproc", "1:2", "--max-restarts", "1", "--set", "train.memory_copy_every=2"}),
+      {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=0:step=13"}, job.dir() / "elastic");
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  const std::string err = p.err();
+  const std::optional<pid_t> survivor = worker_pid(err, 1);
+  ASSERT_TRUE(survivor.has_value()) << err;
+  EXPECT_NE(err.find("rank 1 -> 0 (pid " + std::to_string(*survivor) + ")"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("memory copy of step 12"), std::string::npos) << err;
+  EXPECT_NE(err.find("the last round had reached step 13: 1 step(s) lost"), std::string::npos)
+      << err;
+}
+
 // With --nproc 1:2 the survivor of a killed worker goes on alone in its own process, from its
 // memory copy, and nothing is started again.
 TEST(Elastic, TheSurvivorOfAShrinkingJobGoesOnInItsProcessFromItsMemoryCopy) {

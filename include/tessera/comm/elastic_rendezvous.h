@@ -77,12 +77,17 @@ class ElasticRendezvous {
   void leave(const ElasticRound& round);
   void wait_for_others_to_leave(const ElasticRound& round, std::chrono::milliseconds timeout);
 
-  // The newest step a worker reported (publish_step), or -1.
-  [[nodiscard]] std::int64_t last_step();
+  // Ranks below kStepReporters report the steps they reach, so that the death of one (rank 0
+  // included) leaves another's report of where the round got to.
+  static constexpr int kStepReporters = 2;
 
-  // Let the agents know where training is: `step` reached in the current round, or the step a
-  // round `number` resumed from (read back with resumed_step).
-  static void publish_step(Store& store, std::int64_t step);
+  // The newest step a worker of round `number` reported (publish_step), or -1.
+  [[nodiscard]] std::int64_t last_step(std::int64_t number);
+
+  // Let the agents know where training is: `step` reached in round `number` by reporter
+  // `reporter` (its rank, below kStepReporters), or the step round `number` resumed from (read
+  // back with resumed_step).
+  static void publish_step(Store& store, std::int64_t number, int reporter, std::int64_t step);
   static void publish_resumed(Store& store, std::int64_t number, std::int64_t step);
   [[nodiscard]] std::optional<std::int64_t> resumed_step(std::int64_t number);
 
