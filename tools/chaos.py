@@ -15,14 +15,23 @@ uninterrupted run.
 Kinds: sigkill sigstop exit corrupt truncate write host join (any user), disk netcut (root:
 a small tmpfs, two network namespaces). docs/fault-tolerance.md says what each survives.
 
+--strategy ps runs a parameter-server job instead (asp: 3 workers and 1 server, a fixed size, each
+failed process started again alone by --max-restarts) with the kinds that apply to it: sigkill,
+sigstop and exit of workers 1 and 2 (one fault each: a worker started again injects none; rank 0
+writes the metrics and checkpoints, and its failure stops the job, resumably),
+and server (the server SIGKILLed at a random time, --repeats times). A worker started again goes
+on from its servers' step; a server started again from its checkpoint, taken every
+parallel.server_checkpoint_s, so the updates since are lost (not counted in steps).
+
 Usage: tools/chaos.py [--build build/release] [--kinds K,K] [--repeats 2] [--epochs 10] [--seed 1]
-                      [--strategy ddp|zero1|zero2|zero3|pipeline|tensor] [--spares N]
+                      [--strategy ddp|zero1|zero2|zero3|pipeline|tensor|ps] [--spares N]
 """
 import argparse
 import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +47,11 @@ STEPS_PER_EPOCH = 60000 // BATCH
 TOKEN = "chaos" + "0123456789abcdef"
 ROOT_KINDS = ("disk", "netcut")
 ALL_KINDS = ("sigkill", "sigstop", "exit", "corrupt", "truncate", "write", "host", "join") + ROOT_KINDS
+PS_KINDS = ("sigkill", "sigstop", "exit", "server")
+# A parameter-server job: ranks 0 to 2 train, rank 3 serves, checkpointing every 0.2 s.
+PS_SERVER = 3
+PS_JOB = ["--nproc", "4", "--set", "parallel.servers=1", "--set", 'parallel.consistency="asp"',
+          "--set", "parallel.server_checkpoint_s=0.2", "--set", "parallel.heartbeat_timeout_s=3"]
 
 
 class Agent:
@@ -84,6 +98,7 @@ STRATEGIES = {  # --strategy: the [parallel] settings
     "zero3": ['parallel.strategy="zero"', "parallel.zero_stage=3"],
     "pipeline": ['parallel.strategy="pipeline"', "parallel.micro_batches=4"],
     "tensor": ['parallel.strategy="tensor"'],
+    "ps": ['parallel.strategy="ps"'],
 }
 STRATEGY = STRATEGIES["ddp"]
 SPARES = 0  # --spares: each agent of an elastic job keeps this many
@@ -152,6 +167,30 @@ def steps_lost(agents):
     return [int(n) for a in agents for n in re.findall(r"(\d+) step\(s\) lost", a.err())]
 
 
+def ps_steps_lost(agents):
+    """A worker's steps from its fault to the servers' step it went on from."""
+    text = "\n".join(a.err() for a in agents)
+    faults = dict(re.findall(r"fault injected: rank (\d+) at step (\d+)", text))
+    resumed = re.findall(r"ps worker (\d+): started again; going on from step (\d+)", text)
+    return [int(faults[r]) - int(step) for r, step in resumed if r in faults]
+
+
+def ps_recovery_times(agents):
+    """Seconds from each failure the launcher reported to the process started again serving
+    (a server: "ps server ... from") or training (a worker: "going on from step")."""
+    events = sorted((t, line) for a in agents for t, line in a.lines
+                    if " failed: " in line or "going on from step" in line
+                    or re.search(r"ps server \d+ of \d+ at .*, from ", line))
+    times, failed_at = [], None
+    for t, line in events:
+        if " failed: " in line:
+            failed_at = failed_at if failed_at is not None else t
+        elif failed_at is not None:
+            times.append(t - failed_at)
+            failed_at = None
+    return times
+
+
 def fault_steps(rng, repeats, epochs, aligned=False):
     """`repeats` increasing steps in the run's middle; `aligned`: just after a checkpoint."""
     total = epochs * STEPS_PER_EPOCH
@@ -166,8 +205,41 @@ def worker_faults(kind, steps):
     return ",".join(f"{name}:rank={i % 2}:step={s}:attempt={i}" for i, s in enumerate(steps))
 
 
+def run_ps_job(kind, args, work, rng):
+    """Runs one parameter-server job with `kind` faults; returns its row's facts."""
+    run_dir = os.path.join(work, kind)
+    env = dict(os.environ, TESSERA_JOB_TOKEN=TOKEN)
+    restarts = ["--max-restarts", str(args.repeats)]
+    repeats = args.repeats if kind == "server" else min(args.repeats, 2)
+    if kind != "server":
+        steps = fault_steps(rng, repeats, args.epochs)
+        # Rank 0 (metrics, checkpoints) is not started again: its failure stops the job.
+        env["TESSERA_FAULTS"] = ",".join(f"{kind}:rank={i + 1}:step={s}"
+                                         for i, s in enumerate(steps))
+    agent = Agent(base_args(args.build, run_dir, args.epochs, [*PS_JOB, *restarts]), env)
+    if kind == "server":
+        wait_for([agent], "ps server 0 of 1 at", 120)
+        for i in range(repeats):
+            time.sleep(rng.uniform(2, 6))
+            pid = re.findall(rf"rank {PS_SERVER} (?:started again )?\(pid (\d+)\)", agent.err())[-1]
+            os.kill(int(pid), signal.SIGKILL)
+            end = time.monotonic() + 60
+            while (agent.err().count(f"rank {PS_SERVER} started again") <= i
+                   and time.monotonic() < end):
+                time.sleep(0.1)
+    code = agent.wait(900)
+    row = {"kind": kind, "injected": repeats, "codes": [code], "agents": [agent],
+           "accuracy": accuracy(agent.out), "lost": ps_steps_lost([agent]),
+           "recovery": ps_recovery_times([agent]), "sources": None,
+           "left": processes_left(run_dir)}
+    row["good"], row["bad"] = verify_checkpoints(args.build, run_dir)
+    return row
+
+
 def run_job(kind, args, work, rng):
     """Runs one job with `kind` faults; returns its row's facts."""
+    if STRATEGY == STRATEGIES["ps"]:
+        return run_ps_job(kind, args, work, rng)
     run_dir = os.path.join(work, kind)
     env = dict(os.environ, TESSERA_JOB_TOKEN=TOKEN)
     agents, injected, extra, prefix = [], args.repeats, [], []
@@ -269,7 +341,9 @@ def make_namespaces(work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default="build/release")
-    parser.add_argument("--kinds", default=",".join(ALL_KINDS))
+    parser.add_argument("--kinds", default="",
+                        help=f"default: all ({','.join(ALL_KINDS)}; with --strategy ps "
+                             f"{','.join(PS_KINDS)})")
     parser.add_argument("--repeats", type=int, default=2, help="faults per job")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
@@ -283,10 +357,13 @@ def main():
     STRATEGY = STRATEGIES[args.strategy]
     SPARES = args.spares
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    kinds = [k for k in args.kinds.split(",") if k]
+    ps = args.strategy == "ps"
+    known = PS_KINDS if ps else ALL_KINDS
+    kinds = [k for k in (args.kinds or ",".join(known)).split(",") if k]
     for k in kinds:
-        if k not in ALL_KINDS:
-            sys.exit(f"chaos: unknown kind {k!r}; kinds: {', '.join(ALL_KINDS)}")
+        if k not in known:
+            sys.exit(f"chaos: unknown kind {k!r} for strategy {args.strategy}; "
+                     f"kinds: {', '.join(known)}")
     if os.geteuid() != 0 or not shutil.which("ip"):
         skipped = [k for k in kinds if k in ROOT_KINDS]
         kinds = [k for k in kinds if k not in ROOT_KINDS]
@@ -296,11 +373,12 @@ def main():
     work = tempfile.mkdtemp(prefix="tessera_chaos_")
     try:
         print(f"machine: {os.cpu_count()} cores; strategy {args.strategy}; seed {args.seed}, "
-              f"{args.epochs} epochs "
-              f"({args.epochs * STEPS_PER_EPOCH} steps), checkpoint every {CHECKPOINT_EVERY} steps, "
-              f"memory copy every {MEMORY_COPY_EVERY} (none for {', '.join(STORAGE_KINDS)})")
+              f"{args.epochs} epochs ({args.epochs * STEPS_PER_EPOCH} steps), checkpoint every "
+              f"{CHECKPOINT_EVERY} steps, " +
+              ("asp, 3 workers, 1 server checkpointing every 0.2 s" if ps else
+               f"memory copy every {MEMORY_COPY_EVERY} (none for {', '.join(STORAGE_KINDS)})"))
         base = Agent(base_args(args.build, os.path.join(work, "uninterrupted"), args.epochs,
-                               ["--nproc", "2"]), dict(os.environ))
+                               PS_JOB if ps else ["--nproc", "2"]), dict(os.environ))
         base.wait(600)
         reference = accuracy(base.out)
         print(f"uninterrupted: test accuracy {reference}%")
@@ -317,8 +395,10 @@ def main():
             # A damaged newest checkpoint costs the one before it too; a full disk is found when the
             # write in the background fails, at the next checkpoint.
             # Memory copies bound the rest, unless none survived (then the checkpoint interval).
-            from_memory, from_disk = row["sources"]
-            if kind in ("corrupt", "truncate", "disk"):
+            from_memory, from_disk = row["sources"] or ("-", "-")
+            if ps:
+                bound = 1  # a worker goes on from its servers' step: at most the one in flight
+            elif kind in ("corrupt", "truncate", "disk"):
                 bound = 2 * CHECKPOINT_EVERY
             elif kind in STORAGE_KINDS or from_disk:
                 bound = CHECKPOINT_EVERY

@@ -36,6 +36,7 @@ void Supervisor::run() {
     wait_and_pass_output();
     reap();
     check_stop();
+    stop_the_left_behind();
     // A stopped worker cannot exit on its own: waiting for it only delays the summary.
     if (phase_ == Phase::kDraining &&
         std::all_of(workers_.begin(), workers_.end(),
@@ -44,6 +45,28 @@ void Supervisor::run() {
     }
     if (Clock::now() >= deadline_ && !escalate()) break;
   }
+}
+
+// Once every rank the job needs (all but the expendable ones) has finished, an expendable worker
+// still running has nothing left to train with: a parameter-server worker that hung, which its
+// servers gave up on. Stopping it keeps the launcher from waiting for it forever.
+void Supervisor::stop_the_left_behind() {
+  if (phase_ != Phase::kRunning || options_.expendable_ranks.empty()) return;
+  bool left = false;
+  for (const Worker& w : workers_) {
+    if (w.spare || w.standing_by) continue;
+    const bool needed = !contains(options_.expendable_ranks, w.rank);
+    if (needed && (w.running || failed(w.status))) return;
+    left = left || (!needed && w.running);
+  }
+  if (!left) return;
+  for (Worker& w : workers_) {
+    if (!w.running || w.spare || w.standing_by) continue;
+    say("the job is done, but rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) +
+        ") " + describe(w) + ": stopping it");
+    send_signal(w, SIGTERM);
+  }
+  enter(Phase::kTerminating);
 }
 
 void Supervisor::enter(Phase phase) {

@@ -58,6 +58,7 @@ class Supervisor {
   void read_signals();
   void reap();
   void exited(std::size_t i, int status);
+  void stop_the_left_behind();
   void check_stop();
   bool escalate();
 

@@ -125,6 +125,24 @@ TEST(PsJob, AsynchronousJobsFinishWithoutAWorkerKilledAtARandomStep) {
   }
 }
 
+// A worker that hangs (SIGSTOP) is declared lost by its server after the heartbeat deadline; once
+// rank 0 and the server are done, the launcher stops it instead of waiting for it forever.
+TEST(PsJob, AHungWorkerIsStoppedOnceTheJobIsDone) {
+  TrainingJob job(test_name());
+  std::vector<std::string> args = ps_job(job, 100, 4, 1, "asp");
+  for (const char* more : {"--set", "parallel.heartbeat_timeout_s=1", "--grace", "1"}) {
+    args.emplace_back(more);
+  }
+  Process launcher(args, {"TESSERA_FAULTS=sigstop:rank=2:step=20"}, job.dir() / "launcher");
+  const auto code = launcher.wait(kJobTimeout);
+  ASSERT_EQ(code, 0) << launcher.err();
+  const std::string err = launcher.err();
+  EXPECT_NE(err.find("ps server 0: lost worker 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("the job is done, but rank 2 (pid "), std::string::npos) << err;
+  EXPECT_NE(err.find("is stopped and did not exit"), std::string::npos) << err;
+  EXPECT_NE(launcher.out().find("[rank 0] trained 500 steps"), std::string::npos) << launcher.out();
+}
+
 // Under bsp no step can complete without every worker: a killed one stops the job, with the
 // reason on every worker; --resume then goes on from the last checkpoint, the servers from theirs
 // of the same step.
