@@ -17,8 +17,9 @@ a small tmpfs, two network namespaces). docs/fault-tolerance.md says what each s
 
 --strategy ps runs a parameter-server job instead (asp: 3 workers and 1 server, a fixed size, each
 failed process started again alone by --max-restarts) with the kinds that apply to it: sigkill,
-sigstop and exit of workers 1 and 2 (one fault each: a worker started again injects none; rank 0
-writes the metrics and checkpoints, and its failure stops the job, resumably),
+sigstop and exit of workers 1 and 2 (one fault each: a worker started again injects none; a hung
+one is found by its server's heartbeat deadline, 3 s here; rank 0 writes the metrics and
+checkpoints, and its failure stops the job, resumably),
 and server (the server SIGKILLed at a random time, --repeats times). A worker started again goes
 on from its servers' step; a server started again from its checkpoint, taken every
 parallel.server_checkpoint_s, so the updates since are lost (not counted in steps).
@@ -176,18 +177,19 @@ def ps_steps_lost(agents):
 
 
 def ps_recovery_times(agents):
-    """Seconds from each failure the launcher reported to the process started again serving
-    (a server: "ps server ... from") or training (a worker: "going on from step")."""
-    events = sorted((t, line) for a in agents for t, line in a.lines
-                    if " failed: " in line or "going on from step" in line
-                    or re.search(r"ps server \d+ of \d+ at .*, from ", line))
-    times, failed_at = [], None
-    for t, line in events:
-        if " failed: " in line:
-            failed_at = failed_at if failed_at is not None else t
-        elif failed_at is not None:
-            times.append(t - failed_at)
-            failed_at = None
+    """Seconds from each fault (its injection, or the launcher's report of a server's death) to
+    the same rank started again and training (a worker: "going on from step") or serving (a
+    server: "ps server ... from"); a hang's include the heartbeat deadline that finds it."""
+    starts, times = {}, []
+    for t, line in sorted((t, line) for a in agents for t, line in a.lines):
+        began = (re.search(r"fault injected: rank (\d+)", line) or
+                 re.search(r"launcher: rank (\d+) \(pid \d+\) failed: ", line))
+        back = (re.search(r"\[rank (\d+)\] ps worker \d+: started again; going on", line) or
+                re.search(r"\[rank (\d+)\] ps server \d+ of \d+ at .*, from ", line))
+        if began:
+            starts.setdefault(began.group(1), t)
+        elif back and back.group(1) in starts:
+            times.append(t - starts.pop(back.group(1)))
     return times
 
 

@@ -5,10 +5,12 @@
 
 #include <cerrno>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "hung_workers.h"
 #include "launcher_flags.h"
 #include "supervisor.h"
 #include "tessera/comm/address.h"
@@ -133,12 +135,35 @@ int run_launcher(const LaunchOptions& o) {
           worker_environment(o, placement, w, again), signals);
     say("rank " + std::to_string(w.rank) + " started again (pid " + std::to_string(w.pid) + ")");
   };
-  Supervisor supervisor(workers, signal_fd.get(),
-                        SupervisorOptions{.grace = o.grace,
-                                          .expendable_ranks = o.expendable_ranks,
-                                          .restartable_ranks = o.restartable_ranks,
-                                          .max_restarts = o.max_restarts,
-                                          .restart = restart});
+  // A parameter-server job's workers that hang: killed, then started again or left behind as
+  // though they had crashed; rank 0's hang stops the job as its crash does.
+  std::unique_ptr<comm::TcpStore> hung_store;
+  std::optional<HungWorkers> hung;
+  if (!o.expendable_ranks.empty() || !o.restartable_ranks.empty()) {
+    const std::optional<comm::HostPort> store_at = comm::parse_host_port(rendezvous.address);
+    if (!store_at) throw Error("launcher: cannot parse the store's address " + rendezvous.address);
+    hung_store = std::make_unique<comm::TcpStore>(
+        comm::TcpStoreOptions{.host = store_at->host, .port = store_at->port, .token = token});
+    std::vector<int> ranks = o.expendable_ranks;
+    ranks.insert(ranks.end(), o.restartable_ranks.begin(), o.restartable_ranks.end());
+    ranks.push_back(0);
+    hung.emplace(*hung_store, ranks);
+  }
+  const auto hung_ranks = [&]() -> std::vector<int> {
+    try {
+      return hung->newly_hung();
+    } catch (const Error&) {
+      return {};  // the store is gone with node 0: the job is ending
+    }
+  };
+  Supervisor supervisor(
+      workers, signal_fd.get(),
+      SupervisorOptions{.grace = o.grace,
+                        .expendable_ranks = o.expendable_ranks,
+                        .restartable_ranks = o.restartable_ranks,
+                        .max_restarts = o.max_restarts,
+                        .restart = restart,
+                        .hung_ranks = hung ? std::function(hung_ranks) : nullptr});
   supervisor.run();
   const int code = report(workers, supervisor.first_failure(), supervisor.interrupted_by());
   finish_rendezvous(o, rendezvous, at, token, code);

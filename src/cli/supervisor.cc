@@ -36,7 +36,6 @@ void Supervisor::run() {
     wait_and_pass_output();
     reap();
     check_stop();
-    stop_the_left_behind();
     // A stopped worker cannot exit on its own: waiting for it only delays the summary.
     if (phase_ == Phase::kDraining &&
         std::all_of(workers_.begin(), workers_.end(),
@@ -45,28 +44,6 @@ void Supervisor::run() {
     }
     if (Clock::now() >= deadline_ && !escalate()) break;
   }
-}
-
-// Once every rank the job needs (all but the expendable ones) has finished, an expendable worker
-// still running has nothing left to train with: a parameter-server worker that hung, which its
-// servers gave up on. Stopping it keeps the launcher from waiting for it forever.
-void Supervisor::stop_the_left_behind() {
-  if (phase_ != Phase::kRunning || options_.expendable_ranks.empty()) return;
-  bool left = false;
-  for (const Worker& w : workers_) {
-    if (w.spare || w.standing_by) continue;
-    const bool needed = !contains(options_.expendable_ranks, w.rank);
-    if (needed && (w.running || failed(w.status))) return;
-    left = left || (!needed && w.running);
-  }
-  if (!left) return;
-  for (Worker& w : workers_) {
-    if (!w.running || w.spare || w.standing_by) continue;
-    say("the job is done, but rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) +
-        ") " + describe(w) + ": stopping it");
-    send_signal(w, SIGTERM);
-  }
-  enter(Phase::kTerminating);
 }
 
 void Supervisor::enter(Phase phase) {
@@ -117,7 +94,9 @@ void Supervisor::wait_and_pass_output() {
     }
   }
   Clock::time_point until = deadline_;
-  if (options_.stop_check && phase_ == Phase::kRunning) until = std::min(until, next_check_);
+  if ((options_.stop_check || options_.hung_ranks) && phase_ == Phase::kRunning) {
+    until = std::min(until, next_check_);
+  }
   int wait_ms = -1;
   if (until != Clock::time_point::max()) {
     auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now()).count();
@@ -210,9 +189,25 @@ void Supervisor::exited(std::size_t i, int status) {
   enter(Phase::kDraining);
 }
 
+// Kills the workers their servers declared hung; exited() then sees them fail (and may start them
+// again).
+void Supervisor::kill_hung() {
+  for (const int rank : options_.hung_ranks()) {
+    for (Worker& w : workers_) {
+      if (w.rank != rank || !w.running || w.spare) continue;
+      say("rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) +
+          ") hangs: its server heard nothing from it, not even a heartbeat, within "
+          "heartbeat_timeout_s; killing it");
+      send_signal(w, SIGKILL);
+    }
+  }
+}
+
 void Supervisor::check_stop() {
-  if (!options_.stop_check || phase_ != Phase::kRunning || Clock::now() < next_check_) return;
+  if (phase_ != Phase::kRunning || Clock::now() < next_check_) return;
   next_check_ = Clock::now() + options_.poll;
+  if (options_.hung_ranks) kill_hung();
+  if (!options_.stop_check) return;
   std::optional<std::string> reason = options_.stop_check();
   if (!reason) return;
   stopped_for_ = std::move(*reason);

@@ -24,6 +24,9 @@ struct SupervisorOptions {
   // Asked every `poll` while the workers run: a reason to stop them all though none failed here
   // (an elastic round that ended on another host). Workers stopped so are not failures.
   std::function<std::optional<std::string>()> stop_check = nullptr;
+  // Asked every `poll` too: ranks to kill as hung (a parameter-server job's, hung_workers.h),
+  // whose death is then handled as any failure.
+  std::function<std::vector<int>()> hung_ranks = nullptr;
   std::chrono::milliseconds poll{std::chrono::milliseconds(200)};
   // Told of the first failure at once, before the others are stopped.
   std::function<void(const Worker&)> on_failure = nullptr;
@@ -58,7 +61,7 @@ class Supervisor {
   void read_signals();
   void reap();
   void exited(std::size_t i, int status);
-  void stop_the_left_behind();
+  void kill_hung();
   void check_stop();
   bool escalate();
 

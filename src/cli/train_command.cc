@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "elastic_reporter.h"
 #include "fault_injection.h"
+#include "hung_workers.h"
 #include "launcher_flags.h"
 #include "tessera/comm/errors.h"
 #include "tessera/comm/init.h"
@@ -159,7 +160,8 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
   const train::ServeOptions serve{.host = comm::service_host(job),
                                   .job_token = job.token,
                                   .log = args.quiet ? nullptr : stderr,
-                                  .resume = args.resume};
+                                  .resume = args.resume,
+                                  .on_hung = report_hung_to(job)};
   if (env_string("TESSERA_RESTART")) {
     // The others joined the group long ago: a restarted server or worker comes back on its own.
     if (train::is_parameter_server(config, job.rank, job.world_size)) {

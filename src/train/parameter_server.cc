@@ -150,7 +150,10 @@ void run_server(const Config& config, int index, int workers, const std::string&
        .checkpoint_interval = par.server_checkpoint_s > 0 ? seconds(par.server_checkpoint_s)
                                                           : std::chrono::hours(24 * 365),
        .keep_step_checkpoints = static_cast<int>(config.train.keep_checkpoints),
-       .restore_from = restore_from},
+       .restore_from = restore_from,
+       .on_hung = options.on_hung ? [&options](uint32_t worker) {
+         options.on_hung(static_cast<int>(worker));  // workers are ranks 0 .. workers - 1
+       } : std::function<void(uint32_t)>()},
       std::move(tables.specs), tables.initial);
   const std::string address = comm::format_address(options.host, server.port());
   if (options.log) {

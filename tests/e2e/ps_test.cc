@@ -125,12 +125,29 @@ TEST(PsJob, AsynchronousJobsFinishWithoutAWorkerKilledAtARandomStep) {
   }
 }
 
-// A worker that hangs (SIGSTOP) is declared lost by its server after the heartbeat deadline; once
-// rank 0 and the server are done, the launcher stops it instead of waiting for it forever.
-TEST(PsJob, AHungWorkerIsStoppedOnceTheJobIsDone) {
+// A worker that hangs (SIGSTOP) is declared lost by its server after the heartbeat deadline; the
+// server tells the launcher, which kills it, and without restarts the job goes on without it.
+TEST(PsJob, AHungWorkerIsKilledAndTheJobGoesOnWithoutIt) {
   TrainingJob job(test_name());
   std::vector<std::string> args = ps_job(job, 100, 4, 1, "asp");
-  for (const char* more : {"--set", "parallel.heartbeat_timeout_s=1", "--grace", "1"}) {
+  for (const char* more : {"--set", "parallel.heartbeat_timeout_s=1"}) args.emplace_back(more);
+  Process launcher(args, {"TESSERA_FAULTS=sigstop:rank=2:step=20"}, job.dir() / "launcher");
+  const auto code = launcher.wait(kJobTimeout);
+  ASSERT_EQ(code, 0) << launcher.err();
+  const std::string err = launcher.err();
+  EXPECT_NE(err.find("ps server 0: lost worker 2"), std::string::npos) << err;
+  EXPECT_NE(err.find(") hangs: its server heard nothing from it"), std::string::npos) << err;
+  EXPECT_NE(err.find("the job goes on without it"), std::string::npos) << err;
+  EXPECT_NE(launcher.out().find("[rank 0] trained 500 steps"), std::string::npos) << launcher.out();
+}
+
+// With --max-restarts the server's report of a hung worker makes the launcher kill it, and the
+// worker is started again as a crashed one is: it goes on from its servers' step.
+TEST(PsJob, AHungWorkerIsKilledAndStartedAgainUnderMaxRestarts) {
+  TrainingJob job(test_name());
+  // Long enough (7500 steps) that the others still train when the hang is found and replaced.
+  std::vector<std::string> args = ps_job(job, 1500, 4, 1, "asp");
+  for (const char* more : {"--set", "parallel.heartbeat_timeout_s=1", "--max-restarts", "1"}) {
     args.emplace_back(more);
   }
   Process launcher(args, {"TESSERA_FAULTS=sigstop:rank=2:step=20"}, job.dir() / "launcher");
@@ -138,9 +155,14 @@ TEST(PsJob, AHungWorkerIsStoppedOnceTheJobIsDone) {
   ASSERT_EQ(code, 0) << launcher.err();
   const std::string err = launcher.err();
   EXPECT_NE(err.find("ps server 0: lost worker 2"), std::string::npos) << err;
-  EXPECT_NE(err.find("the job is done, but rank 2 (pid "), std::string::npos) << err;
-  EXPECT_NE(err.find("is stopped and did not exit"), std::string::npos) << err;
-  EXPECT_NE(launcher.out().find("[rank 0] trained 500 steps"), std::string::npos) << launcher.out();
+  EXPECT_NE(err.find("rank 2 (pid "), std::string::npos) << err;
+  EXPECT_NE(err.find(") hangs: its server heard nothing from it"), std::string::npos) << err;
+  EXPECT_NE(err.find("starting it again (restart 1 of 1)"), std::string::npos) << err;
+  EXPECT_NE(err.find("[rank 2] ps worker 2: started again; going on from step 20"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(launcher.out().find("[rank 0] trained 7500 steps"), std::string::npos)
+      << launcher.out();
 }
 
 // Under bsp no step can complete without every worker: a killed one stops the job, with the

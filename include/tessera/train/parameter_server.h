@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct ServeOptions {
   // Start from the servers' checkpoint of the step the workers resume from (the run's newest
   // valid checkpoint, as Trainer::resume picks it); afresh when the run has none.
   bool resume = false;
+  // Told of each worker (its rank) the server declared lost for sending not even a heartbeat.
+  std::function<void(int rank)> on_hung = nullptr;
 };
 
 // Runs this process as its parameter server: builds the model from the config (the same seed

@@ -239,6 +239,15 @@ class Server::Impl {
     }
   }
 
+  void tell_hung(uint32_t worker) {
+    if (!options_.on_hung) return;
+    try {
+      options_.on_hung(worker);
+    } catch (const Error& e) {
+      log("could not report worker ", worker, " as hung: ", e.what());
+    }
+  }
+
   // Serves until the worker says bye (true) or its connection ends (false).
   bool serve_requests(Connection& c, uint32_t worker) {
     BodyBuffer body;
@@ -264,6 +273,7 @@ class Server::Impl {
       if (!stopping_) log("lost worker ", worker, " (", c.peer(), "): ", e.what());
     } catch (const comm::TimeoutError& e) {  // not even a heartbeat: it hangs
       log("lost worker ", worker, " (", c.peer(), "): no heartbeat: ", e.what());
+      tell_hung(worker);
     }
     return false;
   }

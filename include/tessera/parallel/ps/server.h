@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +51,9 @@ struct ServerOptions {
   // lost), or a step's, to resume a job. Workers it knew as training that do not connect within
   // heartbeat_timeout are declared lost. Empty: start afresh.
   std::string restore_from = {};
+  // Told (from a connection's thread) of each worker declared lost for sending nothing, not even a
+  // heartbeat, within heartbeat_timeout: one that hangs, which its launcher may replace.
+  std::function<void(uint32_t worker)> on_hung = nullptr;
 };
 
 struct ServerStats {
