@@ -10,6 +10,7 @@
 namespace tessera::cli {
 namespace {
 
+constexpr const char* kReports = "ps/hung";  // reports of every rank, read every poll
 std::string hung_key(int rank) { return "ps/hung/" + std::to_string(rank); }
 
 }  // namespace
@@ -27,6 +28,7 @@ std::function<void(int rank)> report_hung_to(const comm::JobEnv& job) {
     std::lock_guard<std::mutex> lock(reporter->mutex);
     if (!reporter->store) reporter->store = std::make_unique<comm::TcpStore>(reporter->options);
     (void)reporter->store->add(hung_key(rank), 1);
+    (void)reporter->store->add(kReports, 1);
   };
 }
 
@@ -36,6 +38,9 @@ HungWorkers::HungWorkers(comm::Store& store, std::vector<int> ranks) : store_(st
 
 std::vector<int> HungWorkers::newly_hung() {
   std::vector<int> hung;
+  const std::int64_t reports = store_.add(kReports, 0);
+  if (reports == reports_seen_) return hung;
+  reports_seen_ = reports;
   for (auto& [rank, seen] : seen_) {
     const std::int64_t reports = store_.add(hung_key(rank), 0);
     if (reports > seen) hung.push_back(rank);

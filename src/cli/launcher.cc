@@ -139,15 +139,14 @@ int run_launcher(const LaunchOptions& o) {
   // though they had crashed; rank 0's hang stops the job as its crash does.
   std::unique_ptr<comm::TcpStore> hung_store;
   std::optional<HungWorkers> hung;
-  if (!o.expendable_ranks.empty() || !o.restartable_ranks.empty()) {
+  if (!o.expendable_ranks.empty()) {  // its workers but rank 0
     const std::optional<comm::HostPort> store_at = comm::parse_host_port(rendezvous.address);
     if (!store_at) throw Error("launcher: cannot parse the store's address " + rendezvous.address);
     hung_store = std::make_unique<comm::TcpStore>(
         comm::TcpStoreOptions{.host = store_at->host, .port = store_at->port, .token = token});
-    std::vector<int> ranks = o.expendable_ranks;
-    ranks.insert(ranks.end(), o.restartable_ranks.begin(), o.restartable_ranks.end());
-    ranks.push_back(0);
-    hung.emplace(*hung_store, ranks);
+    std::vector<int> workers = o.expendable_ranks;
+    workers.push_back(0);
+    hung.emplace(*hung_store, workers);
   }
   const auto hung_ranks = [&]() -> std::vector<int> {
     try {

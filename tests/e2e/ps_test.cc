@@ -7,6 +7,8 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "process.h"
 #include "tessera/comm/socket.h"
@@ -125,44 +127,40 @@ TEST(PsJob, AsynchronousJobsFinishWithoutAWorkerKilledAtARandomStep) {
   }
 }
 
-// A worker that hangs (SIGSTOP) is declared lost by its server after the heartbeat deadline; the
-// server tells the launcher, which kills it, and without restarts the job goes on without it.
-TEST(PsJob, AHungWorkerIsKilledAndTheJobGoesOnWithoutIt) {
-  TrainingJob job(test_name());
-  std::vector<std::string> args = ps_job(job, 100, 4, 1, "asp");
-  for (const char* more : {"--set", "parallel.heartbeat_timeout_s=1"}) args.emplace_back(more);
+// A job of 3 workers and 1 server (asp) in which worker 2 hangs (SIGSTOP) at step 20, with `more`
+// options: checks that it finished, that the server declared the worker lost after the heartbeat
+// deadline and that the launcher, told so, killed it; what the job printed.
+std::pair<std::string, std::string> run_with_a_hung_worker(const TrainingJob& job, int epochs,
+                                                           const std::vector<std::string>& more) {
+  std::vector<std::string> args = ps_job(job, epochs, 4, 1, "asp");
+  args.insert(args.end(), {"--set", "parallel.heartbeat_timeout_s=1"});
+  args.insert(args.end(), more.begin(), more.end());
   Process launcher(args, {"TESSERA_FAULTS=sigstop:rank=2:step=20"}, job.dir() / "launcher");
-  const auto code = launcher.wait(kJobTimeout);
-  ASSERT_EQ(code, 0) << launcher.err();
-  const std::string err = launcher.err();
-  EXPECT_NE(err.find("ps server 0: lost worker 2"), std::string::npos) << err;
-  EXPECT_NE(err.find(") hangs: its server heard nothing from it"), std::string::npos) << err;
-  EXPECT_NE(err.find("the job goes on without it"), std::string::npos) << err;
-  EXPECT_NE(launcher.out().find("[rank 0] trained 500 steps"), std::string::npos) << launcher.out();
-}
-
-// With --max-restarts the server's report of a hung worker makes the launcher kill it, and the
-// worker is started again as a crashed one is: it goes on from its servers' step.
-TEST(PsJob, AHungWorkerIsKilledAndStartedAgainUnderMaxRestarts) {
-  TrainingJob job(test_name());
-  // Long enough (7500 steps) that the others still train when the hang is found and replaced.
-  std::vector<std::string> args = ps_job(job, 1500, 4, 1, "asp");
-  for (const char* more : {"--set", "parallel.heartbeat_timeout_s=1", "--max-restarts", "1"}) {
-    args.emplace_back(more);
-  }
-  Process launcher(args, {"TESSERA_FAULTS=sigstop:rank=2:step=20"}, job.dir() / "launcher");
-  const auto code = launcher.wait(kJobTimeout);
-  ASSERT_EQ(code, 0) << launcher.err();
+  EXPECT_EQ(launcher.wait(kJobTimeout), 0) << launcher.err();
   const std::string err = launcher.err();
   EXPECT_NE(err.find("ps server 0: lost worker 2"), std::string::npos) << err;
   EXPECT_NE(err.find("rank 2 (pid "), std::string::npos) << err;
   EXPECT_NE(err.find(") hangs: its server heard nothing from it"), std::string::npos) << err;
+  return {launcher.out(), err};
+}
+
+// Without restarts the job goes on without the hung worker.
+TEST(PsJob, AHungWorkerIsKilledAndTheJobGoesOnWithoutIt) {
+  const auto [out, err] = run_with_a_hung_worker(TrainingJob(test_name()), 100, {});
+  EXPECT_NE(err.find("the job goes on without it"), std::string::npos) << err;
+  EXPECT_NE(out.find("[rank 0] trained 500 steps"), std::string::npos) << out;
+}
+
+// With --max-restarts the hung worker is started again as a crashed one is: it goes on from its
+// servers' step. The job is long enough (7500 steps) that the others still train by then.
+TEST(PsJob, AHungWorkerIsKilledAndStartedAgainUnderMaxRestarts) {
+  const auto [out, err] =
+      run_with_a_hung_worker(TrainingJob(test_name()), 1500, {"--max-restarts", "1"});
   EXPECT_NE(err.find("starting it again (restart 1 of 1)"), std::string::npos) << err;
   EXPECT_NE(err.find("[rank 2] ps worker 2: started again; going on from step 20"),
             std::string::npos)
       << err;
-  EXPECT_NE(launcher.out().find("[rank 0] trained 7500 steps"), std::string::npos)
-      << launcher.out();
+  EXPECT_NE(out.find("[rank 0] trained 7500 steps"), std::string::npos) << out;
 }
 
 // Under bsp no step can complete without every worker: a killed one stops the job, with the
