@@ -160,7 +160,7 @@ def recovery_times(agents):
 def resume_sources(agents):
     """(rounds resumed from a memory copy, rounds resumed from a checkpoint file)."""
     text = "\n".join(a.err() for a in agents)
-    return (len(re.findall(r"\] resumed from rank \d+'s memory copy", text)),
+    return (len(re.findall(r"\] resumed from (?:rank \d+'s|the) memory copy", text)),
             len(re.findall(r"\] resumed from /", text)))
 
 

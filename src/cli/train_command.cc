@@ -116,6 +116,7 @@ void train_layers(const train::Config& config, comm::JobEnv job, const TrainArgs
   for (;;) {
     try {
       if (!group) group = comm::init_process_group(job, init);
+      memory.ranks_per_host = job.local_world_size.value_or(1);
       // A round of an elastic job after the first, and a Slurm job requeued, go on from the
       // newest checkpoint (or memory copy).
       ElasticReporter elastic(job);
@@ -148,6 +149,35 @@ void train_layers(const train::Config& config, comm::JobEnv job, const TrainArgs
   }
 }
 
+// A parameter-server job's worker started again after it died: goes on from its servers' step,
+// unless the servers finished the job meanwhile (they are gone: there is nothing to train).
+void rejoin_ps_job(const train::Config& config, const comm::JobEnv& job, const TrainArgs& args) {
+  auto finished = [&] {
+    if (!train::parameter_servers_finished(config)) return false;
+    if (!args.quiet) {
+      std::fprintf(stderr,
+                   "ps worker %d: started again, but the servers finished the job: "
+                   "nothing left to train\n",
+                   job.rank);
+    }
+    return true;
+  };
+  if (finished()) return;
+  try {
+    train::Trainer trainer(config, {.progress = args.quiet ? nullptr : stderr,
+                                    .job_token = job.token,
+                                    .rejoin_rank = job.rank,
+                                    .rejoin_world_size = job.world_size});
+    if (!args.quiet) {
+      std::fprintf(stderr, "ps worker %d: started again; going on from step %lld\n", job.rank,
+                   static_cast<long long>(trainer.first_step()));
+    }
+    (void)trainer.run();
+  } catch (const std::exception&) {
+    if (!finished()) throw;  // they finished while it was connecting
+  }
+}
+
 // One rank of a job that a launcher (ours, mpirun, srun) started: joins the others and trains its
 // shard; rank 0 alone reports.
 void run_worker(const train::Config& config, const comm::JobEnv& job, const TrainArgs& args) {
@@ -168,15 +198,7 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
       train::restart_parameter_server(config, job.rank, job.world_size, serve);
       return;
     }
-    train::Trainer trainer(config, {.progress = args.quiet ? nullptr : stderr,
-                                    .job_token = job.token,
-                                    .rejoin_rank = job.rank,
-                                    .rejoin_world_size = job.world_size});
-    if (!args.quiet) {
-      std::fprintf(stderr, "ps worker %d: started again; going on from step %lld\n", job.rank,
-                   static_cast<long long>(trainer.first_step()));
-    }
-    (void)trainer.run();
+    rejoin_ps_job(config, job, args);
     return;
   }
   if (env_string("TESSERA_SPARE")) {  // joins a group once placed

@@ -167,6 +167,8 @@ void run_server(const Config& config, int index, int workers, const std::string&
   // declared lost after heartbeat_timeout_s, and a job may train for as long as it needs.
   server.wait_until_done(std::chrono::hours(24 * 365));
   server.stop();
+  write_file_atomically(server_done_file(config, index), "done\n",
+                        detail::concat("ps server ", index, " done mark"));
   log_done(options, config, index, server);
 }
 
@@ -197,9 +199,17 @@ void serve_parameters(const Config& config, comm::ProcessGroup& world,
     // Processes the launcher starts again (a server, a worker) find the servers here.
     const std::string file = server_address_file(config, index);
     std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+    std::filesystem::remove(server_done_file(config, index));  // a run before this one's
     write_file_atomically(file, address + "\n", detail::concat("ps server ", index, " address"));
     (void)exchange_addresses(world, address);
   });
+}
+
+bool parameter_servers_finished(const Config& config) {
+  for (int i = 0; i < config.parallel.servers; ++i) {
+    if (!std::filesystem::exists(server_done_file(config, i))) return false;
+  }
+  return true;
 }
 
 void restart_parameter_server(const Config& config, int rank, int world_size,

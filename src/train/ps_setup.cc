@@ -143,6 +143,12 @@ std::string server_address_file(const Config& config, int index) {
       .string();
 }
 
+std::string server_done_file(const Config& config, int index) {
+  return (std::filesystem::path(config.train.run_dir) / "ps" /
+          detail::concat("server-", index, ".done"))
+      .string();
+}
+
 std::vector<std::string> server_addresses(const Config& config) {
   std::vector<std::string> addresses;
   for (int i = 0; i < config.parallel.servers; ++i) {

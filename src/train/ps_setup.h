@@ -45,6 +45,9 @@ void assign_values(const std::vector<autograd::Variable>& params, std::span<cons
 // Where server `index` notes the address it serves at (<run_dir>/ps/server-<index>.address), for
 // the processes the launcher starts again, which join no group.
 [[nodiscard]] std::string server_address_file(const Config& config, int index);
+// Where server `index` notes that it finished serving (<run_dir>/ps/server-<index>.done): every
+// worker was done, so a worker started again after that has nothing left to train.
+[[nodiscard]] std::string server_done_file(const Config& config, int index);
 // The servers' addresses from those files; FormatError naming a file that is missing or wrong.
 [[nodiscard]] std::vector<std::string> server_addresses(const Config& config);
 

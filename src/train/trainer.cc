@@ -11,6 +11,7 @@
 
 #include "checkpoint_writer.h"
 #include "layer_costs.h"
+#include "memory_pieces.h"
 #include "optimizer_factory.h"
 #include "resume.h"
 #include "section_bytes.h"
@@ -417,14 +418,14 @@ data::SamplerState Trainer::resume() {
   std::FILE* out = s.strategy->reports() ? options_.progress : nullptr;
   NewestCopy copy;
   if (options_.memory) copy = newest_memory_copy();
-  if (copy.holder >= 0 && copy.step >= copy.on_disk) return resume_from_memory(copy);
+  if (copy.step >= 0 && copy.step >= copy.on_disk) return resume_from_memory(copy);
   std::vector<std::string> skipped;
   std::optional<Checkpoint> ckpt = checkpoint_of_rank_zero(*s.checkpoints, group, &skipped);
   for (const auto& why : skipped) {
     if (out) std::fprintf(out, "resume: skipped %s\n", why.c_str());
   }
   // The newer files did not verify: the copy is newer than what storage has.
-  if (copy.holder >= 0 && (!ckpt || ckpt->step < copy.step)) return resume_from_memory(copy);
+  if (copy.step >= 0 && (!ckpt || ckpt->step < copy.step)) return resume_from_memory(copy);
   if (!ckpt) {
     if (out) {
       std::fprintf(out, "resume: no valid checkpoint in %s, starting afresh\n",
@@ -480,25 +481,56 @@ Trainer::NewestCopy Trainer::newest_memory_copy() {
   if (group == nullptr || group->rank() == 0) {
     on_disk = static_cast<double>(s.checkpoints->newest_step());
   }
-  const std::vector<double> all =
-      from_every_rank(group, {static_cast<double>(options_.memory->step), on_disk});
-  NewestCopy copy{.on_disk = static_cast<int64_t>(all[1])};
-  for (size_t r = 0; r < all.size(); r += 2) {
-    if (static_cast<int64_t>(all[r]) > copy.step) {
-      copy.step = static_cast<int64_t>(all[r]);
-      copy.holder = static_cast<int>(r / 2);
-    }
+  const MemoryCopy& memory = *options_.memory;
+  // A copy kept whole is one piece.
+  const StatePieces& p = memory.pieces;
+  const PiecesHeld mine =
+      p.count > 0 ? PiecesHeld{memory.step, p.count, p.index} : PiecesHeld{memory.step, 1, {0, -1}};
+  const std::vector<double> all = from_every_rank(
+      group, {static_cast<double>(mine.step), on_disk, static_cast<double>(mine.count),
+              static_cast<double>(mine.index[0]), static_cast<double>(mine.index[1])});
+  constexpr size_t kFields = 5;
+  std::vector<PiecesHeld> held;
+  for (size_t r = 0; r < all.size(); r += kFields) {
+    held.push_back({static_cast<int64_t>(all[r]),
+                    static_cast<int>(all[r + 2]),
+                    {static_cast<int>(all[r + 3]), static_cast<int>(all[r + 4])}});
   }
-  return copy;
+  WholeCopy whole = newest_whole_copy(held);
+  return {.step = whole.step,
+          .on_disk = static_cast<int64_t>(all[1]),
+          .senders = std::move(whole.senders)};
 }
+
+namespace {
+
+// "rank 1's memory copy of step 12", or of a copy in pieces "the memory copy of step 12 in 4
+// pieces, from ranks 0, 2"
+std::string copy_name(const std::vector<int>& senders, int64_t step) {
+  if (senders.size() == 1)
+    return detail::concat("rank ", senders[0], "'s memory copy of step ", step);
+  std::vector<int> ranks = senders;
+  std::ranges::sort(ranks);
+  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  std::string from;
+  for (int r : ranks) from += (from.empty() ? "" : ", ") + std::to_string(r);
+  return detail::concat("the memory copy of step ", step, " in ", senders.size(),
+                        " pieces, from rank", ranks.size() > 1 ? "s " : " ", from);
+}
+
+}  // namespace
 
 data::SamplerState Trainer::resume_from_memory(const NewestCopy& copy) {
   State& s = *state_;
   comm::ProcessGroup* group = s.strategy->group();
-  const int holder = copy.holder;
-  const std::string name = detail::concat("rank ", holder, "'s memory copy of step ", copy.step);
+  const std::string name = copy_name(copy.senders, copy.step);
   MemoryCopy& memory = *options_.memory;
-  if (group != nullptr && group->size() > 1) {
+  if (copy.senders.size() > 1) {
+    memory.state = decode_checkpoint(
+        join_pieces(group, memory.pieces, {.step = copy.step, .senders = copy.senders}), name);
+    memory.pieces = {};
+  } else if (group != nullptr && group->size() > 1) {
+    const int holder = copy.senders[0];
     const bool mine = group->rank() == holder;
     const std::string bytes = parallel::broadcast_bytes(
         *group, mine ? encode_checkpoint(memory.state) : std::string(), holder);
@@ -521,14 +553,18 @@ void Trainer::keep_memory_copy(data::SamplerState at) {
   const auto start = Clock::now();
   Checkpoint c = snapshot(at);
   comm::ProcessGroup* group = s.strategy->group();
-  if (!s.strategy->holds_whole_state() && group != nullptr && group->size() > 1) {
-    const std::string bytes = parallel::broadcast_bytes(
-        *group, s.strategy->reports() ? encode_checkpoint(c) : std::string(), 0);
-    if (!s.strategy->reports()) c = decode_checkpoint(bytes, "rank 0's memory copy");
-  }
+  MemoryCopy& memory = *options_.memory;
   // Replaced only once whole: a rank whose group broke mid-copy keeps the one before.
-  options_.memory->state = std::move(c);
-  options_.memory->step = s.step;
+  if (s.strategy->holds_whole_state() || group == nullptr || group->size() == 1) {
+    memory.state = std::move(c);
+    memory.pieces = {};
+  } else {
+    memory.pieces =
+        keep_pieces(*group, s.strategy->reports() ? encode_checkpoint(c) : std::string(),
+                    memory.ranks_per_host);
+    memory.state = {};
+  }
+  memory.step = s.step;
   s.memory_copy_seconds += seconds_since(start);
 }
 

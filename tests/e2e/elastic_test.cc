@@ -297,8 +297,9 @@ TEST_P(ElasticStrategies, AKilledWorkerCostsOnlyTheStepsSinceTheMemoryCopy) {
             job.dir() / "elastic");
   ASSERT_EQ(p.wait(120s), 0) << p.err();
   // The newest checkpoint on storage is step 10's.
-  EXPECT_NE(p.err().find("[rank 0] resumed from rank 0's memory copy of step 12"),
-            std::string::npos)
+  EXPECT_NE(
+      p.err().find("[rank 0] resumed from the memory copy of step 12 in 2 pieces, from rank 0"),
+      std::string::npos)
       << p.err();
   EXPECT_NE(p.err().find("round 1 resumed from step 12"), std::string::npos) << p.err();
   EXPECT_EQ(model_of(last_checkpoint(job, "elastic")), model_of(last_checkpoint(job, "plain")));
@@ -313,6 +314,41 @@ INSTANTIATE_TEST_SUITE_P(
                       StrategyCase{"pipeline", "pipeline", {"parallel.micro_batches=2"}},
                       StrategyCase{"tensor", "tensor", {}}),
     [](const auto& info) { return info.param.name; });
+
+// Where no rank holds the whole state, each keeps its piece of the memory copy and its partner's
+// (rank r + 1's on one host): two dead ranks leave every piece to a survivor unless they were
+// partners, and then the job goes on from storage. Either way the run ends bit-identical.
+std::string kill_two_of_four(const TrainingJob& job, const std::string& run, int a, int b) {
+  const std::vector<std::string> extra{"--nproc",        "4",
+                                       "--max-restarts", "2",
+                                       "--set",          "train.memory_copy_every=2",
+                                       "--set",          "parallel.zero_stage=3"};
+  Process p(train_args(job, run, extra, "zero"),
+            {"TESSERA_BACKEND=gloo", "TESSERA_FAULTS=sigkill:rank=" + std::to_string(a) +
+                                         ":step=13,sigkill:rank=" + std::to_string(b) + ":step=13"},
+            job.dir() / run);
+  EXPECT_EQ(p.wait(120s), 0) << p.err();
+  EXPECT_EQ(model_of(last_checkpoint(job, run)), model_of(last_checkpoint(job, "plain")));
+  return p.err();
+}
+
+TEST(Elastic, AMemoryCopyInPiecesSurvivesTwoDeadRanksUnlessTheyWerePartners) {
+  TrainingJob job("elastic_pieces");
+  train_uninterrupted(job, 4, "zero", {"--set", "parallel.zero_stage=3"});
+  // Ranks 1 and 3 held pieces 1-2 and 3-0; ranks 0 and 2 (now 0 and 1) hold 0-1 and 2-3.
+  std::string err = kill_two_of_four(job, "apart", 1, 3);
+  EXPECT_NE(err.find("resumed from the memory copy of step 12 in 4 pieces, from ranks 0, 1"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("round 1 resumed from step 12"), std::string::npos) << err;
+  // Ranks 1 and 2 both held piece 2.
+  err = kill_two_of_four(job, "partners", 1, 2);
+  EXPECT_EQ(err.find("resumed from the memory copy"), std::string::npos) << err;
+  EXPECT_NE(err.find("resumed from " + (job.dir() / "partners" / "checkpoints").string()),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("round 1 resumed from step 10"), std::string::npos) << err;
+}
 
 // A worker that exits 2 (its config or environment refused) ends an elastic job at once: starting
 // it again cannot help. Malformed ranges are refused before anything starts.

@@ -212,6 +212,26 @@ TEST(PsJob, AKilledWorkerStartedAgainGoesOnFromItsServersStep) {
       << launcher.out();
 }
 
+// A worker started again after the servers finished the job (it died near the end) has nothing
+// left to train: it says so and ends at once, instead of waiting for servers that are gone.
+TEST(PsJob, AWorkerStartedAgainAfterTheServersFinishedEndsAtOnce) {
+  TrainingJob job(test_name());
+  std::vector<std::string> args = ps_job(job, 3, 3, 1, "asp");
+  Process launcher(args, {}, job.dir() / "launcher");
+  ASSERT_EQ(launcher.wait(kJobTimeout), 0) << launcher.err();
+  EXPECT_TRUE(fs::exists(job.dir() / "run" / "ps" / "server-0.done"));
+  // As the launcher starts it again: rank 1 of 3, no group, the job's token.
+  args.erase(args.begin() + 3, args.begin() + 5);  // --nproc 3
+  Process again(args,
+                {"TESSERA_RANK=1", "TESSERA_WORLD_SIZE=3", "TESSERA_RESTART=1",
+                 "TESSERA_JOB_TOKEN=finished0123456789abcdef"},
+                job.dir() / "again");
+  ASSERT_EQ(again.wait(10s), 0) << again.err();
+  EXPECT_NE(again.err().find("ps worker 1: started again, but the servers finished the job"),
+            std::string::npos)
+      << again.err();
+}
+
 // Under asp and ssp the launcher starts a killed server again (--max-restarts): it comes back from
 // its checkpoint on the address it had, the workers reconnect, and the job finishes. Under bsp a
 // server is never restarted (the rounds since its checkpoint are lost): the job stops.

@@ -54,4 +54,9 @@ void serve_parameters(const Config& config, comm::ProcessGroup& world, const Ser
 void restart_parameter_server(const Config& config, int rank, int world_size,
                               const ServeOptions& options);
 
+// Whether every server of the job finished serving (a worker started again after that has
+// nothing to do): each notes it in <run_dir>/ps/server-<i>.done, which a job's servers remove as
+// they start.
+[[nodiscard]] bool parameter_servers_finished(const Config& config);
+
 }  // namespace tessera::train

@@ -124,13 +124,14 @@ class Trainer {
   void open_data_sets();
   // The newest memory copy any rank holds, and the step of rank 0's newest checkpoint file.
   struct NewestCopy {
-    int holder = -1;  // none
-    int64_t step = -1;
+    int64_t step = -1;     // none
     int64_t on_disk = -1;  // none
+    // senders[i]: the rank that sends piece i of the copy (one piece: the copy is kept whole).
+    std::vector<int> senders;
   };
   // Collective: finds the newest memory copy.
   NewestCopy newest_memory_copy();
-  // Collective: loads the copy (its holder sends it).
+  // Collective: loads the copy (its holders send it).
   data::SamplerState resume_from_memory(const NewestCopy& copy);
   // Collective: refreshes every rank's memory copy to the state at `at`.
   void keep_memory_copy(data::SamplerState at);
