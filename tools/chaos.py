@@ -17,15 +17,15 @@ a small tmpfs, two network namespaces). docs/fault-tolerance.md says what each s
 
 --strategy ps runs a parameter-server job instead (asp: 3 workers and 1 server, a fixed size, each
 failed process started again alone by --max-restarts) with the kinds that apply to it: sigkill,
-sigstop and exit of workers 1 and 2 (one fault each: a worker started again injects none; a hung
-one is found by its server's heartbeat deadline, 3 s here; rank 0 writes the metrics and
-checkpoints, and its failure stops the job, resumably),
-and server (the server SIGKILLed at a random time, --repeats times). A worker started again goes
+sigstop and exit of workers 0, 1 and 2 in turn (one fault each: a worker started again injects
+none; a hung one is found by its server's heartbeat deadline, 3 s here; rank 0, which writes the
+metrics and checkpoints, goes on with them from its servers' step), and server (the server SIGKILLed at a random time, --repeats times). A worker started again goes
 on from its servers' step; a server started again from its checkpoint, taken every
 parallel.server_checkpoint_s, so the updates since are lost (not counted in steps).
 
 Usage: tools/chaos.py [--build build/release] [--kinds K,K] [--repeats 2] [--epochs 10] [--seed 1]
                       [--strategy ddp|zero1|zero2|zero3|pipeline|tensor|ps] [--spares N]
+                      [--nproc N]
 """
 import argparse
 import os
@@ -103,6 +103,7 @@ STRATEGIES = {  # --strategy: the [parallel] settings
 }
 STRATEGY = STRATEGIES["ddp"]
 SPARES = 0  # --spares: each agent of an elastic job keeps this many
+NPROC = 2  # --nproc: the workers of a one-host job
 
 
 def base_args(build, run_dir, epochs, extra=()):
@@ -204,7 +205,7 @@ def fault_steps(rng, repeats, epochs, aligned=False):
 
 def worker_faults(kind, steps):
     name = {"write": "sigkill"}.get(kind, kind)
-    return ",".join(f"{name}:rank={i % 2}:step={s}:attempt={i}" for i, s in enumerate(steps))
+    return ",".join(f"{name}:rank={i % NPROC}:step={s}:attempt={i}" for i, s in enumerate(steps))
 
 
 def run_ps_job(kind, args, work, rng):
@@ -212,12 +213,10 @@ def run_ps_job(kind, args, work, rng):
     run_dir = os.path.join(work, kind)
     env = dict(os.environ, TESSERA_JOB_TOKEN=TOKEN)
     restarts = ["--max-restarts", str(args.repeats)]
-    repeats = args.repeats if kind == "server" else min(args.repeats, 2)
+    repeats = args.repeats if kind == "server" else min(args.repeats, 3)
     if kind != "server":
         steps = fault_steps(rng, repeats, args.epochs)
-        # Rank 0 (metrics, checkpoints) is not started again: its failure stops the job.
-        env["TESSERA_FAULTS"] = ",".join(f"{kind}:rank={i + 1}:step={s}"
-                                         for i, s in enumerate(steps))
+        env["TESSERA_FAULTS"] = ",".join(f"{kind}:rank={i}:step={s}" for i, s in enumerate(steps))
     agent = Agent(base_args(args.build, run_dir, args.epochs, [*PS_JOB, *restarts]), env)
     if kind == "server":
         wait_for([agent], "ps server 0 of 1 at", 120)
@@ -255,7 +254,7 @@ def run_job(kind, args, work, rng):
         if kind in ("corrupt", "truncate"):
             extra += ["--set", "train.async_checkpoint=false"]  # the damaged file is the newest
         agents.append(Agent(base_args(args.build, run_dir, args.epochs,
-                                      ["--nproc", "2", *restarts, *extra]), env))
+                                      ["--nproc", str(NPROC), *restarts, *extra]), env))
     elif kind in ("host", "join"):
         # host: a host's agent killed (SIGKILL: its workers die with it), a new host joining once
         # the job goes on without it; join: a new host joining, twice.
@@ -281,7 +280,7 @@ def run_job(kind, args, work, rng):
         cleanup.append(["umount", run_dir])
         injected = 1
         agents.append(Agent(base_args(args.build, run_dir, args.epochs,
-                                      ["--nproc", "2", *restarts]), env))
+                                      ["--nproc", str(NPROC), *restarts]), env))
     elif kind == "netcut":
         ns, store, cleanup = make_namespaces(work)
         nodes = ["--nnodes", "1:2", "--nproc", "1", "--rdzv", f"{store}:29555", *restarts]
@@ -354,10 +353,15 @@ def main():
                              "host, join and netcut, which change it")
     parser.add_argument("--spares", type=int, default=0,
                         help="spare workers each agent keeps ready (tessera train --spares)")
+    parser.add_argument("--nproc", type=int, default=2,
+                        help="workers of the one-host jobs (host, join and netcut run one "
+                             "worker a host); above 2, with a sharded strategy, each worker keeps "
+                             "its piece of the memory copy and a partner's, not all of it")
     args = parser.parse_args()
-    global STRATEGY, SPARES
+    global STRATEGY, SPARES, NPROC
     STRATEGY = STRATEGIES[args.strategy]
     SPARES = args.spares
+    NPROC = args.nproc
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     ps = args.strategy == "ps"
     known = PS_KINDS if ps else ALL_KINDS
@@ -380,7 +384,7 @@ def main():
               ("asp, 3 workers, 1 server checkpointing every 0.2 s" if ps else
                f"memory copy every {MEMORY_COPY_EVERY} (none for {', '.join(STORAGE_KINDS)})"))
         base = Agent(base_args(args.build, os.path.join(work, "uninterrupted"), args.epochs,
-                               PS_JOB if ps else ["--nproc", "2"]), dict(os.environ))
+                               PS_JOB if ps else ["--nproc", str(NPROC)]), dict(os.environ))
         base.wait(600)
         reference = accuracy(base.out)
         print(f"uninterrupted: test accuracy {reference}%")
@@ -394,13 +398,14 @@ def main():
             finished = row["accuracy"] is not None
             close = finished and reference is not None and abs(row["accuracy"] - reference) <= 0.5
             stopped = not finished and any(c != 0 for c in row["codes"]) and row["good"] > 0
-            # A damaged newest checkpoint costs the one before it too; a full disk is found when the
-            # write in the background fails, at the next checkpoint.
-            # Memory copies bound the rest, unless none survived (then the checkpoint interval).
+            # A damaged newest checkpoint costs the one before it too, as does one whose write the
+            # fault cut short; a full disk is found when the write in the background fails, at
+            # the next checkpoint. Memory copies bound the rest, unless none survived (then the
+            # checkpoint interval).
             from_memory, from_disk = row["sources"] or ("-", "-")
             if ps:
                 bound = 1  # a worker goes on from its servers' step: at most the one in flight
-            elif kind in ("corrupt", "truncate", "disk"):
+            elif kind in ("corrupt", "truncate", "write", "disk"):
                 bound = 2 * CHECKPOINT_EVERY
             elif kind in STORAGE_KINDS or from_disk:
                 bound = CHECKPOINT_EVERY

@@ -135,11 +135,11 @@ int run_launcher(const LaunchOptions& o) {
           worker_environment(o, placement, w, again), signals);
     say("rank " + std::to_string(w.rank) + " started again (pid " + std::to_string(w.pid) + ")");
   };
-  // A parameter-server job's workers that hang: killed, then started again or left behind as
-  // though they had crashed; rank 0's hang stops the job as its crash does.
+  // A parameter-server job's workers that hang: killed, then handled as though they had crashed
+  // (started again, or left behind; rank 0 not started again stops the job).
   std::unique_ptr<comm::TcpStore> hung_store;
   std::optional<HungWorkers> hung;
-  if (!o.expendable_ranks.empty()) {  // its workers but rank 0
+  if (!o.expendable_ranks.empty()) {  // the workers but rank 0, which is added below
     const std::optional<comm::HostPort> store_at = comm::parse_host_port(rendezvous.address);
     if (!store_at) throw Error("launcher: cannot parse the store's address " + rendezvous.address);
     hung_store = std::make_unique<comm::TcpStore>(

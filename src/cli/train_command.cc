@@ -172,7 +172,8 @@ void rejoin_ps_job(const train::Config& config, const comm::JobEnv& job, const T
       std::fprintf(stderr, "ps worker %d: started again; going on from step %lld\n", job.rank,
                    static_cast<long long>(trainer.first_step()));
     }
-    (void)trainer.run();
+    const train::TrainResult r = trainer.run();
+    if (job.rank == 0) print_result(r);
   } catch (const std::exception&) {
     if (!finished()) throw;  // they finished while it was connecting
   }

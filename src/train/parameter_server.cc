@@ -178,10 +178,10 @@ std::vector<int> restartable_ranks(const Config& config, int world_size) {
   if (config.parallel.strategy != "ps" || config.parallel.consistency == "bsp") return {};
   const int workers = ps_workers(config, world_size);
   std::vector<int> ranks;
-  // A worker but rank 0 (metrics, checkpoints) of a network goes on from its servers' step; the
-  // sparse models' workers cannot rejoin yet.
+  // A worker of a network goes on from its servers' step (rank 0 appending to the metrics and
+  // writing the checkpoints from there); the sparse models' workers cannot rejoin yet.
   if (config.model.type == "layers") {
-    for (int r = 1; r < workers; ++r) ranks.push_back(r);
+    for (int r = 0; r < workers; ++r) ranks.push_back(r);
   }
   if (config.parallel.server_checkpoint_s > 0) {
     for (int r = workers; r < world_size; ++r) ranks.push_back(r);

@@ -212,6 +212,28 @@ TEST(PsJob, AKilledWorkerStartedAgainGoesOnFromItsServersStep) {
       << launcher.out();
 }
 
+// Rank 0 too: started again, it goes on from its servers' step, appending to the metrics and
+// writing the checkpoints from there, and the job ends as it would have.
+TEST(PsJob, RankZeroKilledIsStartedAgainAndKeepsTheMetricsAndCheckpoints) {
+  TrainingJob job(test_name());
+  std::vector<std::string> args = ps_job(job, 200, 4, 1, "asp");
+  args.insert(args.end(), {"--max-restarts", "1", "--set", "train.checkpoint_every=100"});
+  Process launcher(args, {"TESSERA_FAULTS=sigkill:rank=0:step=200"}, job.dir() / "launcher");
+  ASSERT_EQ(launcher.wait(kJobTimeout), 0) << launcher.err();
+  const std::string err = launcher.err();
+  EXPECT_NE(err.find("rank 0 (pid "), std::string::npos) << err;
+  EXPECT_NE(err.find("starting it again (restart 1 of 1)"), std::string::npos) << err;
+  EXPECT_NE(err.find("[rank 0] ps worker 0: started again; going on from step "), std::string::npos)
+      << err;
+  EXPECT_NE(launcher.out().find("[rank 0] trained 1000 steps"), std::string::npos)
+      << launcher.out();
+  // Lines of steps before the kill and after it, and the last step's checkpoint.
+  const std::string metrics = read_file(job.metrics());
+  EXPECT_NE(metrics.find("\"step\":100,"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"step\":1000,"), std::string::npos) << metrics;
+  EXPECT_TRUE(fs::exists(job.dir() / "run" / "checkpoints" / "step-0000001000.ckpt"));
+}
+
 // A worker started again after the servers finished the job (it died near the end) has nothing
 // left to train: it says so and ends at once, instead of waiting for servers that are gone.
 TEST(PsJob, AWorkerStartedAgainAfterTheServersFinishedEndsAtOnce) {

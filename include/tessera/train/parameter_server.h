@@ -22,7 +22,7 @@ namespace tessera::train {
 [[nodiscard]] std::vector<int> expendable_ranks(const Config& config, int world_size);
 
 // The ranks a launcher may start again when they die (--max-restarts), under asp and ssp: the
-// servers (from their checkpoints) and the workers but rank 0 (from their servers' step, with
+// servers (from their checkpoints) and the workers, rank 0 too (from their servers' step, with
 // their old share of the data; sparse models' workers not yet). Empty otherwise.
 [[nodiscard]] std::vector<int> restartable_ranks(const Config& config, int world_size);
 
