@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Recovery from memory against recovery from storage, for the Fashion-MNIST MLP and the character
-transformer of examples/: an elastic job of 2 workers whose rank 1 is SIGKILLed at a seeded random
-step of the checkpoint interval after a base step (the same steps for both ways),
+transformer of examples/: an elastic job of 2 workers whose rank 1 is SIGKILLed at seeded random
+steps of the checkpoint interval after a base step, one in each of --runs equal parts of it (the
+same steps for both ways),
 run with memory copies (train.memory_copy_every = K) and without (0: every worker starts again
 from the newest checkpoint), both with a checkpoint every C steps written in the background.
 
@@ -81,9 +82,14 @@ def step_seconds(run_dir):
 
 
 def fault_steps(model, checkpoint_every, runs, seed):
+    """A seeded random step in each of `runs` equal parts of the checkpoint interval after the
+    model's base step. Faults come at any moment, so the steps storage loses are spread over the
+    whole interval: drawn one per part, the median run is a fault near the interval's middle, as a
+    typical one is, instead of wherever a few free draws happened to fall."""
     base = MODELS[model][2]
     rng = random.Random(seed)
-    return [base + rng.randrange(1, checkpoint_every) for _ in range(runs)]
+    width = (checkpoint_every - 1) / runs
+    return [base + 1 + int((i + rng.random()) * width) for i in range(runs)]
 
 
 def measure(build, model, every, checkpoint_every, nproc, faults, tmp):
