@@ -1,7 +1,6 @@
 #include "memory_pieces.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "tessera/core/error.h"
 #include "tessera/parallel/model_sync.h"
@@ -27,17 +26,7 @@ int partner_distance(int ranks_per_host, int ranks) {
 
 }  // namespace
 
-StatePieces cut_pieces(const std::string& whole, int rank, int ranks, int distance) {
-  const size_t words = piece_words(whole.size(), ranks);
-  StatePieces kept{.count = ranks, .index = {rank, (rank + distance) % ranks}, .bytes = {}};
-  for (int k = 0; k < 2; ++k) {
-    const auto [begin, end] = piece_span(whole.size(), words, kept.index[k]);
-    kept.bytes[k] = whole.substr(begin, end - begin);
-  }
-  return kept;
-}
-
-StatePieces keep_pieces(comm::ProcessGroup& group, const std::string& whole, int ranks_per_host) {
+StatePieces keep_pieces(comm::ProcessGroup& group, std::string whole, int ranks_per_host) {
   const int ranks = group.size();
   const int rank = group.rank();
   std::array<int64_t, 2> head{static_cast<int64_t>(whole.size()),
@@ -48,26 +37,22 @@ StatePieces keep_pieces(comm::ProcessGroup& group, const std::string& whole, int
   const auto length = static_cast<size_t>(head[0]);
   const int distance = static_cast<int>(head[1]);
   const size_t words = piece_words(length, ranks);
-  std::vector<int32_t> all;
-  if (rank == 0) {
-    all.assign(words * static_cast<size_t>(ranks), 0);
-    std::memcpy(all.data(), whole.data(), length);
-  }
+  // Padded in place to whole pieces, which the scatter reads from it.
+  if (rank == 0) whole.resize(words * 4 * static_cast<size_t>(ranks));
   StatePieces kept{.count = ranks, .index = {rank, (rank + distance) % ranks}, .bytes = {}};
-  std::array<std::vector<int32_t>, 2> pieces{std::vector<int32_t>(words),
-                                             std::vector<int32_t>(words)};
-  group.scatter(all.data(), pieces[0].data(), words, comm::DataType::kInt32, 0)->wait();
+  for (std::string& piece : kept.bytes) piece.resize(words * 4);
+  group.scatter(whole.data(), kept.bytes[0].data(), words, comm::DataType::kInt32, 0)->wait();
   // The partner's piece comes from the partner, which sends its own to the rank `distance`
   // before it: rank 0 sends the state once, not twice.
   constexpr uint32_t kTag = 0x6d656d30;  // "mem0"
-  auto sent = group.send(pieces[0].data(), words, comm::DataType::kInt32,
+  auto sent = group.send(kept.bytes[0].data(), words, comm::DataType::kInt32,
                          (rank - distance + ranks) % ranks, kTag);
-  auto got = group.recv(pieces[1].data(), words, comm::DataType::kInt32, kept.index[1], kTag);
+  auto got = group.recv(kept.bytes[1].data(), words, comm::DataType::kInt32, kept.index[1], kTag);
   sent->wait();
   got->wait();
   for (int k = 0; k < 2; ++k) {
     const auto [begin, end] = piece_span(length, words, kept.index[k]);
-    kept.bytes[k].assign(reinterpret_cast<const char*>(pieces[k].data()), end - begin);
+    kept.bytes[k].resize(end - begin);
   }
   return kept;
 }

@@ -20,11 +20,8 @@ namespace tessera::train {
 
 // Collective: every rank's two pieces of `whole`, which rank 0 gives (the others' is ignored);
 // `ranks_per_host` is each rank's host's worker count (rank 0's places the partners).
-[[nodiscard]] StatePieces keep_pieces(comm::ProcessGroup& group, const std::string& whole,
+[[nodiscard]] StatePieces keep_pieces(comm::ProcessGroup& group, std::string whole,
                                       int ranks_per_host);
-
-// Rank `rank` of `ranks` and its partner `distance` ranks on: the pieces of `whole` they keep.
-[[nodiscard]] StatePieces cut_pieces(const std::string& whole, int rank, int ranks, int distance);
 
 // What one rank of a new round holds of a memory copy: the pieces of step `step`'s copy cut in
 // `count` (a copy kept whole is one piece, index 0).

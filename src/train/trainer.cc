@@ -559,9 +559,9 @@ void Trainer::keep_memory_copy(data::SamplerState at) {
     memory.state = std::move(c);
     memory.pieces = {};
   } else {
-    memory.pieces =
-        keep_pieces(*group, s.strategy->reports() ? encode_checkpoint(c) : std::string(),
-                    memory.ranks_per_host);
+    std::string whole = s.strategy->reports() ? encode_checkpoint(c) : std::string();
+    c = {};  // the encoding holds it now
+    memory.pieces = keep_pieces(*group, std::move(whole), memory.ranks_per_host);
     memory.state = {};
   }
   memory.step = s.step;
