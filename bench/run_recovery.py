@@ -73,12 +73,17 @@ def first(lines, pattern):
 
 
 def step_seconds(run_dir):
-    """Seconds per step and memory-copy seconds per step, from the last metrics line."""
+    """Seconds per step (the median over the logged windows of the first round: each round's
+    wall_time starts again at 0, and epoch ends add an evaluation) and memory-copy seconds per
+    step (of the last round)."""
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if '"lr"' in l]
+    slopes = []
+    for a, b in zip(rows, rows[1:]):
+        if b["wall_time"] < a["wall_time"]:
+            break
+        slopes.append((b["wall_time"] - a["wall_time"]) / (b["step"] - a["step"]))
     last = rows[-1]
-    steps = last["step"]
-    per_step = last["wall_time"] / steps
-    return per_step, last.get("memory_copy_seconds", 0.0) / steps
+    return statistics.median(slopes), last.get("memory_copy_seconds", 0.0) / last["step"]
 
 
 def fault_steps(model, checkpoint_every, runs, seed):
@@ -132,7 +137,11 @@ def main():
                     help="memory copy interval K (steps) of each model")
     ap.add_argument("--checkpoint-every", type=int, default=50, help="checkpoint interval C")
     ap.add_argument("--seed", type=int, default=1, help="seeds the steps of the faults")
+    ap.add_argument("--models", default=",".join(MODELS), help="which models, comma-separated")
+    ap.add_argument("--shapes", default="shrink,replace,spare", help="which shapes, comma-separated")
     a = ap.parse_args()
+    models = a.models.split(",")
+    shapes = a.shapes.split(",")
     every = {m: int(k) for m, k in (item.split("=") for item in a.every.split(","))}
     print(bench_env.header("tessera's own recovery from storage (no outside peer does both)"))
     print(f"memory copies every K steps ({a.every}); checkpoints every {a.checkpoint_every} steps "
@@ -140,20 +149,24 @@ def main():
     print("| model | shape | from | time to resume s | steps lost | recovery s | memory/disk |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
-        for model in MODELS:
+        for model in models:
             faults = fault_steps(model, a.checkpoint_every, a.runs, a.seed)
             print(f"| {model} | faults at steps {', '.join(map(str, faults))} | | | | | |")
             for shape, nproc in (("shrink", "1:2"), ("replace", "2"), ("spare", "2 --spares 1")):
+                if shape not in shapes:
+                    continue
                 mem = measure(a.build, model, every[model], a.checkpoint_every, nproc, faults, tmp)
-                if shape != "spare":  # a spare needs memory copies: storage's is "replace"
-                    disk = measure(a.build, model, 0, a.checkpoint_every, nproc, faults, tmp)
+                # A spare needs memory copies: storage's way is "replace"'s, measured once.
+                if shape != "spare" or "replace" not in shapes:
+                    disk = measure(a.build, model, 0, a.checkpoint_every,
+                                   "2" if shape == "spare" else nproc, faults, tmp)
                 rows = (("memory", mem),) if shape == "spare" else (("memory", mem), ("disk", disk))
                 for name, r in rows:
                     ratio = f"{disk['recovery'] / mem['recovery']:.1f}x faster" \
                         if name == "memory" else ""
                     print(f"| {model} | {shape} | {name} | {r['resume']:.3f} | {r['lost']} | "
                           f"{r['recovery']:.3f} | {ratio} |", flush=True)
-        for model in MODELS:
+        for model in models:
             per_step, copy = stall(a.build, model, every[model], tmp)
             print(f"{model}: step {1e3 * per_step:.2f} ms; keeping the copies stalls "
                   f"{1e3 * copy:.3f} ms a step ({100 * copy / per_step:.1f}%)")

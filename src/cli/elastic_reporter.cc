@@ -62,8 +62,9 @@ void ElasticReporter::publish_loop() {
       return;  // the store is gone: nobody is listening
     }
     if (last) return;
-    std::this_thread::sleep_for(kEvery);
     lock.lock();
+    // At most every kEvery, but a worker that stops says so at once: its next round waits on it.
+    changed_.wait_for(lock, kEvery, [&] { return stopping_; });
   }
 }
 

@@ -1,17 +1,16 @@
 #include "p2p_engine.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <utility>
 
 #include "duration.h"
+#include "peer_process.h"
 #include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
 
@@ -21,8 +20,8 @@ namespace {
 // An idle engine sleeps at most this long between looks at its deadlines and peers.
 constexpr auto kIdleSleep = std::chrono::microseconds(20000);
 // How often an engine with transfers pending and nothing to move checks that their peers still
-// exist (a kill(pid, 0) each).
-constexpr auto kPeerCheckInterval = std::chrono::milliseconds(10);
+// live (peer_process_ended).
+constexpr auto kPeerCheckInterval = std::chrono::milliseconds(2);
 // A busy engine (transfers pending, nothing to move) spins this long before it sleeps.
 constexpr auto kSpinTime = std::chrono::microseconds(50);
 
@@ -306,8 +305,8 @@ void P2pEngine::fail_lost_peers(Clock::time_point now) {
     const auto state = static_cast<RankState>(shared(block->state).load(std::memory_order_acquire));
     const std::int32_t pid = block->pid;
     // A rank that shut its group down finished its sends first: what it sent is in the ring.
-    if (state == RankState::kClosed || pid <= 0 || pid == ::getpid()) continue;
-    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (state == RankState::kClosed) continue;
+    if (!peer_process_ended(pid)) continue;
     const std::string reason =
         detail::concat("rank ", p, " (pid ", pid, ") exited without shutting its group down, with ",
                        "point-to-point transfers to or from it pending on group ", group_);

@@ -161,7 +161,11 @@ Segment::~Segment() {
 }
 
 bool Segment::reserve(std::size_t offset, std::size_t bytes) noexcept {
-  return ::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) == 0;
+  if (::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) return false;
+  // Faulted in now, in one call, not page by page at first use (a new group's first collectives:
+  // an elastic job's resume waits on them). Kernels before 5.14 refuse it and fault as before.
+  ::madvise(base_ + offset, bytes, MADV_POPULATE_WRITE);
+  return true;
 }
 
 void Segment::unlink() noexcept {

@@ -3,12 +3,10 @@
 #include "shm_group_internal.h"
 
 #include <sched.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <random>
@@ -18,6 +16,7 @@
 #include "duration.h"
 #include "group_setup.h"
 #include "p2p_engine.h"
+#include "peer_process.h"
 #include "reduce_kernels.h"
 #include "tessera/comm/errors.h"
 #include "tessera/core/error.h"
@@ -35,15 +34,10 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kSpinTime = std::chrono::microseconds(50);
 constexpr auto kYieldTime = std::chrono::microseconds(1000);
 // Longest futex sleep: bounds how late a wait notices its deadline or a peer that failed.
-constexpr auto kMaxSleep = std::chrono::microseconds(10000);
-// How often a waiting rank checks that the processes it waits for still exist (a kill(pid, 0)
-// each): how soon a dead peer is noticed, which an elastic job's recovery waits for.
-constexpr auto kPidCheckInterval = std::chrono::milliseconds(10);
-
-bool process_exited(std::int32_t pid) {
-  if (pid <= 0 || pid == ::getpid()) return false;
-  return ::kill(pid, 0) != 0 && errno == ESRCH;
-}
+constexpr auto kMaxSleep = std::chrono::microseconds(2000);
+// How often a waiting rank checks that the processes it waits for still live (peer_process_ended):
+// how soon a dead peer is noticed, which an elastic job's recovery waits for.
+constexpr auto kPidCheckInterval = std::chrono::milliseconds(2);
 
 }  // namespace
 
@@ -139,7 +133,7 @@ void ShmGroup::check_peers(const std::vector<int>& pending, std::uint64_t target
         throw CommError(
             detail::concat(op_name, ": rank ", r, " has shut its group down; ", describe_rank(r)));
     }
-    if (check_pids && process_exited(b->pid)) {
+    if (check_pids && peer_process_ended(b->pid)) {
       throw CommError(detail::concat(op_name, ": rank ", r, " (pid ", b->pid,
                                      ") exited without shutting its group down; ",
                                      describe_rank(r)));
