@@ -9,7 +9,7 @@ process is left behind. Prints a table: faults injected and survived per kind, s
 fault (at most train.memory_copy_every when the round resumed from memory copies; else
 train.checkpoint_every, twice that when the newest checkpoint is damaged), how many rounds resumed
 from memory and from storage (the checkpoint faults run without memory copies), recovery time (from
-the agent's report of the failure to its report of the resumed round), final accuracy against the
+the agent's report of the failure to rank 0's report of its resume), final accuracy against the
 uninterrupted run.
 
 Kinds: sigkill sigstop exit corrupt truncate write host join (any user), disk netcut (root:
@@ -144,12 +144,13 @@ def processes_left(run_dir):
 
 
 def recovery_times(agents):
-    """Seconds from each failure the agents reported to the next round's resumed report."""
+    """Seconds from each failure the agents reported to the next round's resume (rank 0's line;
+    the agents' own report of the round comes later, when they next read the store)."""
     events = sorted((t, line) for a in agents for t, line in a.lines
-                    if "failed:" in line or " ended: " in line or " resumed from step" in line)
+                    if "failed:" in line or " ended: " in line or "[rank 0] resumed from" in line)
     times, failed_at = [], None
     for t, line in events:
-        if "resumed from step" in line:
+        if "[rank 0] resumed from" in line:
             if failed_at is not None:
                 times.append(t - failed_at)
             failed_at = None
