@@ -170,7 +170,13 @@ void Supervisor::exited(std::size_t i, int status) {
     say("a spare (pid " + std::to_string(w.pid) + ") " + describe(w));
     return;
   }
-  if (!failed(status) || phase_ != Phase::kRunning) return;
+  if (!failed(status)) return;
+  // Its own failure, not the end of a job being stopped: while running, or while draining because
+  // a peer stood by first (a peer can see a killed worker dying before this agent reaps it), as
+  // long as no failure came before and no signal of ours killed it.
+  const bool own = phase_ == Phase::kRunning ||
+                   (phase_ == Phase::kDraining && !first_failure_ && w.sent_signal == 0);
+  if (!own) return;
   if (restarts_ < options_.max_restarts && contains(options_.restartable_ranks, w.rank)) {
     ++restarts_;
     say("rank " + std::to_string(w.rank) + " (pid " + std::to_string(w.pid) + ") failed: it " +
