@@ -23,7 +23,8 @@ nn:autograd
 optim:autograd
 data:tensor
 parallel:nn optim comm
-train:parallel data
+estimators:comm data
+train:parallel data estimators
 cli:train
 '
 

@@ -22,6 +22,7 @@
 #include "tessera/core/error.h"
 #include "tessera/tensor/threads.h"
 #include "tessera/train/config.h"
+#include "tessera/train/estimator_run.h"
 #include "tessera/train/parameter_server.h"
 #include "tessera/train/sparse_trainer.h"
 #include "tessera/train/trainer.h"
@@ -62,6 +63,24 @@ void print_sparse_result(const train::SparseResult& r, int rank) {
   if (r.test_count > 0) {
     std::printf("; test AUC %.4f, test log loss %.4f", r.test_auc, r.test_logloss);
   }
+  std::printf("\n");
+}
+
+void print_scores(const char* name, const std::string& model, const estimators::LinearScore& s) {
+  if (model == "linear_regression") {
+    std::printf("; %s RMSE %.4f, R2 %.4f", name, s.rmse, s.r2);
+  } else {
+    std::printf("; %s accuracy %.2f%%", name, 100.0 * s.accuracy);
+    if (model == "logistic_regression") std::printf(", %s log loss %.4f", name, s.log_loss);
+  }
+}
+
+void print_estimator_result(const train::EstimatorResult& r) {
+  std::printf("%s: %lld rows, %lld iterations in %.1f s (%s), objective %.8g", r.model.c_str(),
+              static_cast<long long>(r.rows), static_cast<long long>(r.iterations), r.wall_seconds,
+              r.stop.c_str(), r.objective);
+  print_scores("train", r.model, r.train);
+  if (r.test.rows > 0) print_scores("test", r.model, r.test);
   std::printf("\n");
 }
 
@@ -207,7 +226,11 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
     return;
   }
   std::unique_ptr<comm::ProcessGroup> group = comm::init_process_group(job, init_options(config));
-  if (train::is_parameter_server(config, group->rank(), group->size())) {
+  if (train::is_estimator(config.model.type)) {
+    const train::EstimatorResult r = train::run_estimator(
+        config, {.group = group.get(), .progress = args.quiet ? nullptr : stderr});
+    if (group->rank() == 0) print_estimator_result(r);
+  } else if (train::is_parameter_server(config, group->rank(), group->size())) {
     train::serve_parameters(config, *group, serve);
   } else if (config.model.type != "layers") {
     if (args.resume) {
@@ -303,6 +326,11 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv) {
         args->launcher, *cmd, static_cast<int>(config.parallel.nproc), config.parallel.backend);
     if (launch.nproc > 1 || launch.nnodes > 1 || launch.elastic) {
       run_launcher_for(config, *args, std::move(launch));
+      return;
+    }
+    if (train::is_estimator(config.model.type)) {
+      print_estimator_result(
+          train::run_estimator(config, {.progress = args->quiet ? nullptr : stderr}));
       return;
     }
     if (config.model.type != "layers") {

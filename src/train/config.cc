@@ -187,10 +187,30 @@ void read_sparse_model(Section& s, ModelConfig& m) {
   require(s, m.init_scale >= 0 && m.init_scale <= 1, "init_scale", "must lie in [0, 1]");
 }
 
+// [model] of an estimator: its own keys, no layers.
+void read_estimator(Section& s, ModelConfig& m) {
+  if (s.raw("layers") != nullptr)
+    s.fail("layers", "is for type = \"layers\", not \"" + m.type + "\"");
+  s.read("l2", m.l2);
+  s.read("fit_intercept", m.fit_intercept);
+  s.read("standardize", m.standardize);
+  s.read("max_iter", m.max_iter);
+  s.read("tol", m.tol);
+  require(s, m.l2 >= 0 && m.l2 <= 1e6, "l2", "must lie in [0, 1e6]");
+  require(s, m.max_iter >= 1 && m.max_iter <= 1000000, "max_iter", "must lie in [1, 1e6]");
+  require(s, m.tol > 0 && m.tol <= 1, "tol", "must lie in (0, 1]");
+}
+
 ModelConfig read_model(Section& s, const std::string& file) {
   ModelConfig m;
   s.read("type", m.type);
-  one_of(s, "type", m.type, {"layers", "logistic", "fm"});
+  one_of(s, "type", m.type,
+         {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm"});
+  if (is_estimator(m.type)) {
+    m.line = s.line("type");
+    read_estimator(s, m);
+    return m;
+  }
   if (m.type != "layers") {
     m.line = s.line("type");
     read_sparse_model(s, m);
@@ -432,7 +452,12 @@ Config build(const toml::table& root, const std::string& file) {
   require(par, p.micro_batches >= 1 && p.micro_batches <= 65536, "micro_batches",
           "must lie in [1, 65536]");
   one_of(par, "schedule", p.schedule, {"1f1b", "gpipe"});
-  require(par, c.model.type == "layers" || p.strategy == "ps", "strategy",
+  require(par, !is_estimator(c.model.type) || p.strategy == "auto", "strategy",
+          "is not for [model] type \"" + c.model.type +
+              "\": an estimator sums every process's share of each step by allreduce; "
+              "leave it out");
+  require(par, c.model.type == "layers" || is_estimator(c.model.type) || p.strategy == "ps",
+          "strategy",
           "must be \"ps\" for [model] type \"" + c.model.type +
               "\": its feature table lives on parameter servers");
   one_of(par, "consistency", p.consistency, {"bsp", "asp", "ssp"});
@@ -446,6 +471,15 @@ Config build(const toml::table& root, const std::string& file) {
   require(par, p.nproc >= 1 && p.nproc <= 65536, "nproc", "must lie in [1, 65536]");
   return c;
 }
+
+}  // namespace
+
+bool is_estimator(const std::string& model_type) {
+  return model_type == "linear_regression" || model_type == "logistic_regression" ||
+         model_type == "linear_svm";
+}
+
+namespace {
 
 // A TOML basic string: quotes, backslashes and control characters (which TOML refuses raw)
 // escaped, so that what to_toml writes always reads back.
@@ -503,7 +537,11 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 std::string to_toml(const Config& c) {
   std::ostringstream out;
   out << "[model]\ntype = " << quote(c.model.type) << "\n";
-  if (c.model.type != "layers") {
+  if (is_estimator(c.model.type)) {
+    out << "l2 = " << number(c.model.l2) << "\nfit_intercept = " << boolean(c.model.fit_intercept)
+        << "\nstandardize = " << boolean(c.model.standardize) << "\nmax_iter = " << c.model.max_iter
+        << "\ntol = " << number(c.model.tol) << "\n";
+  } else if (c.model.type != "layers") {
     out << "factors = " << c.model.factors << "\nhash_rows = " << c.model.hash_rows
         << "\ninit_scale = " << number(c.model.init_scale) << "\n";
   } else {

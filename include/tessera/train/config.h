@@ -29,13 +29,27 @@ struct ModelConfig {
   // logistic regression, or a factorization machine with `factors` factors per feature. Feature
   // ids are hashed into a table of `hash_rows` rows that only the servers hold; a row starts
   // uniform in [-init_scale, init_scale].
+  //
+  // "linear_regression" | "logistic_regression" | "linear_svm": a linear model of dense features
+  // (least squares; binary or multinomial logistic regression; a squared-hinge SVM on labels 0
+  // and 1) fitted by L-BFGS, every process passing over its share of the rows each iteration
+  // (docs/ml.md). It minimises the mean loss plus l2 / 2 times the squared weights; a regression's
+  // target is the CSV column data.label_column.
   std::string type = "layers";
   std::vector<LayerSpec> layers;
   int64_t factors = 8;
   int64_t hash_rows = int64_t{1} << 24;
   double init_scale = 0.01;
+  double l2 = 0.0;
+  bool fit_intercept = true;
+  bool standardize = false;  // fit on features scaled to mean 0, variance 1
+  int64_t max_iter = 500;    // L-BFGS iterations at most
+  double tol = 1e-6;         // converged when no gradient component is larger
   int line = 0;
 };
+
+// Whether [model] type is one of the estimators of docs/ml.md (not a network, not a sparse model).
+[[nodiscard]] bool is_estimator(const std::string& model_type);
 
 struct DataConfig {
   // "fashion-mnist:train", "mnist:test", "idx:IMAGES,LABELS", "csv:PATH", "libsvm:PATH",

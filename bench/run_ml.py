@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""tessera's linear models against scikit-learn 1.2 on the same rows, same objective, same
+tolerance, same threads: the objective each reaches, test accuracy, and seconds to fit (median of
+--runs, each in a fresh process; tessera's time is its own report of the fit, data loading apart,
+as scikit-learn's is the fit call's).
+
+The objective is the mean loss plus l2 / 2 |W|^2 for both: scikit-learn 1.2's LogisticRegression
+minimises exactly this with C = 1 / (l2 x rows) and stops when the largest gradient component is
+below tol (scipy's L-BFGS-B gtol), as tessera's L-BFGS does.
+
+Data: Fashion-MNIST (60000 x 784 pixels scaled to [0, 1], 10 classes: multinomial) and a table
+from tools/make_table_data (binary logistic, --rows x 100 features, seed 1, standardised).
+
+Threads: one process with 2 threads for both (OPENBLAS_NUM_THREADS=2 for scikit-learn; tessera
+sizes its own), and tessera's 2 processes x 1 thread.
+
+Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000]
+"""
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_env  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER = "/usr/bin/python3"  # Debian's python3-sklearn
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+SKLEARN_FIT = r'''
+import gzip, json, sys, time
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+spec = json.loads(sys.argv[1])
+
+def idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+if spec["data"] == "fashion-mnist":
+    d = spec["dir"]
+    x = idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / 255.0
+    y = idx(d + "/train-labels-idx1-ubyte.gz").astype(np.int64)
+    xt = idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / 255.0
+    yt = idx(d + "/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+else:
+    train = np.loadtxt(spec["train"], delimiter=",", skiprows=1)
+    test = np.loadtxt(spec["test"], delimiter=",", skiprows=1)
+    x, y, xt, yt = train[:, :-1], train[:, -1].astype(np.int64), test[:, :-1], test[:, -1].astype(np.int64)
+if spec["standardize"]:
+    scaler = StandardScaler().fit(x)
+    x, xt = scaler.transform(x), scaler.transform(xt)
+n = x.shape[0]
+model = LogisticRegression(C=1.0 / (spec["l2"] * n), tol=spec["tol"], max_iter=spec["max_iter"],
+                           solver="lbfgs")
+start = time.perf_counter()
+model.fit(x, y)
+seconds = time.perf_counter() - start
+m = x @ model.coef_.T + model.intercept_
+if m.shape[1] == 1:
+    m = np.hstack([np.zeros_like(m), m])
+m -= m.max(axis=1, keepdims=True)
+loss = np.mean(np.log(np.exp(m).sum(axis=1)) - m[np.arange(n), y])
+objective = loss + spec["l2"] / 2 * np.sum(model.coef_ ** 2)
+print(json.dumps({"seconds": seconds, "objective": float(objective),
+                  "test_accuracy": float(model.score(xt, yt)), "iterations": int(model.n_iter_.max())}))
+'''
+
+
+def run_sklearn(spec, env):
+    r = subprocess.run([PEER, "-c", SKLEARN_FIT, json.dumps(spec)], env=env, capture_output=True,
+                       text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run_tessera(build, spec, nproc, env, run_dir):
+    args = [os.path.join(build, "tessera"), "train", os.path.join(ROOT, "examples/ml/logistic_regression.toml"),
+            "--set", f"model.l2={spec['l2']}", "--set", f"model.tol={spec['tol']}",
+            "--set", f"model.max_iter={spec['max_iter']}",
+            "--set", f"model.standardize={'true' if spec['standardize'] else 'false'}",
+            "--set", f'train.run_dir="{run_dir}"', "-q"]
+    if spec["data"] != "fashion-mnist":
+        args += ["--set", f'data.train="csv:{spec["train"]}"', "--set", f'data.test="csv:{spec["test"]}"',
+                 "--set", 'data.label_column="y"']
+    if nproc > 1:
+        args += ["--nproc", str(nproc)]
+    subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    lines = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
+    last = lines[-1]
+    return {"seconds": last["fit_s"], "objective": last["objective"],
+            "test_accuracy": last["test_accuracy"], "iterations": last["iterations"]}
+
+
+def median_of(runs, f):
+    results = [f() for _ in range(runs)]
+    out = dict(results[len(results) // 2])
+    out["seconds"] = statistics.median(r["seconds"] for r in results)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=bench_env.HelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
+    ap.add_argument("--rows", type=int, default=200000)
+    a = ap.parse_args()
+    print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs')"))
+    env2 = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([os.path.join(a.build, "tools/make_table_data"), "--out", tmp + "/binary",
+                        "--train", str(a.rows), "--test", "20000", "--features", "100", "--seed", "1"],
+                       check=True, capture_output=True)
+        cases = [
+            ("Fashion-MNIST, 10 classes", {"data": "fashion-mnist", "dir": FASHION, "l2": 1e-3,
+                                           "tol": 1e-5, "max_iter": 1000, "standardize": False}),
+            (f"table {a.rows} x 100, 2 classes", {"data": "csv", "train": tmp + "/binary/train.csv",
+                                                  "test": tmp + "/binary/test.csv", "l2": 1e-4,
+                                                  "tol": 1e-6, "max_iter": 1000, "standardize": True}),
+        ]
+        print(f"median of {a.runs} runs; same l2, tol and max_iter for both")
+        print("| data | who | threads | objective | test accuracy | iterations | fit s | speed vs scikit-learn |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, spec in cases:
+            peer = median_of(a.runs, lambda: run_sklearn(spec, env2))
+            rows = [("scikit-learn", "1 x 2", peer)]
+            for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
+                r = median_of(a.runs, lambda: run_tessera(a.build, spec, nproc, os.environ,
+                                                          os.path.join(tmp, f"run{nproc}")))
+                rows.append(("tessera", threads, r))
+            for who, threads, r in rows:
+                ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
+                print(f"| {name} | {who} | {threads} | {r['objective']:.8f} | "
+                      f"{100 * r['test_accuracy']:.2f}% | {r['iterations']} | {r['seconds']:.2f} | {ratio} |",
+                      flush=True)
+    print(bench_env.footer())
+
+
+if __name__ == "__main__":
+    main()

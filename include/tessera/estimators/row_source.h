@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/data/dataset.h"
+#include "tessera/tensor/tensor.h"
+
+namespace tessera::estimators {
+
+// Consecutive rows of a table: their features and one target each (a class index, or a value).
+struct RowBlock {
+  Tensor x;               // float32 [rows, num_features]
+  std::vector<double> y;  // rows targets
+  int64_t first = 0;      // the index of the block's first row in the whole table
+  [[nodiscard]] int64_t rows() const { return static_cast<int64_t>(y.size()); }
+};
+
+// A process's rows of a table, read in blocks, one pass at a time and in the same order every
+// pass: an estimator holds a block at a time, never the rows, so a table bigger than memory
+// trains in passes.
+class RowSource {
+ public:
+  virtual ~RowSource() = default;
+  RowSource() = default;
+  RowSource(const RowSource&) = delete;
+  RowSource& operator=(const RowSource&) = delete;
+
+  [[nodiscard]] virtual int64_t num_features() const = 0;
+  [[nodiscard]] virtual int64_t num_rows() const = 0;  // this process's
+  // Where row `index` of the whole table was read from ("train.csv:17"), for errors.
+  [[nodiscard]] virtual std::string origin(int64_t index) const = 0;
+  // Calls visit once per block, in order. The block is valid during the call only.
+  virtual void for_each_block(const std::function<void(const RowBlock&)>& visit) = 0;
+};
+
+struct ShardOptions {
+  int rank = 0;
+  int ranks = 1;
+  int64_t block_rows = 4096;
+  // >= 0: the target is this feature (a value to regress on, e.g. a CSV column) and the features
+  // are the others; < 0: the target is the sample's label.
+  int64_t target_feature = -1;
+};
+
+// Process `rank`'s part of `data`: rows [rank * N / ranks, (rank + 1) * N / ranks), read in order
+// (which streamed data sets read cheaply). Throws ValueError for a bad rank, block size or target
+// feature.
+[[nodiscard]] std::unique_ptr<RowSource> dataset_rows(std::shared_ptr<data::Dataset> data,
+                                                      const ShardOptions& options);
+
+}  // namespace tessera::estimators

@@ -1,0 +1,214 @@
+// Linear models against what is known about them: the gradient against finite differences, least
+// squares against the normal equations, a model fitted by 2 and 4 processes (threads with real
+// groups) against one process's, and the errors a bad label gets.
+#include "tessera/estimators/linear_model.h"
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../comm/run_ranks.h"
+#include "tessera/core/error.h"
+#include "tessera/data/in_memory_dataset.h"
+#include "testing/text.h"
+
+namespace tessera::estimators {
+namespace {
+
+// n rows of d features from a standard normal; targets from a known linear model: a value with
+// noise ("squared"), or the class of the largest of `classes` margins with logistic noise.
+std::shared_ptr<data::Dataset> table(int64_t n, int64_t d, int64_t classes, uint32_t seed,
+                                     double shift = 0.0) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> normal;
+  std::vector<double> truth(static_cast<size_t>(d * std::max<int64_t>(classes, 1)));
+  for (double& w : truth) w = normal(gen);
+  std::vector<float> x(static_cast<size_t>(n * (d + (classes == 0 ? 1 : 0))));
+  std::vector<int64_t> labels(static_cast<size_t>(n), 0);
+  const int64_t cols = d + (classes == 0 ? 1 : 0);
+  std::uniform_real_distribution<double> uniform(1e-9, 1.0);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<double> m(static_cast<size_t>(std::max<int64_t>(classes, 1)), 0.0);
+    for (int64_t j = 0; j < d; ++j) {
+      const double v = normal(gen) * (1.0 + j) + shift;
+      x[static_cast<size_t>(i * cols + j)] = static_cast<float>(v);
+      for (size_t c = 0; c < m.size(); ++c)
+        m[c] += v * truth[static_cast<size_t>(j) * m.size() + c];
+    }
+    if (classes == 0) {
+      x[static_cast<size_t>(i * cols + d)] = static_cast<float>(m[0] + 0.5 * normal(gen) + 3.0);
+      continue;
+    }
+    int64_t best = 0;
+    double top = -1e300;
+    for (int64_t c = 0; c < classes; ++c) {
+      const double u = uniform(gen);
+      const double noisy = m[static_cast<size_t>(c)] - std::log(-std::log(u));  // Gumbel
+      if (noisy > top) top = noisy, best = c;
+    }
+    labels[static_cast<size_t>(i)] = best;
+  }
+  return std::make_shared<data::InMemoryDataset>(Tensor::from_vector(x, {n, cols}),
+                                                 Tensor::from_vector(labels, {n}));
+}
+
+ShardOptions shard(int rank, int ranks, bool regression, int64_t d, int64_t block = 64) {
+  return {.rank = rank, .ranks = ranks, .block_rows = block, .target_feature = regression ? d : -1};
+}
+
+LinearOptions options(const std::string& loss, double l2, bool standardize = false) {
+  LinearOptions o;
+  o.loss = loss;
+  o.l2 = l2;
+  o.standardize = standardize;
+  o.solver.gradient_tolerance = 1e-9;
+  return o;
+}
+
+TEST(LinearModel, GradientMatchesFiniteDifferences) {
+  for (const auto& [loss, classes] : std::vector<std::pair<std::string, int64_t>>{
+           {"squared", 0}, {"logistic", 2}, {"logistic", 4}, {"squared_hinge", 2}}) {
+    for (bool standardize : {false, true}) {
+      auto rows = dataset_rows(table(300, 5, classes, 7, 0.5), shard(0, 1, classes == 0, 5));
+      LinearProblem problem(*rows, nullptr, options(loss, 0.1, standardize));
+      std::mt19937 gen(3);
+      std::normal_distribution<double> normal;
+      std::vector<double> p(static_cast<size_t>(problem.num_parameters()));
+      for (double& v : p) v = 0.3 * normal(gen);
+      std::vector<double> grad;
+      problem(p, grad);
+      std::vector<double> unused;
+      for (size_t i = 0; i < p.size(); ++i) {
+        const double h = 1e-4;
+        std::vector<double> up = p;
+        std::vector<double> down = p;
+        up[i] += h;
+        down[i] -= h;
+        const double numeric = (problem(up, unused) - problem(down, unused)) / (2 * h);
+        EXPECT_NEAR(grad[i], numeric, 2e-3 * std::max(1.0, std::abs(numeric)))
+            << loss << " K=" << classes << " standardize=" << standardize << " parameter " << i;
+      }
+    }
+  }
+}
+
+TEST(LinearModel, LeastSquaresSolvesTheNormalEquations) {
+  // Ridge on centred data: (X^T X / n + l2 I) w = X^T y / n, solved here by Gaussian elimination.
+  const int64_t n = 400;
+  const int64_t d = 4;
+  auto data = table(n, d, 0, 11);
+  auto rows = dataset_rows(data, shard(0, 1, true, d));
+  const double l2 = 0.05;
+  const LinearFit fit = fit_linear(*rows, nullptr, options("squared", l2));
+  ASSERT_TRUE(fit.solver.converged) << fit.solver.stop;
+  // The exact solution, with the intercept as an unpenalised column of ones.
+  const int64_t m = d + 1;
+  std::vector<double> a(static_cast<size_t>(m * (m + 1)), 0.0);
+  std::vector<float> row(static_cast<size_t>(d + 1));
+  for (int64_t i = 0; i < n; ++i) {
+    data->read_into(i, row);
+    std::vector<double> z(row.begin(), row.begin() + d);
+    z.push_back(1.0);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t c = 0; c < m; ++c) a[static_cast<size_t>(r * (m + 1) + c)] += z[r] * z[c] / n;
+      a[static_cast<size_t>(r * (m + 1) + m)] += z[r] * row[static_cast<size_t>(d)] / n;
+    }
+  }
+  for (int64_t r = 0; r < d; ++r) a[static_cast<size_t>(r * (m + 1) + r)] += l2;
+  for (int64_t c = 0; c < m; ++c) {
+    for (int64_t r = c + 1; r < m; ++r) {
+      const double f =
+          a[static_cast<size_t>(r * (m + 1) + c)] / a[static_cast<size_t>(c * (m + 1) + c)];
+      for (int64_t k = c; k <= m; ++k)
+        a[static_cast<size_t>(r * (m + 1) + k)] -= f * a[static_cast<size_t>(c * (m + 1) + k)];
+    }
+  }
+  std::vector<double> w(static_cast<size_t>(m));
+  for (int64_t r = m - 1; r >= 0; --r) {
+    double v = a[static_cast<size_t>(r * (m + 1) + m)];
+    for (int64_t k = r + 1; k < m; ++k) v -= a[static_cast<size_t>(r * (m + 1) + k)] * w[k];
+    w[static_cast<size_t>(r)] = v / a[static_cast<size_t>(r * (m + 1) + r)];
+  }
+  for (int64_t j = 0; j < d; ++j) EXPECT_NEAR(fit.model.weights[j], w[j], 1e-4) << j;
+  EXPECT_NEAR(fit.model.intercept[0], w[d], 1e-4);
+}
+
+TEST(LinearModel, SeveralProcessesFitOneProcessesModel) {
+  for (const auto& [loss, classes] : std::vector<std::pair<std::string, int64_t>>{
+           {"squared", 0}, {"logistic", 2}, {"logistic", 3}, {"squared_hinge", 2}}) {
+    auto data = table(1000, 6, classes, 5, 1.0);
+    const bool regression = classes == 0;
+    auto one_rows = dataset_rows(data, shard(0, 1, regression, 6, 128));
+    const LinearFit one = fit_linear(*one_rows, nullptr, options(loss, 1e-3, true));
+    ASSERT_TRUE(one.solver.converged) << loss << ": " << one.solver.stop;
+    for (int ranks : {2, 4}) {
+      std::vector<LinearFit> fits(static_cast<size_t>(ranks));
+      comm::testing::run_ranks(ranks, [&](comm::ProcessGroup& group) {
+        auto rows = dataset_rows(data, shard(group.rank(), ranks, regression, 6, 100));
+        fits[static_cast<size_t>(group.rank())] =
+            fit_linear(*rows, &group, options(loss, 1e-3, true));
+      });
+      for (int r = 0; r < ranks; ++r) {
+        const LinearFit& f = fits[static_cast<size_t>(r)];
+        EXPECT_EQ(f.rows, 1000);
+        EXPECT_NEAR(f.objective, one.objective, 1e-6 * std::abs(one.objective))
+            << loss << " K=" << classes << ", " << ranks << " ranks, rank " << r;
+        EXPECT_EQ(f.model.weights, fits[0].model.weights) << "every rank holds the same model";
+      }
+    }
+  }
+}
+
+TEST(LinearModel, LearnsTheGeneratorsClasses) {
+  auto train = table(4000, 8, 3, 21);
+  auto rows = dataset_rows(train, shard(0, 1, false, 8, 512));
+  const LinearFit fit = fit_linear(*rows, nullptr, options("logistic", 1e-4));
+  const LinearScore score = score_linear(fit.model, *rows, nullptr);
+  EXPECT_EQ(score.rows, 4000);
+  // Gumbel noise on margins that spread over several units: most rows keep their class.
+  EXPECT_GT(score.accuracy, 0.8);
+  EXPECT_LT(score.log_loss, 0.6);
+}
+
+TEST(LinearModel, ABadLabelNamesItsRow) {
+  std::vector<float> x{1, 2.5F, 3, 4, 5, 6};
+  auto data = std::make_shared<data::InMemoryDataset>(
+      Tensor::from_vector(x, {3, 2}), Tensor::from_vector(std::vector<int64_t>{0, 1, 2}, {3}));
+  data->set_origin({.file = "labels.csv", .lines = {2, 3, 4}});
+  auto rows = dataset_rows(data, shard(0, 1, false, 2));
+  try {
+    (void)fit_linear(*rows, nullptr, options("squared_hinge", 0.0));
+    FAIL() << "label 2 accepted for a binary loss";
+  } catch (const FormatError& e) {
+    EXPECT_TRUE(testing::contains(e.what(), "labels.csv:4")) << e.what();
+    EXPECT_TRUE(testing::contains(e.what(), "is not 0 or 1")) << e.what();
+  }
+  // The second column as the target: 2.5 is no class.
+  auto column = dataset_rows(data, shard(0, 1, true, 1));
+  try {
+    (void)fit_linear(*column, nullptr, options("logistic", 0.0));
+    FAIL() << "label 2.5 accepted";
+  } catch (const FormatError& e) {
+    EXPECT_TRUE(testing::contains(e.what(), "labels.csv:2")) << e.what();
+  }
+}
+
+TEST(LinearModel, OneClassIsAClearError) {
+  std::vector<float> x{1, 2, 3};
+  auto data = std::make_shared<data::InMemoryDataset>(
+      Tensor::from_vector(x, {3, 1}), Tensor::from_vector(std::vector<int64_t>{0, 0, 0}, {3}));
+  auto rows = dataset_rows(data, shard(0, 1, false, 1));
+  try {
+    (void)fit_linear(*rows, nullptr, options("logistic", 0.0));
+    FAIL();
+  } catch (const ValueError& e) {
+    EXPECT_TRUE(testing::contains(e.what(), "two classes")) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tessera::estimators
