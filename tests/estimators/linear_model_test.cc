@@ -145,12 +145,13 @@ TEST(LinearModel, SeveralProcessesFitOneProcessesModel) {
     auto one_rows = dataset_rows(data, shard(0, 1, regression, 6, 128));
     const LinearFit one = fit_linear(*one_rows, nullptr, options(loss, 1e-3, true));
     ASSERT_TRUE(one.solver.converged) << loss << ": " << one.solver.stop;
+    const std::string name = loss;  // clang before 16 cannot capture a structured binding
     for (int ranks : {2, 4}) {
       std::vector<LinearFit> fits(static_cast<size_t>(ranks));
       comm::testing::run_ranks(ranks, [&](comm::ProcessGroup& group) {
         auto rows = dataset_rows(data, shard(group.rank(), ranks, regression, 6, 100));
         fits[static_cast<size_t>(group.rank())] =
-            fit_linear(*rows, &group, options(loss, 1e-3, true));
+            fit_linear(*rows, &group, options(name, 1e-3, true));
       });
       for (int r = 0; r < ranks; ++r) {
         const LinearFit& f = fits[static_cast<size_t>(r)];
