@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "tessera/core/error.h"
+#include "tessera/data/in_memory_dataset.h"
 
 namespace tessera::estimators {
 namespace {
@@ -18,6 +19,7 @@ class DatasetRows final : public RowSource {
     end_ = n * (options_.rank + 1) / options_.ranks;
     columns_ = data_->sample_numel();
     features_ = options_.target_feature >= 0 ? columns_ - 1 : columns_;
+    if (options_.target_feature < 0) in_memory_ = dynamic_cast<data::InMemoryDataset*>(data_.get());
   }
 
   [[nodiscard]] int64_t num_features() const override { return features_; }
@@ -25,6 +27,10 @@ class DatasetRows final : public RowSource {
   [[nodiscard]] std::string origin(int64_t index) const override { return data_->origin(index); }
 
   void for_each_block(const std::function<void(const RowBlock&)>& visit) override {
+    if (in_memory_ != nullptr) {
+      view_blocks(visit);
+      return;
+    }
     const int64_t capacity = std::min(options_.block_rows, std::max<int64_t>(1, num_rows()));
     if (!buffer_.defined()) buffer_ = Tensor::empty({capacity, features_});
     std::vector<float> row(static_cast<size_t>(columns_));
@@ -54,7 +60,22 @@ class DatasetRows final : public RowSource {
   }
 
  private:
+  // Rows already in memory as float32 with their labels apart: blocks are views, nothing copied.
+  void view_blocks(const std::function<void(const RowBlock&)>& visit) const {
+    const Tensor features = in_memory_->features().reshape({in_memory_->size(), features_});
+    const int64_t* labels = in_memory_->labels().data<int64_t>();
+    RowBlock block;
+    for (int64_t first = begin_; first < end_; first += options_.block_rows) {
+      const int64_t rows = std::min(options_.block_rows, end_ - first);
+      block.x = features.slice(0, first, first + rows);
+      block.y.assign(labels + first, labels + first + rows);
+      block.first = first;
+      visit(block);
+    }
+  }
+
   std::shared_ptr<data::Dataset> data_;
+  const data::InMemoryDataset* in_memory_ = nullptr;
   ShardOptions options_;
   int64_t begin_ = 0;
   int64_t end_ = 0;
