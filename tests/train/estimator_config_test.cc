@@ -1,0 +1,70 @@
+// [model] of the estimators (docs/ml.md): their keys, what to_toml writes back, the errors, and
+// the example configs in examples/ml/.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "tessera/core/error.h"
+#include "tessera/train/config.h"
+
+namespace tessera::train {
+namespace estimator_config_test {
+
+ConfigError error_of(const std::string& text) {
+  try {
+    (void)parse_config(text, "ml.toml");
+  } catch (const ConfigError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no ConfigError for:\n" << text;
+  return ConfigError("", 0, "", "");
+}
+
+TEST(EstimatorConfig, KeysReadAndWriteBack) {
+  const Config c = parse_config(
+      "[model]\ntype = \"logistic_regression\"\nl2 = 0.5\nfit_intercept = false\n"
+      "standardize = true\nmax_iter = 7\ntol = 1e-3\n",
+      "ml.toml");
+  EXPECT_TRUE(is_estimator(c.model.type));
+  EXPECT_EQ(c.model.l2, 0.5);
+  EXPECT_FALSE(c.model.fit_intercept);
+  EXPECT_TRUE(c.model.standardize);
+  EXPECT_EQ(c.model.max_iter, 7);
+  EXPECT_EQ(c.model.tol, 1e-3);
+  const Config back = parse_config(to_toml(c), "back.toml");
+  EXPECT_EQ(back.model.type, "logistic_regression");
+  EXPECT_EQ(back.model.l2, 0.5);
+  EXPECT_FALSE(back.model.fit_intercept);
+  EXPECT_TRUE(back.model.standardize);
+  EXPECT_EQ(back.model.max_iter, 7);
+  EXPECT_EQ(back.model.tol, 1e-3);
+  EXPECT_FALSE(is_estimator("layers"));
+  EXPECT_FALSE(is_estimator("logistic"));  // the parameter server's sparse model
+}
+
+TEST(EstimatorConfig, ANetworksKeysAndStrategiesAreErrorsNamingTheKey) {
+  EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nlayers = []\n").key(), "model.layers");
+  EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nfactors = 4\n").key(), "model.factors");
+  EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nl2 = -1\n").key(), "model.l2");
+  EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\ntol = 0\n").key(), "model.tol");
+  const ConfigError e =
+      error_of("[model]\ntype = \"linear_regression\"\n[parallel]\nstrategy = \"ddp\"\n");
+  EXPECT_EQ(e.key(), "parallel.strategy");
+  EXPECT_NE(std::string(e.what()).find("leave it out"), std::string::npos) << e.what();
+}
+
+TEST(EstimatorConfig, TheExamplesParse) {
+  int found = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::filesystem::path(TESSERA_SOURCE_DIR) / "examples/ml")) {
+    if (entry.path().extension() != ".toml") continue;
+    ++found;
+    const Config c = load_config(entry.path().string());
+    EXPECT_TRUE(is_estimator(c.model.type)) << entry.path();
+  }
+  EXPECT_GE(found, 3);
+}
+
+}  // namespace estimator_config_test
+}  // namespace tessera::train
