@@ -266,11 +266,12 @@ Tensor LinearModel::margins(const Tensor& x) const {
   return out;
 }
 
-std::vector<double> LinearModel::predict(const Tensor& x) const {
-  const Tensor m = margins(x);
+std::vector<double> LinearModel::predict(const Tensor& x) const { return predict_from(margins(x)); }
+
+std::vector<double> LinearModel::predict_from(const Tensor& m) const {
   const float* p = m.data<float>();
-  std::vector<double> out(static_cast<size_t>(x.size(0)));
-  for (int64_t i = 0; i < x.size(0); ++i) {
+  std::vector<double> out(static_cast<size_t>(m.size(0)));
+  for (int64_t i = 0; i < m.size(0); ++i) {
     const float* row = p + i * outputs;
     if (classes == 0) {
       out[static_cast<size_t>(i)] = row[0];
@@ -289,7 +290,7 @@ LinearScore score_linear(const LinearModel& model, RowSource& rows, comm::Proces
   std::vector<float> r(static_cast<size_t>(model.outputs));
   rows.for_each_block([&](const RowBlock& b) {
     const Tensor m = model.margins(b.x);
-    const std::vector<double> predicted = model.predict(b.x);
+    const std::vector<double> predicted = model.predict_from(m);
     for (int64_t i = 0; i < b.rows(); ++i) {
       const double y = b.y[static_cast<size_t>(i)];
       sums[0] += 1;

@@ -28,15 +28,16 @@ TEST(Lbfgs, FindsTheMinimumOfAnIllConditionedQuadratic) {
   for (int i = 0; i < n; ++i) EXPECT_NEAR(r.x[i], i, 5e-7) << i;
 }
 
+double rosenbrock(const std::vector<double>& x, std::vector<double>& g) {
+  const double a = 1 - x[0];
+  const double b = x[1] - x[0] * x[0];
+  g[0] = -2 * a - 400 * x[0] * b;
+  g[1] = 200 * b;
+  return a * a + 100 * b * b;
+}
+
 TEST(Lbfgs, FindsTheMinimumOfRosenbrocksFunction) {
-  auto f = [](const std::vector<double>& x, std::vector<double>& g) {
-    const double a = 1 - x[0];
-    const double b = x[1] - x[0] * x[0];
-    g[0] = -2 * a - 400 * x[0] * b;
-    g[1] = 200 * b;
-    return a * a + 100 * b * b;
-  };
-  LbfgsResult r = minimize_lbfgs(f, {-1.2, 1.0}, {.gradient_tolerance = 1e-9});
+  LbfgsResult r = minimize_lbfgs(rosenbrock, {-1.2, 1.0}, {.gradient_tolerance = 1e-9});
   ASSERT_TRUE(r.converged) << r.stop;
   EXPECT_NEAR(r.x[0], 1.0, 1e-6);
   EXPECT_NEAR(r.x[1], 1.0, 1e-6);
@@ -44,14 +45,7 @@ TEST(Lbfgs, FindsTheMinimumOfRosenbrocksFunction) {
 }
 
 TEST(Lbfgs, StopsAtTheIterationLimitAndSaysSo) {
-  auto f = [](const std::vector<double>& x, std::vector<double>& g) {
-    const double a = 1 - x[0];
-    const double b = x[1] - x[0] * x[0];
-    g[0] = -2 * a - 400 * x[0] * b;
-    g[1] = 200 * b;
-    return a * a + 100 * b * b;
-  };
-  LbfgsResult r = minimize_lbfgs(f, {-1.2, 1.0}, {.max_iterations = 3});
+  LbfgsResult r = minimize_lbfgs(rosenbrock, {-1.2, 1.0}, {.max_iterations = 3});
   EXPECT_FALSE(r.converged);
   EXPECT_EQ(r.iterations, 3);
   EXPECT_EQ(r.stop, "the iteration limit was reached");

@@ -40,6 +40,8 @@ struct LinearModel {
   [[nodiscard]] Tensor margins(const Tensor& x) const;
   // One prediction per row: the class (as a number) or the value.
   [[nodiscard]] std::vector<double> predict(const Tensor& x) const;
+  // The same from margins(x) already computed.
+  [[nodiscard]] std::vector<double> predict_from(const Tensor& margins) const;
 };
 
 // The objective fit_linear minimises, over the parameters [W (features x outputs, row-major), b
