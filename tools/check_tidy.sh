@@ -28,11 +28,24 @@ if ! command -v "$clang_tidy" >/dev/null; then
   exit 2
 fi
 
-# Only sources the build compiles have compile commands; say which others are skipped.
+# Only sources the build compiles have compile commands; say which others are skipped. A module
+# compiles its sources in batches (a unity build): a source in a batch is checked through the
+# batch's file, which includes it.
 files=()
 skipped=()
+declare -A seen=()
+checked=0
+mapfile -t units < <(find "$build_dir/src" -name 'unity_*.cxx' 2>/dev/null)
 while IFS= read -r -d '' f; do
-  if grep -qF "\"file\": \"$root/$f\"" "$db"; then files+=("$root/$f"); else skipped+=("$f"); fi
+  unit=
+  if grep -qF "\"file\": \"$root/$f\"" "$db"; then
+    unit="$root/$f"
+  else
+    unit=$( ((${#units[@]})) && grep -lF "#include \"$root/$f\"" "${units[@]}" | head -n 1 || true)
+  fi
+  if [[ -z "$unit" ]]; then skipped+=("$f"); continue; fi
+  checked=$((checked + 1))
+  if [[ -z "${seen[$unit]+x}" ]]; then seen[$unit]=1; files+=("$unit"); fi
 done < <(find src -type f -name '*.cc' -print0 2>/dev/null | sort -z)
 for f in ${skipped[@]+"${skipped[@]}"}; do
   echo "check_tidy: skipped $f (not in $db)"
@@ -44,6 +57,9 @@ fi
 
 # Flags only GCC knows would otherwise stop clang.
 extra=(--extra-arg=-Wno-unknown-warning-option --extra-arg=-Wno-unused-command-line-argument)
+# The batch files of a unity build lie in the build directory, where clang-tidy would not find the
+# project's .clang-tidy: name it.
+config=$(<"$root/.clang-tidy")
 rc=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -52,10 +68,10 @@ if [[ -n "$run_clang_tidy" ]] && command -v "$run_clang_tidy" >/dev/null; then
   regexes=()
   for f in "${files[@]}"; do regexes+=("^$(sed 's/[][\.*^$+?(){}|]/\\&/g' <<<"$f")\$"); done
   "$run_clang_tidy" -quiet -p "$build_dir" -j "$jobs" -clang-tidy-binary "$(command -v "$clang_tidy")" \
-    "${extra[@]/--extra-arg=/-extra-arg=}" "${regexes[@]}" >"$log" 2>&1 || rc=$?
+    -config "$config" "${extra[@]/--extra-arg=/-extra-arg=}" "${regexes[@]}" >"$log" 2>&1 || rc=$?
 else
   printf '%s\0' "${files[@]}" \
-    | xargs -0 -P "$jobs" -n 1 "$clang_tidy" --quiet -p "$build_dir" "${extra[@]}" >"$log" 2>&1 || rc=$?
+    | xargs -0 -P "$jobs" -n 1 "$clang_tidy" --quiet --config "$config" -p "$build_dir" "${extra[@]}" >"$log" 2>&1 || rc=$?
 fi
 
 # run-clang-tidy forces colour; strip it. A header's diagnostics repeat once per source that
@@ -71,7 +87,7 @@ if [[ -n "$unparsed" ]]; then
 fi
 if [[ -n "$naming" ]]; then
   echo "$naming"
-  echo "check_tidy: $(grep -c . <<<"$naming") naming violation(s) in ${#files[@]} sources (CONTRIBUTING.md, convention 1)" >&2
+  echo "check_tidy: $(grep -c . <<<"$naming") naming violation(s) in $checked sources (CONTRIBUTING.md, convention 1)" >&2
   exit 1
 fi
 if [[ $rc -ne 0 && -z "$unparsed" ]]; then
@@ -79,4 +95,4 @@ if [[ $rc -ne 0 && -z "$unparsed" ]]; then
   echo "check_tidy: clang-tidy failed (exit $rc) without a naming diagnostic; see above" >&2
   exit 2
 fi
-echo "check_tidy: OK, ${#files[@]} sources, no naming violations"
+echo "check_tidy: OK, $checked sources, no naming violations"

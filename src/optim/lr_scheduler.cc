@@ -9,9 +9,9 @@
 namespace tessera::optim {
 namespace {
 
-constexpr uint32_t kStateVersion = 1;
+constexpr uint32_t kSchedulerStateVersion = 1;
 // Longer than any kind tag; a corrupt length is refused before allocating.
-constexpr size_t kMaxKindLength = 64;
+constexpr size_t kMaxSchedulerKindLength = 64;
 
 }  // namespace
 
@@ -31,7 +31,7 @@ void LrScheduler::set_base_lr(double lr) {
 
 void LrScheduler::save_state(BinaryWriter& out) const {
   out.write_string(kind());
-  out.write_u32(kStateVersion);
+  out.write_u32(kSchedulerStateVersion);
   out.write_i64(step_count_);
   out.write_f64(base_lr_);
   save_extra(out);
@@ -39,15 +39,15 @@ void LrScheduler::save_state(BinaryWriter& out) const {
 
 void LrScheduler::load_state(BinaryReader& in) {
   const std::string where = detail::concat(kind(), ".load_state: ", in.source());
-  std::string saved_kind = in.read_string(kMaxKindLength);
+  std::string saved_kind = in.read_string(kMaxSchedulerKindLength);
   if (saved_kind != kind()) {
     throw FormatError(detail::concat(where, ": state is for schedule '", saved_kind,
                                      "', expected '", kind(), "'"));
   }
   uint32_t version = in.read_u32();
-  if (version != kStateVersion) {
+  if (version != kSchedulerStateVersion) {
     throw FormatError(
-        detail::concat(where, ": state version ", version, ", expected ", kStateVersion));
+        detail::concat(where, ": state version ", version, ", expected ", kSchedulerStateVersion));
   }
   int64_t step_count = in.read_i64();
   if (step_count < 0) {

@@ -23,7 +23,7 @@ constexpr auto kIdleSleep = std::chrono::microseconds(20000);
 // live (peer_process_ended).
 constexpr auto kPeerCheckInterval = std::chrono::milliseconds(2);
 // A busy engine (transfers pending, nothing to move) spins this long before it sleeps.
-constexpr auto kSpinTime = std::chrono::microseconds(50);
+constexpr auto kBusySpinTime = std::chrono::microseconds(50);
 
 void ring_write(std::byte* ring, std::size_t capacity, std::uint64_t pos, const std::byte* src,
                 std::size_t n) {
@@ -424,7 +424,7 @@ void P2pEngine::loop() noexcept {
       idle_since = Clock::now();
       continue;
     }
-    if (pending && Clock::now() - idle_since < kSpinTime) {
+    if (pending && Clock::now() - idle_since < kBusySpinTime) {
       cpu_relax();
       continue;
     }

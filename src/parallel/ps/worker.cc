@@ -16,10 +16,9 @@
 #include "tessera/core/error.h"
 
 namespace tessera::parallel::ps {
-namespace {
-
-constexpr auto kRetryPause = std::chrono::milliseconds(100);
-constexpr uint64_t kMinSegmentBytes = uint64_t{64} << 10;
+// Worker::Impl's members: a named namespace, because a class with external linkage may not hold
+// members of types with internal linkage outside the file's own translation unit (a unity build).
+namespace worker_parts {
 
 // A server's connection, and the memory shared with it once a body needed it.
 struct Link {
@@ -63,6 +62,15 @@ struct KeyPlan {
     }
   }
 };
+
+}  // namespace worker_parts
+using worker_parts::KeyPlan;
+using worker_parts::Link;
+
+namespace {
+
+constexpr auto kRetryPause = std::chrono::milliseconds(100);
+constexpr uint64_t kMinSegmentBytes = uint64_t{64} << 10;
 
 // A server's kError reply: it heard the request and refused it, so asking again would not help.
 class Refused : public comm::CommError {
