@@ -28,6 +28,7 @@ void add_train_command(CLI::App& app, std::vector<std::string> argv);
 // program's command line, split off the arguments before parsing (take_launched_program).
 void add_launch_command(CLI::App& app, std::vector<std::string> program);
 void add_eval_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 

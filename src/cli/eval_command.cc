@@ -5,10 +5,26 @@
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/data_source.h"
 #include "tessera/train/labels.h"
+#include "tessera/train/saved_estimator.h"
 #include "tessera/train/saved_model.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::cli {
+namespace {
+
+void eval_estimator(const train::SavedEstimator& saved, const std::string& spec) {
+  const estimators::LinearScore s = train::evaluate_estimator(saved, spec);
+  std::printf("%s: %lld rows", saved.config.model.type.c_str(), static_cast<long long>(s.rows));
+  if (saved.linear.classes == 0) {
+    std::printf("  RMSE %.4f  R2 %.4f\n", s.rmse, s.r2);
+    return;
+  }
+  std::printf("  accuracy %.2f%%", 100.0 * s.accuracy);
+  if (saved.linear.loss == "logistic") std::printf("  log loss %.4f", s.log_loss);
+  std::printf("\n");
+}
+
+}  // namespace
 
 void add_eval_command(CLI::App& app) {
   struct Args {
@@ -19,7 +35,8 @@ void add_eval_command(CLI::App& app) {
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
       "eval",
-      "Evaluate a checkpoint on a data set: loss, accuracy and confusion matrix.\n"
+      "Evaluate a checkpoint on a data set: loss, accuracy and confusion matrix (an estimator's\n"
+      "model.ckpt: its scores).\n"
       "Example: tessera eval runs/fashion_mnist_mlp/checkpoints/step-0000009380.ckpt "
       "--data fashion-mnist:test");
   cmd->add_option("checkpoint", args->checkpoint, "Checkpoint file (.ckpt)")
@@ -32,7 +49,12 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")
       ->check(CLI::PositiveNumber);
   cmd->callback([args] {
-    train::SavedModel saved = train::load_saved_model(train::read_checkpoint(args->checkpoint));
+    const train::Checkpoint checkpoint = train::read_checkpoint(args->checkpoint);
+    if (train::holds_estimator(checkpoint)) {
+      eval_estimator(train::load_saved_estimator(checkpoint), args->data);
+      return;
+    }
+    train::SavedModel saved = train::load_saved_model(checkpoint);
     const train::DataLayout layout{saved.sample_shape, saved.class_labels};
     auto dataset = train::open_dataset(args->data, saved.config, "--data", &layout);
     train::check_labels(*dataset, saved.classes, "--data");

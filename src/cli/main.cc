@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     program = tessera::cli::take_launched_program(args, 2);
   tessera::cli::add_launch_command(app, std::move(program));
   tessera::cli::add_eval_command(app);
+  tessera::cli::add_predict_command(app);
   tessera::cli::add_inspect_command(app);
   tessera::cli::add_config_command(app);
   try {

@@ -81,7 +81,7 @@ void print_estimator_result(const train::EstimatorResult& r) {
               r.stop.c_str(), r.objective);
   print_scores("train", r.model, r.train);
   if (r.test.rows > 0) print_scores("test", r.model, r.test);
-  std::printf("\n");
+  std::printf("\nmodel saved to %s\n", r.saved_to.c_str());
 }
 
 comm::InitOptions init_options(const train::Config& config) {

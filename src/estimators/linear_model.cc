@@ -284,6 +284,28 @@ std::vector<double> LinearModel::predict_from(const Tensor& m) const {
   return out;
 }
 
+std::vector<float> LinearModel::probabilities_from(const Tensor& m) const {
+  if (loss != "logistic") return {};
+  const float* p = m.data<float>();
+  std::vector<float> out(static_cast<size_t>(m.size(0) * classes));
+  for (int64_t i = 0; i < m.size(0); ++i) {
+    float* row = out.data() + i * classes;
+    if (outputs == 1) {
+      row[1] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(p[i]))));
+      row[0] = 1.0F - row[1];
+      continue;
+    }
+    const float* margins = p + i * outputs;
+    const double top = *std::max_element(margins, margins + outputs);
+    double total = 0.0;
+    for (int64_t c = 0; c < outputs; ++c) total += std::exp(margins[c] - top);
+    for (int64_t c = 0; c < outputs; ++c) {
+      row[c] = static_cast<float>(std::exp(margins[c] - top) / total);
+    }
+  }
+  return out;
+}
+
 LinearScore score_linear(const LinearModel& model, RowSource& rows, comm::ProcessGroup* group) {
   // [rows, right, log loss, squared error, sum y, sum y^2]
   std::vector<double> sums(6, 0.0);

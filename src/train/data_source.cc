@@ -1,5 +1,6 @@
 #include "tessera/train/data_source.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -68,6 +69,38 @@ std::unique_ptr<data::Dataset> open_text(const std::string& rest, const Config& 
                                              std::move(vocabulary));
 }
 
+data::CsvOptions csv_options(const Config& config) {
+  data::CsvOptions options;
+  const std::string& column = config.data.label_column;
+  bool numeric = !column.empty() && (std::isdigit(static_cast<unsigned char>(column[0])) ||
+                                     (column[0] == '-' && column.size() > 1));
+  if (!numeric) {
+    options.label_column = column;
+    return options;
+  }
+  int64_t index = 0;
+  const auto [end, ec] = std::from_chars(column.data(), column.data() + column.size(), index);
+  if (ec != std::errc() || end != column.data() + column.size()) {
+    throw ConfigError(config.source, 0, "data.label_column",
+                      "'" + column + "' is neither a column name nor a column index");
+  }
+  options.label_index = index;
+  return options;
+}
+
+std::unique_ptr<data::Dataset> open_csv(const std::string& path, const Config& config,
+                                        const DataLayout* layout) {
+  data::CsvOptions options = csv_options(config);
+  if (layout != nullptr && layout->labels_optional && !options.label_column.empty()) {
+    const data::CsvReader header(path, data::CsvOptions{});
+    const auto& names = header.column_names();
+    if (std::find(names.begin(), names.end(), options.label_column) == names.end()) {
+      options = data::CsvOptions{};  // features alone
+    }
+  }
+  return std::make_unique<data::InMemoryDataset>(data::read_csv(path, options));
+}
+
 std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& config,
                                         const std::string& key, const DataLayout* layout) {
   auto colon = spec.find(':');
@@ -93,24 +126,7 @@ std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& c
     }
     return std::make_unique<data::MmapIdxDataset>(images, labels);
   }
-  if (scheme == "csv") {
-    data::CsvOptions options;
-    const std::string& column = config.data.label_column;
-    bool numeric = !column.empty() && (std::isdigit(static_cast<unsigned char>(column[0])) ||
-                                       (column[0] == '-' && column.size() > 1));
-    if (numeric) {
-      int64_t index = 0;
-      const auto [end, ec] = std::from_chars(column.data(), column.data() + column.size(), index);
-      if (ec != std::errc() || end != column.data() + column.size()) {
-        throw ConfigError(config.source, 0, "data.label_column",
-                          "'" + column + "' is neither a column name nor a column index");
-      }
-      options.label_index = index;
-    } else {
-      options.label_column = column;
-    }
-    return std::make_unique<data::InMemoryDataset>(data::read_csv(rest, options));
-  }
+  if (scheme == "csv") return open_csv(rest, config, layout);
   if (scheme == "libsvm") return open_libsvm(rest, config, layout);
   if (scheme == "text") return open_text(rest, config, key, layout);
   std::string known;

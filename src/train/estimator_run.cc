@@ -1,7 +1,5 @@
 #include "tessera/train/estimator_run.h"
 
-#include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,57 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "estimator_data.h"
 #include "tessera/core/error.h"
-#include "tessera/data/csv_reader.h"
-#include "tessera/data/in_memory_dataset.h"
-#include "tessera/train/data_source.h"
+#include "tessera/train/saved_estimator.h"
 
 namespace tessera::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A data set and which of its features is the target (-1: its labels are).
-struct Table {
-  std::shared_ptr<data::Dataset> data;
-  int64_t target = -1;
-};
-
-// A regression's target is a CSV column (data.label_column, a name or a 0-based index): the file
-// is read as features only and the target taken out of each row.
-Table open_table(const std::string& spec, const Config& config, const std::string& key) {
-  if (config.model.type != "linear_regression") {
-    return {std::shared_ptr<data::Dataset>(open_dataset(spec, config, key)), -1};
-  }
-  if (spec.rfind("csv:", 0) != 0) {
-    throw ConfigError(config.source, config.model.line, key,
-                      "a regression reads its target from a CSV column: expected csv:PATH "
-                      "(and data.label_column), got '" +
-                          spec + "'");
-  }
-  const std::string path = spec.substr(4);
-  const std::string& column = config.data.label_column;
-  data::CsvReader header(path, data::CsvOptions{});
-  const auto& names = header.column_names();
-  int64_t target = -1;
-  if (auto at = std::find(names.begin(), names.end(), column); at != names.end()) {
-    target = at - names.begin();
-  } else {
-    int64_t index = 0;
-    const auto [end, ec] = std::from_chars(column.data(), column.data() + column.size(), index);
-    if (ec == std::errc() && end == column.data() + column.size() && index >= 0 &&
-        index < static_cast<int64_t>(names.size())) {
-      target = index;
-    }
-  }
-  if (target < 0) {
-    throw ConfigError(config.source, 0, "data.label_column",
-                      "'" + column + "' is no column of " + path + " (its columns: " +
-                          (names.empty() ? std::string() : names.front()) + ", ...)");
-  }
-  return {std::make_shared<data::InMemoryDataset>(data::read_csv(path, data::CsvOptions{})),
-          target};
-}
 
 estimators::LinearOptions linear_options(const ModelConfig& m) {
   estimators::LinearOptions o;
@@ -75,10 +30,13 @@ estimators::LinearOptions linear_options(const ModelConfig& m) {
   return o;
 }
 
-std::unique_ptr<estimators::RowSource> rows_of(const Table& t, comm::ProcessGroup* group) {
-  return estimators::dataset_rows(t.data, {.rank = group ? group->rank() : 0,
-                                           .ranks = group ? group->size() : 1,
-                                           .target_feature = t.target});
+// What data must look like to feed the model: the training set's samples, or a regression's
+// features (its table also holds the target).
+DataLayout layout_of(const EstimatorTable& train, const estimators::LinearModel& model) {
+  DataLayout layout;
+  layout.sample_shape = train.target >= 0 ? Shape{model.features} : train.data->sample_shape();
+  if (train.target < 0) layout.class_labels = train.data->class_labels();
+  return layout;
 }
 
 void add_scores(nlohmann::json& line, const std::string& prefix, const std::string& loss,
@@ -106,8 +64,8 @@ EstimatorResult run_estimator(const Config& config, const EstimatorRunOptions& o
     metrics.open(path, std::ios::trunc);
     if (!metrics) throw Error("cannot write " + path.string());
   }
-  const Table train = open_table(config.data.train, config, "data.train");
-  std::unique_ptr<estimators::RowSource> rows = rows_of(train, group);
+  const EstimatorTable train = open_estimator_table(config.data.train, config, "data.train");
+  std::unique_ptr<estimators::RowSource> rows = table_rows(train, group);
   estimators::LinearOptions o = linear_options(config.model);
   o.solver.on_iteration = [&](int64_t iteration, double value) {
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
@@ -135,15 +93,17 @@ EstimatorResult run_estimator(const Config& config, const EstimatorRunOptions& o
   r.fit_seconds = fit_seconds;
   r.train = estimators::score_linear(fit.model, *rows, group);
   if (!config.data.test.empty()) {
-    const Table test = open_table(config.data.test, config, "data.test");
-    std::unique_ptr<estimators::RowSource> test_rows = rows_of(test, group);
-    if (test_rows->num_features() != fit.model.features) {
-      throw ConfigError(
-          config.source, 0, "data.test",
-          detail::concat(config.data.test, " has ", test_rows->num_features(), " features where ",
-                         config.data.train, " has ", fit.model.features));
-    }
+    const EstimatorTable test = open_estimator_table(config.data.test, config, "data.test");
+    std::unique_ptr<estimators::RowSource> test_rows = table_rows(test, group);
+    check_feature_count(*test_rows, config.data.test, fit.model.features, config.data.train,
+                        config.source, "data.test");
     r.test = estimators::score_linear(fit.model, *test_rows, group);
+  }
+  if (reports) {
+    r.saved_to = (std::filesystem::path(config.train.run_dir) / "model.ckpt").string();
+    write_checkpoint(
+        r.saved_to,
+        estimator_checkpoint({config, layout_of(train, fit.model), fit.model}, r.iterations));
   }
   if (metrics.is_open()) {
     nlohmann::json line{{"model", r.model},           {"rows", r.rows},

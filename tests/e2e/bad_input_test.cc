@@ -36,13 +36,10 @@ class BadInput : public ::testing::Test {
                      "\"\nrun_dir = \"" + (dir_ / "run").string() + "\"\n");
   }
   // Runs `tessera ARGS...`; returns its exit code (the test fails when it hangs).
-  int run(std::vector<std::string> args, const std::string& log) {
-    args.insert(args.begin(), tessera_binary());
-    Process process(args, {}, dir_ / log);
-    const auto code = process.wait(60s);
-    EXPECT_TRUE(code.has_value()) << "tessera " << args[1] << " did not finish";
-    err_ = process.err();
-    return code.value_or(-1);
+  int run(const std::vector<std::string>& args, const std::string& log) {
+    Finished done = run_tessera(args, dir_ / log, 60s);
+    err_ = std::move(done.err);
+    return done.code;
   }
   [[nodiscard]] int err_lines() const { return count_lines_with(err_, ""); }
 

@@ -247,6 +247,16 @@ std::string model_of(const fs::path& checkpoint) {
   return train::read_checkpoint(checkpoint.string()).section("model");
 }
 
+Finished run_tessera(std::vector<std::string> args, const fs::path& log_stem,
+                     milliseconds timeout) {
+  args.insert(args.begin(), tessera_binary());
+  Process process(args, {}, log_stem);
+  const auto code = process.wait(timeout);
+  EXPECT_TRUE(code.has_value()) << "tessera " << args[1] << " did not finish in " << timeout.count()
+                                << " ms";
+  return {code.value_or(-1), process.out(), process.err()};
+}
+
 std::string test_name() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 }  // namespace tessera::e2e

@@ -48,6 +48,17 @@ class Process {
   fs::path err_path_;
 };
 
+// What a finished `tessera` command left: its exit code (-1 when it did not finish in time, which
+// fails the test) and output.
+struct Finished {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs `tessera ARGS...` with its output in `log_stem`.out/.err, waiting at most `timeout`.
+[[nodiscard]] Finished run_tessera(std::vector<std::string> args, const fs::path& log_stem,
+                                   milliseconds timeout);
+
 [[nodiscard]] std::string read_file(const fs::path& path);
 // True while `pid` exists and is not a zombie.
 [[nodiscard]] bool pid_alive(pid_t pid);

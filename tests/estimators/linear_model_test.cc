@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 #include "../comm/run_ranks.h"
 #include "tessera/core/error.h"
+#include "tessera/core/serialize.h"
 #include "tessera/data/in_memory_dataset.h"
 #include "testing/text.h"
 
@@ -173,6 +175,49 @@ TEST(LinearModel, LearnsTheGeneratorsClasses) {
   // Gumbel noise on margins that spread over several units: most rows keep their class.
   EXPECT_GT(score.accuracy, 0.8);
   EXPECT_LT(score.log_loss, 0.6);
+}
+
+// The bytes of a fitted model read back as the same model, and bytes that cannot be one are
+// refused naming their source.
+TEST(LinearModel, ItsBytesReadBackAndBadBytesAreRefused) {
+  auto train = table(600, 4, 3, 5);
+  auto rows = dataset_rows(train, shard(0, 1, false, 4));
+  const LinearModel model = fit_linear(*rows, nullptr, options("logistic", 1e-3)).model;
+  std::ostringstream out;
+  BinaryWriter w(out);
+  model.write(w);
+  const std::string bytes = out.str();
+  std::istringstream in(bytes);
+  BinaryReader r(in, "model.ckpt");
+  const LinearModel back = LinearModel::read(r);
+  EXPECT_EQ(back.loss, model.loss);
+  EXPECT_EQ(back.features, 4);
+  EXPECT_EQ(back.classes, 3);
+  EXPECT_EQ(back.outputs, 3);
+  EXPECT_EQ(back.weights, model.weights);
+  EXPECT_EQ(back.intercept, model.intercept);
+
+  const auto refused = [](const std::string& b, const std::string& part) {
+    std::istringstream bad(b);
+    BinaryReader reader(bad, "model.ckpt");
+    try {
+      (void)LinearModel::read(reader);
+      ADD_FAILURE() << "accepted: " << part;
+    } catch (const FormatError& e) {
+      EXPECT_TRUE(testing::contains(e.what(), "model.ckpt")) << e.what();
+      EXPECT_TRUE(testing::contains(e.what(), part)) << e.what();
+    }
+  };
+  refused(bytes.substr(0, bytes.size() - 3), "");
+  // A multinomial model of 3 classes with 1 output: the counts disagree.
+  const size_t outputs_at = 4 + 8 + model.loss.size() + 8 + 8;
+  std::string one_output = bytes;
+  one_output[outputs_at] = 1;
+  refused(one_output, "3 classes and 1 outputs");
+  // A feature count that would need more bytes than there are, refused before allocating.
+  std::string huge = bytes;
+  huge[4 + 8 + model.loss.size() + 3] = 1;
+  refused(huge, "weights need");
 }
 
 TEST(LinearModel, ABadLabelNamesItsRow) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tessera/comm/process_group.h"
+#include "tessera/core/serialize.h"
 #include "tessera/estimators/lbfgs.h"
 #include "tessera/estimators/row_source.h"
 #include "tessera/tensor/tensor.h"
@@ -42,6 +43,15 @@ struct LinearModel {
   [[nodiscard]] std::vector<double> predict(const Tensor& x) const;
   // The same from margins(x) already computed.
   [[nodiscard]] std::vector<double> predict_from(const Tensor& margins) const;
+  // Each class's probability, [rows, classes] row-major, from margins(x) of a "logistic" model;
+  // empty for the others.
+  [[nodiscard]] std::vector<float> probabilities_from(const Tensor& margins) const;
+
+  // The model's bytes, and back (linear_model_io.cc). read() checks the loss, class and output
+  // counts against each other and every size against the bytes left before allocating, and
+  // throws FormatError naming the reader's source.
+  void write(BinaryWriter& out) const;
+  [[nodiscard]] static LinearModel read(BinaryReader& in);
 };
 
 // The objective fit_linear minimises, over the parameters [W (features x outputs, row-major), b

@@ -14,6 +14,9 @@ namespace tessera::train {
 struct DataLayout {
   Shape sample_shape;
   std::vector<int64_t> class_labels;  // see data::Dataset::class_labels
+  // For predictions: a CSV file without the label column (data.label_column, by name) is read
+  // as features alone, every label 0.
+  bool labels_optional = false;
 };
 
 // Opens the data set a [data] spec names:

@@ -26,12 +26,14 @@ struct EstimatorResult {
   double fit_seconds = 0.0;   // fitting alone
   estimators::LinearScore train;
   estimators::LinearScore test;  // rows 0: no test data
+  std::string saved_to;          // rank 0: where the model was saved
 };
 
 // Fits the estimator that [model] names on data.train, every process of `group` holding its share
 // of the rows (rows [r N / P, (r + 1) N / P) of P processes), scores it on data.train and
-// data.test, and writes each iteration's objective and the scores to <run_dir>/metrics.jsonl
-// (rank 0). Every process returns the same result. Throws ConfigError for a data set the model
+// data.test, writes each iteration's objective and the scores to <run_dir>/metrics.jsonl and
+// saves the model to <run_dir>/model.ckpt (rank 0: saved_estimator.h). Every process returns the
+// same result but for saved_to. Throws ConfigError for a data set the model
 // cannot read, FormatError naming the row for a bad label.
 [[nodiscard]] EstimatorResult run_estimator(const Config& config,
                                             const EstimatorRunOptions& options);
