@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
-"""tessera's linear models against scikit-learn 1.2 on the same rows, same objective, same
+"""tessera's estimators against scikit-learn 1.2 on the same rows, same objective, same
 tolerance, same threads: the objective each reaches, test accuracy, and seconds to fit (median of
 --runs, each in a fresh process; tessera's time is its own report of the fit, data loading apart,
 as scikit-learn's is the fit call's).
+
+k-means: KMeans(n_clusters=10, n_init=1, tol=1e-4, max_iter=300, algorithm="lloyd") on
+Fashion-MNIST's pixels as float32, seeds 0 .. --runs - 1 for both (scikit-learn seeds k-means++,
+tessera k-means||; the two start from other centers, so the table shows the medians over the
+seeds of the inertia reached, the iterations and the fit's seconds, and the seconds per
+iteration).
 
 The objective is the mean loss plus l2 / 2 |W|^2 for both: scikit-learn 1.2's LogisticRegression
 minimises exactly this with C = 1 / (l2 x rows) and stops when the largest gradient component is
@@ -14,7 +20,7 @@ from tools/make_table_data (binary logistic, --rows x 100 features, seed 1, stan
 Threads: one process with 2 threads for both (OPENBLAS_NUM_THREADS=2 for scikit-learn; tessera
 sizes its own), and tessera's 2 processes x 1 thread.
 
-Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000]
+Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000] [--models linear,kmeans]
 """
 import argparse
 import gzip
@@ -76,6 +82,72 @@ print(json.dumps({"seconds": seconds, "objective": float(objective),
 '''
 
 
+SKLEARN_KMEANS = r'''
+import gzip, json, sys, time
+import numpy as np
+from sklearn.cluster import KMeans
+spec = json.loads(sys.argv[1])
+
+def idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+d = spec["dir"]
+x = (idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / np.float32(255)).astype(np.float32)
+xt = (idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / np.float32(255)).astype(np.float32)
+model = KMeans(n_clusters=spec["clusters"], n_init=1, tol=1e-4, max_iter=300, algorithm="lloyd",
+               random_state=spec["seed"])
+start = time.perf_counter()
+model.fit(x)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "inertia": float(model.inertia_),
+                  "test_inertia": float(-model.score(xt)), "iterations": int(model.n_iter_)}))
+'''
+
+
+def run_sklearn_kmeans(seed, env):
+    spec = {"dir": FASHION, "clusters": 10, "seed": seed}
+    r = subprocess.run([PEER, "-W", "ignore", "-c", SKLEARN_KMEANS, json.dumps(spec)], env=env,
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run_tessera_kmeans(build, seed, nproc, env, run_dir):
+    args = [os.path.join(build, "tessera"), "train", os.path.join(ROOT, "examples/ml/kmeans.toml"),
+            "--set", f"train.seed={seed}", "--set", f'train.run_dir="{run_dir}"', "-q"]
+    if nproc > 1:
+        args += ["--nproc", str(nproc)]
+    subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    last = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))][-1]
+    return {"seconds": last["fit_s"], "inertia": last["train_inertia"],
+            "test_inertia": last["test_inertia"], "iterations": last["iterations"]}
+
+
+def kmeans_table(a, env2, tmp):
+    print("k-means, Fashion-MNIST, 10 clusters: medians over seeds 0 .. %d" % (a.runs - 1))
+    print("| who | processes x threads | train inertia | test inertia | iterations | fit s | s per iteration | speed vs scikit-learn (fit, per iteration) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    med = lambda rs, k: statistics.median(r[k] for r in rs)
+    peer = [run_sklearn_kmeans(seed, env2) for seed in range(a.runs)]
+    rows = [("scikit-learn", "1 x 2", peer)]
+    for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
+        rows.append(("tessera", threads, [run_tessera_kmeans(a.build, seed, nproc, os.environ,
+                                                             os.path.join(tmp, f"km{nproc}"))
+                                          for seed in range(a.runs)]))
+    per_iteration = lambda rs: statistics.median(r["seconds"] / r["iterations"] for r in rs)
+    for who, threads, rs in rows:
+        ratio = ""
+        if who == "tessera":
+            ratio = (f"{med(peer, 'seconds') / med(rs, 'seconds'):.2f}x, "
+                     f"{per_iteration(peer) / per_iteration(rs):.2f}x")
+        print(f"| {who} | {threads} | {med(rs, 'inertia'):.1f} | {med(rs, 'test_inertia'):.1f} | "
+              f"{med(rs, 'iterations'):.0f} | {med(rs, 'seconds'):.2f} | {1000 * per_iteration(rs):.1f} ms | {ratio} |",
+              flush=True)
+
+
 def run_sklearn(spec, env):
     r = subprocess.run([PEER, "-c", SKLEARN_FIT, json.dumps(spec)], env=env, capture_output=True,
                        text=True, check=True)
@@ -112,10 +184,17 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
     ap.add_argument("--rows", type=int, default=200000)
+    ap.add_argument("--models", default="linear,kmeans", help="which comparisons: linear, kmeans")
     a = ap.parse_args()
-    print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs')"))
-    env2 = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    models = a.models.split(",")
+    print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs'), KMeans"))
+    env2 = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
     with tempfile.TemporaryDirectory() as tmp:
+        if "kmeans" in models:
+            kmeans_table(a, env2, tmp)
+        if "linear" not in models:
+            print(bench_env.footer())
+            return
         subprocess.run([os.path.join(a.build, "tools/make_table_data"), "--out", tmp + "/binary",
                         "--train", str(a.rows), "--test", "20000", "--features", "100", "--seed", "1"],
                        check=True, capture_output=True)

@@ -13,15 +13,8 @@ namespace tessera::cli {
 namespace {
 
 void eval_estimator(const train::SavedEstimator& saved, const std::string& spec) {
-  const estimators::LinearScore s = train::evaluate_estimator(saved, spec);
-  std::printf("%s: %lld rows", saved.config.model.type.c_str(), static_cast<long long>(s.rows));
-  if (saved.linear.classes == 0) {
-    std::printf("  RMSE %.4f  R2 %.4f\n", s.rmse, s.r2);
-    return;
-  }
-  std::printf("  accuracy %.2f%%", 100.0 * s.accuracy);
-  if (saved.linear.loss == "logistic") std::printf("  log loss %.4f", s.log_loss);
-  std::printf("\n");
+  std::printf("%s: %s\n", saved.config.model.type.c_str(),
+              train::describe_scores("", train::evaluate_estimator(saved, spec)).c_str());
 }
 
 }  // namespace

@@ -66,21 +66,12 @@ void print_sparse_result(const train::SparseResult& r, int rank) {
   std::printf("\n");
 }
 
-void print_scores(const char* name, const std::string& model, const estimators::LinearScore& s) {
-  if (model == "linear_regression") {
-    std::printf("; %s RMSE %.4f, R2 %.4f", name, s.rmse, s.r2);
-  } else {
-    std::printf("; %s accuracy %.2f%%", name, 100.0 * s.accuracy);
-    if (model == "logistic_regression") std::printf(", %s log loss %.4f", name, s.log_loss);
-  }
-}
-
 void print_estimator_result(const train::EstimatorResult& r) {
   std::printf("%s: %lld rows, %lld iterations in %.1f s (%s), objective %.8g", r.model.c_str(),
               static_cast<long long>(r.rows), static_cast<long long>(r.iterations), r.wall_seconds,
               r.stop.c_str(), r.objective);
-  print_scores("train", r.model, r.train);
-  if (r.test.rows > 0) print_scores("test", r.model, r.test);
+  std::printf("; %s", train::describe_scores("train", r.train).c_str());
+  if (!r.test.empty()) std::printf("; %s", train::describe_scores("test", r.test).c_str());
   std::printf("\nmodel saved to %s\n", r.saved_to.c_str());
 }
 

@@ -26,9 +26,13 @@ ByteImageDataset::ByteImageDataset(std::vector<uint8_t> pixels, Shape sample_sha
 int64_t ByteImageDataset::read_into(int64_t index, std::span<float> out) {
   check_read(index, out, "ByteImageDataset");
   const uint8_t* src = pixels_.data() + index * sample_numel_;
-  for (int64_t i = 0; i < sample_numel_; ++i) {
-    out[static_cast<size_t>(i)] = static_cast<float>(src[i]) * multiplier_ + offset_;
-  }
+  // Locals: a store through `out` could change the members, as far as the compiler knows, which
+  // keeps it from vectorising the loop.
+  const float multiplier = multiplier_;
+  const float offset = offset_;
+  const int64_t n = sample_numel_;
+  float* dst = out.data();
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) * multiplier + offset;
   return labels_.data<int64_t>()[index];
 }
 

@@ -1,5 +1,7 @@
 #include "tessera/estimators/linear_model.h"
 
+#include "collective.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,10 +13,6 @@
 
 namespace tessera::estimators {
 namespace {
-
-void sum_over(comm::ProcessGroup* group, std::span<double> values, comm::ReduceOp op) {
-  if (group != nullptr && group->size() > 1) group->allreduce(values, op)->wait();
-}
 
 bool is_classifier(const std::string& loss) { return loss != "squared"; }
 
@@ -73,21 +71,6 @@ double row_loss(Loss loss, const float* m, int64_t k, double y, float* r) {
   return lse - m[label];
 }
 
-// A process without rows is a data set split finer than it has rows: say which.
-void check_every_process_has_rows(const RowSource& rows, comm::ProcessGroup* group) {
-  if (group == nullptr || group->size() == 1) return;
-  std::vector<double> counts(static_cast<size_t>(group->size()), 0.0);
-  counts[static_cast<size_t>(group->rank())] = static_cast<double>(rows.num_rows());
-  sum_over(group, counts, comm::ReduceOp::kSum);
-  for (size_t r = 0; r < counts.size(); ++r) {
-    if (counts[r] == 0) {
-      throw ValueError(detail::concat("linear model: rank ", r, " of ", counts.size(),
-                                      " holds no rows: the data set has fewer rows than there ",
-                                      "are processes"));
-    }
-  }
-}
-
 void check_options(const LinearOptions& o) {
   if (o.loss != "squared" && o.loss != "logistic" && o.loss != "squared_hinge") {
     throw ValueError("fit_linear: loss \"" + o.loss +
@@ -131,7 +114,7 @@ void LinearProblem::read_facts() {
     }
   });
   sum_over(group_, sums, comm::ReduceOp::kSum);
-  check_every_process_has_rows(rows_, group_);
+  check_every_process_has_rows(rows_, group_, "linear model");
   std::vector<double> most{largest};
   sum_over(group_, most, comm::ReduceOp::kMax);
   total_rows_ = static_cast<int64_t>(sums[0]);
@@ -191,9 +174,10 @@ double LinearProblem::operator()(const std::vector<double>& p, std::vector<doubl
   const LinearModel m = model(p);
   const Tensor weights = Tensor::from_vector(m.weights, {d, k});
   // [loss, X^T R (features x outputs), the column sums of R (outputs)]
-  std::vector<double> sums(static_cast<size_t>(1 + d * k + k), 0.0);
-  rows_.for_each_block(
-      [&](const RowBlock& block) { add_block(block, weights, m.intercept, sums); });
+  std::vector<double> sums = sum_blocks(rows_, static_cast<size_t>(1 + d * k + k),
+                                        [&](const RowBlock& block, std::vector<double>& s) {
+                                          add_block(block, weights, m.intercept, s);
+                                        });
   sum_over(group_, sums, comm::ReduceOp::kSum);
   const auto n = static_cast<double>(total_rows_);
   double value = sums[0] / n;
@@ -308,9 +292,8 @@ std::vector<float> LinearModel::probabilities_from(const Tensor& m) const {
 
 LinearScore score_linear(const LinearModel& model, RowSource& rows, comm::ProcessGroup* group) {
   // [rows, right, log loss, squared error, sum y, sum y^2]
-  std::vector<double> sums(6, 0.0);
-  std::vector<float> r(static_cast<size_t>(model.outputs));
-  rows.for_each_block([&](const RowBlock& b) {
+  std::vector<double> sums = sum_blocks(rows, 6, [&](const RowBlock& b, std::vector<double>& sums) {
+    std::vector<float> r(static_cast<size_t>(model.outputs));
     const Tensor m = model.margins(b.x);
     const std::vector<double> predicted = model.predict_from(m);
     for (int64_t i = 0; i < b.rows(); ++i) {

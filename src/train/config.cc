@@ -191,12 +191,20 @@ void read_sparse_model(Section& s, ModelConfig& m) {
 void read_estimator(Section& s, ModelConfig& m) {
   if (s.raw("layers") != nullptr)
     s.fail("layers", "is for type = \"layers\", not \"" + m.type + "\"");
-  s.read("l2", m.l2);
-  s.read("fit_intercept", m.fit_intercept);
-  s.read("standardize", m.standardize);
+  if (m.type == "kmeans") {
+    m.max_iter = 300;
+    m.tol = 1e-4;
+    s.read("clusters", m.clusters);
+    require(s, m.clusters >= 1 && m.clusters <= (int64_t{1} << 20), "clusters",
+            "must lie in [1, 2^20]");
+  } else {
+    s.read("l2", m.l2);
+    s.read("fit_intercept", m.fit_intercept);
+    s.read("standardize", m.standardize);
+    require(s, m.l2 >= 0 && m.l2 <= 1e6, "l2", "must lie in [0, 1e6]");
+  }
   s.read("max_iter", m.max_iter);
   s.read("tol", m.tol);
-  require(s, m.l2 >= 0 && m.l2 <= 1e6, "l2", "must lie in [0, 1e6]");
   require(s, m.max_iter >= 1 && m.max_iter <= 1000000, "max_iter", "must lie in [1, 1e6]");
   require(s, m.tol > 0 && m.tol <= 1, "tol", "must lie in (0, 1]");
 }
@@ -205,7 +213,8 @@ ModelConfig read_model(Section& s, const std::string& file) {
   ModelConfig m;
   s.read("type", m.type);
   one_of(s, "type", m.type,
-         {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm"});
+         {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm",
+          "kmeans"});
   if (is_estimator(m.type)) {
     m.line = s.line("type");
     read_estimator(s, m);
@@ -476,7 +485,7 @@ Config build(const toml::table& root, const std::string& file) {
 
 bool is_estimator(const std::string& model_type) {
   return model_type == "linear_regression" || model_type == "logistic_regression" ||
-         model_type == "linear_svm";
+         model_type == "linear_svm" || model_type == "kmeans";
 }
 
 namespace {
@@ -537,7 +546,10 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 std::string to_toml(const Config& c) {
   std::ostringstream out;
   out << "[model]\ntype = " << quote(c.model.type) << "\n";
-  if (is_estimator(c.model.type)) {
+  if (c.model.type == "kmeans") {
+    out << "clusters = " << c.model.clusters << "\nmax_iter = " << c.model.max_iter
+        << "\ntol = " << number(c.model.tol) << "\n";
+  } else if (is_estimator(c.model.type)) {
     out << "l2 = " << number(c.model.l2) << "\nfit_intercept = " << boolean(c.model.fit_intercept)
         << "\nstandardize = " << boolean(c.model.standardize) << "\nmax_iter = " << c.model.max_iter
         << "\ntol = " << number(c.model.tol) << "\n";

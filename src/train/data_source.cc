@@ -141,7 +141,8 @@ std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& c
 std::unique_ptr<data::Dataset> open_dataset(const std::string& spec, const Config& config,
                                             const std::string& key, const DataLayout* layout) {
   std::unique_ptr<data::Dataset> dataset = open_any(spec, config, key, layout);
-  if (layout != nullptr && dataset->sample_shape() != layout->sample_shape) {
+  if (layout != nullptr && !layout->sample_shape.empty() &&
+      dataset->sample_shape() != layout->sample_shape) {
     throw ConfigError(
         config.source, 0, key,
         detail::concat("'", spec, "' has samples of shape ", shape_str(dataset->sample_shape()),

@@ -17,37 +17,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-estimators::LinearOptions linear_options(const ModelConfig& m) {
-  estimators::LinearOptions o;
-  o.loss = m.type == "linear_regression" ? "squared"
-           : m.type == "linear_svm"      ? "squared_hinge"
-                                         : "logistic";
-  o.l2 = m.l2;
-  o.fit_intercept = m.fit_intercept;
-  o.standardize = m.standardize;
-  o.solver.max_iterations = m.max_iter;
-  o.solver.gradient_tolerance = m.tol;
-  return o;
-}
-
-// What data must look like to feed the model: the training set's samples, or a regression's
-// features (its table also holds the target).
-DataLayout layout_of(const EstimatorTable& train, const estimators::LinearModel& model) {
+// What data must look like to feed the model: the training set's samples (and their class labels
+// for a classifier), or a regression's features (its table also holds the target).
+DataLayout layout_of(const EstimatorTable& train, const Config& config, int64_t features) {
   DataLayout layout;
-  layout.sample_shape = train.target >= 0 ? Shape{model.features} : train.data->sample_shape();
-  if (train.target < 0) layout.class_labels = train.data->class_labels();
+  layout.sample_shape = train.target >= 0 ? Shape{features} : train.data->sample_shape();
+  const bool classifier =
+      config.model.type == "logistic_regression" || config.model.type == "linear_svm";
+  if (classifier) layout.class_labels = train.data->class_labels();
   return layout;
 }
 
-void add_scores(nlohmann::json& line, const std::string& prefix, const std::string& loss,
-                const estimators::LinearScore& s) {
-  if (loss == "squared") {
-    line[prefix + "_rmse"] = s.rmse;
-    line[prefix + "_r2"] = s.r2;
-    return;
-  }
-  line[prefix + "_accuracy"] = s.accuracy;
-  if (loss == "logistic") line[prefix + "_log_loss"] = s.log_loss;
+void add_scores(nlohmann::json& line, const std::string& prefix, const Scores& scores) {
+  for (const auto& [name, value] : scores) line[prefix + "_" + name] = value;
 }
 
 }  // namespace
@@ -66,8 +48,7 @@ EstimatorResult run_estimator(const Config& config, const EstimatorRunOptions& o
   }
   const EstimatorTable train = open_estimator_table(config.data.train, config, "data.train");
   std::unique_ptr<estimators::RowSource> rows = table_rows(train, group);
-  estimators::LinearOptions o = linear_options(config.model);
-  o.solver.on_iteration = [&](int64_t iteration, double value) {
+  const auto on_iteration = [&](int64_t iteration, double value) {
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
     if (metrics.is_open()) {
       metrics
@@ -80,38 +61,38 @@ EstimatorResult run_estimator(const Config& config, const EstimatorRunOptions& o
     }
   };
   const auto fit_start = Clock::now();
-  const estimators::LinearFit fit = estimators::fit_linear(*rows, group, o);
-  const double fit_seconds = std::chrono::duration<double>(Clock::now() - fit_start).count();
+  EstimatorFit fit = fit_estimator(config.model, config.train.seed, *rows, group, on_iteration);
+  const EstimatorModel& model = *fit.model;
   EstimatorResult r;
+  r.fit_seconds = std::chrono::duration<double>(Clock::now() - fit_start).count();
   r.model = config.model.type;
   r.rows = fit.rows;
-  r.iterations = fit.solver.iterations;
+  r.iterations = fit.iterations;
   r.objective = fit.objective;
-  r.converged = fit.solver.converged;
-  r.stop = fit.solver.stop;
-  r.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  r.fit_seconds = fit_seconds;
-  r.train = estimators::score_linear(fit.model, *rows, group);
+  r.converged = fit.converged;
+  r.stop = fit.stop;
+  r.train = model.score(*rows, group);
   if (!config.data.test.empty()) {
     const EstimatorTable test = open_estimator_table(config.data.test, config, "data.test");
     std::unique_ptr<estimators::RowSource> test_rows = table_rows(test, group);
-    check_feature_count(*test_rows, config.data.test, fit.model.features, config.data.train,
+    check_feature_count(*test_rows, config.data.test, model.features(), config.data.train,
                         config.source, "data.test");
-    r.test = estimators::score_linear(fit.model, *test_rows, group);
+    r.test = model.score(*test_rows, group);
   }
+  r.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (reports) {
     r.saved_to = (std::filesystem::path(config.train.run_dir) / "model.ckpt").string();
-    write_checkpoint(
-        r.saved_to,
-        estimator_checkpoint({config, layout_of(train, fit.model), fit.model}, r.iterations));
+    write_checkpoint(r.saved_to,
+                     estimator_checkpoint(config, layout_of(train, config, model.features()), model,
+                                          r.iterations));
   }
   if (metrics.is_open()) {
     nlohmann::json line{{"model", r.model},           {"rows", r.rows},
                         {"iterations", r.iterations}, {"objective", r.objective},
                         {"converged", r.converged},   {"wall_s", r.wall_seconds},
                         {"fit_s", r.fit_seconds}};
-    add_scores(line, "train", o.loss, r.train);
-    if (r.test.rows > 0) add_scores(line, "test", o.loss, r.test);
+    add_scores(line, "train", r.train);
+    add_scores(line, "test", r.test);
     metrics << line.dump() << "\n" << std::flush;
   }
   return r;

@@ -58,18 +58,19 @@ class PredictionLines {
 PredictionLines estimator_predictions(const Checkpoint& checkpoint, const std::string& spec) {
   SavedEstimator saved = load_saved_estimator(checkpoint);
   saved.layout.labels_optional = true;
-  const estimators::LinearModel& model = saved.linear;
+  const EstimatorModel& model = *saved.model;
   const EstimatorTable table = open_estimator_table(spec, saved.config, "--data", &saved.layout);
   auto rows = table_rows(table, nullptr);
-  check_feature_count(*rows, spec, model.features, checkpoint.path, "command line", "--data");
-  PredictionLines lines(saved.layout.class_labels, model.classes, model.loss == "logistic");
+  check_feature_count(*rows, spec, model.features(), checkpoint.path, "command line", "--data");
+  const int64_t columns = model.probability_columns();
+  PredictionLines lines(saved.layout.class_labels, model.classes(), columns > 0);
+  std::vector<double> predicted;
+  std::vector<float> p;
   rows->for_each_block([&](const estimators::RowBlock& block) {
-    const Tensor margins = model.margins(block.x);
-    const std::vector<double> predicted = model.predict_from(margins);
-    const std::vector<float> p = model.probabilities_from(margins);
+    model.predict(block.x, predicted, p);
     for (int64_t i = 0; i < block.rows(); ++i) {
-      lines.add(predicted[static_cast<size_t>(i)], model.classes > 0,
-                p.empty() ? nullptr : p.data() + i * model.classes);
+      lines.add(predicted[static_cast<size_t>(i)], model.classes() > 0,
+                columns > 0 ? p.data() + i * columns : nullptr);
     }
   });
   return lines;

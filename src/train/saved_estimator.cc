@@ -11,12 +11,6 @@
 namespace tessera::train {
 namespace {
 
-std::string loss_of(const std::string& model_type) {
-  if (model_type == "linear_regression") return "squared";
-  if (model_type == "linear_svm") return "squared_hinge";
-  return "logistic";
-}
-
 DataLayout read_layout(const Checkpoint& checkpoint) {
   DataLayout layout;
   try {
@@ -31,16 +25,17 @@ DataLayout read_layout(const Checkpoint& checkpoint) {
 
 }  // namespace
 
-Checkpoint estimator_checkpoint(const SavedEstimator& saved, int64_t iterations) {
+Checkpoint estimator_checkpoint(const Config& config, const DataLayout& layout,
+                                const EstimatorModel& model, int64_t iterations) {
   Checkpoint c;
   c.step = iterations;
-  c.sections["config"] = to_toml(saved.config);
-  c.sections["meta"] = nlohmann::json{{"sample_shape", saved.layout.sample_shape},
-                                      {"class_labels", saved.layout.class_labels}}
-                           .dump();
+  c.sections["config"] = to_toml(config);
+  c.sections["meta"] =
+      nlohmann::json{{"sample_shape", layout.sample_shape}, {"class_labels", layout.class_labels}}
+          .dump();
   std::ostringstream bytes;
   BinaryWriter w(bytes);
-  saved.linear.write(w);
+  model.write(w);
   c.sections["estimator"] = bytes.str();
   return c;
 }
@@ -60,32 +55,27 @@ SavedEstimator load_saved_estimator(const Checkpoint& checkpoint) {
   saved.layout = read_layout(checkpoint);
   std::istringstream in(checkpoint.section("estimator"));
   BinaryReader r(in, where + " [estimator]");
-  saved.linear = estimators::LinearModel::read(r);
-  const estimators::LinearModel& m = saved.linear;
-  if (m.loss != loss_of(saved.config.model.type)) {
-    throw FormatError(where + ": a " + saved.config.model.type + " config with a model of loss '" +
-                      m.loss + "'");
-  }
+  saved.model = read_estimator_model(saved.config.model.type, r);
+  const EstimatorModel& m = *saved.model;
   const Shape& shape = saved.layout.sample_shape;
   const bool positive = std::all_of(shape.begin(), shape.end(), [](int64_t d) { return d > 0; });
-  if (shape.empty() || shape.size() > 8 || !positive || shape_numel(shape) != m.features) {
-    throw FormatError(detail::concat(where, ": samples of shape ",
-                                     shape_str(saved.layout.sample_shape), " for a model of ",
-                                     m.features, " features"));
+  if (shape.empty() || shape.size() > 8 || !positive || shape_numel(shape) != m.features()) {
+    throw FormatError(detail::concat(where, ": samples of shape ", shape_str(shape),
+                                     " for a model of ", m.features(), " features"));
   }
   const auto labels = static_cast<int64_t>(saved.layout.class_labels.size());
-  if (labels != 0 && labels != m.classes) {
+  if (labels != 0 && labels != m.classes()) {
     throw FormatError(
-        detail::concat(where, ": ", labels, " class labels for ", m.classes, " classes"));
+        detail::concat(where, ": ", labels, " class labels for ", m.classes(), " classes"));
   }
   return saved;
 }
 
-estimators::LinearScore evaluate_estimator(const SavedEstimator& saved, const std::string& spec) {
+Scores evaluate_estimator(const SavedEstimator& saved, const std::string& spec) {
   const EstimatorTable table = open_estimator_table(spec, saved.config, "--data", &saved.layout);
   auto rows = table_rows(table, nullptr);
-  check_feature_count(*rows, spec, saved.linear.features, "the model", "command line", "--data");
-  return estimators::score_linear(saved.linear, *rows, nullptr);
+  check_feature_count(*rows, spec, saved.model->features(), "the model", "command line", "--data");
+  return saved.model->score(*rows, nullptr);
 }
 
 }  // namespace tessera::train

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -151,7 +152,7 @@ TEST_F(Estimators, TheSavedModelEvaluatesAndPredictsAsTrainingScoredIt) {
   const double accuracy = result()["test_accuracy"];
   ASSERT_EQ(run({"eval", model.string(), "--data", "csv:" + test_csv.string()}, "eval"), 0) << err_;
   char expected[64];
-  std::snprintf(expected, sizeof expected, "500 rows  accuracy %.2f%%", 100 * accuracy);
+  std::snprintf(expected, sizeof expected, "logistic_regression: accuracy %.2f%%", 100 * accuracy);
   EXPECT_NE(out_.find(expected), std::string::npos) << out_;
 
   const fs::path out = dir_ / "predictions.csv";
@@ -232,6 +233,44 @@ TEST_F(Estimators, DataOfOtherFeaturesThanTheSavedModelIsAnErrorNamingIt) {
   std::ofstream(out) << "kept\n";
   EXPECT_EQ(run({"predict", model, "--data", narrow, "--out", out.string()}, "predict"), 2);
   EXPECT_EQ(read_csv(out), std::vector<std::vector<std::string>>{{"kept"}}) << "left as it was";
+}
+
+// k-means from the same seed: the same centers on 1, 2 and 4 processes; the saved model assigns
+// rows to clusters (predict) and scores them as training did (eval). Its table needs no labels.
+TEST_F(Estimators, KMeansOnSeveralProcessesFindsOneProcessesClusters) {
+  const fs::path test_csv = table("test.csv", 400, 3, 2);
+  std::ofstream(dir_ / "km.toml")
+      << "[model]\ntype = \"kmeans\"\nclusters = 4\n[data]\ntrain = \"csv:"
+      << table("train.csv", 2000, 3, 1).string() << "\"\ntest = \"csv:" << test_csv.string()
+      << "\"\nlabel_column = \"y\"\n[train]\nseed = 3\nrun_dir = \"" << (dir_ / "run").string()
+      << "\"\n";
+  ASSERT_EQ(train(dir_ / "km.toml", 1, "one"), 0) << err_;
+  const nlohmann::json one = result();
+  ASSERT_TRUE(one.value("converged", false)) << one.dump();
+  for (int nproc : {2, 4}) {
+    ASSERT_EQ(train(dir_ / "km.toml", nproc, "many" + std::to_string(nproc)), 0) << err_;
+    const nlohmann::json many = result();
+    EXPECT_EQ(many["iterations"], one["iterations"]) << nproc << " processes";
+    const double a = one["train_inertia"];
+    EXPECT_NEAR(many["train_inertia"].get<double>(), a, 1e-6 * a) << nproc << " processes";
+  }
+  const std::string model = (dir_ / "run" / "model.ckpt").string();
+  ASSERT_EQ(run({"eval", model, "--data", "csv:" + test_csv.string()}, "eval"), 0) << err_;
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "kmeans: inertia %.8g",
+                result()["test_inertia"].get<double>());
+  EXPECT_NE(out_.find(expected), std::string::npos) << out_;
+  const fs::path out = dir_ / "clusters.csv";
+  ASSERT_EQ(run({"predict", model, "--data", "csv:" + test_csv.string(), "--out", out.string()},
+                "predict"),
+            0)
+      << err_;
+  const auto clusters = read_csv(out);
+  ASSERT_EQ(clusters.size(), 401u);
+  EXPECT_EQ(clusters[0], std::vector<std::string>{"prediction"});
+  std::set<std::string> seen;
+  for (size_t i = 1; i < clusters.size(); ++i) seen.insert(clusters[i].at(0));
+  EXPECT_EQ(seen, (std::set<std::string>{"0", "1", "2", "3"}));
 }
 
 TEST_F(Estimators, ATestTableOfOtherColumnsIsAnErrorNamingBoth) {

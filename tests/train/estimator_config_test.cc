@@ -43,6 +43,21 @@ TEST(EstimatorConfig, KeysReadAndWriteBack) {
   EXPECT_FALSE(is_estimator("logistic"));  // the parameter server's sparse model
 }
 
+TEST(EstimatorConfig, KMeansHasItsOwnKeysAndDefaults) {
+  const Config c = parse_config("[model]\ntype = \"kmeans\"\nclusters = 12\n", "ml.toml");
+  EXPECT_TRUE(is_estimator(c.model.type));
+  EXPECT_EQ(c.model.clusters, 12);
+  EXPECT_EQ(c.model.max_iter, 300);
+  EXPECT_EQ(c.model.tol, 1e-4);
+  const Config back = parse_config(to_toml(c), "back.toml");
+  EXPECT_EQ(back.model.clusters, 12);
+  EXPECT_EQ(back.model.max_iter, 300);
+  EXPECT_EQ(back.model.tol, 1e-4);
+  EXPECT_EQ(error_of("[model]\ntype = \"kmeans\"\nclusters = 0\n").key(), "model.clusters");
+  // A linear model's keys are not k-means's.
+  EXPECT_EQ(error_of("[model]\ntype = \"kmeans\"\nl2 = 1\n").key(), "model.l2");
+}
+
 TEST(EstimatorConfig, ANetworksKeysAndStrategiesAreErrorsNamingTheKey) {
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nlayers = []\n").key(), "model.layers");
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nfactors = 4\n").key(), "model.factors");

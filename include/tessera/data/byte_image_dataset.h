@@ -23,6 +23,7 @@ class ByteImageDataset : public Dataset {
   [[nodiscard]] int64_t size() const override { return size_; }
   [[nodiscard]] const Shape& sample_shape() const override { return sample_shape_; }
   int64_t read_into(int64_t index, std::span<float> out) override;
+  [[nodiscard]] bool concurrent_reads() const override { return true; }
   [[nodiscard]] int64_t label(int64_t index) override;
 
   [[nodiscard]] std::span<const uint8_t> pixels() const { return pixels_; }

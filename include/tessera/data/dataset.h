@@ -60,6 +60,9 @@ class Dataset {
   // FormatError when the underlying file turns out to be malformed there.
   virtual int64_t read_into(int64_t index, std::span<float> out) = 0;
 
+  // Whether read_into may run on several threads at once (a data set in memory or mapped, with no
+  // reading state); false unless the subclass says so.
+  [[nodiscard]] virtual bool concurrent_reads() const { return false; }
   // The label of sample `index` alone; the default reads the whole sample. Throws as read_into.
   [[nodiscard]] virtual int64_t label(int64_t index);
 

@@ -39,6 +39,7 @@ class MmapIdxDataset : public Dataset {
   [[nodiscard]] int64_t size() const override { return size_; }
   [[nodiscard]] const Shape& sample_shape() const override { return sample_shape_; }
   int64_t read_into(int64_t index, std::span<float> out) override;
+  [[nodiscard]] bool concurrent_reads() const override { return true; }
   [[nodiscard]] int64_t label(int64_t index) override;
 
   [[nodiscard]] const IdxHeader& header() const { return header_; }

@@ -31,11 +31,27 @@ class RowSource {
 
   [[nodiscard]] virtual int64_t num_features() const = 0;
   [[nodiscard]] virtual int64_t num_rows() const = 0;  // this process's
+  // The table index of this process's first row: a block's row r is the process's row
+  // block.first + r - first_row().
+  [[nodiscard]] virtual int64_t first_row() const = 0;
   // Where row `index` of the whole table was read from ("train.csv:17"), for errors.
   [[nodiscard]] virtual std::string origin(int64_t index) const = 0;
   // Calls visit once per block, in order. The block is valid during the call only.
   virtual void for_each_block(const std::function<void(const RowBlock&)>& visit) = 0;
+  // The same pass with the rows split into parts() consecutive stretches, visited at once on the
+  // process's threads (tessera::num_threads(); the products inside a visit then run on one):
+  // visit(block, p) gets part p's blocks in order. One part when the data set cannot be read
+  // from several threads.
+  [[nodiscard]] virtual int parts() const = 0;
+  virtual void for_each_block_in_parts(
+      const std::function<void(const RowBlock&, int part)>& visit) = 0;
 };
+
+// Sums a pass over the rows into `size` doubles: add(block, sums) for each block, the parts'
+// sums (RowSource::parts) added in part order, so a pass gives the same sums every time.
+[[nodiscard]] std::vector<double> sum_blocks(
+    RowSource& rows, size_t size,
+    const std::function<void(const RowBlock&, std::vector<double>&)>& add);
 
 struct ShardOptions {
   int rank = 0;

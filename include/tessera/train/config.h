@@ -35,6 +35,8 @@ struct ModelConfig {
   // and 1) fitted by L-BFGS, every process passing over its share of the rows each iteration
   // (docs/ml.md). It minimises the mean loss plus l2 / 2 times the squared weights; a regression's
   // target is the CSV column data.label_column.
+  //
+  // "kmeans": `clusters` centers from k-means|| (seeded by train.seed), then Lloyd iterations.
   std::string type = "layers";
   std::vector<LayerSpec> layers;
   int64_t factors = 8;
@@ -43,8 +45,9 @@ struct ModelConfig {
   double l2 = 0.0;
   bool fit_intercept = true;
   bool standardize = false;  // fit on features scaled to mean 0, variance 1
-  int64_t max_iter = 500;    // L-BFGS iterations at most
-  double tol = 1e-6;         // converged when no gradient component is larger
+  int64_t max_iter = 500;    // L-BFGS iterations at most (k-means: 300 Lloyd iterations)
+  double tol = 1e-6;         // converged when no gradient component is larger (k-means: 1e-4)
+  int64_t clusters = 8;
   int line = 0;
 };
 

@@ -12,7 +12,7 @@ namespace tessera::train {
 // What a data set must match to feed a model: the training set's sample shape and class labels
 // (for data.test), or a saved model's (for `tessera eval`).
 struct DataLayout {
-  Shape sample_shape;
+  Shape sample_shape;                 // empty: any
   std::vector<int64_t> class_labels;  // see data::Dataset::class_labels
   // For predictions: a CSV file without the label column (data.label_column, by name) is read
   // as features alone, every label 0.

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "tessera/comm/process_group.h"
-#include "tessera/estimators/linear_model.h"
 #include "tessera/train/config.h"
+#include "tessera/train/estimator_model.h"
 
 namespace tessera::train {
 
@@ -24,9 +24,9 @@ struct EstimatorResult {
   std::string stop;           // why the solver stopped
   double wall_seconds = 0.0;  // from the start, data loading included
   double fit_seconds = 0.0;   // fitting alone
-  estimators::LinearScore train;
-  estimators::LinearScore test;  // rows 0: no test data
-  std::string saved_to;          // rank 0: where the model was saved
+  Scores train;
+  Scores test;           // empty: no test data
+  std::string saved_to;  // rank 0: where the model was saved
 };
 
 // Fits the estimator that [model] names on data.train, every process of `group` holding its share

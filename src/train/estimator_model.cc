@@ -1,0 +1,157 @@
+#include "tessera/train/estimator_model.h"
+
+#include <cstdio>
+#include <utility>
+
+#include "tessera/core/error.h"
+#include "tessera/estimators/kmeans.h"
+#include "tessera/estimators/linear_model.h"
+
+namespace tessera::train {
+namespace {
+
+class LinearEstimator : public EstimatorModel {
+ public:
+  explicit LinearEstimator(estimators::LinearModel model) : m_(std::move(model)) {}
+
+  [[nodiscard]] int64_t features() const override { return m_.features; }
+  [[nodiscard]] int64_t classes() const override { return m_.classes; }
+  [[nodiscard]] int64_t probability_columns() const override {
+    return m_.loss == "logistic" ? m_.classes : 0;
+  }
+  [[nodiscard]] Scores score(estimators::RowSource& rows,
+                             comm::ProcessGroup* group) const override {
+    const estimators::LinearScore s = estimators::score_linear(m_, rows, group);
+    if (m_.classes == 0) return {{"rmse", s.rmse}, {"r2", s.r2}};
+    if (m_.loss == "logistic") return {{"accuracy", s.accuracy}, {"log_loss", s.log_loss}};
+    return {{"accuracy", s.accuracy}};
+  }
+  void predict(const Tensor& x, std::vector<double>& predicted,
+               std::vector<float>& probabilities) const override {
+    const Tensor margins = m_.margins(x);
+    predicted = m_.predict_from(margins);
+    probabilities = m_.probabilities_from(margins);
+  }
+  void write(BinaryWriter& out) const override { m_.write(out); }
+
+ private:
+  estimators::LinearModel m_;
+};
+
+class KMeansEstimator : public EstimatorModel {
+ public:
+  explicit KMeansEstimator(estimators::KMeansModel model) : m_(std::move(model)) {}
+
+  [[nodiscard]] int64_t features() const override { return m_.features; }
+  [[nodiscard]] int64_t classes() const override { return m_.clusters; }
+  [[nodiscard]] int64_t probability_columns() const override { return 0; }
+  [[nodiscard]] Scores score(estimators::RowSource& rows,
+                             comm::ProcessGroup* group) const override {
+    return {{"inertia", estimators::score_kmeans(m_, rows, group).inertia}};
+  }
+  void predict(const Tensor& x, std::vector<double>& predicted,
+               std::vector<float>& probabilities) const override {
+    const auto n = static_cast<size_t>(x.size(0));
+    std::vector<int64_t> labels(n);
+    std::vector<double> distances(n);
+    m_.assign(x, labels, distances);
+    predicted.assign(labels.begin(), labels.end());
+    probabilities.clear();
+  }
+  void write(BinaryWriter& out) const override { m_.write(out); }
+
+ private:
+  estimators::KMeansModel m_;
+};
+
+std::string linear_loss(const std::string& type) {
+  if (type == "linear_regression") return "squared";
+  if (type == "linear_svm") return "squared_hinge";
+  return "logistic";
+}
+
+EstimatorFit fit_kmeans(const ModelConfig& m, uint64_t seed, estimators::RowSource& rows,
+                        comm::ProcessGroup* group,
+                        std::function<void(int64_t, double)> on_iteration) {
+  estimators::KMeansOptions o;
+  o.clusters = m.clusters;
+  o.max_iterations = m.max_iter;
+  o.tol = m.tol;
+  o.seed = seed;
+  double last = 0.0;
+  o.on_iteration = [&](int64_t iteration, double inertia) {
+    last = inertia;
+    if (on_iteration) on_iteration(iteration, inertia);
+  };
+  estimators::KMeansFit fit = estimators::fit_kmeans(rows, group, o);
+  return {std::make_unique<KMeansEstimator>(std::move(fit.model)),
+          fit.rows,
+          fit.iterations,
+          last,
+          fit.converged,
+          fit.stop};
+}
+
+EstimatorFit fit_linear(const ModelConfig& m, estimators::RowSource& rows,
+                        comm::ProcessGroup* group,
+                        std::function<void(int64_t, double)> on_iteration) {
+  estimators::LinearOptions o;
+  o.loss = linear_loss(m.type);
+  o.l2 = m.l2;
+  o.fit_intercept = m.fit_intercept;
+  o.standardize = m.standardize;
+  o.solver.max_iterations = m.max_iter;
+  o.solver.gradient_tolerance = m.tol;
+  o.solver.on_iteration = std::move(on_iteration);
+  estimators::LinearFit fit = estimators::fit_linear(rows, group, o);
+  return {std::make_unique<LinearEstimator>(std::move(fit.model)),
+          fit.rows,
+          fit.solver.iterations,
+          fit.objective,
+          fit.solver.converged,
+          fit.solver.stop};
+}
+
+}  // namespace
+
+std::string describe_scores(const std::string& prefix, const Scores& scores) {
+  std::string text;
+  for (const auto& [name, value] : scores) {
+    char buf[96];
+    const char* who = prefix.empty() ? "" : " ";
+    if (name == "accuracy") {
+      std::snprintf(buf, sizeof buf, "%s%saccuracy %.2f%%", prefix.c_str(), who, 100.0 * value);
+    } else if (name == "inertia") {
+      std::snprintf(buf, sizeof buf, "%s%sinertia %.8g", prefix.c_str(), who, value);
+    } else {
+      const std::string shown = name == "log_loss" ? "log loss"
+                                : name == "rmse"   ? "RMSE"
+                                : name == "r2"     ? "R2"
+                                                   : name;
+      std::snprintf(buf, sizeof buf, "%s%s%s %.4f", prefix.c_str(), who, shown.c_str(), value);
+    }
+    text += (text.empty() ? "" : ", ") + std::string(buf);
+  }
+  return text;
+}
+
+EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::RowSource& rows,
+                           comm::ProcessGroup* group,
+                           std::function<void(int64_t, double)> on_iteration) {
+  if (model.type == "kmeans") return fit_kmeans(model, seed, rows, group, std::move(on_iteration));
+  return fit_linear(model, rows, group, std::move(on_iteration));
+}
+
+std::unique_ptr<EstimatorModel> read_estimator_model(const std::string& type, BinaryReader& in) {
+  if (type == "kmeans") {
+    return std::make_unique<KMeansEstimator>(estimators::KMeansModel::read(in));
+  }
+  estimators::LinearModel m = estimators::LinearModel::read(in);
+  if (m.loss != linear_loss(type)) {
+    throw FormatError(in.source() + ": a " + type + " config with a model of loss '" + m.loss +
+                      "'");
+  }
+  return std::make_unique<LinearEstimator>(std::move(m));
+}
+
+}  // namespace tessera::train
