@@ -20,7 +20,10 @@ from tools/make_table_data (binary logistic, --rows x 100 features, seed 1, stan
 Threads: one process with 2 threads for both (OPENBLAS_NUM_THREADS=2 for scikit-learn; tessera
 sizes its own), and tessera's 2 processes x 1 thread.
 
-Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000] [--models linear,kmeans]
+Naive Bayes: GaussianNB, MultinomialNB and BernoulliNB(binarize=0.5) on the same pixels.
+
+Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000]
+                       [--models linear,kmeans,nb]
 """
 import argparse
 import gzip
@@ -148,6 +151,64 @@ def kmeans_table(a, env2, tmp):
               flush=True)
 
 
+SKLEARN_NB = r'''
+import gzip, json, sys, time
+import numpy as np
+from sklearn.metrics import log_loss
+from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
+spec = json.loads(sys.argv[1])
+
+def idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+d = spec["dir"]
+x = (idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / np.float32(255)).astype(np.float32)
+y = idx(d + "/train-labels-idx1-ubyte.gz").astype(np.int64)
+xt = (idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / np.float32(255)).astype(np.float32)
+yt = idx(d + "/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+model = {"gaussian": GaussianNB(), "multinomial": MultinomialNB(),
+         "bernoulli": BernoulliNB(binarize=0.5)}[spec["distribution"]]
+start = time.perf_counter()
+model.fit(x, y)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "test_accuracy": float(model.score(xt, yt)),
+                  "test_log_loss": float(log_loss(yt, model.predict_proba(xt)))}))
+'''
+
+
+def nb_table(a, env2, tmp):
+    print("naive Bayes, Fashion-MNIST pixels in [0, 1] (bernoulli: present above 0.5); fit s median of %d" % a.runs)
+    print("| distribution | who | processes x threads | test accuracy | test log loss | fit s | speed vs scikit-learn |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for dist in ("gaussian", "multinomial", "bernoulli"):
+        spec = {"dir": FASHION, "distribution": dist}
+        peer = median_of(a.runs, lambda: json.loads(subprocess.run(
+            [PEER, "-c", SKLEARN_NB, json.dumps(spec)], env=env2, capture_output=True, text=True,
+            check=True).stdout.strip().splitlines()[-1]))
+        rows = [("scikit-learn", "1 x 2", peer)]
+        for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
+            def one():
+                run_dir = os.path.join(tmp, f"nb{nproc}")
+                args = [os.path.join(a.build, "tessera"), "train",
+                        os.path.join(ROOT, "examples/ml/naive_bayes.toml"), "--set",
+                        f'model.distribution="{dist}"', "--set", f'train.run_dir="{run_dir}"', "-q"]
+                if nproc > 1:
+                    args += ["--nproc", str(nproc)]
+                subprocess.run(args, capture_output=True, text=True, check=True)
+                last = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))][-1]
+                return {"seconds": last["fit_s"], "test_accuracy": last["test_accuracy"],
+                        "test_log_loss": last["test_log_loss"]}
+            rows.append(("tessera", threads, median_of(a.runs, one)))
+        for who, threads, r in rows:
+            ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
+            print(f"| {dist} | {who} | {threads} | {100 * r['test_accuracy']:.2f}% | "
+                  f"{r['test_log_loss']:.4f} | {r['seconds']:.3f} | {ratio} |", flush=True)
+
+
 def run_sklearn(spec, env):
     r = subprocess.run([PEER, "-c", SKLEARN_FIT, json.dumps(spec)], env=env, capture_output=True,
                        text=True, check=True)
@@ -184,14 +245,17 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
     ap.add_argument("--rows", type=int, default=200000)
-    ap.add_argument("--models", default="linear,kmeans", help="which comparisons: linear, kmeans")
+    ap.add_argument("--models", default="linear,kmeans,nb",
+                    help="which comparisons: linear, kmeans, nb (naive Bayes)")
     a = ap.parse_args()
     models = a.models.split(",")
-    print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs'), KMeans"))
+    print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs'), KMeans, naive Bayes"))
     env2 = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
     with tempfile.TemporaryDirectory() as tmp:
         if "kmeans" in models:
             kmeans_table(a, env2, tmp)
+        if "nb" in models:
+            nb_table(a, env2, tmp)
         if "linear" not in models:
             print(bench_env.footer())
             return

@@ -67,9 +67,14 @@ void print_sparse_result(const train::SparseResult& r, int rank) {
 }
 
 void print_estimator_result(const train::EstimatorResult& r) {
-  std::printf("%s: %lld rows, %lld iterations in %.1f s (%s), objective %.8g", r.model.c_str(),
-              static_cast<long long>(r.rows), static_cast<long long>(r.iterations), r.wall_seconds,
-              r.stop.c_str(), r.objective);
+  if (r.iterations == 0) {
+    std::printf("%s: %lld rows in one pass, %.1f s", r.model.c_str(),
+                static_cast<long long>(r.rows), r.wall_seconds);
+  } else {
+    std::printf("%s: %lld rows, %lld iterations in %.1f s (%s), objective %.8g", r.model.c_str(),
+                static_cast<long long>(r.rows), static_cast<long long>(r.iterations),
+                r.wall_seconds, r.stop.c_str(), r.objective);
+  }
   std::printf("; %s", train::describe_scores("train", r.train).c_str());
   if (!r.test.empty()) std::printf("; %s", train::describe_scores("test", r.test).c_str());
   std::printf("\nmodel saved to %s\n", r.saved_to.c_str());

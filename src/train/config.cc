@@ -191,6 +191,17 @@ void read_sparse_model(Section& s, ModelConfig& m) {
 void read_estimator(Section& s, ModelConfig& m) {
   if (s.raw("layers") != nullptr)
     s.fail("layers", "is for type = \"layers\", not \"" + m.type + "\"");
+  if (m.type == "naive_bayes") {  // one pass: no iterations
+    s.read("distribution", m.distribution);
+    one_of(s, "distribution", m.distribution, {"gaussian", "multinomial", "bernoulli"});
+    s.read("alpha", m.alpha);
+    s.read("var_smoothing", m.var_smoothing);
+    s.read("binarize", m.binarize);
+    require(s, m.alpha >= 0 && m.alpha <= 1e9, "alpha", "must lie in [0, 1e9]");
+    require(s, m.var_smoothing >= 0 && m.var_smoothing <= 1, "var_smoothing", "must lie in [0, 1]");
+    require(s, std::isfinite(m.binarize), "binarize", "must be a number");
+    return;
+  }
   if (m.type == "kmeans") {
     m.max_iter = 300;
     m.tol = 1e-4;
@@ -214,7 +225,7 @@ ModelConfig read_model(Section& s, const std::string& file) {
   s.read("type", m.type);
   one_of(s, "type", m.type,
          {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm",
-          "kmeans"});
+          "kmeans", "naive_bayes"});
   if (is_estimator(m.type)) {
     m.line = s.line("type");
     read_estimator(s, m);
@@ -485,7 +496,7 @@ Config build(const toml::table& root, const std::string& file) {
 
 bool is_estimator(const std::string& model_type) {
   return model_type == "linear_regression" || model_type == "logistic_regression" ||
-         model_type == "linear_svm" || model_type == "kmeans";
+         model_type == "linear_svm" || model_type == "kmeans" || model_type == "naive_bayes";
 }
 
 namespace {
@@ -546,7 +557,11 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 std::string to_toml(const Config& c) {
   std::ostringstream out;
   out << "[model]\ntype = " << quote(c.model.type) << "\n";
-  if (c.model.type == "kmeans") {
+  if (c.model.type == "naive_bayes") {
+    out << "distribution = " << quote(c.model.distribution) << "\nalpha = " << number(c.model.alpha)
+        << "\nvar_smoothing = " << number(c.model.var_smoothing)
+        << "\nbinarize = " << number(c.model.binarize) << "\n";
+  } else if (c.model.type == "kmeans") {
     out << "clusters = " << c.model.clusters << "\nmax_iter = " << c.model.max_iter
         << "\ntol = " << number(c.model.tol) << "\n";
   } else if (is_estimator(c.model.type)) {

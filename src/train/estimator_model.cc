@@ -1,11 +1,16 @@
 #include "tessera/train/estimator_model.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
+#include <span>
 #include <utility>
 
 #include "tessera/core/error.h"
 #include "tessera/estimators/kmeans.h"
 #include "tessera/estimators/linear_model.h"
+#include "tessera/estimators/naive_bayes.h"
 
 namespace tessera::train {
 namespace {
@@ -63,6 +68,69 @@ class KMeansEstimator : public EstimatorModel {
  private:
   estimators::KMeansModel m_;
 };
+
+class NaiveBayesEstimator : public EstimatorModel {
+ public:
+  explicit NaiveBayesEstimator(estimators::NaiveBayesModel model) : m_(std::move(model)) {}
+
+  [[nodiscard]] int64_t features() const override { return m_.features; }
+  [[nodiscard]] int64_t classes() const override { return m_.classes; }
+  [[nodiscard]] int64_t probability_columns() const override { return m_.classes; }
+  [[nodiscard]] Scores score(estimators::RowSource& rows,
+                             comm::ProcessGroup* group) const override {
+    // [rows, right, log loss]
+    std::vector<double> sums =
+        estimators::sum_blocks(rows, 3, [&](const estimators::RowBlock& b, std::vector<double>& s) {
+          std::vector<double> predicted;
+          std::vector<float> p;
+          predict(b.x, predicted, p);
+          for (int64_t r = 0; r < b.rows(); ++r) {
+            const double y = b.y[static_cast<size_t>(r)];
+            s[0] += 1;
+            s[1] += predicted[static_cast<size_t>(r)] == y ? 1 : 0;
+            const bool known = y >= 0 && y < static_cast<double>(m_.classes);
+            const double py =
+                known ? p[static_cast<size_t>(r * m_.classes + static_cast<int64_t>(y))] : 0.0;
+            // scikit-learn 1.2's log_loss clips alike, at float64's epsilon
+            s[2] -= std::log(std::max(py, std::numeric_limits<double>::epsilon()));
+          }
+        });
+    if (group != nullptr && group->size() > 1)
+      group->allreduce(std::span(sums), comm::ReduceOp::kSum)->wait();
+    return {{"accuracy", sums[1] / sums[0]}, {"log_loss", sums[2] / sums[0]}};
+  }
+  void predict(const Tensor& x, std::vector<double>& predicted,
+               std::vector<float>& probabilities) const override {
+    const std::vector<double> jll = m_.log_likelihoods(x);
+    const int64_t k = m_.classes;
+    const auto n = static_cast<size_t>(x.size(0));
+    predicted.assign(n, 0.0);
+    probabilities.assign(n * static_cast<size_t>(k), 0.0F);
+    for (size_t r = 0; r < n; ++r) {
+      const double* row = jll.data() + r * static_cast<size_t>(k);
+      const int64_t best = std::max_element(row, row + k) - row;
+      double total = 0.0;
+      for (int64_t c = 0; c < k; ++c) total += std::exp(row[c] - row[best]);
+      for (int64_t c = 0; c < k; ++c) {
+        probabilities[r * static_cast<size_t>(k) + static_cast<size_t>(c)] =
+            static_cast<float>(std::exp(row[c] - row[best]) / total);
+      }
+      predicted[r] = static_cast<double>(best);
+    }
+  }
+  void write(BinaryWriter& out) const override { m_.write(out); }
+
+ private:
+  estimators::NaiveBayesModel m_;
+};
+
+// The rows of every process.
+int64_t rows_of(const estimators::RowSource& rows, comm::ProcessGroup* group) {
+  std::vector<double> n{static_cast<double>(rows.num_rows())};
+  if (group != nullptr && group->size() > 1)
+    group->allreduce(std::span(n), comm::ReduceOp::kSum)->wait();
+  return static_cast<int64_t>(n[0]);
+}
 
 std::string linear_loss(const std::string& type) {
   if (type == "linear_regression") return "squared";
@@ -138,6 +206,17 @@ std::string describe_scores(const std::string& prefix, const Scores& scores) {
 EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::RowSource& rows,
                            comm::ProcessGroup* group,
                            std::function<void(int64_t, double)> on_iteration) {
+  if (model.type == "naive_bayes") {
+    estimators::NaiveBayesOptions o{model.distribution, model.alpha, model.var_smoothing,
+                                    model.binarize};
+    estimators::NaiveBayesModel m = estimators::fit_naive_bayes(rows, group, o);
+    return {std::make_unique<NaiveBayesEstimator>(std::move(m)),
+            rows_of(rows, group),
+            0,
+            0.0,
+            true,
+            "one pass"};
+  }
   if (model.type == "kmeans") return fit_kmeans(model, seed, rows, group, std::move(on_iteration));
   return fit_linear(model, rows, group, std::move(on_iteration));
 }
@@ -145,6 +224,9 @@ EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::
 std::unique_ptr<EstimatorModel> read_estimator_model(const std::string& type, BinaryReader& in) {
   if (type == "kmeans") {
     return std::make_unique<KMeansEstimator>(estimators::KMeansModel::read(in));
+  }
+  if (type == "naive_bayes") {
+    return std::make_unique<NaiveBayesEstimator>(estimators::NaiveBayesModel::read(in));
   }
   estimators::LinearModel m = estimators::LinearModel::read(in);
   if (m.loss != linear_loss(type)) {

@@ -22,8 +22,7 @@ using Clock = std::chrono::steady_clock;
 DataLayout layout_of(const EstimatorTable& train, const Config& config, int64_t features) {
   DataLayout layout;
   layout.sample_shape = train.target >= 0 ? Shape{features} : train.data->sample_shape();
-  const bool classifier =
-      config.model.type == "logistic_regression" || config.model.type == "linear_svm";
+  const bool classifier = config.model.type != "linear_regression" && config.model.type != "kmeans";
   if (classifier) layout.class_labels = train.data->class_labels();
   return layout;
 }

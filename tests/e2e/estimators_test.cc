@@ -273,6 +273,32 @@ TEST_F(Estimators, KMeansOnSeveralProcessesFindsOneProcessesClusters) {
   EXPECT_EQ(seen, (std::set<std::string>{"0", "1", "2", "3"}));
 }
 
+TEST_F(Estimators, NaiveBayesOnTwoProcessesIsOneProcesses) {
+  const fs::path test_csv = table("test.csv", 300, 3, 2);
+  std::ofstream(dir_ / "nb.toml") << "[model]\ntype = \"naive_bayes\"\n[data]\ntrain = \"csv:"
+                                  << table("train.csv", 1500, 3, 1).string()
+                                  << "\"\ntest = \"csv:" << test_csv.string()
+                                  << "\"\nlabel_column = \"y\"\n[train]\nrun_dir = \""
+                                  << (dir_ / "run").string() << "\"\n";
+  ASSERT_EQ(train(dir_ / "nb.toml", 1, "one"), 0) << err_;
+  EXPECT_NE(out_.find("naive_bayes: 1500 rows in one pass"), std::string::npos) << out_;
+  const nlohmann::json one = result();
+  ASSERT_EQ(train(dir_ / "nb.toml", 2, "two"), 0) << err_;
+  const nlohmann::json two = result();
+  EXPECT_EQ(two["test_accuracy"], one["test_accuracy"]);
+  EXPECT_NEAR(two["test_log_loss"].get<double>(), one["test_log_loss"].get<double>(), 1e-9);
+  EXPECT_GT(one["test_accuracy"].get<double>(), 0.5);
+  const fs::path out = dir_ / "predictions.csv";
+  ASSERT_EQ(run({"predict", (dir_ / "run" / "model.ckpt").string(), "--data",
+                 "csv:" + test_csv.string(), "--out", out.string()},
+                "predict"),
+            0)
+      << err_;
+  const auto predicted = read_csv(out);
+  ASSERT_EQ(predicted.size(), 301u);
+  EXPECT_EQ(predicted[0], (std::vector<std::string>{"prediction", "p_0", "p_1", "p_2"}));
+}
+
 TEST_F(Estimators, ATestTableOfOtherColumnsIsAnErrorNamingBoth) {
   const fs::path train_csv = table("train.csv", 200, 2, 1);
   std::ofstream(dir_ / "test.csv") << "x1,x2,y\n1,2,0\n3,4,1\n";

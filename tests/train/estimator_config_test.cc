@@ -58,6 +58,21 @@ TEST(EstimatorConfig, KMeansHasItsOwnKeysAndDefaults) {
   EXPECT_EQ(error_of("[model]\ntype = \"kmeans\"\nl2 = 1\n").key(), "model.l2");
 }
 
+TEST(EstimatorConfig, NaiveBayesKeysReadAndWriteBack) {
+  const Config c = parse_config(
+      "[model]\ntype = \"naive_bayes\"\ndistribution = \"bernoulli\"\nalpha = 0.5\n"
+      "binarize = 0.25\n",
+      "ml.toml");
+  const Config back = parse_config(to_toml(c), "back.toml");
+  EXPECT_EQ(back.model.distribution, "bernoulli");
+  EXPECT_EQ(back.model.alpha, 0.5);
+  EXPECT_EQ(back.model.binarize, 0.25);
+  EXPECT_EQ(back.model.var_smoothing, 1e-9);
+  EXPECT_EQ(error_of("[model]\ntype = \"naive_bayes\"\ndistribution = \"poisson\"\n").key(),
+            "model.distribution");
+  EXPECT_EQ(error_of("[model]\ntype = \"naive_bayes\"\nmax_iter = 3\n").key(), "model.max_iter");
+}
+
 TEST(EstimatorConfig, ANetworksKeysAndStrategiesAreErrorsNamingTheKey) {
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nlayers = []\n").key(), "model.layers");
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nfactors = 4\n").key(), "model.factors");

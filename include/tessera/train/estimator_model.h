@@ -47,8 +47,8 @@ class EstimatorModel {
 // What fitting reported.
 struct EstimatorFit {
   std::unique_ptr<EstimatorModel> model;
-  int64_t rows = 0;  // over every process
-  int64_t iterations = 0;
+  int64_t rows = 0;        // over every process
+  int64_t iterations = 0;  // 0: one pass, nothing minimised
   double objective = 0.0;  // what the fit minimised, at its end
   bool converged = false;
   std::string stop;  // why it stopped
