@@ -21,9 +21,11 @@ Threads: one process with 2 threads for both (OPENBLAS_NUM_THREADS=2 for scikit-
 sizes its own), and tessera's 2 processes x 1 thread.
 
 Naive Bayes: GaussianNB, MultinomialNB and BernoulliNB(binarize=0.5) on the same pixels.
+PCA: PCA(n_components=10) with the randomized solver (what svd_solver="auto" picks for this
+shape) and the full SVD; the speed is against the faster of the two.
 
 Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000]
-                       [--models linear,kmeans,nb]
+                       [--models linear,kmeans,nb,pca]
 """
 import argparse
 import gzip
@@ -209,6 +211,63 @@ def nb_table(a, env2, tmp):
                   f"{r['test_log_loss']:.4f} | {r['seconds']:.3f} | {ratio} |", flush=True)
 
 
+SKLEARN_PCA = r'''
+import gzip, json, sys, time
+import numpy as np
+from sklearn.decomposition import PCA
+spec = json.loads(sys.argv[1])
+
+def idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+d = spec["dir"]
+x = (idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / np.float32(255)).astype(np.float32)
+xt = (idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / np.float32(255)).astype(np.float32)
+model = PCA(n_components=10, svd_solver=spec["solver"], random_state=0)
+start = time.perf_counter()
+model.fit(x)
+seconds = time.perf_counter() - start
+z = model.transform(xt)
+c = xt - model.mean_
+print(json.dumps({"seconds": seconds, "train_explained_variance": float(model.explained_variance_ratio_.sum()),
+                  "test_explained_variance": float((z ** 2).sum() / (c ** 2).sum())}))
+'''
+
+
+def pca_table(a, env2, tmp):
+    print("PCA, 10 components of Fashion-MNIST's pixels; fit s median of %d" % a.runs)
+    print("| who | solver | processes x threads | train variance kept | test variance kept | fit s | speed vs scikit-learn |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    peers = []
+    for solver in ("randomized", "full"):
+        spec = {"dir": FASHION, "solver": solver}
+        peers.append((solver, median_of(a.runs, lambda: json.loads(subprocess.run(
+            [PEER, "-c", SKLEARN_PCA, json.dumps(spec)], env=env2, capture_output=True, text=True,
+            check=True).stdout.strip().splitlines()[-1]))))
+    rows = [("scikit-learn", solver, "1 x 2", r) for solver, r in peers]
+    for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
+        def one():
+            run_dir = os.path.join(tmp, f"pca{nproc}")
+            args = [os.path.join(a.build, "tessera"), "train", os.path.join(ROOT, "examples/ml/pca.toml"),
+                    "--set", f'train.run_dir="{run_dir}"', "-q"]
+            if nproc > 1:
+                args += ["--nproc", str(nproc)]
+            subprocess.run(args, capture_output=True, text=True, check=True)
+            last = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))][-1]
+            return {"seconds": last["fit_s"], "train_explained_variance": last["train_explained_variance"],
+                    "test_explained_variance": last["test_explained_variance"]}
+        rows.append(("tessera", "covariance, one pass", threads, median_of(a.runs, one)))
+    fastest = min(r["seconds"] for _, r in peers)
+    for who, solver, threads, r in rows:
+        ratio = f"{fastest / r['seconds']:.2f}x" if who == "tessera" else ""
+        print(f"| {who} | {solver} | {threads} | {100 * r['train_explained_variance']:.4f}% | "
+              f"{100 * r['test_explained_variance']:.4f}% | {r['seconds']:.3f} | {ratio} |", flush=True)
+
+
 def run_sklearn(spec, env):
     r = subprocess.run([PEER, "-c", SKLEARN_FIT, json.dumps(spec)], env=env, capture_output=True,
                        text=True, check=True)
@@ -245,8 +304,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
     ap.add_argument("--rows", type=int, default=200000)
-    ap.add_argument("--models", default="linear,kmeans,nb",
-                    help="which comparisons: linear, kmeans, nb (naive Bayes)")
+    ap.add_argument("--models", default="linear,kmeans,nb,pca",
+                    help="which comparisons: linear, kmeans, nb (naive Bayes), pca")
     a = ap.parse_args()
     models = a.models.split(",")
     print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs'), KMeans, naive Bayes"))
@@ -256,6 +315,8 @@ def main():
             kmeans_table(a, env2, tmp)
         if "nb" in models:
             nb_table(a, env2, tmp)
+        if "pca" in models:
+            pca_table(a, env2, tmp)
         if "linear" not in models:
             print(bench_env.footer())
             return

@@ -191,6 +191,12 @@ void read_sparse_model(Section& s, ModelConfig& m) {
 void read_estimator(Section& s, ModelConfig& m) {
   if (s.raw("layers") != nullptr)
     s.fail("layers", "is for type = \"layers\", not \"" + m.type + "\"");
+  if (m.type == "pca") {  // one pass: no iterations
+    s.read("components", m.components);
+    require(s, m.components >= 1 && m.components <= (int64_t{1} << 15), "components",
+            "must lie in [1, 32768]");
+    return;
+  }
   if (m.type == "naive_bayes") {  // one pass: no iterations
     s.read("distribution", m.distribution);
     one_of(s, "distribution", m.distribution, {"gaussian", "multinomial", "bernoulli"});
@@ -225,7 +231,7 @@ ModelConfig read_model(Section& s, const std::string& file) {
   s.read("type", m.type);
   one_of(s, "type", m.type,
          {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm",
-          "kmeans", "naive_bayes"});
+          "kmeans", "naive_bayes", "pca"});
   if (is_estimator(m.type)) {
     m.line = s.line("type");
     read_estimator(s, m);
@@ -496,7 +502,8 @@ Config build(const toml::table& root, const std::string& file) {
 
 bool is_estimator(const std::string& model_type) {
   return model_type == "linear_regression" || model_type == "logistic_regression" ||
-         model_type == "linear_svm" || model_type == "kmeans" || model_type == "naive_bayes";
+         model_type == "linear_svm" || model_type == "kmeans" || model_type == "naive_bayes" ||
+         model_type == "pca";
 }
 
 namespace {
@@ -557,7 +564,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 std::string to_toml(const Config& c) {
   std::ostringstream out;
   out << "[model]\ntype = " << quote(c.model.type) << "\n";
-  if (c.model.type == "naive_bayes") {
+  if (c.model.type == "pca") {
+    out << "components = " << c.model.components << "\n";
+  } else if (c.model.type == "naive_bayes") {
     out << "distribution = " << quote(c.model.distribution) << "\nalpha = " << number(c.model.alpha)
         << "\nvar_smoothing = " << number(c.model.var_smoothing)
         << "\nbinarize = " << number(c.model.binarize) << "\n";

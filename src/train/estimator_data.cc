@@ -53,10 +53,12 @@ EstimatorTable open_estimator_table(const std::string& spec, const Config& confi
   if (config.model.type == "linear_regression") {
     return open_regression_table(spec, config, key, layout != nullptr && layout->labels_optional);
   }
-  // Clusters need no labels: a CSV file without the label column is features alone.
+  // Clusters and components need no labels: a CSV file without the label column is features
+  // alone.
   DataLayout unlabelled = layout != nullptr ? *layout : DataLayout{};
   unlabelled.labels_optional = true;
-  const DataLayout* used = config.model.type == "kmeans" ? &unlabelled : layout;
+  const bool unsupervised = config.model.type == "kmeans" || config.model.type == "pca";
+  const DataLayout* used = unsupervised ? &unlabelled : layout;
   return {std::shared_ptr<data::Dataset>(open_dataset(spec, config, key, used)), -1};
 }
 

@@ -11,6 +11,7 @@
 #include "tessera/estimators/kmeans.h"
 #include "tessera/estimators/linear_model.h"
 #include "tessera/estimators/naive_bayes.h"
+#include "tessera/estimators/pca.h"
 
 namespace tessera::train {
 namespace {
@@ -132,6 +133,30 @@ int64_t rows_of(const estimators::RowSource& rows, comm::ProcessGroup* group) {
   return static_cast<int64_t>(n[0]);
 }
 
+class PcaEstimator : public EstimatorModel {
+ public:
+  explicit PcaEstimator(estimators::PcaModel model) : m_(std::move(model)) {}
+
+  [[nodiscard]] int64_t features() const override { return m_.features; }
+  [[nodiscard]] int64_t classes() const override { return 0; }
+  [[nodiscard]] int64_t probability_columns() const override { return m_.components; }
+  [[nodiscard]] bool transforms() const override { return true; }
+  [[nodiscard]] Scores score(estimators::RowSource& rows,
+                             comm::ProcessGroup* group) const override {
+    return {{"explained_variance", estimators::explained_variance(m_, rows, group)}};
+  }
+  void predict(const Tensor& x, std::vector<double>& predicted,
+               std::vector<float>& coordinates) const override {
+    const std::vector<double> t = m_.transform(x);
+    predicted.assign(static_cast<size_t>(x.size(0)), 0.0);
+    coordinates.assign(t.begin(), t.end());
+  }
+  void write(BinaryWriter& out) const override { m_.write(out); }
+
+ private:
+  estimators::PcaModel m_;
+};
+
 std::string linear_loss(const std::string& type) {
   if (type == "linear_regression") return "squared";
   if (type == "linear_svm") return "squared_hinge";
@@ -189,6 +214,9 @@ std::string describe_scores(const std::string& prefix, const Scores& scores) {
     const char* who = prefix.empty() ? "" : " ";
     if (name == "accuracy") {
       std::snprintf(buf, sizeof buf, "%s%saccuracy %.2f%%", prefix.c_str(), who, 100.0 * value);
+    } else if (name == "explained_variance") {
+      std::snprintf(buf, sizeof buf, "%s%sexplained variance %.2f%%", prefix.c_str(), who,
+                    100.0 * value);
     } else if (name == "inertia") {
       std::snprintf(buf, sizeof buf, "%s%sinertia %.8g", prefix.c_str(), who, value);
     } else {
@@ -206,6 +234,17 @@ std::string describe_scores(const std::string& prefix, const Scores& scores) {
 EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::RowSource& rows,
                            comm::ProcessGroup* group,
                            std::function<void(int64_t, double)> on_iteration) {
+  if (model.type == "pca") {
+    estimators::PcaModel m = estimators::fit_pca(rows, group, model.components);
+    double kept = 0.0;
+    for (double v : m.variances) kept += v;
+    return {std::make_unique<PcaEstimator>(std::move(m)),
+            rows_of(rows, group),
+            0,
+            kept,
+            true,
+            "one pass"};
+  }
   if (model.type == "naive_bayes") {
     estimators::NaiveBayesOptions o{model.distribution, model.alpha, model.var_smoothing,
                                     model.binarize};
@@ -225,6 +264,7 @@ std::unique_ptr<EstimatorModel> read_estimator_model(const std::string& type, Bi
   if (type == "kmeans") {
     return std::make_unique<KMeansEstimator>(estimators::KMeansModel::read(in));
   }
+  if (type == "pca") return std::make_unique<PcaEstimator>(estimators::PcaModel::read(in));
   if (type == "naive_bayes") {
     return std::make_unique<NaiveBayesEstimator>(estimators::NaiveBayesModel::read(in));
   }

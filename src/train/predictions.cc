@@ -27,6 +27,20 @@ class PredictionLines {
     for (int64_t c = 0; c < classes_; ++c) text_.append(",p_").append(label(c));
     text_ += "\n";
   }
+  // A transform's coordinates instead: columns pc_1 .. pc_<columns>.
+  explicit PredictionLines(int64_t columns) : columns_(columns) {
+    for (int64_t c = 0; c < columns; ++c)
+      text_.append(c ? ",pc_" : "pc_").append(std::to_string(c + 1));
+    text_ += "\n";
+  }
+
+  void add_coordinates(const float* values) {
+    for (int64_t c = 0; c < columns_; ++c) {
+      text_.append(c ? "," : "").append(number(values[c], "%.7g"));
+    }
+    text_ += "\n";
+    ++rows_;
+  }
 
   void add(double prediction, bool is_class, const float* probabilities) {
     text_ += is_class ? label(static_cast<int64_t>(prediction)) : number(prediction, "%.9g");
@@ -50,7 +64,8 @@ class PredictionLines {
   }
 
   std::vector<int64_t> labels_;
-  int64_t classes_;
+  int64_t classes_ = 0;
+  int64_t columns_ = 0;
   std::string text_;
   int64_t rows_ = 0;
 };
@@ -63,12 +78,18 @@ PredictionLines estimator_predictions(const Checkpoint& checkpoint, const std::s
   auto rows = table_rows(table, nullptr);
   check_feature_count(*rows, spec, model.features(), checkpoint.path, "command line", "--data");
   const int64_t columns = model.probability_columns();
-  PredictionLines lines(saved.layout.class_labels, model.classes(), columns > 0);
+  PredictionLines lines =
+      model.transforms() ? PredictionLines(columns)
+                         : PredictionLines(saved.layout.class_labels, model.classes(), columns > 0);
   std::vector<double> predicted;
   std::vector<float> p;
   rows->for_each_block([&](const estimators::RowBlock& block) {
     model.predict(block.x, predicted, p);
     for (int64_t i = 0; i < block.rows(); ++i) {
+      if (model.transforms()) {
+        lines.add_coordinates(p.data() + i * columns);
+        continue;
+      }
       lines.add(predicted[static_cast<size_t>(i)], model.classes() > 0,
                 columns > 0 ? p.data() + i * columns : nullptr);
     }

@@ -299,6 +299,29 @@ TEST_F(Estimators, NaiveBayesOnTwoProcessesIsOneProcesses) {
   EXPECT_EQ(predicted[0], (std::vector<std::string>{"prediction", "p_0", "p_1", "p_2"}));
 }
 
+// PCA on 2 processes keeps one process's share of the variance; predict writes coordinates.
+TEST_F(Estimators, PcaOnTwoProcessesIsOneProcesses) {
+  const fs::path test_csv = table("test.csv", 200, 2, 2);
+  std::ofstream(dir_ / "pca.toml")
+      << "[model]\ntype = \"pca\"\ncomponents = 3\n[data]\ntrain = \"csv:"
+      << table("train.csv", 1000, 2, 1).string() << "\"\ntest = \"csv:" << test_csv.string()
+      << "\"\nlabel_column = \"y\"\n[train]\nrun_dir = \"" << (dir_ / "run").string() << "\"\n";
+  ASSERT_EQ(train(dir_ / "pca.toml", 1, "one"), 0) << err_;
+  const double one = result()["test_explained_variance"];
+  ASSERT_EQ(train(dir_ / "pca.toml", 2, "two"), 0) << err_;
+  EXPECT_NEAR(result()["test_explained_variance"].get<double>(), one, 1e-6);
+  EXPECT_GT(one, 0.5) << "3 of 6 correlated features";
+  const fs::path out = dir_ / "coordinates.csv";
+  ASSERT_EQ(run({"predict", (dir_ / "run" / "model.ckpt").string(), "--data",
+                 "csv:" + test_csv.string(), "--out", out.string()},
+                "predict"),
+            0)
+      << err_;
+  const auto coordinates = read_csv(out);
+  ASSERT_EQ(coordinates.size(), 201u);
+  EXPECT_EQ(coordinates[0], (std::vector<std::string>{"pc_1", "pc_2", "pc_3"}));
+}
+
 TEST_F(Estimators, ATestTableOfOtherColumnsIsAnErrorNamingBoth) {
   const fs::path train_csv = table("train.csv", 200, 2, 1);
   std::ofstream(dir_ / "test.csv") << "x1,x2,y\n1,2,0\n3,4,1\n";

@@ -73,6 +73,13 @@ TEST(EstimatorConfig, NaiveBayesKeysReadAndWriteBack) {
   EXPECT_EQ(error_of("[model]\ntype = \"naive_bayes\"\nmax_iter = 3\n").key(), "model.max_iter");
 }
 
+TEST(EstimatorConfig, PcaKeysReadAndWriteBack) {
+  const Config c = parse_config("[model]\ntype = \"pca\"\ncomponents = 3\n", "ml.toml");
+  EXPECT_EQ(parse_config(to_toml(c), "back.toml").model.components, 3);
+  EXPECT_EQ(parse_config("[model]\ntype = \"pca\"\n", "ml.toml").model.components, 10);
+  EXPECT_EQ(error_of("[model]\ntype = \"pca\"\ncomponents = 0\n").key(), "model.components");
+}
+
 TEST(EstimatorConfig, ANetworksKeysAndStrategiesAreErrorsNamingTheKey) {
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nlayers = []\n").key(), "model.layers");
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nfactors = 4\n").key(), "model.factors");

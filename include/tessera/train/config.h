@@ -37,6 +37,7 @@ struct ModelConfig {
   // target is the CSV column data.label_column.
   //
   // "kmeans": `clusters` centers from k-means|| (seeded by train.seed), then Lloyd iterations.
+  // "pca": the `components` principal axes of the features (docs/ml.md).
   // "naive_bayes": scikit-learn's naive Bayes of `distribution` "gaussian", "multinomial" or
   // "bernoulli", smoothed by `alpha` (the last two) or `var_smoothing` (gaussian); bernoulli takes
   // a feature above `binarize` as present.
@@ -51,6 +52,7 @@ struct ModelConfig {
   int64_t max_iter = 500;    // L-BFGS iterations at most (k-means: 300 Lloyd iterations)
   double tol = 1e-6;         // converged when no gradient component is larger (k-means: 1e-4)
   int64_t clusters = 8;
+  int64_t components = 10;
   std::string distribution = "gaussian";
   double alpha = 1.0;
   double var_smoothing = 1e-9;

@@ -37,8 +37,11 @@ class EstimatorModel {
   // Its scores on the rows, summed over `group` (every process gets them).
   [[nodiscard]] virtual Scores score(estimators::RowSource& rows,
                                      comm::ProcessGroup* group) const = 0;
+  // A model that transforms rows (PCA) predicts no class or value: its predictions are the
+  // probability_columns() coordinates of each row.
+  [[nodiscard]] virtual bool transforms() const { return false; }
   // One prediction per row of x (a class as a number, or a value), and probability_columns()
-  // probabilities per row.
+  // probabilities (or coordinates) per row.
   virtual void predict(const Tensor& x, std::vector<double>& predicted,
                        std::vector<float>& probabilities) const = 0;
   virtual void write(BinaryWriter& out) const = 0;
