@@ -43,11 +43,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = "/usr/bin/python3"  # Debian's python3-sklearn
 FASHION = "/usr/share/datasets/fashion-mnist"
 
-SKLEARN_FIT = r'''
+# Each peer script starts with this: its spec, and Fashion-MNIST as scaled pixels and labels.
+PRELUDE = r'''
 import gzip, json, sys, time
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 spec = json.loads(sys.argv[1])
 
 def idx(path):
@@ -57,12 +56,21 @@ def idx(path):
     shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
-if spec["data"] == "fashion-mnist":
+def fashion(dtype):
     d = spec["dir"]
-    x = idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / 255.0
+    x = (idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / 255.0).astype(dtype)
     y = idx(d + "/train-labels-idx1-ubyte.gz").astype(np.int64)
-    xt = idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / 255.0
+    xt = (idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / 255.0).astype(dtype)
     yt = idx(d + "/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    return x, y, xt, yt
+'''
+
+SKLEARN_FIT = PRELUDE + r'''
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+if spec["data"] == "fashion-mnist":
+    x, y, xt, yt = fashion(np.float64)
 else:
     train = np.loadtxt(spec["train"], delimiter=",", skiprows=1)
     test = np.loadtxt(spec["test"], delimiter=",", skiprows=1)
@@ -87,22 +95,9 @@ print(json.dumps({"seconds": seconds, "objective": float(objective),
 '''
 
 
-SKLEARN_KMEANS = r'''
-import gzip, json, sys, time
-import numpy as np
+SKLEARN_KMEANS = PRELUDE + r'''
 from sklearn.cluster import KMeans
-spec = json.loads(sys.argv[1])
-
-def idx(path):
-    with gzip.open(path) as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-d = spec["dir"]
-x = (idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / np.float32(255)).astype(np.float32)
-xt = (idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / np.float32(255)).astype(np.float32)
+x, _, xt, _ = fashion(np.float32)
 model = KMeans(n_clusters=spec["clusters"], n_init=1, tol=1e-4, max_iter=300, algorithm="lloyd",
                random_state=spec["seed"])
 start = time.perf_counter()
@@ -153,25 +148,10 @@ def kmeans_table(a, env2, tmp):
               flush=True)
 
 
-SKLEARN_NB = r'''
-import gzip, json, sys, time
-import numpy as np
+SKLEARN_NB = PRELUDE + r'''
 from sklearn.metrics import log_loss
 from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
-spec = json.loads(sys.argv[1])
-
-def idx(path):
-    with gzip.open(path) as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-d = spec["dir"]
-x = (idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / np.float32(255)).astype(np.float32)
-y = idx(d + "/train-labels-idx1-ubyte.gz").astype(np.int64)
-xt = (idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / np.float32(255)).astype(np.float32)
-yt = idx(d + "/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+x, y, xt, yt = fashion(np.float32)
 model = {"gaussian": GaussianNB(), "multinomial": MultinomialNB(),
          "bernoulli": BernoulliNB(binarize=0.5)}[spec["distribution"]]
 start = time.perf_counter()
@@ -211,22 +191,9 @@ def nb_table(a, env2, tmp):
                   f"{r['test_log_loss']:.4f} | {r['seconds']:.3f} | {ratio} |", flush=True)
 
 
-SKLEARN_PCA = r'''
-import gzip, json, sys, time
-import numpy as np
+SKLEARN_PCA = PRELUDE + r'''
 from sklearn.decomposition import PCA
-spec = json.loads(sys.argv[1])
-
-def idx(path):
-    with gzip.open(path) as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-d = spec["dir"]
-x = (idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1) / np.float32(255)).astype(np.float32)
-xt = (idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1) / np.float32(255)).astype(np.float32)
+x, _, xt, _ = fashion(np.float32)
 model = PCA(n_components=10, svd_solver=spec["solver"], random_state=0)
 start = time.perf_counter()
 model.fit(x)

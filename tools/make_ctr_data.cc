@@ -40,17 +40,11 @@ struct Options {
   uint64_t seed = 1;
 };
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // A standard normal drawn from (seed, id, slot) alone.
 double hashed_normal(uint64_t seed, uint64_t id, uint64_t slot) {
-  const uint64_t a = mix(seed ^ mix(id * 64 + slot));
-  const uint64_t b = mix(a);
+  const uint64_t a = tessera::mix64(seed ^ tessera::mix64(id * 64 + slot));
+  const uint64_t b = tessera::mix64(a);
   const double u1 = (static_cast<double>(a >> 11) + 0.5) * 0x1.0p-53;
   const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);

@@ -6,6 +6,7 @@
 
 #include "collective.h"
 #include "tessera/core/error.h"
+#include "tessera/core/random.h"
 #include "tessera/tensor/matmul.h"
 
 namespace tessera::estimators {
@@ -20,16 +21,9 @@ constexpr uint32_t kKMeansVersion = 1;
 constexpr int64_t kMaxKMeansFeatures = int64_t{1} << 32;
 constexpr int64_t kMaxClusters = int64_t{1} << 20;
 
-uint64_t splitmix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 // A uniform draw in [0, 1) fixed by (seed, round, row): the same on any number of processes.
 double draw(uint64_t seed, uint64_t round, uint64_t row) {
-  const uint64_t h = splitmix(splitmix(seed ^ splitmix(round)) ^ row);
+  const uint64_t h = mix64(mix64(seed ^ mix64(round)) ^ row);
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
@@ -355,7 +349,7 @@ KMeansFit fit_kmeans(RowSource& rows, comm::ProcessGroup* group, const KMeansOpt
     throw ValueError(
         detail::concat("k-means: ", fit.rows, " rows for ", options.clusters, " clusters"));
   }
-  const auto first = static_cast<int64_t>(splitmix(options.seed) % static_cast<uint64_t>(fit.rows));
+  const auto first = static_cast<int64_t>(mix64(options.seed) % static_cast<uint64_t>(fit.rows));
   RowFacts facts = read_facts(rows, first);
   sum_over(group, facts.sums);
   double variance = 0.0;

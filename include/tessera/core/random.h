@@ -6,6 +6,15 @@
 
 namespace tessera {
 
+// splitmix64's finaliser: x's 64 bits mixed into a hash where each input bit flips half the
+// output's. Keyed draws (a value fixed by a seed and an index, on any process) are built on it.
+inline uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 // Deterministic random numbers from a seed: the same seed gives the same sequence on every
 // platform (distributions are computed here, not by the standard library). Not thread-safe.
 class Generator {
