@@ -28,7 +28,6 @@ Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000]
                        [--models linear,kmeans,nb,pca]
 """
 import argparse
-import gzip
 import json
 import os
 import statistics
