@@ -40,7 +40,6 @@ struct Options {
   uint64_t seed = 1;
 };
 
-
 // A standard normal drawn from (seed, id, slot) alone.
 double hashed_normal(uint64_t seed, uint64_t id, uint64_t slot) {
   const uint64_t a = tessera::mix64(seed ^ tessera::mix64(id * 64 + slot));
