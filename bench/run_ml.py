@@ -89,7 +89,11 @@ if m.shape[1] == 1:
 m -= m.max(axis=1, keepdims=True)
 loss = np.mean(np.log(np.exp(m).sum(axis=1)) - m[np.arange(n), y])
 objective = loss + spec["l2"] / 2 * np.sum(model.coef_ ** 2)
-print(json.dumps({"seconds": seconds, "objective": float(objective),
+auc = None
+if model.classes_.size == 2:
+    from sklearn.metrics import roc_auc_score
+    auc = float(roc_auc_score(yt, model.predict_proba(xt)[:, 1]))
+print(json.dumps({"seconds": seconds, "objective": float(objective), "test_auc": auc,
                   "test_accuracy": float(model.score(xt, yt)), "iterations": int(model.n_iter_.max())}))
 '''
 
@@ -254,7 +258,7 @@ def run_tessera(build, spec, nproc, env, run_dir):
     subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     lines = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
     last = lines[-1]
-    return {"seconds": last["fit_s"], "objective": last["objective"],
+    return {"seconds": last["fit_s"], "objective": last["objective"], "test_auc": last.get("test_auc"),
             "test_accuracy": last["test_accuracy"], "iterations": last["iterations"]}
 
 
@@ -297,8 +301,8 @@ def main():
                                                   "tol": 1e-6, "max_iter": 1000, "standardize": True}),
         ]
         print(f"median of {a.runs} runs; same l2, tol and max_iter for both")
-        print("| data | who | threads | objective | test accuracy | iterations | fit s | speed vs scikit-learn |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| data | who | threads | objective | test accuracy | test AUC | iterations | fit s | speed vs scikit-learn |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, spec in cases:
             peer = median_of(a.runs, lambda: run_sklearn(spec, env2))
             rows = [("scikit-learn", "1 x 2", peer)]
@@ -308,8 +312,9 @@ def main():
                 rows.append(("tessera", threads, r))
             for who, threads, r in rows:
                 ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
+                auc = "-" if r.get("test_auc") is None else f"{r['test_auc']:.5f}"
                 print(f"| {name} | {who} | {threads} | {r['objective']:.8f} | "
-                      f"{100 * r['test_accuracy']:.2f}% | {r['iterations']} | {r['seconds']:.2f} | {ratio} |",
+                      f"{100 * r['test_accuracy']:.2f}% | {auc} | {r['iterations']} | {r['seconds']:.2f} | {ratio} |",
                       flush=True)
     print(bench_env.footer())
 

@@ -12,9 +12,37 @@
 #include "tessera/estimators/linear_model.h"
 #include "tessera/estimators/naive_bayes.h"
 #include "tessera/estimators/pca.h"
+#include "tessera/estimators/roc_auc.h"
 
 namespace tessera::train {
 namespace {
+
+// The area under the ROC curve of a two-class model's probability of class 1 over the rows.
+double binary_auc(const EstimatorModel& model, estimators::RowSource& rows,
+                  comm::ProcessGroup* group) {
+  std::vector<estimators::AucHistogram> parts(static_cast<size_t>(rows.parts()));
+  rows.for_each_block_in_parts([&](const estimators::RowBlock& b, int part) {
+    std::vector<double> predicted;
+    std::vector<float> p;
+    model.predict(b.x, predicted, p);
+    for (int64_t r = 0; r < b.rows(); ++r) {
+      parts[static_cast<size_t>(part)].add(p[static_cast<size_t>(2 * r + 1)],
+                                           b.y[static_cast<size_t>(r)] == 1.0);
+    }
+  });
+  for (size_t i = 1; i < parts.size(); ++i) parts[0].add(parts[i]);
+  parts[0].sum_over(group);
+  return parts[0].auc();
+}
+
+// Scores with the ROC AUC added for a model of two classes with probabilities.
+Scores with_auc(Scores scores, const EstimatorModel& model, estimators::RowSource& rows,
+                comm::ProcessGroup* group) {
+  if (model.classes() == 2 && model.probability_columns() == 2) {
+    scores.emplace_back("auc", binary_auc(model, rows, group));
+  }
+  return scores;
+}
 
 class LinearEstimator : public EstimatorModel {
  public:
@@ -29,7 +57,9 @@ class LinearEstimator : public EstimatorModel {
                              comm::ProcessGroup* group) const override {
     const estimators::LinearScore s = estimators::score_linear(m_, rows, group);
     if (m_.classes == 0) return {{"rmse", s.rmse}, {"r2", s.r2}};
-    if (m_.loss == "logistic") return {{"accuracy", s.accuracy}, {"log_loss", s.log_loss}};
+    if (m_.loss == "logistic") {
+      return with_auc({{"accuracy", s.accuracy}, {"log_loss", s.log_loss}}, *this, rows, group);
+    }
     return {{"accuracy", s.accuracy}};
   }
   void predict(const Tensor& x, std::vector<double>& predicted,
@@ -98,7 +128,8 @@ class NaiveBayesEstimator : public EstimatorModel {
         });
     if (group != nullptr && group->size() > 1)
       group->allreduce(std::span(sums), comm::ReduceOp::kSum)->wait();
-    return {{"accuracy", sums[1] / sums[0]}, {"log_loss", sums[2] / sums[0]}};
+    return with_auc({{"accuracy", sums[1] / sums[0]}, {"log_loss", sums[2] / sums[0]}}, *this, rows,
+                    group);
   }
   void predict(const Tensor& x, std::vector<double>& predicted,
                std::vector<float>& probabilities) const override {
@@ -221,6 +252,7 @@ std::string describe_scores(const std::string& prefix, const Scores& scores) {
       std::snprintf(buf, sizeof buf, "%s%sinertia %.8g", prefix.c_str(), who, value);
     } else {
       const std::string shown = name == "log_loss" ? "log loss"
+                                : name == "auc"    ? "AUC"
                                 : name == "rmse"   ? "RMSE"
                                 : name == "r2"     ? "R2"
                                                    : name;
