@@ -67,9 +67,10 @@ void print_sparse_result(const train::SparseResult& r, int rank) {
 }
 
 void print_estimator_result(const train::EstimatorResult& r) {
-  if (r.iterations == 0) {
-    std::printf("%s: %lld rows in one pass, %.1f s", r.model.c_str(),
-                static_cast<long long>(r.rows), r.wall_seconds);
+  if (r.iterations == 0) {  // no iterations: one pass, or equations solved
+    std::printf("%s: %lld rows, %s in %.1f s", r.model.c_str(), static_cast<long long>(r.rows),
+                r.stop.c_str(), r.wall_seconds);
+    if (r.objective != 0) std::printf(", objective %.8g", r.objective);
   } else {
     std::printf("%s: %lld rows, %lld iterations in %.1f s (%s), objective %.8g", r.model.c_str(),
                 static_cast<long long>(r.rows), static_cast<long long>(r.iterations),

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "collective.h"
+#include "gram.h"
 #include "tessera/core/error.h"
 #include "tessera/tensor/matmul.h"
 
@@ -19,8 +20,6 @@ namespace {
 constexpr uint32_t kPcaVersion = 1;
 // dsyevd takes the matrix's order as an int, and the covariance is features^2 doubles.
 constexpr int64_t kMaxPcaFeatures = int64_t{1} << 15;
-// x^T x is summed in kOuterTiles x kOuterTiles tiles of columns, the upper ones only.
-constexpr int64_t kOuterTiles = 4;
 
 // The k largest eigenvalues of the symmetric matrix a (n x n, destroyed), ascending, and their
 // eigenvectors in `vectors` (column-major, n x k): LAPACK's dsyevr, which computes no others.
@@ -52,33 +51,6 @@ std::vector<double> top_eigen(std::vector<double>& a, int64_t n, int64_t k,
   }
   values.resize(static_cast<size_t>(k));
   return values;
-}
-
-// Adds x^T x's upper triangle (with the diagonal) to out (d x d, row-major): the products of
-// column tiles i <= j only, 10 of the 16 a whole product would take.
-void add_upper_outer(const Tensor& x, double* out) {
-  const int64_t d = x.size(1);
-  const int64_t width = (d + kOuterTiles - 1) / kOuterTiles;
-  for (int64_t i = 0; i < d; i += width) {
-    const int64_t i_end = std::min(d, i + width);
-    const Tensor left = x.slice(1, i, i_end);
-    for (int64_t j = i; j < d; j += width) {
-      const int64_t j_end = std::min(d, j + width);
-      Tensor tile = Tensor::empty({i_end - i, j_end - j});
-      matmul_into(left.t(), x.slice(1, j, j_end), tile);
-      const float* t = tile.data<float>();
-      for (int64_t r = i; r < i_end; ++r) {
-        for (int64_t c = j; c < j_end; ++c) out[r * d + c] += t[(r - i) * (j_end - j) + (c - j)];
-      }
-    }
-  }
-}
-
-// Copies the upper triangle of a (d x d, row-major) below the diagonal.
-void mirror_upper(double* a, int64_t d) {
-  for (int64_t r = 0; r < d; ++r) {
-    for (int64_t c = 0; c < r; ++c) a[r * d + c] = a[c * d + r];
-  }
 }
 
 }  // namespace

@@ -281,7 +281,7 @@ TEST_F(Estimators, NaiveBayesOnTwoProcessesIsOneProcesses) {
                                   << "\"\nlabel_column = \"y\"\n[train]\nrun_dir = \""
                                   << (dir_ / "run").string() << "\"\n";
   ASSERT_EQ(train(dir_ / "nb.toml", 1, "one"), 0) << err_;
-  EXPECT_NE(out_.find("naive_bayes: 1500 rows in one pass"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("naive_bayes: 1500 rows, one pass in"), std::string::npos) << out_;
   const nlohmann::json one = result();
   ASSERT_EQ(train(dir_ / "nb.toml", 2, "two"), 0) << err_;
   const nlohmann::json two = result();

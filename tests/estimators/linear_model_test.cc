@@ -105,8 +105,12 @@ TEST(LinearModel, LeastSquaresSolvesTheNormalEquations) {
   auto data = table(n, d, 0, 11);
   auto rows = dataset_rows(data, shard(0, 1, true, d));
   const double l2 = 0.05;
+  LinearOptions iterative = options("squared", l2);
+  iterative.closed_form = false;
+  const LinearFit by_lbfgs = fit_linear(*rows, nullptr, iterative);
+  ASSERT_TRUE(by_lbfgs.solver.converged) << by_lbfgs.solver.stop;
   const LinearFit fit = fit_linear(*rows, nullptr, options("squared", l2));
-  ASSERT_TRUE(fit.solver.converged) << fit.solver.stop;
+  EXPECT_EQ(fit.solver.iterations, 0) << "solved in closed form";
   // The exact solution, with the intercept as an unpenalised column of ones.
   const int64_t m = d + 1;
   std::vector<double> a(static_cast<size_t>(m * (m + 1)), 0.0);
@@ -135,8 +139,48 @@ TEST(LinearModel, LeastSquaresSolvesTheNormalEquations) {
     for (int64_t k = r + 1; k < m; ++k) v -= a[static_cast<size_t>(r * (m + 1) + k)] * w[k];
     w[static_cast<size_t>(r)] = v / a[static_cast<size_t>(r * (m + 1) + r)];
   }
-  for (int64_t j = 0; j < d; ++j) EXPECT_NEAR(fit.model.weights[j], w[j], 1e-4) << j;
-  EXPECT_NEAR(fit.model.intercept[0], w[d], 1e-4);
+  for (const LinearFit* f : {&fit, &by_lbfgs}) {
+    for (int64_t j = 0; j < d; ++j) EXPECT_NEAR(f->model.weights[j], w[j], 1e-4) << j;
+    EXPECT_NEAR(f->model.intercept[0], w[d], 1e-4);
+  }
+}
+
+// The closed form minimises L-BFGS's objective with and without an intercept and standardising,
+// and singular equations (a feature always 0, no l2) fall back to L-BFGS.
+TEST(LinearModel, TheClosedFormReachesLbfgssObjective) {
+  auto data = table(500, 5, 0, 12, 2.0);
+  auto rows = dataset_rows(data, shard(0, 1, true, 5));
+  for (bool intercept : {true, false}) {
+    for (bool standardize : {true, false}) {
+      LinearOptions o = options("squared", 1e-2, standardize);
+      o.fit_intercept = intercept;
+      const LinearFit closed = fit_linear(*rows, nullptr, o);
+      o.closed_form = false;
+      const LinearFit iterated = fit_linear(*rows, nullptr, o);
+      EXPECT_EQ(closed.solver.iterations, 0);
+      // Both evaluate the objective with float32 products: they agree to that precision.
+      EXPECT_NEAR(closed.objective, iterated.objective, 2e-7 * std::abs(iterated.objective))
+          << "intercept " << intercept << ", standardize " << standardize;
+      for (size_t j = 0; j < 5; ++j) {
+        EXPECT_NEAR(closed.model.weights[j], iterated.model.weights[j], 1e-3);
+      }
+      EXPECT_NEAR(closed.model.intercept[0], iterated.model.intercept[0], 1e-3);
+    }
+  }
+  // A column of zeros and no intercept: singular without l2.
+  std::vector<float> x;
+  for (int i = 0; i < 50; ++i) {
+    const auto v = static_cast<float>(i % 7);
+    x.insert(x.end(), {v, 0.0F, 2 * v});
+  }
+  auto zeros = std::make_shared<data::InMemoryDataset>(Tensor::from_vector(x, {50, 3}),
+                                                       Tensor::zeros({50}, DType::kInt64));
+  auto singular = dataset_rows(zeros, shard(0, 1, true, 2));
+  LinearOptions o = options("squared", 0.0);
+  o.fit_intercept = false;
+  const LinearFit fit = fit_linear(*singular, nullptr, o);
+  EXPECT_GT(fit.solver.iterations, 0) << "L-BFGS took over";
+  EXPECT_LT(fit.objective, 1e-6) << "y = 2 x exactly";
 }
 
 TEST(LinearModel, SeveralProcessesFitOneProcessesModel) {

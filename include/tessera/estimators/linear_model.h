@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,13 @@ struct LinearOptions {
   // Fits on features scaled to mean 0 and variance 1 (over all processes' rows); the model
   // returned takes the features as they are.
   bool standardize = false;
+  // "squared" of up to kMaxClosedFormFeatures features: solve the normal equations in one pass
+  // (least_squares.cc) instead of iterating; false: L-BFGS, as for the other losses.
+  bool closed_form = true;
   LbfgsOptions solver;
 };
+
+inline constexpr int64_t kMaxClosedFormFeatures = 4096;
 
 // A fitted linear model: margins = x W + b.
 struct LinearModel {
@@ -101,6 +107,14 @@ struct LinearFit {
 // processes hold no rows or the labels name a single class.
 [[nodiscard]] LinearFit fit_linear(RowSource& rows, comm::ProcessGroup* group,
                                    const LinearOptions& options);
+
+// Least squares ("squared") in closed form, the objective fit_linear minimises: one pass sums the
+// rows' moments (x^T x, x^T y, ...), one allreduce, and every process solves the same normal
+// equations (Cholesky, LAPACK's dposv). solver.iterations is 0. nullopt when they are singular
+// (collinear features and no l2), for L-BFGS to take over. Throws as fit_linear.
+[[nodiscard]] std::optional<LinearFit> solve_least_squares(RowSource& rows,
+                                                           comm::ProcessGroup* group,
+                                                           const LinearOptions& options);
 
 // Quality of a model on rows (summed over `group`'s processes, every process gets the totals).
 struct LinearScore {
