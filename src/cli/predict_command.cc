@@ -18,7 +18,8 @@ void add_predict_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "predict",
       "Write a saved model's prediction for each sample of a data set to a CSV file: the class\n"
-      "(as the training file labelled it) and each class's probability, or the predicted value.\n"
+      "(as the training file labelled it) and each class's probability, the predicted value,\n"
+      "the cluster (k-means) or the coordinates (PCA).\n"
       "The data needs no labels: a CSV file without the label column is read as features.\n"
       "Example: tessera predict runs/logistic_regression/model.ckpt --data fashion-mnist:test "
       "--out predictions.csv");
