@@ -111,20 +111,31 @@ print(json.dumps({"seconds": seconds, "inertia": float(model.inertia_),
 '''
 
 
-def run_sklearn_kmeans(seed, env):
-    spec = {"dir": FASHION, "clusters": 10, "seed": seed}
-    r = subprocess.run([PEER, "-W", "ignore", "-c", SKLEARN_KMEANS, json.dumps(spec)], env=env,
+def run_peer(script, spec, env):
+    """One scikit-learn fit in a fresh process: the JSON line it prints last."""
+    r = subprocess.run([PEER, "-W", "ignore", "-c", script, json.dumps(spec)], env=env,
                        capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def run_tessera_kmeans(build, seed, nproc, env, run_dir):
-    args = [os.path.join(build, "tessera"), "train", os.path.join(ROOT, "examples/ml/kmeans.toml"),
-            "--set", f"train.seed={seed}", "--set", f'train.run_dir="{run_dir}"', "-q"]
+def run_example(build, example, sets, nproc, run_dir, env=None):
+    """`tessera train examples/ml/EXAMPLE.toml` with --set SETS: the last line of its metrics."""
+    args = [os.path.join(build, "tessera"), "train", os.path.join(ROOT, f"examples/ml/{example}.toml"),
+            "--set", f'train.run_dir="{run_dir}"', "-q"]
+    for s in sets:
+        args += ["--set", s]
     if nproc > 1:
         args += ["--nproc", str(nproc)]
     subprocess.run(args, env=env, capture_output=True, text=True, check=True)
-    last = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))][-1]
+    return [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))][-1]
+
+
+def run_sklearn_kmeans(seed, env):
+    return run_peer(SKLEARN_KMEANS, {"dir": FASHION, "clusters": 10, "seed": seed}, env)
+
+
+def run_tessera_kmeans(build, seed, nproc, run_dir):
+    last = run_example(build, "kmeans", [f"train.seed={seed}"], nproc, run_dir)
     return {"seconds": last["fit_s"], "inertia": last["train_inertia"],
             "test_inertia": last["test_inertia"], "iterations": last["iterations"]}
 
@@ -137,8 +148,7 @@ def kmeans_table(a, env2, tmp):
     peer = [run_sklearn_kmeans(seed, env2) for seed in range(a.runs)]
     rows = [("scikit-learn", "1 x 2", peer)]
     for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-        rows.append(("tessera", threads, [run_tessera_kmeans(a.build, seed, nproc, os.environ,
-                                                             os.path.join(tmp, f"km{nproc}"))
+        rows.append(("tessera", threads, [run_tessera_kmeans(a.build, seed, nproc, os.path.join(tmp, f"km{nproc}"))
                                           for seed in range(a.runs)]))
     per_iteration = lambda rs: statistics.median(r["seconds"] / r["iterations"] for r in rs)
     for who, threads, rs in rows:
@@ -171,20 +181,12 @@ def nb_table(a, env2, tmp):
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for dist in ("gaussian", "multinomial", "bernoulli"):
         spec = {"dir": FASHION, "distribution": dist}
-        peer = median_of(a.runs, lambda: json.loads(subprocess.run(
-            [PEER, "-c", SKLEARN_NB, json.dumps(spec)], env=env2, capture_output=True, text=True,
-            check=True).stdout.strip().splitlines()[-1]))
+        peer = median_of(a.runs, lambda: run_peer(SKLEARN_NB, spec, env2))
         rows = [("scikit-learn", "1 x 2", peer)]
         for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
             def one():
-                run_dir = os.path.join(tmp, f"nb{nproc}")
-                args = [os.path.join(a.build, "tessera"), "train",
-                        os.path.join(ROOT, "examples/ml/naive_bayes.toml"), "--set",
-                        f'model.distribution="{dist}"', "--set", f'train.run_dir="{run_dir}"', "-q"]
-                if nproc > 1:
-                    args += ["--nproc", str(nproc)]
-                subprocess.run(args, capture_output=True, text=True, check=True)
-                last = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))][-1]
+                last = run_example(a.build, "naive_bayes", [f'model.distribution="{dist}"'], nproc,
+                                   os.path.join(tmp, f"nb{nproc}"))
                 return {"seconds": last["fit_s"], "test_accuracy": last["test_accuracy"],
                         "test_log_loss": last["test_log_loss"]}
             rows.append(("tessera", threads, median_of(a.runs, one)))
@@ -215,19 +217,11 @@ def pca_table(a, env2, tmp):
     peers = []
     for solver in ("randomized", "full"):
         spec = {"dir": FASHION, "solver": solver}
-        peers.append((solver, median_of(a.runs, lambda: json.loads(subprocess.run(
-            [PEER, "-c", SKLEARN_PCA, json.dumps(spec)], env=env2, capture_output=True, text=True,
-            check=True).stdout.strip().splitlines()[-1]))))
+        peers.append((solver, median_of(a.runs, lambda: run_peer(SKLEARN_PCA, spec, env2))))
     rows = [("scikit-learn", solver, "1 x 2", r) for solver, r in peers]
     for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
         def one():
-            run_dir = os.path.join(tmp, f"pca{nproc}")
-            args = [os.path.join(a.build, "tessera"), "train", os.path.join(ROOT, "examples/ml/pca.toml"),
-                    "--set", f'train.run_dir="{run_dir}"', "-q"]
-            if nproc > 1:
-                args += ["--nproc", str(nproc)]
-            subprocess.run(args, capture_output=True, text=True, check=True)
-            last = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))][-1]
+            last = run_example(a.build, "pca", [], nproc, os.path.join(tmp, f"pca{nproc}"))
             return {"seconds": last["fit_s"], "train_explained_variance": last["train_explained_variance"],
                     "test_explained_variance": last["test_explained_variance"]}
         rows.append(("tessera", "covariance, one pass", threads, median_of(a.runs, one)))
@@ -239,9 +233,7 @@ def pca_table(a, env2, tmp):
 
 
 def run_sklearn(spec, env):
-    r = subprocess.run([PEER, "-c", SKLEARN_FIT, json.dumps(spec)], env=env, capture_output=True,
-                       text=True, check=True)
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_peer(SKLEARN_FIT, spec, env)
 
 
 def run_tessera(build, spec, nproc, env, run_dir):

@@ -35,6 +35,12 @@ std::vector<float> gather_rows(comm::ProcessGroup* group, const std::vector<floa
   return all;
 }
 
+int64_t count_rows(const RowSource& rows, comm::ProcessGroup* group) {
+  std::vector<double> n{static_cast<double>(rows.num_rows())};
+  sum_over(group, n);
+  return static_cast<int64_t>(n[0]);
+}
+
 void check_every_process_has_rows(const RowSource& rows, comm::ProcessGroup* group,
                                   const std::string& what) {
   if (group == nullptr || group->size() == 1) return;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "collective.h"
@@ -204,6 +205,30 @@ std::vector<double> NaiveBayesModel::log_likelihoods(const Tensor& x) const {
     }
   }
   return out;
+}
+
+NaiveBayesScore score_naive_bayes(const NaiveBayesModel& model, RowSource& rows,
+                                  comm::ProcessGroup* group) {
+  const int64_t k = model.classes;
+  // [rows, right, log loss]
+  std::vector<double> sums = sum_blocks(rows, 3, [&](const RowBlock& b, std::vector<double>& s) {
+    const std::vector<double> jll = model.log_likelihoods(b.x);
+    for (int64_t r = 0; r < b.rows(); ++r) {
+      const double* row = jll.data() + r * k;
+      const int64_t best = std::max_element(row, row + k) - row;
+      double total = 0.0;
+      for (int64_t c = 0; c < k; ++c) total += std::exp(row[c] - row[best]);
+      const double y = b.y[static_cast<size_t>(r)];
+      const bool known = y >= 0 && y < static_cast<double>(k);
+      const double py = known ? std::exp(row[static_cast<int64_t>(y)] - row[best]) / total : 0.0;
+      s[0] += 1;
+      s[1] += static_cast<double>(best) == y ? 1 : 0;
+      s[2] -= std::log(std::max(py, std::numeric_limits<double>::epsilon()));
+    }
+  });
+  sum_over(group, sums);
+  if (sums[0] == 0) return {};
+  return {static_cast<int64_t>(sums[0]), sums[1] / sums[0], sums[2] / sums[0]};
 }
 
 void NaiveBayesModel::write(BinaryWriter& out) const {

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <limits>
-#include <span>
 #include <utility>
 
 #include "tessera/core/error.h"
@@ -109,27 +107,8 @@ class NaiveBayesEstimator : public EstimatorModel {
   [[nodiscard]] int64_t probability_columns() const override { return m_.classes; }
   [[nodiscard]] Scores score(estimators::RowSource& rows,
                              comm::ProcessGroup* group) const override {
-    // [rows, right, log loss]
-    std::vector<double> sums =
-        estimators::sum_blocks(rows, 3, [&](const estimators::RowBlock& b, std::vector<double>& s) {
-          std::vector<double> predicted;
-          std::vector<float> p;
-          predict(b.x, predicted, p);
-          for (int64_t r = 0; r < b.rows(); ++r) {
-            const double y = b.y[static_cast<size_t>(r)];
-            s[0] += 1;
-            s[1] += predicted[static_cast<size_t>(r)] == y ? 1 : 0;
-            const bool known = y >= 0 && y < static_cast<double>(m_.classes);
-            const double py =
-                known ? p[static_cast<size_t>(r * m_.classes + static_cast<int64_t>(y))] : 0.0;
-            // scikit-learn 1.2's log_loss clips alike, at float64's epsilon
-            s[2] -= std::log(std::max(py, std::numeric_limits<double>::epsilon()));
-          }
-        });
-    if (group != nullptr && group->size() > 1)
-      group->allreduce(std::span(sums), comm::ReduceOp::kSum)->wait();
-    return with_auc({{"accuracy", sums[1] / sums[0]}, {"log_loss", sums[2] / sums[0]}}, *this, rows,
-                    group);
+    const estimators::NaiveBayesScore s = estimators::score_naive_bayes(m_, rows, group);
+    return with_auc({{"accuracy", s.accuracy}, {"log_loss", s.log_loss}}, *this, rows, group);
   }
   void predict(const Tensor& x, std::vector<double>& predicted,
                std::vector<float>& probabilities) const override {
@@ -155,14 +134,6 @@ class NaiveBayesEstimator : public EstimatorModel {
  private:
   estimators::NaiveBayesModel m_;
 };
-
-// The rows of every process.
-int64_t rows_of(const estimators::RowSource& rows, comm::ProcessGroup* group) {
-  std::vector<double> n{static_cast<double>(rows.num_rows())};
-  if (group != nullptr && group->size() > 1)
-    group->allreduce(std::span(n), comm::ReduceOp::kSum)->wait();
-  return static_cast<int64_t>(n[0]);
-}
 
 class PcaEstimator : public EstimatorModel {
  public:
@@ -271,7 +242,7 @@ EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::
     double kept = 0.0;
     for (double v : m.variances) kept += v;
     return {std::make_unique<PcaEstimator>(std::move(m)),
-            rows_of(rows, group),
+            estimators::count_rows(rows, group),
             0,
             kept,
             true,
@@ -282,7 +253,7 @@ EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::
                                     model.binarize};
     estimators::NaiveBayesModel m = estimators::fit_naive_bayes(rows, group, o);
     return {std::make_unique<NaiveBayesEstimator>(std::move(m)),
-            rows_of(rows, group),
+            estimators::count_rows(rows, group),
             0,
             0.0,
             true,

@@ -50,8 +50,7 @@ struct KMeansFit {
   int64_t iterations = 0;  // Lloyd iterations
   int64_t candidates = 0;  // rows k-means|| sampled
   bool converged = false;
-  std::string stop;      // why it stopped
-  double inertia = 0.0;  // the sum of squared distances of the rows to the final centers
+  std::string stop;  // why it stopped
 };
 
 // Fits k-means on every process at once, from k-means|| centers, by Lloyd iterations: each pass

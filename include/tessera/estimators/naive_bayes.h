@@ -44,6 +44,16 @@ struct NaiveBayesModel {
   [[nodiscard]] static NaiveBayesModel read(BinaryReader& in);
 };
 
+// The model's accuracy and mean log loss on rows (summed over `group`, every process gets them);
+// the log loss clips probabilities at float64's epsilon, as scikit-learn 1.2's log_loss does.
+struct NaiveBayesScore {
+  int64_t rows = 0;
+  double accuracy = 0.0;
+  double log_loss = 0.0;
+};
+[[nodiscard]] NaiveBayesScore score_naive_bayes(const NaiveBayesModel& model, RowSource& rows,
+                                                comm::ProcessGroup* group);
+
 // One pass over every process's rows (per class: the rows, the features' sums and, for
 // "gaussian", their sums of squares), summed by one allreduce: every process gets one process's
 // model on all the rows. Throws ValueError for bad options, a process without rows or a single

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/comm/process_group.h"
 #include "tessera/data/dataset.h"
 #include "tessera/tensor/tensor.h"
 
@@ -46,6 +47,9 @@ class RowSource {
   virtual void for_each_block_in_parts(
       const std::function<void(const RowBlock&, int part)>& visit) = 0;
 };
+
+// The rows of every process of `group` (nullptr: this one's).
+[[nodiscard]] int64_t count_rows(const RowSource& rows, comm::ProcessGroup* group);
 
 // Sums a pass over the rows into `size` doubles: add(block, sums) for each block, the parts'
 // sums (RowSource::parts) added in part order, so a pass gives the same sums every time.
