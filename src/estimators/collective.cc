@@ -17,7 +17,10 @@ void sum_over(comm::ProcessGroup* group, std::span<float> values) {
   }
 }
 
-std::vector<float> gather_rows(comm::ProcessGroup* group, const std::vector<float>& rows) {
+namespace {
+
+template <typename T>
+std::vector<T> gather(comm::ProcessGroup* group, const std::vector<T>& rows) {
   if (group == nullptr || group->size() == 1) return rows;
   std::vector<double> counts(static_cast<size_t>(group->size()), 0.0);
   counts[static_cast<size_t>(group->rank())] = static_cast<double>(rows.size());
@@ -29,10 +32,20 @@ std::vector<float> gather_rows(comm::ProcessGroup* group, const std::vector<floa
     total += static_cast<size_t>(counts[r]);
   }
   // Each process fills its own stretch; the sum of zeros and one value is that value.
-  std::vector<float> all(total, 0.0F);
+  std::vector<T> all(total, T{0});
   std::copy(rows.begin(), rows.end(), all.begin() + static_cast<std::ptrdiff_t>(at));
   sum_over(group, all);
   return all;
+}
+
+}  // namespace
+
+std::vector<float> gather_rows(comm::ProcessGroup* group, const std::vector<float>& rows) {
+  return gather(group, rows);
+}
+
+std::vector<double> gather_values(comm::ProcessGroup* group, const std::vector<double>& values) {
+  return gather(group, values);
 }
 
 int64_t count_rows(const RowSource& rows, comm::ProcessGroup* group) {

@@ -17,6 +17,8 @@ void sum_over(comm::ProcessGroup* group, std::span<float> values);
 // its own, every process gets all.
 [[nodiscard]] std::vector<float> gather_rows(comm::ProcessGroup* group,
                                              const std::vector<float>& rows);
+[[nodiscard]] std::vector<double> gather_values(comm::ProcessGroup* group,
+                                                const std::vector<double>& values);
 
 // A process without rows is a data set split finer than it has rows: throws ValueError naming
 // the rank, `what` (the estimator) first.

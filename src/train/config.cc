@@ -187,6 +187,42 @@ void read_sparse_model(Section& s, ModelConfig& m) {
   require(s, m.init_scale >= 0 && m.init_scale <= 1, "init_scale", "must lie in [0, 1]");
 }
 
+void read_trees(Section& s, TreeConfig& t) {
+  s.read("objective", t.objective);
+  one_of(s, "objective", t.objective, {"multiclass", "binary", "regression"});
+  s.read("rounds", t.rounds);
+  s.read("learning_rate", t.learning_rate);
+  s.read("max_depth", t.max_depth);
+  s.read("grow_policy", t.grow_policy);
+  one_of(s, "grow_policy", t.grow_policy, {"depthwise", "lossguide"});
+  s.read("max_leaves", t.max_leaves);
+  s.read("max_bins", t.max_bins);
+  s.read("min_child_weight", t.min_child_weight);
+  s.read("reg_lambda", t.reg_lambda);
+  s.read("reg_alpha", t.reg_alpha);
+  s.read("min_split_loss", t.min_split_loss);
+  s.read("validation_fraction", t.validation_fraction);
+  s.read("early_stopping_rounds", t.early_stopping_rounds);
+  require(s, t.rounds >= 1 && t.rounds <= 1000000, "rounds", "must lie in [1, 1e6]");
+  require(s, t.learning_rate > 0 && t.learning_rate <= 1, "learning_rate", "must lie in (0, 1]");
+  require(s, t.max_depth >= (t.grow_policy == "depthwise" ? 1 : 0) && t.max_depth <= 64,
+          "max_depth", "must lie in [1, 64] (lossguide: 0 is no limit)");
+  require(s, t.max_leaves == 0 || (t.max_leaves >= 2 && t.max_leaves <= (int64_t{1} << 30)),
+          "max_leaves", "must be 0 (no limit) or lie in [2, 2^30]");
+  require(s, t.max_bins >= 2 && t.max_bins <= 255, "max_bins", "must lie in [2, 255]");
+  for (const auto& [key, value] :
+       {std::pair{"min_child_weight", t.min_child_weight}, std::pair{"reg_lambda", t.reg_lambda},
+        std::pair{"reg_alpha", t.reg_alpha}, std::pair{"min_split_loss", t.min_split_loss}}) {
+    require(s, value >= 0 && value <= 1e12, key, "must lie in [0, 1e12]");
+  }
+  require(s, t.validation_fraction >= 0 && t.validation_fraction < 1, "validation_fraction",
+          "must lie in [0, 1)");
+  require(s, t.early_stopping_rounds >= 0 && t.early_stopping_rounds <= 1000000,
+          "early_stopping_rounds", "must lie in [0, 1e6]");
+  require(s, t.early_stopping_rounds == 0 || t.validation_fraction > 0, "early_stopping_rounds",
+          "needs validation_fraction > 0: the held-out rows it watches");
+}
+
 // [model] of an estimator: its own keys, no layers.
 void read_estimator(Section& s, ModelConfig& m) {
   if (s.raw("layers") != nullptr)
@@ -208,6 +244,7 @@ void read_estimator(Section& s, ModelConfig& m) {
     require(s, std::isfinite(m.binarize), "binarize", "must be a number");
     return;
   }
+  if (m.type == "boosted_trees") return read_trees(s, m.trees);
   if (m.type == "kmeans") {
     m.max_iter = 300;
     m.tol = 1e-4;
@@ -231,7 +268,7 @@ ModelConfig read_model(Section& s, const std::string& file) {
   s.read("type", m.type);
   one_of(s, "type", m.type,
          {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm",
-          "kmeans", "naive_bayes", "pca"});
+          "kmeans", "naive_bayes", "pca", "boosted_trees"});
   if (is_estimator(m.type)) {
     m.line = s.line("type");
     read_estimator(s, m);
@@ -503,7 +540,12 @@ Config build(const toml::table& root, const std::string& file) {
 bool is_estimator(const std::string& model_type) {
   return model_type == "linear_regression" || model_type == "logistic_regression" ||
          model_type == "linear_svm" || model_type == "kmeans" || model_type == "naive_bayes" ||
-         model_type == "pca";
+         model_type == "pca" || model_type == "boosted_trees";
+}
+
+bool is_regression(const ModelConfig& model) {
+  return model.type == "linear_regression" ||
+         (model.type == "boosted_trees" && model.trees.objective == "regression");
 }
 
 namespace {
@@ -570,6 +612,16 @@ std::string to_toml(const Config& c) {
     out << "distribution = " << quote(c.model.distribution) << "\nalpha = " << number(c.model.alpha)
         << "\nvar_smoothing = " << number(c.model.var_smoothing)
         << "\nbinarize = " << number(c.model.binarize) << "\n";
+  } else if (c.model.type == "boosted_trees") {
+    const TreeConfig& t = c.model.trees;
+    out << "objective = " << quote(t.objective) << "\nrounds = " << t.rounds
+        << "\nlearning_rate = " << number(t.learning_rate) << "\nmax_depth = " << t.max_depth
+        << "\ngrow_policy = " << quote(t.grow_policy) << "\nmax_leaves = " << t.max_leaves
+        << "\nmax_bins = " << t.max_bins << "\nmin_child_weight = " << number(t.min_child_weight)
+        << "\nreg_lambda = " << number(t.reg_lambda) << "\nreg_alpha = " << number(t.reg_alpha)
+        << "\nmin_split_loss = " << number(t.min_split_loss)
+        << "\nvalidation_fraction = " << number(t.validation_fraction)
+        << "\nearly_stopping_rounds = " << t.early_stopping_rounds << "\n";
   } else if (c.model.type == "kmeans") {
     out << "clusters = " << c.model.clusters << "\nmax_iter = " << c.model.max_iter
         << "\ntol = " << number(c.model.tol) << "\n";

@@ -50,7 +50,7 @@ EstimatorTable open_regression_table(const std::string& spec, const Config& conf
 
 EstimatorTable open_estimator_table(const std::string& spec, const Config& config,
                                     const std::string& key, const DataLayout* layout) {
-  if (config.model.type == "linear_regression") {
+  if (is_regression(config.model)) {
     return open_regression_table(spec, config, key, layout != nullptr && layout->labels_optional);
   }
   // Clusters and components need no labels: a CSV file without the label column is features

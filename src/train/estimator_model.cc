@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "tessera/core/error.h"
+#include "tessera/estimators/boosted_trees.h"
 #include "tessera/estimators/kmeans.h"
 #include "tessera/estimators/linear_model.h"
 #include "tessera/estimators/naive_bayes.h"
@@ -159,6 +160,58 @@ class PcaEstimator : public EstimatorModel {
   estimators::PcaModel m_;
 };
 
+class TreesEstimator : public EstimatorModel {
+ public:
+  explicit TreesEstimator(estimators::BoostedTreesModel model) : m_(std::move(model)) {}
+
+  [[nodiscard]] int64_t features() const override { return m_.features; }
+  [[nodiscard]] int64_t classes() const override { return m_.classes; }
+  [[nodiscard]] int64_t probability_columns() const override { return m_.classes; }
+  [[nodiscard]] Scores score(estimators::RowSource& rows,
+                             comm::ProcessGroup* group) const override {
+    const estimators::BoostedTreesScore s = estimators::score_boosted_trees(m_, rows, group);
+    if (m_.classes == 0) return {{"rmse", s.rmse}, {"r2", s.r2}};
+    return with_auc({{"accuracy", s.accuracy}, {"log_loss", s.log_loss}}, *this, rows, group);
+  }
+  void predict(const Tensor& x, std::vector<double>& predicted,
+               std::vector<float>& probabilities) const override {
+    m_.predict(x, predicted, probabilities);
+  }
+  void write(BinaryWriter& out) const override { m_.write(out); }
+
+ private:
+  estimators::BoostedTreesModel m_;
+};
+
+EstimatorFit fit_trees(const ModelConfig& m, uint64_t seed, estimators::RowSource& rows,
+                       comm::ProcessGroup* group,
+                       std::function<void(int64_t, double)> on_iteration) {
+  const TreeConfig& t = m.trees;
+  estimators::BoostedTreesOptions o;
+  o.objective = t.objective;
+  o.rounds = t.rounds;
+  o.learning_rate = t.learning_rate;
+  o.max_depth = t.max_depth;
+  o.grow_policy = t.grow_policy;
+  o.max_leaves = t.max_leaves;
+  o.max_bins = t.max_bins;
+  o.min_child_weight = t.min_child_weight;
+  o.reg_lambda = t.reg_lambda;
+  o.reg_alpha = t.reg_alpha;
+  o.min_split_loss = t.min_split_loss;
+  o.validation_fraction = t.validation_fraction;
+  o.early_stopping_rounds = t.early_stopping_rounds;
+  o.seed = seed;
+  o.on_round = std::move(on_iteration);
+  estimators::BoostedTreesFit fit = estimators::fit_boosted_trees(rows, group, o);
+  return {std::make_unique<TreesEstimator>(std::move(fit.model)),
+          fit.rows,
+          fit.rounds,
+          fit.loss,
+          true,
+          fit.stop};
+}
+
 std::string linear_loss(const std::string& type) {
   if (type == "linear_regression") return "squared";
   if (type == "linear_svm") return "squared_hinge";
@@ -260,6 +313,9 @@ EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::
             "one pass"};
   }
   if (model.type == "kmeans") return fit_kmeans(model, seed, rows, group, std::move(on_iteration));
+  if (model.type == "boosted_trees") {
+    return fit_trees(model, seed, rows, group, std::move(on_iteration));
+  }
   return fit_linear(model, rows, group, std::move(on_iteration));
 }
 
@@ -268,6 +324,9 @@ std::unique_ptr<EstimatorModel> read_estimator_model(const std::string& type, Bi
     return std::make_unique<KMeansEstimator>(estimators::KMeansModel::read(in));
   }
   if (type == "pca") return std::make_unique<PcaEstimator>(estimators::PcaModel::read(in));
+  if (type == "boosted_trees") {
+    return std::make_unique<TreesEstimator>(estimators::BoostedTreesModel::read(in));
+  }
   if (type == "naive_bayes") {
     return std::make_unique<NaiveBayesEstimator>(estimators::NaiveBayesModel::read(in));
   }

@@ -22,8 +22,8 @@ using Clock = std::chrono::steady_clock;
 DataLayout layout_of(const EstimatorTable& train, const Config& config, int64_t features) {
   DataLayout layout;
   layout.sample_shape = train.target >= 0 ? Shape{features} : train.data->sample_shape();
-  const bool classifier = config.model.type != "linear_regression" &&
-                          config.model.type != "kmeans" && config.model.type != "pca";
+  const bool classifier =
+      !is_regression(config.model) && config.model.type != "kmeans" && config.model.type != "pca";
   if (classifier) layout.class_labels = train.data->class_labels();
   return layout;
 }

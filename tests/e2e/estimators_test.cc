@@ -299,6 +299,49 @@ TEST_F(Estimators, NaiveBayesOnTwoProcessesIsOneProcesses) {
   EXPECT_EQ(predicted[0], (std::vector<std::string>{"prediction", "p_0", "p_1", "p_2"}));
 }
 
+// Boosted trees grow the same trees on any number of processes: their predictions are the same
+// bytes, for classes and for values.
+TEST_F(Estimators, BoostedTreesOnTwoProcessesPredictWhatOneProcessPredicts) {
+  for (const auto& [objective, classes] :
+       std::vector<std::pair<std::string, int>>{{"multiclass", 3}, {"regression", 0}}) {
+    const fs::path test_csv = table("test.csv", 300, classes, 2);
+    std::ofstream(dir_ / "bt.toml")
+        << "[model]\ntype = \"boosted_trees\"\nobjective = \"" << objective
+        << "\"\nrounds = 10\nmax_depth = 4\n"
+        << "[data]\ntrain = \"csv:" << table("train.csv", 1500, classes, 1).string()
+        << "\"\ntest = \"csv:" << test_csv.string()
+        << "\"\nlabel_column = \"y\"\n[train]\nrun_dir = \"" << (dir_ / "run").string() << "\"\n";
+    std::vector<std::string> predictions;
+    nlohmann::json first;
+    for (int nproc : {1, 2}) {
+      ASSERT_EQ(train(dir_ / "bt.toml", nproc, "train" + std::to_string(nproc)), 0) << err_;
+      EXPECT_NE(out_.find("boosted_trees: 1500 rows, 10 iterations"), std::string::npos) << out_;
+      const nlohmann::json r = result();
+      const char* score = classes == 0 ? "test_rmse" : "test_accuracy";
+      if (nproc == 1) first = r;
+      // The same model; its score is summed over the processes in another order.
+      EXPECT_NEAR(r[score].get<double>(), first[score].get<double>(), 1e-12)
+          << objective << " on " << nproc << " processes";
+      const fs::path out = dir_ / ("predictions" + std::to_string(nproc) + ".csv");
+      ASSERT_EQ(run({"predict", (dir_ / "run" / "model.ckpt").string(), "--data",
+                     "csv:" + test_csv.string(), "--out", out.string()},
+                    "predict"),
+                0)
+          << err_;
+      std::ifstream in(out);
+      predictions.emplace_back(std::istreambuf_iterator<char>(in),
+                               std::istreambuf_iterator<char>());
+    }
+    EXPECT_EQ(predictions[0], predictions[1]) << objective;
+    EXPECT_EQ(read_csv(dir_ / "predictions1.csv").size(), 301U);
+    if (classes == 0) {
+      EXPECT_LT(first["test_rmse"].get<double>(), 1.0) << "the noise is 0.5";
+    } else {
+      EXPECT_GT(first["test_accuracy"].get<double>(), 0.6);
+    }
+  }
+}
+
 // PCA on 2 processes keeps one process's share of the variance; predict writes coordinates.
 TEST_F(Estimators, PcaOnTwoProcessesIsOneProcesses) {
   const fs::path test_csv = table("test.csv", 200, 2, 2);

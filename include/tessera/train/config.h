@@ -23,6 +23,23 @@ struct LayerSpec {
   std::map<std::string, LayerParam> params;
 };
 
+// [model] keys of "boosted_trees" (XGBoost's names and defaults; docs/ml.md).
+struct TreeConfig {
+  std::string objective = "multiclass";  // or "binary", "regression"
+  int64_t rounds = 100;
+  double learning_rate = 0.3;
+  int64_t max_depth = 6;
+  std::string grow_policy = "depthwise";  // or "lossguide"
+  int64_t max_leaves = 0;                 // 0: no limit
+  int64_t max_bins = 255;
+  double min_child_weight = 1.0;
+  double reg_lambda = 1.0;
+  double reg_alpha = 0.0;
+  double min_split_loss = 0.0;
+  double validation_fraction = 0.0;  // rows held out to watch (and stop early on)
+  int64_t early_stopping_rounds = 0;
+};
+
 struct ModelConfig {
   // "layers": the network that `layers` lists. "logistic" | "fm": a model of binary labels over
   // sparse feature ids (LIBSVM data, [parallel] strategy "ps"; see docs/parameter-server.md):
@@ -41,6 +58,7 @@ struct ModelConfig {
   // "naive_bayes": scikit-learn's naive Bayes of `distribution` "gaussian", "multinomial" or
   // "bernoulli", smoothed by `alpha` (the last two) or `var_smoothing` (gaussian); bernoulli takes
   // a feature above `binarize` as present.
+  // "boosted_trees": gradient-boosted trees on histograms, `trees` its keys (seeded by train.seed).
   std::string type = "layers";
   std::vector<LayerSpec> layers;
   int64_t factors = 8;
@@ -57,11 +75,14 @@ struct ModelConfig {
   double alpha = 1.0;
   double var_smoothing = 1e-9;
   double binarize = 0.0;
+  TreeConfig trees;
   int line = 0;
 };
 
 // Whether [model] type is one of the estimators of docs/ml.md (not a network, not a sparse model).
 [[nodiscard]] bool is_estimator(const std::string& model_type);
+// Whether the estimator predicts a value, its target a CSV column (data.label_column).
+[[nodiscard]] bool is_regression(const ModelConfig& model);
 
 struct DataConfig {
   // "fashion-mnist:train", "mnist:test", "idx:IMAGES,LABELS", "csv:PATH", "libsvm:PATH",

@@ -1,0 +1,289 @@
+#include "tree_grower.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "collective.h"
+#include "tessera/core/thread_pool.h"
+
+namespace tessera::estimators {
+namespace {
+
+// A split must gain more than this (XGBoost's kRtEps): less is rounding.
+constexpr double kMinGain = 1e-6;
+
+GradientPair operator+(GradientPair a, GradientPair b) { return {a.g + b.g, a.h + b.h}; }
+GradientPair operator-(GradientPair a, GradientPair b) { return {a.g - b.g, a.h - b.h}; }
+
+struct Split {
+  double gain = 0.0;
+  int32_t feature = -1;  // -1: none
+  int32_t bin = 0;
+  bool default_left = false;
+  GradientPair left;
+};
+
+// A leaf that may still be split: its rows (a stretch of the grower's row order), their sums and
+// histogram (two doubles a bin: gradients, hessians) over every process, and its best split.
+struct OpenNode {
+  int32_t id = 0;
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t depth = 0;
+  GradientPair total;
+  std::vector<double> histogram;
+  Split split;
+};
+
+class Grower {
+ public:
+  Grower(const BinnedRows& rows, const FeatureBins& bins, std::span<const GradientPair> gradients,
+         double g_scale, double h_scale, const GrowOptions& options, comm::ProcessGroup* group)
+      : rows_(rows),
+        bins_(bins),
+        gradients_(gradients),
+        g_scale_(g_scale),
+        h_scale_(h_scale),
+        o_(options),
+        group_(group),
+        order_(static_cast<size_t>(rows.rows())),
+        spill_(order_.size()) {
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<int32_t>(i);
+  }
+
+  GrownTree grow() {
+    result_.leaf_of_row.assign(order_.size(), 0);
+    result_.tree.nodes.emplace_back();
+    std::vector<OpenNode> open(1);
+    open[0].end = rows_.rows();
+    build_histograms(open, {0});
+    for (int64_t b = 0; b < bins_.bins(0); ++b) {
+      open[0].total.g += open[0].histogram[static_cast<size_t>(2 * b)];
+      open[0].total.h += open[0].histogram[static_cast<size_t>(2 * b + 1)];
+    }
+    open[0].split = best_split(open[0]);
+    if (o_.loss_guided) {
+      grow_loss_guided(open);
+    } else {
+      grow_depthwise(open);
+    }
+    return std::move(result_);
+  }
+
+ private:
+  [[nodiscard]] bool may_split(const OpenNode& n) const { return n.split.feature >= 0; }
+
+  void grow_depthwise(std::vector<OpenNode>& level) {
+    int64_t leaves = static_cast<int64_t>(level.size());
+    while (!level.empty()) {
+      std::vector<OpenNode> splitting;
+      for (OpenNode& n : level) {
+        if (may_split(n) && (o_.max_leaves == 0 || leaves < o_.max_leaves)) {
+          ++leaves;
+          splitting.push_back(std::move(n));
+        } else {
+          make_leaf(n);
+        }
+      }
+      level = expand(splitting);
+    }
+  }
+
+  void grow_loss_guided(std::vector<OpenNode>& open) {
+    int64_t leaves = 1;
+    while (o_.max_leaves == 0 || leaves < o_.max_leaves) {
+      auto best = open.end();
+      for (auto n = open.begin(); n != open.end(); ++n) {
+        if (may_split(*n) && (best == open.end() || n->split.gain > best->split.gain)) best = n;
+      }
+      if (best == open.end()) break;
+      std::vector<OpenNode> parent;
+      parent.push_back(std::move(*best));
+      open.erase(best);
+      for (OpenNode& child : expand(parent)) open.push_back(std::move(child));
+      ++leaves;
+    }
+    for (OpenNode& n : open) make_leaf(n);
+  }
+
+  // Splits each parent in two: its rows partitioned, the smaller child's histogram built and
+  // summed over the processes (all the parents' at once), the other's its parent's less it.
+  std::vector<OpenNode> expand(std::vector<OpenNode>& parents) {
+    std::vector<OpenNode> children(2 * parents.size());
+    std::vector<size_t> built;
+    for (size_t p = 0; p < parents.size(); ++p) {
+      OpenNode& parent = parents[p];
+      OpenNode& left = children[2 * p];
+      OpenNode& right = children[2 * p + 1];
+      const int64_t middle = partition(parent);
+      left.id = static_cast<int32_t>(result_.tree.nodes.size());
+      right.id = left.id + 1;
+      result_.tree.nodes.resize(result_.tree.nodes.size() + 2);
+      TreeNode& node = result_.tree.nodes[static_cast<size_t>(parent.id)];
+      const Split& s = parent.split;
+      node.feature = s.feature;
+      node.bin = s.bin;
+      node.threshold = bins_.upper[static_cast<size_t>(s.feature)][static_cast<size_t>(s.bin - 1)];
+      node.default_left = s.default_left;
+      node.left = left.id;
+      node.right = right.id;
+      left.begin = parent.begin;
+      left.end = middle;
+      right.begin = middle;
+      right.end = parent.end;
+      left.depth = right.depth = parent.depth + 1;
+      left.total = s.left;
+      right.total = parent.total - s.left;
+      built.push_back(left.total.h <= right.total.h ? 2 * p : 2 * p + 1);
+    }
+    build_histograms(children, built);
+    for (size_t p = 0; p < parents.size(); ++p) {
+      const size_t small = built[p];
+      OpenNode& other = children[small ^ 1U];
+      other.histogram = std::move(parents[p].histogram);
+      const std::vector<double>& known = children[small].histogram;
+      for (size_t i = 0; i < other.histogram.size(); ++i) other.histogram[i] -= known[i];
+    }
+    parallel_for(static_cast<int64_t>(children.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        OpenNode& child = children[static_cast<size_t>(c)];
+        if (o_.max_depth == 0 || child.depth < o_.max_depth) child.split = best_split(child);
+      }
+    });
+    return children;
+  }
+
+  // Moves the node's rows that go left before those that go right, each in their order; returns
+  // where the right ones begin.
+  int64_t partition(const OpenNode& n) {
+    const Split& s = n.split;
+    int64_t left = n.begin;
+    int64_t right = 0;
+    for (int64_t i = n.begin; i < n.end; ++i) {
+      const int32_t r = order_[static_cast<size_t>(i)];
+      const uint8_t bin = rows_.row(r)[s.feature];
+      const bool goes_left = bin == 0 ? s.default_left : bin <= s.bin;
+      if (goes_left) {
+        order_[static_cast<size_t>(left++)] = r;
+      } else {
+        spill_[static_cast<size_t>(right++)] = r;
+      }
+    }
+    std::copy_n(spill_.begin(), right, order_.begin() + left);
+    return left;
+  }
+
+  // The histograms of nodes[which], from this process's rows, then summed over the processes.
+  void build_histograms(std::vector<OpenNode>& nodes, const std::vector<size_t>& which) {
+    const size_t size = 2 * static_cast<size_t>(bins_.total());
+    for (size_t w : which) {
+      OpenNode& n = nodes[w];
+      n.histogram.assign(size, 0.0);
+      add_rows(n);
+    }
+    if (group_ == nullptr || group_->size() == 1 || which.empty()) return;
+    std::vector<double> all;
+    all.reserve(size * which.size());
+    for (size_t w : which)
+      all.insert(all.end(), nodes[w].histogram.begin(), nodes[w].histogram.end());
+    sum_over(group_, all);
+    for (size_t i = 0; i < which.size(); ++i) {
+      std::copy_n(all.begin() + static_cast<std::ptrdiff_t>(i * size), size,
+                  nodes[which[i]].histogram.begin());
+    }
+  }
+
+  // Adds the node's rows to its histogram, the features split over the threads.
+  void add_rows(OpenNode& n) {
+    const int64_t d = rows_.features;
+    const int32_t* offset = bins_.offset.data();
+    double* histogram = n.histogram.data();
+    parallel_for(d, grain_for(n.end - n.begin), [&](int64_t first, int64_t last) {
+      for (int64_t i = n.begin; i < n.end; ++i) {
+        const int32_t r = order_[static_cast<size_t>(i)];
+        const uint8_t* row = rows_.row(r);
+        const GradientPair p = gradients_[static_cast<size_t>(r)];
+        for (int64_t f = first; f < last; ++f) {
+          double* bin = histogram + 2 * (offset[f] + row[f]);
+          bin[0] += p.g;
+          bin[1] += p.h;
+        }
+      }
+    });
+  }
+
+  [[nodiscard]] double score(GradientPair s) const {
+    const double g = s.g / g_scale_;
+    const double t = std::copysign(std::max(std::abs(g) - o_.reg_alpha, 0.0), g);
+    return t * t / (s.h / h_scale_ + o_.reg_lambda);
+  }
+
+  [[nodiscard]] Split best_split(const OpenNode& n) const {
+    Split best;
+    const double parent = score(n.total);
+    const double least_h = o_.min_child_weight * h_scale_;
+    const auto consider = [&](GradientPair left, int64_t f, int64_t b, bool default_left) {
+      const GradientPair right = n.total - left;
+      if (left.h < least_h || right.h < least_h) return;
+      const double gain = score(left) + score(right) - parent;
+      if (gain > best.gain) {
+        best = {gain, static_cast<int32_t>(f), static_cast<int32_t>(b), default_left, left};
+      }
+    };
+    for (int64_t f = 0; f < rows_.features; ++f) {
+      const double* h =
+          n.histogram.data() + 2 * static_cast<size_t>(bins_.offset[static_cast<size_t>(f)]);
+      const GradientPair missing{h[0], h[1]};
+      GradientPair left;
+      for (int64_t b = 1; b + 1 < bins_.bins(f); ++b) {
+        left = left + GradientPair{h[2 * b], h[2 * b + 1]};
+        consider(left, f, b, false);
+        if (missing.h > 0) consider(left + missing, f, b, true);
+      }
+    }
+    if (best.gain <= std::max(kMinGain, o_.min_split_loss)) best.feature = -1;
+    return best;
+  }
+
+  void make_leaf(const OpenNode& n) {
+    TreeNode& node = result_.tree.nodes[static_cast<size_t>(n.id)];
+    const double g = n.total.g / g_scale_;
+    const double t = std::copysign(std::max(std::abs(g) - o_.reg_alpha, 0.0), g);
+    const double h = n.total.h / h_scale_ + o_.reg_lambda;
+    node.value = h > 0 ? -t / h * o_.learning_rate : 0.0;
+    for (int64_t i = n.begin; i < n.end; ++i) {
+      result_.leaf_of_row[static_cast<size_t>(order_[static_cast<size_t>(i)])] = n.id;
+    }
+  }
+
+  const BinnedRows& rows_;
+  const FeatureBins& bins_;
+  std::span<const GradientPair> gradients_;
+  double g_scale_;
+  double h_scale_;
+  GrowOptions o_;
+  comm::ProcessGroup* group_;
+  std::vector<int32_t> order_;  // the rows, each node's a stretch
+  std::vector<int32_t> spill_;  // the right rows of a partition
+  GrownTree result_;
+};
+
+}  // namespace
+
+GrownTree grow_tree(const BinnedRows& rows, const FeatureBins& bins,
+                    std::span<const GradientPair> gradients, double g_scale, double h_scale,
+                    const GrowOptions& options, comm::ProcessGroup* group) {
+  return Grower(rows, bins, gradients, g_scale, h_scale, options, group).grow();
+}
+
+int32_t binned_leaf(const Tree& tree, const uint8_t* row) {
+  int32_t at = 0;
+  for (;;) {
+    const TreeNode& n = tree.nodes[static_cast<size_t>(at)];
+    if (n.feature < 0) return at;
+    const uint8_t bin = row[n.feature];
+    at = (bin == 0 ? n.default_left : bin <= n.bin) ? n.left : n.right;
+  }
+}
+
+}  // namespace tessera::estimators

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "feature_bins.h"
+#include "tessera/comm/process_group.h"
+#include "tessera/estimators/boosted_trees.h"
+
+namespace tessera::estimators {
+
+// A row's gradient and hessian as integers (in doubles, exact below 2^53), or a sum of them: sums
+// in any order are equal, so a histogram summed over processes does not depend on how the rows
+// were split.
+struct GradientPair {
+  double g = 0.0;
+  double h = 0.0;
+};
+
+struct GrowOptions {
+  int64_t max_depth = 6;   // 0: no limit
+  int64_t max_leaves = 0;  // 0: no limit
+  bool loss_guided = false;
+  double min_child_weight = 1.0;
+  double reg_lambda = 1.0;
+  double reg_alpha = 0.0;
+  double min_split_loss = 0.0;
+  double learning_rate = 0.3;
+};
+
+// A grown tree and the leaf each of this process's rows reached.
+struct GrownTree {
+  Tree tree;
+  std::vector<int32_t> leaf_of_row;
+};
+
+// Grows one tree on this process's quantised rows from their gradient pairs, which are the true
+// ones times g_scale and h_scale; the histograms of each level are summed over `group` by one
+// allreduce, and every process grows the same tree.
+[[nodiscard]] GrownTree grow_tree(const BinnedRows& rows, const FeatureBins& bins,
+                                  std::span<const GradientPair> gradients, double g_scale,
+                                  double h_scale, const GrowOptions& options,
+                                  comm::ProcessGroup* group);
+
+// The leaf of `tree` a quantised row reaches.
+[[nodiscard]] int32_t binned_leaf(const Tree& tree, const uint8_t* row);
+
+}  // namespace tessera::estimators
