@@ -49,6 +49,7 @@ class Grower {
         order_(static_cast<size_t>(rows.rows())),
         spill_(order_.size()) {
     for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<int32_t>(i);
+    slice_features();
   }
 
   GrownTree grow() {
@@ -56,12 +57,13 @@ class Grower {
     result_.tree.nodes.emplace_back();
     std::vector<OpenNode> open(1);
     open[0].end = rows_.rows();
+    std::vector<double> total{0.0, 0.0};
+    for (const GradientPair& p : gradients_) total[0] += p.g, total[1] += p.h;
+    sum_over(group_, total);
+    open[0].total = {total[0], total[1]};
     build_histograms(open, {0});
-    for (int64_t b = 0; b < bins_.bins(0); ++b) {
-      open[0].total.g += open[0].histogram[static_cast<size_t>(2 * b)];
-      open[0].total.h += open[0].histogram[static_cast<size_t>(2 * b + 1)];
-    }
     open[0].split = best_split(open[0]);
+    agree_on_splits(open);
     if (o_.loss_guided) {
       grow_loss_guided(open);
     } else {
@@ -150,7 +152,66 @@ class Grower {
         if (o_.max_depth == 0 || child.depth < o_.max_depth) child.split = best_split(child);
       }
     });
+    agree_on_splits(children);
     return children;
+  }
+
+  // Each process owns a stretch of the features, of about equal bins: it keeps their histograms
+  // only (summed over the processes by a reduce-scatter) and finds their best split.
+  void slice_features() {
+    const int ranks = group_ == nullptr ? 1 : group_->size();
+    const int rank = group_ == nullptr ? 0 : group_->rank();
+    const auto total = static_cast<int64_t>(bins_.total());
+    std::vector<int64_t> first(static_cast<size_t>(ranks + 1), rows_.features);
+    first[0] = 0;
+    for (int r = 1; r < ranks; ++r) {
+      // The first feature whose bins start at or past r / ranks of all of them.
+      int64_t f = first[static_cast<size_t>(r - 1)];
+      while (f < rows_.features &&
+             int64_t{bins_.offset[static_cast<size_t>(f)]} * ranks < total * r) {
+        ++f;
+      }
+      first[static_cast<size_t>(r)] = f;
+    }
+    for (int r = 0; r < ranks; ++r) {
+      const int64_t bins = bins_.offset[static_cast<size_t>(first[static_cast<size_t>(r + 1)])] -
+                           bins_.offset[static_cast<size_t>(first[static_cast<size_t>(r)])];
+      slice_bins_.push_back(bins);
+      padded_ = std::max(padded_, bins);
+    }
+    first_feature_ = first[static_cast<size_t>(rank)];
+    end_feature_ = first[static_cast<size_t>(rank + 1)];
+    slice_starts_ = std::move(first);
+  }
+
+  // Every process's best split of each node (of its features) made the best of all: the largest
+  // gain, on a tie the first feature, as one process scanning every feature in order finds.
+  void agree_on_splits(std::vector<OpenNode>& nodes) const {
+    if (group_ == nullptr || group_->size() == 1 || nodes.empty()) return;
+    constexpr size_t kFields = 6;
+    std::vector<double> mine;
+    for (const OpenNode& n : nodes) {
+      const Split& s = n.split;
+      mine.insert(mine.end(),
+                  {s.feature >= 0 ? s.gain : -1.0, static_cast<double>(s.feature),
+                   static_cast<double>(s.bin), s.default_left ? 1.0 : 0.0, s.left.g, s.left.h});
+    }
+    std::vector<double> all(mine.size() * static_cast<size_t>(group_->size()));
+    group_->allgather(std::span<const double>(mine), std::span<double>(all))->wait();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      Split best;
+      for (int r = 0; r < group_->size(); ++r) {
+        const double* c = all.data() + (static_cast<size_t>(r) * nodes.size() + i) * kFields;
+        if (c[1] >= 0 && (best.feature < 0 || c[0] > best.gain)) {
+          best = {c[0],
+                  static_cast<int32_t>(c[1]),
+                  static_cast<int32_t>(c[2]),
+                  c[3] != 0,
+                  {c[4], c[5]}};
+        }
+      }
+      nodes[i].split = best;
+    }
   }
 
   // Moves the node's rows that go left before those that go right, each in their order; returns
@@ -173,31 +234,52 @@ class Grower {
     return left;
   }
 
-  // The histograms of nodes[which], from this process's rows, then summed over the processes.
+  // The histograms of nodes[which] (of this process's features), from every process's rows: each
+  // process adds its rows to a histogram of all features, then one reduce-scatter sums each
+  // stretch of features onto the process that owns it.
   void build_histograms(std::vector<OpenNode>& nodes, const std::vector<size_t>& which) {
     const size_t size = 2 * static_cast<size_t>(bins_.total());
-    for (size_t w : which) {
-      OpenNode& n = nodes[w];
-      n.histogram.assign(size, 0.0);
-      add_rows(n);
+    const int ranks = group_ == nullptr ? 1 : group_->size();
+    if (ranks == 1) {
+      for (size_t w : which) {
+        nodes[w].histogram.assign(size, 0.0);
+        add_rows(nodes[w], nodes[w].histogram.data());
+      }
+      return;
     }
-    if (group_ == nullptr || group_->size() == 1 || which.empty()) return;
-    std::vector<double> all;
-    all.reserve(size * which.size());
-    for (size_t w : which)
-      all.insert(all.end(), nodes[w].histogram.begin(), nodes[w].histogram.end());
-    sum_over(group_, all);
+    if (which.empty()) return;
+    const size_t block = 2 * static_cast<size_t>(padded_);
+    std::vector<double> send(static_cast<size_t>(ranks) * which.size() * block, 0.0);
+    std::vector<double> full(size);
     for (size_t i = 0; i < which.size(); ++i) {
-      std::copy_n(all.begin() + static_cast<std::ptrdiff_t>(i * size), size,
-                  nodes[which[i]].histogram.begin());
+      std::fill(full.begin(), full.end(), 0.0);
+      add_rows(nodes[which[i]], full.data());
+      for (int r = 0; r < ranks; ++r) {
+        const auto from =
+            2 * static_cast<size_t>(
+                    bins_.offset[static_cast<size_t>(slice_starts_[static_cast<size_t>(r)])]);
+        std::copy_n(full.begin() + static_cast<std::ptrdiff_t>(from),
+                    2 * slice_bins_[static_cast<size_t>(r)],
+                    send.begin() + static_cast<std::ptrdiff_t>(
+                                       (static_cast<size_t>(r) * which.size() + i) * block));
+      }
+    }
+    std::vector<double> mine(which.size() * block);
+    group_
+        ->reduce_scatter(send.data(), mine.data(), mine.size(), comm::DataType::kFloat64,
+                         comm::ReduceOp::kSum)
+        ->wait();
+    const auto own = 2 * static_cast<size_t>(slice_bins_[static_cast<size_t>(group_->rank())]);
+    for (size_t i = 0; i < which.size(); ++i) {
+      const auto at = mine.begin() + static_cast<std::ptrdiff_t>(i * block);
+      nodes[which[i]].histogram.assign(at, at + static_cast<std::ptrdiff_t>(own));
     }
   }
 
-  // Adds the node's rows to its histogram, the features split over the threads.
-  void add_rows(OpenNode& n) {
+  // Adds the node's rows to a histogram of all features, the features split over the threads.
+  void add_rows(const OpenNode& n, double* histogram) {
     const int64_t d = rows_.features;
     const int32_t* offset = bins_.offset.data();
-    double* histogram = n.histogram.data();
     parallel_for(d, grain_for(n.end - n.begin), [&](int64_t first, int64_t last) {
       for (int64_t i = n.begin; i < n.end; ++i) {
         const int32_t r = order_[static_cast<size_t>(i)];
@@ -230,9 +312,10 @@ class Grower {
         best = {gain, static_cast<int32_t>(f), static_cast<int32_t>(b), default_left, left};
       }
     };
-    for (int64_t f = 0; f < rows_.features; ++f) {
+    const int32_t base = bins_.offset[static_cast<size_t>(first_feature_)];
+    for (int64_t f = first_feature_; f < end_feature_; ++f) {
       const double* h =
-          n.histogram.data() + 2 * static_cast<size_t>(bins_.offset[static_cast<size_t>(f)]);
+          n.histogram.data() + 2 * static_cast<size_t>(bins_.offset[static_cast<size_t>(f)] - base);
       const GradientPair missing{h[0], h[1]};
       GradientPair left;
       for (int64_t b = 1; b + 1 < bins_.bins(f); ++b) {
@@ -263,8 +346,13 @@ class Grower {
   double h_scale_;
   GrowOptions o_;
   comm::ProcessGroup* group_;
-  std::vector<int32_t> order_;  // the rows, each node's a stretch
-  std::vector<int32_t> spill_;  // the right rows of a partition
+  std::vector<int32_t> order_;         // the rows, each node's a stretch
+  std::vector<int32_t> spill_;         // the right rows of a partition
+  std::vector<int64_t> slice_starts_;  // each process's first feature, then the features
+  std::vector<int64_t> slice_bins_;    // each process's histogram bins
+  int64_t padded_ = 0;                 // the most bins of a process
+  int64_t first_feature_ = 0;          // this process's features
+  int64_t end_feature_ = 0;
   GrownTree result_;
 };
 
