@@ -8,6 +8,10 @@ XGBoost max_bin 256, tessera max_bins 255 (its bin 0 holds missing values). XGBo
 DMatrix construction plus xgb.train (its quantile sketch runs in train); tessera's is its own
 report of the fit (binning included, reading the data apart).
 
+Random forest: XGBoost's (XGBRFClassifier's defaults: one round of num_parallel_tree trees per
+class, learning rate 1, subsample 0.8, colsample_bynode 0.8, reg_lambda 1e-5, max_depth 6) against
+tessera's random_forest, whose defaults are the same.
+
 Data: Fashion-MNIST (60000 x 784 pixels, 10 classes, softmax), and tables from
 tools/make_table_data (seed 1, --rows x 20 features): binary classification and regression.
 
@@ -16,7 +20,8 @@ thread. XGBoost's health: its fit with 1 thread is timed too; a 2-thread fit tha
 means its threads do not run, and the ratios are not to be believed.
 
 Usage: bench/run_trees.py [--runs 3] [--build build/release] [--rows 200000] [--rounds 100]
-                          [--fashion-rounds 20]
+                          [--fashion-rounds 20] [--forest-trees 20]
+                          [--cases fashion,binary,regression,forest]
 """
 import argparse
 import os
@@ -41,6 +46,9 @@ objective = {"multiclass": "multi:softprob", "binary": "binary:logistic",
              "regression": "reg:squarederror"}[spec["objective"]]
 params = {"tree_method": "hist", "objective": objective, "max_depth": 6, "eta": 0.3,
           "max_bin": 256, "nthread": spec["threads"]}
+if spec.get("forest"):  # XGBRFClassifier's defaults
+    params.update({"eta": 1.0, "num_parallel_tree": spec["forest"], "subsample": 0.8,
+                   "colsample_bynode": 0.8, "reg_lambda": 1e-5})
 if spec["objective"] == "multiclass":
     params["num_class"] = int(y.max()) + 1
 start = time.perf_counter()
@@ -71,11 +79,16 @@ def run_xgboost(spec, threads):
 
 
 def run_tessera(build, spec, nproc, run_dir):
-    sets = [f'model.objective="{spec["objective"]}"', f"model.rounds={spec['rounds']}"]
+    sets = [f'model.objective="{spec["objective"]}"']
+    if spec.get("forest"):
+        sets.append(f"model.trees={spec['forest']}")
+    else:
+        sets.append(f"model.rounds={spec['rounds']}")
     if spec["data"] != "fashion-mnist":
         sets += [f'data.train="csv:{spec["train"]}"', f'data.test="csv:{spec["test"]}"',
                  'data.label_column="y"']
-    last = run_example(build, "boosted_trees", sets, nproc, run_dir)
+    last = run_example(build, "random_forest" if spec.get("forest") else "boosted_trees", sets, nproc,
+                       run_dir)
     return dict(last, seconds=last["fit_s"])
 
 
@@ -100,7 +113,9 @@ def main():
     ap.add_argument("--rows", type=int, default=200000)
     ap.add_argument("--rounds", type=int, default=100, help="rounds on the tables")
     ap.add_argument("--fashion-rounds", type=int, default=20, help="rounds on Fashion-MNIST")
-    ap.add_argument("--cases", default="fashion,binary,regression")
+    ap.add_argument("--forest-trees", type=int, default=20, help="trees (per class) of the forest")
+    ap.add_argument("--cases", default="fashion,binary,regression,forest",
+                    help="fashion, binary, regression: boosting; forest: a random forest on Fashion-MNIST")
     a = ap.parse_args()
     print(bench_env.header("XGBoost 1.7 hist"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,6 +124,10 @@ def main():
             cases.append(("Fashion-MNIST, 10 classes", {"data": "fashion-mnist", "dir": FASHION,
                                                         "objective": "multiclass",
                                                         "rounds": a.fashion_rounds}))
+        if "forest" in a.cases:
+            cases.append((f"Fashion-MNIST, 10 classes, forest of {a.forest_trees}",
+                          {"data": "fashion-mnist", "dir": FASHION, "objective": "multiclass",
+                           "rounds": 1, "forest": a.forest_trees}))
         for task, objective in (("classification", "binary"), ("regression", "regression")):
             if objective not in a.cases:
                 continue

@@ -40,6 +40,14 @@ void check_boost_options(const BoostedTreesOptions& o) {
       !(o.min_split_loss >= 0)) {
     fail("min_child_weight, reg_lambda, reg_alpha and min_split_loss must be >= 0");
   }
+  if (!(o.subsample > 0 && o.subsample <= 1) ||
+      !(o.colsample_bynode > 0 && o.colsample_bynode <= 1)) {
+    fail(detail::concat("subsample ", o.subsample, " and colsample_bynode ", o.colsample_bynode,
+                        " must lie in (0, 1]"));
+  }
+  if (o.parallel_trees < 1) {
+    fail(detail::concat("parallel_trees ", o.parallel_trees, " must be at least 1"));
+  }
   if (!(o.validation_fraction >= 0 && o.validation_fraction < 1)) {
     fail(detail::concat("validation_fraction ", o.validation_fraction, " is not in [0, 1)"));
   }
@@ -158,9 +166,19 @@ std::vector<double> base_margin(const std::string& objective, int64_t k, const B
 }
 
 GrowOptions grow_options(const BoostedTreesOptions& o) {
-  return {o.max_depth,        o.max_leaves,   o.grow_policy == "lossguide",
-          o.min_child_weight, o.reg_lambda,   o.reg_alpha,
-          o.min_split_loss,   o.learning_rate};
+  GrowOptions g;
+  g.max_depth = o.max_depth;
+  g.max_leaves = o.max_leaves;
+  g.loss_guided = o.grow_policy == "lossguide";
+  g.min_child_weight = o.min_child_weight;
+  g.reg_lambda = o.reg_lambda;
+  g.reg_alpha = o.reg_alpha;
+  g.min_split_loss = o.min_split_loss;
+  g.learning_rate = o.learning_rate / static_cast<double>(o.parallel_trees);
+  g.subsample = o.subsample;
+  g.colsample_bynode = o.colsample_bynode;
+  g.seed = o.seed;
+  return g;
 }
 
 // The classes (0 for a regression) of every process's labels, which are checked.
@@ -202,8 +220,10 @@ void boost_round(BoostedTreesModel& model, const BoostedTreesOptions& o, const F
   }
   sum_over(group, largest, comm::ReduceOp::kMax);
   std::vector<GradientPair> pairs(static_cast<size_t>(train.rows()));
-  const GrowOptions grow = grow_options(o);
-  for (int64_t c = 0; c < k; ++c) {
+  GrowOptions grow = grow_options(o);
+  for (int64_t t = 0; t < o.parallel_trees * k; ++t) {
+    const int64_t c = t % k;
+    grow.tree = model.trees.size();
     const auto n = static_cast<double>(total_rows);
     const double g_scale = integer_scale(largest[static_cast<size_t>(2 * c)], n);
     const double h_scale = integer_scale(largest[static_cast<size_t>(2 * c + 1)], n);
@@ -277,7 +297,7 @@ BoostedTreesFit fit_boosted_trees(RowSource& rows, comm::ProcessGroup* group,
     }
   }
   fit.loss = best;
-  model.trees.resize(static_cast<size_t>(fit.best_round * k));
+  model.trees.resize(static_cast<size_t>(fit.best_round * options.parallel_trees * k));
   return fit;
 }
 

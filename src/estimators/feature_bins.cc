@@ -23,12 +23,6 @@ constexpr int64_t kFeatureTile = 32;
 constexpr uint64_t kSampleStream = 1;
 constexpr uint64_t kHeldOutStream = 2;
 
-// A uniform draw in [0, 1) fixed by (seed, stream, row): the same on any number of processes.
-double keyed_draw(uint64_t seed, uint64_t stream, uint64_t row) {
-  const uint64_t h = mix64(mix64(seed ^ mix64(stream)) ^ row);
-  return static_cast<double>(h >> 11) * 0x1.0p-53;
-}
-
 // A feature's distinct values and their counts, until it has more than kExactValues.
 class DistinctValues {
  public:
@@ -159,7 +153,7 @@ std::vector<std::vector<std::pair<double, double>>> sample_values(
     auto& picked = parts[static_cast<size_t>(part)];
     const float* x = b.x.data<float>();
     for (int64_t r = 0; r < b.rows(); ++r) {
-      if (keyed_draw(seed, kSampleStream, static_cast<uint64_t>(b.first + r)) >= rate) continue;
+      if (keyed_uniform(seed, kSampleStream, static_cast<uint64_t>(b.first + r)) >= rate) continue;
       for (size_t j = 0; j < k; ++j) {
         const float v = x[r * d + features[j]];
         if (!std::isnan(v)) picked[j].push_back(v);
@@ -280,7 +274,7 @@ void bin_rows(RowSource& rows, const FeatureBins& bins, double held_out_fraction
   for (int64_t i = 0; i < n; ++i) {
     const bool out =
         held_out_fraction > 0 &&
-        keyed_draw(seed, kHeldOutStream, static_cast<uint64_t>(first + i)) < held_out_fraction;
+        keyed_uniform(seed, kHeldOutStream, static_cast<uint64_t>(first + i)) < held_out_fraction;
     held[static_cast<size_t>(i)] = out ? 1 : 0;
     place[static_cast<size_t>(i)] = counts[out ? 1 : 0]++;
   }

@@ -21,12 +21,6 @@ constexpr uint32_t kKMeansVersion = 1;
 constexpr int64_t kMaxKMeansFeatures = int64_t{1} << 32;
 constexpr int64_t kMaxClusters = int64_t{1} << 20;
 
-// A uniform draw in [0, 1) fixed by (seed, round, row): the same on any number of processes.
-double draw(uint64_t seed, uint64_t round, uint64_t row) {
-  const uint64_t h = mix64(mix64(seed ^ mix64(round)) ^ row);
-  return static_cast<double>(h >> 11) * 0x1.0p-53;
-}
-
 // Centers ready for distances: |x - c|^2 = |x|^2 + (|c|^2 - 2 x.c), the bracket for every row of
 // a block by one matrix product.
 class Centers {
@@ -200,7 +194,7 @@ class ParallelInit {
       const float* x = b.x.data<float>();
       for (int64_t r = 0; r < b.rows(); ++r, ++i) {
         const auto row = static_cast<uint64_t>(b.first + r);
-        if (draw(options_.seed, static_cast<uint64_t>(round), row) < l * cost_[i] / psi) {
+        if (keyed_uniform(options_.seed, static_cast<uint64_t>(round), row) < l * cost_[i] / psi) {
           picked.insert(picked.end(), x + r * d_, x + (r + 1) * d_);
         }
       }
@@ -239,7 +233,7 @@ std::vector<float> reduce_candidates(const Candidates& c, int64_t k, int64_t d, 
       total += c.weights[static_cast<size_t>(i)] * (j == 0 ? 1.0 : dist[static_cast<size_t>(i)]);
     }
     if (total == 0) throw_too_few_points(j, k);  // every candidate is a center already
-    double target = draw(seed, ~uint64_t{0}, static_cast<uint64_t>(j)) * total;
+    double target = keyed_uniform(seed, ~uint64_t{0}, static_cast<uint64_t>(j)) * total;
     int64_t pick = m - 1;
     for (int64_t i = 0; i < m; ++i) {
       target -= c.weights[static_cast<size_t>(i)] * (j == 0 ? 1.0 : dist[static_cast<size_t>(i)]);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "collective.h"
+#include "tessera/core/random.h"
 #include "tessera/core/thread_pool.h"
 
 namespace tessera::estimators {
@@ -11,6 +12,9 @@ namespace {
 
 // A split must gain more than this (XGBoost's kRtEps): less is rounding.
 constexpr double kMinGain = 1e-6;
+// Streams of the keyed draws: which rows a tree grows on, which features a node may split.
+constexpr uint64_t kRowStream = 3;
+constexpr uint64_t kFeatureStream = 4;
 
 GradientPair operator+(GradientPair a, GradientPair b) { return {a.g + b.g, a.h + b.h}; }
 GradientPair operator-(GradientPair a, GradientPair b) { return {a.g - b.g, a.h - b.h}; }
@@ -46,19 +50,28 @@ class Grower {
         h_scale_(h_scale),
         o_(options),
         group_(group),
-        order_(static_cast<size_t>(rows.rows())),
-        spill_(order_.size()) {
-    for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<int32_t>(i);
+        tree_key_(mix64(options.seed ^ mix64(options.tree))) {
+    for (int64_t r = 0; r < rows.rows(); ++r) {
+      if (o_.subsample >= 1.0 ||
+          keyed_uniform(tree_key_, kRowStream,
+                        static_cast<uint64_t>(rows.index[static_cast<size_t>(r)])) < o_.subsample) {
+        order_.push_back(static_cast<int32_t>(r));
+      }
+    }
+    spill_.resize(order_.size());
     slice_features();
   }
 
   GrownTree grow() {
-    result_.leaf_of_row.assign(order_.size(), 0);
+    result_.leaf_of_row.assign(static_cast<size_t>(rows_.rows()), -1);
     result_.tree.nodes.emplace_back();
     std::vector<OpenNode> open(1);
-    open[0].end = rows_.rows();
+    open[0].end = static_cast<int64_t>(order_.size());
     std::vector<double> total{0.0, 0.0};
-    for (const GradientPair& p : gradients_) total[0] += p.g, total[1] += p.h;
+    for (int32_t r : order_) {
+      total[0] += gradients_[static_cast<size_t>(r)].g;
+      total[1] += gradients_[static_cast<size_t>(r)].h;
+    }
     sum_over(group_, total);
     open[0].total = {total[0], total[1]};
     build_histograms(open, {0});
@@ -68,6 +81,11 @@ class Grower {
       grow_loss_guided(open);
     } else {
       grow_depthwise(open);
+    }
+    for (size_t r = 0; r < result_.leaf_of_row.size(); ++r) {  // the rows left out of the sample
+      if (result_.leaf_of_row[r] < 0) {
+        result_.leaf_of_row[r] = binned_leaf(result_.tree, rows_.row(static_cast<int64_t>(r)));
+      }
     }
     return std::move(result_);
   }
@@ -300,6 +318,26 @@ class Grower {
     return t * t / (s.h / h_scale_ + o_.reg_lambda);
   }
 
+  // Which features node `id` may split on (colsample_bynode of them, at least one, by the smallest
+  // keyed draws); empty: all.
+  [[nodiscard]] std::vector<uint8_t> features_of(int32_t id) const {
+    if (o_.colsample_bynode >= 1.0) return {};
+    const int64_t d = rows_.features;
+    const auto keep =
+        std::max<int64_t>(1, static_cast<int64_t>(o_.colsample_bynode * static_cast<double>(d)));
+    std::vector<std::pair<double, int64_t>> keys(static_cast<size_t>(d));
+    const uint64_t stream = mix64(kFeatureStream ^ mix64(static_cast<uint64_t>(id)));
+    for (int64_t f = 0; f < d; ++f) {
+      keys[static_cast<size_t>(f)] = {keyed_uniform(tree_key_, stream, static_cast<uint64_t>(f)),
+                                      f};
+    }
+    std::nth_element(keys.begin(), keys.begin() + keep - 1, keys.end());
+    std::vector<uint8_t> usable(static_cast<size_t>(d), 0);
+    for (int64_t i = 0; i < keep; ++i)
+      usable[static_cast<size_t>(keys[static_cast<size_t>(i)].second)] = 1;
+    return usable;
+  }
+
   [[nodiscard]] Split best_split(const OpenNode& n) const {
     Split best;
     const double parent = score(n.total);
@@ -312,8 +350,10 @@ class Grower {
         best = {gain, static_cast<int32_t>(f), static_cast<int32_t>(b), default_left, left};
       }
     };
+    const std::vector<uint8_t> usable = features_of(n.id);
     const int32_t base = bins_.offset[static_cast<size_t>(first_feature_)];
     for (int64_t f = first_feature_; f < end_feature_; ++f) {
+      if (!usable.empty() && usable[static_cast<size_t>(f)] == 0) continue;
       const double* h =
           n.histogram.data() + 2 * static_cast<size_t>(bins_.offset[static_cast<size_t>(f)] - base);
       const GradientPair missing{h[0], h[1]};
@@ -346,7 +386,8 @@ class Grower {
   double h_scale_;
   GrowOptions o_;
   comm::ProcessGroup* group_;
-  std::vector<int32_t> order_;         // the rows, each node's a stretch
+  uint64_t tree_key_;                  // the seed of this tree's draws
+  std::vector<int32_t> order_;         // the rows grown on, each node's a stretch
   std::vector<int32_t> spill_;         // the right rows of a partition
   std::vector<int64_t> slice_starts_;  // each process's first feature, then the features
   std::vector<int64_t> slice_bins_;    // each process's histogram bins

@@ -27,9 +27,15 @@ struct GrowOptions {
   double reg_alpha = 0.0;
   double min_split_loss = 0.0;
   double learning_rate = 0.3;
+  // The share of the rows the tree grows on, and of the features each node's split may use,
+  // drawn by keys of (seed, tree, row index) and (seed, tree, node): the same on any process.
+  double subsample = 1.0;
+  double colsample_bynode = 1.0;
+  uint64_t seed = 0;
+  uint64_t tree = 0;
 };
 
-// A grown tree and the leaf each of this process's rows reached.
+// A grown tree and the leaf each of this process's rows reaches (those it was not grown on too).
 struct GrownTree {
   Tree tree;
   std::vector<int32_t> leaf_of_row;

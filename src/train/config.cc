@@ -187,11 +187,31 @@ void read_sparse_model(Section& s, ModelConfig& m) {
   require(s, m.init_scale >= 0 && m.init_scale <= 1, "init_scale", "must lie in [0, 1]");
 }
 
-void read_trees(Section& s, TreeConfig& t) {
+// Boosted trees' keys; a random forest's are the same less the rounds, the learning rate (1) and
+// early stopping, plus `trees`.
+void read_trees(Section& s, const std::string& type, TreeConfig& t) {
+  const bool forest = type == "random_forest";
   s.read("objective", t.objective);
   one_of(s, "objective", t.objective, {"multiclass", "binary", "regression"});
-  s.read("rounds", t.rounds);
-  s.read("learning_rate", t.learning_rate);
+  if (forest) {
+    t.rounds = 1;
+    t.learning_rate = 1.0;
+    t.reg_lambda = 1e-5;
+    t.subsample = 0.8;
+    t.colsample_bynode = 0.8;
+    s.read("trees", t.trees);
+    require(s, t.trees >= 1 && t.trees <= 100000, "trees", "must lie in [1, 1e5]");
+  } else {
+    s.read("rounds", t.rounds);
+    s.read("learning_rate", t.learning_rate);
+    s.read("validation_fraction", t.validation_fraction);
+    s.read("early_stopping_rounds", t.early_stopping_rounds);
+  }
+  s.read("subsample", t.subsample);
+  s.read("colsample_bynode", t.colsample_bynode);
+  require(s, t.subsample > 0 && t.subsample <= 1, "subsample", "must lie in (0, 1]");
+  require(s, t.colsample_bynode > 0 && t.colsample_bynode <= 1, "colsample_bynode",
+          "must lie in (0, 1]");
   s.read("max_depth", t.max_depth);
   s.read("grow_policy", t.grow_policy);
   one_of(s, "grow_policy", t.grow_policy, {"depthwise", "lossguide"});
@@ -201,8 +221,6 @@ void read_trees(Section& s, TreeConfig& t) {
   s.read("reg_lambda", t.reg_lambda);
   s.read("reg_alpha", t.reg_alpha);
   s.read("min_split_loss", t.min_split_loss);
-  s.read("validation_fraction", t.validation_fraction);
-  s.read("early_stopping_rounds", t.early_stopping_rounds);
   require(s, t.rounds >= 1 && t.rounds <= 1000000, "rounds", "must lie in [1, 1e6]");
   require(s, t.learning_rate > 0 && t.learning_rate <= 1, "learning_rate", "must lie in (0, 1]");
   require(s, t.max_depth >= (t.grow_policy == "depthwise" ? 1 : 0) && t.max_depth <= 64,
@@ -244,7 +262,7 @@ void read_estimator(Section& s, ModelConfig& m) {
     require(s, std::isfinite(m.binarize), "binarize", "must be a number");
     return;
   }
-  if (m.type == "boosted_trees") return read_trees(s, m.trees);
+  if (m.type == "boosted_trees" || m.type == "random_forest") return read_trees(s, m.type, m.trees);
   if (m.type == "kmeans") {
     m.max_iter = 300;
     m.tol = 1e-4;
@@ -268,7 +286,7 @@ ModelConfig read_model(Section& s, const std::string& file) {
   s.read("type", m.type);
   one_of(s, "type", m.type,
          {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm",
-          "kmeans", "naive_bayes", "pca", "boosted_trees"});
+          "kmeans", "naive_bayes", "pca", "boosted_trees", "random_forest"});
   if (is_estimator(m.type)) {
     m.line = s.line("type");
     read_estimator(s, m);
@@ -540,12 +558,13 @@ Config build(const toml::table& root, const std::string& file) {
 bool is_estimator(const std::string& model_type) {
   return model_type == "linear_regression" || model_type == "logistic_regression" ||
          model_type == "linear_svm" || model_type == "kmeans" || model_type == "naive_bayes" ||
-         model_type == "pca" || model_type == "boosted_trees";
+         model_type == "pca" || model_type == "boosted_trees" || model_type == "random_forest";
 }
 
 bool is_regression(const ModelConfig& model) {
   return model.type == "linear_regression" ||
-         (model.type == "boosted_trees" && model.trees.objective == "regression");
+         ((model.type == "boosted_trees" || model.type == "random_forest") &&
+          model.trees.objective == "regression");
 }
 
 namespace {
@@ -612,16 +631,22 @@ std::string to_toml(const Config& c) {
     out << "distribution = " << quote(c.model.distribution) << "\nalpha = " << number(c.model.alpha)
         << "\nvar_smoothing = " << number(c.model.var_smoothing)
         << "\nbinarize = " << number(c.model.binarize) << "\n";
-  } else if (c.model.type == "boosted_trees") {
+  } else if (c.model.type == "boosted_trees" || c.model.type == "random_forest") {
     const TreeConfig& t = c.model.trees;
-    out << "objective = " << quote(t.objective) << "\nrounds = " << t.rounds
-        << "\nlearning_rate = " << number(t.learning_rate) << "\nmax_depth = " << t.max_depth
+    out << "objective = " << quote(t.objective);
+    if (c.model.type == "random_forest") {
+      out << "\ntrees = " << t.trees;
+    } else {
+      out << "\nrounds = " << t.rounds << "\nlearning_rate = " << number(t.learning_rate)
+          << "\nvalidation_fraction = " << number(t.validation_fraction)
+          << "\nearly_stopping_rounds = " << t.early_stopping_rounds;
+    }
+    out << "\nsubsample = " << number(t.subsample)
+        << "\ncolsample_bynode = " << number(t.colsample_bynode) << "\nmax_depth = " << t.max_depth
         << "\ngrow_policy = " << quote(t.grow_policy) << "\nmax_leaves = " << t.max_leaves
         << "\nmax_bins = " << t.max_bins << "\nmin_child_weight = " << number(t.min_child_weight)
         << "\nreg_lambda = " << number(t.reg_lambda) << "\nreg_alpha = " << number(t.reg_alpha)
-        << "\nmin_split_loss = " << number(t.min_split_loss)
-        << "\nvalidation_fraction = " << number(t.validation_fraction)
-        << "\nearly_stopping_rounds = " << t.early_stopping_rounds << "\n";
+        << "\nmin_split_loss = " << number(t.min_split_loss) << "\n";
   } else if (c.model.type == "kmeans") {
     out << "clusters = " << c.model.clusters << "\nmax_iter = " << c.model.max_iter
         << "\ntol = " << number(c.model.tol) << "\n";

@@ -199,6 +199,9 @@ EstimatorFit fit_trees(const ModelConfig& m, uint64_t seed, estimators::RowSourc
   o.reg_lambda = t.reg_lambda;
   o.reg_alpha = t.reg_alpha;
   o.min_split_loss = t.min_split_loss;
+  o.subsample = t.subsample;
+  o.colsample_bynode = t.colsample_bynode;
+  o.parallel_trees = m.type == "random_forest" ? t.trees : 1;
   o.validation_fraction = t.validation_fraction;
   o.early_stopping_rounds = t.early_stopping_rounds;
   o.seed = seed;
@@ -313,7 +316,7 @@ EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::
             "one pass"};
   }
   if (model.type == "kmeans") return fit_kmeans(model, seed, rows, group, std::move(on_iteration));
-  if (model.type == "boosted_trees") {
+  if (model.type == "boosted_trees" || model.type == "random_forest") {
     return fit_trees(model, seed, rows, group, std::move(on_iteration));
   }
   return fit_linear(model, rows, group, std::move(on_iteration));
@@ -324,7 +327,7 @@ std::unique_ptr<EstimatorModel> read_estimator_model(const std::string& type, Bi
     return std::make_unique<KMeansEstimator>(estimators::KMeansModel::read(in));
   }
   if (type == "pca") return std::make_unique<PcaEstimator>(estimators::PcaModel::read(in));
-  if (type == "boosted_trees") {
+  if (type == "boosted_trees" || type == "random_forest") {
     return std::make_unique<TreesEstimator>(estimators::BoostedTreesModel::read(in));
   }
   if (type == "naive_bayes") {

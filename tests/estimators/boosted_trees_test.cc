@@ -6,6 +6,7 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -191,6 +192,64 @@ TEST(BoostedTrees, SeveralProcessesGrowOneProcessesTreesBitForBit) {
         }
       }
     }
+  }
+}
+
+// A random forest (XGBoost's): one round of trees side by side, each on its own sample of rows
+// and of features at each node, drawn by keys so that any number of processes draws the same.
+BoostedTreesOptions forest_options(const std::string& objective) {
+  BoostedTreesOptions o = tree_options(objective);
+  o.rounds = 1;
+  o.parallel_trees = 6;
+  o.learning_rate = 1.0;
+  o.reg_lambda = 1e-5;
+  o.subsample = 0.8;
+  o.colsample_bynode = 0.5;
+  o.seed = 21;
+  return o;
+}
+
+TEST(BoostedTrees, ForestsOnSeveralProcessesAreOneProcessesForest) {
+  auto data = mixed(17, 3);
+  const BoostedTreesOptions o = forest_options("multiclass");
+  auto one_rows = dataset_rows(data, {});
+  const BoostedTreesFit one = fit_boosted_trees(*one_rows, nullptr, o);
+  ASSERT_EQ(one.model.trees.size(), 6U * 3U);
+  EXPECT_GT(score_boosted_trees(one.model, *one_rows, nullptr).accuracy, 0.7);
+  for (int ranks : {2, 4}) {
+    std::vector<BoostedTreesFit> fits(static_cast<size_t>(ranks));
+    comm::testing::run_ranks(ranks, [&](comm::ProcessGroup& group) {
+      auto rows = dataset_rows(data, {.rank = group.rank(), .ranks = ranks, .block_rows = 64});
+      fits[static_cast<size_t>(group.rank())] = fit_boosted_trees(*rows, &group, o);
+    });
+    for (const BoostedTreesFit& f : fits) {
+      expect_same_trees(one.model, f.model, "forest on " + std::to_string(ranks) + " ranks");
+    }
+  }
+}
+
+TEST(BoostedTrees, EachTreeOfAForestDrawsItsOwnRowsAndFeatures) {
+  auto rows = dataset_rows(mixed(19, 2), {});
+  BoostedTreesOptions o = forest_options("binary");
+  o.parallel_trees = 12;
+  o.colsample_bynode = 0.25;  // one feature of the four at each node
+  o.max_depth = 1;
+  const BoostedTreesFit fit = fit_boosted_trees(*rows, nullptr, o);
+  std::set<int32_t> root_features;
+  std::set<double> leaf_values;
+  for (const Tree& t : fit.model.trees) {
+    root_features.insert(t.nodes[0].feature);
+    if (t.nodes.size() > 1) leaf_values.insert(t.nodes[1].value);
+  }
+  EXPECT_GE(root_features.size(), 3U) << "one feature a node, drawn per tree";
+  EXPECT_GE(leaf_values.size(), 6U) << "each tree its own rows";
+  // All the rows and features: every tree is the same.
+  o.subsample = 1.0;
+  o.colsample_bynode = 1.0;
+  const BoostedTreesFit same = fit_boosted_trees(*rows, nullptr, o);
+  for (const Tree& t : same.model.trees) {
+    EXPECT_EQ(t.nodes[0].feature, same.model.trees[0].nodes[0].feature);
+    EXPECT_EQ(t.nodes[1].value, same.model.trees[0].nodes[1].value);
   }
 }
 

@@ -15,6 +15,12 @@ inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// A uniform draw in [0, 1) fixed by (seed, stream, index): the same on any process that asks, so
+// a sample keyed by row index does not depend on how the rows are split over processes.
+inline double keyed_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
+  return static_cast<double>(mix64(mix64(seed ^ mix64(stream)) ^ index) >> 11) * 0x1.0p-53;
+}
+
 // Deterministic random numbers from a seed: the same seed gives the same sequence on every
 // platform (distributions are computed here, not by the standard library). Not thread-safe.
 class Generator {

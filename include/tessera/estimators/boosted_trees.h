@@ -51,6 +51,13 @@ struct BoostedTreesOptions {
   double reg_lambda = 1.0;        // L2 on leaf values
   double reg_alpha = 0.0;         // L1 on leaf values
   double min_split_loss = 0.0;    // least gain of a split (XGBoost's gamma)
+  // Each tree grows on this share of the rows and each split looks at this share of the features,
+  // drawn afresh per tree and per node by keys of the seed, the tree, and the row or node.
+  double subsample = 1.0;
+  double colsample_bynode = 1.0;
+  // Trees grown side by side each round (per output), their leaves divided among them: with one
+  // round and a learning rate of 1, a random forest (XGBoost's num_parallel_tree).
+  int64_t parallel_trees = 1;
   // > 0: this share of the rows (drawn by row index and seed) is held out, and boosting stops once
   // their loss has not improved for early_stopping_rounds rounds; the model keeps the best round.
   double validation_fraction = 0.0;
@@ -66,7 +73,7 @@ struct BoostedTreesModel {
   int64_t features = 0;
   int64_t classes = 0;              // 0 for "regression"
   std::vector<double> base_margin;  // one per output: the margin before any tree
-  std::vector<Tree> trees;          // round by round, `outputs()` a round
+  std::vector<Tree> trees;          // round by round, then parallel tree, then output
 
   [[nodiscard]] int64_t outputs() const { return objective == "multiclass" ? classes : 1; }
   // Margins of the rows of x, [rows, outputs()] row-major.

@@ -23,7 +23,8 @@ struct LayerSpec {
   std::map<std::string, LayerParam> params;
 };
 
-// [model] keys of "boosted_trees" (XGBoost's names and defaults; docs/ml.md).
+// [model] keys of "boosted_trees" and "random_forest" (XGBoost's names and defaults, a forest's
+// those of XGBRFClassifier; docs/ml.md).
 struct TreeConfig {
   std::string objective = "multiclass";  // or "binary", "regression"
   int64_t rounds = 100;
@@ -36,6 +37,9 @@ struct TreeConfig {
   double reg_lambda = 1.0;
   double reg_alpha = 0.0;
   double min_split_loss = 0.0;
+  double subsample = 1.0;            // random_forest: 0.8
+  double colsample_bynode = 1.0;     // random_forest: 0.8
+  int64_t trees = 100;               // random_forest: its trees (per class)
   double validation_fraction = 0.0;  // rows held out to watch (and stop early on)
   int64_t early_stopping_rounds = 0;
 };
@@ -58,7 +62,9 @@ struct ModelConfig {
   // "naive_bayes": scikit-learn's naive Bayes of `distribution` "gaussian", "multinomial" or
   // "bernoulli", smoothed by `alpha` (the last two) or `var_smoothing` (gaussian); bernoulli takes
   // a feature above `binarize` as present.
-  // "boosted_trees": gradient-boosted trees on histograms, `trees` its keys (seeded by train.seed).
+  // "boosted_trees": gradient-boosted trees on histograms, `trees` its keys (seeded by train.seed);
+  // "random_forest": a forest of such trees, each on a sample of the rows (XGBoost's random
+  // forest).
   std::string type = "layers";
   std::vector<LayerSpec> layers;
   int64_t factors = 8;
