@@ -7,6 +7,7 @@
 #include "collective.h"
 #include "feature_bins.h"
 #include "tessera/core/error.h"
+#include "tessera/core/thread_pool.h"
 #include "tree_grower.h"
 
 namespace tessera::estimators {
@@ -17,6 +18,13 @@ constexpr int64_t kMaxBoostClasses = int64_t{1} << 20;
 constexpr double kMinHessian = 1e-16;
 // The least probability a class prior starts from.
 constexpr double kMinPrior = 1e-7;
+// Rows a thread takes at once in the passes over every row.
+constexpr int64_t kRowGrain = 4096;
+
+// fn(begin, end) over [0, n) on the process's threads.
+void for_rows(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  parallel_for(n, kRowGrain, fn);
+}
 
 void check_boost_options(const BoostedTreesOptions& o) {
   const auto fail = [](const std::string& what) { throw ValueError("boosted trees: " + what); };
@@ -96,10 +104,20 @@ double boost_row_loss(const std::string& objective, const double* m, int64_t k, 
 // The mean loss over every process's rows (for "regression", the root of the mean squared error).
 double boost_mean_loss(const std::string& objective, const std::vector<double>& margins, int64_t k,
                        const BinnedRows& rows, comm::ProcessGroup* group) {
-  std::vector<double> sums{0.0, static_cast<double>(rows.rows())};
-  for (int64_t r = 0; r < rows.rows(); ++r) {
-    sums[0] += boost_row_loss(objective, margins.data() + r * k, k, rows.y[static_cast<size_t>(r)]);
-  }
+  // Each stretch of kRowGrain rows summed apart, then the stretches in order: the same sum on
+  // any number of threads.
+  const int64_t n = rows.rows();
+  std::vector<double> parts(static_cast<size_t>((n + kRowGrain - 1) / kRowGrain), 0.0);
+  parallel_for(static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      for (int64_t r = p * kRowGrain; r < std::min(n, (p + 1) * kRowGrain); ++r) {
+        parts[static_cast<size_t>(p)] +=
+            boost_row_loss(objective, margins.data() + r * k, k, rows.y[static_cast<size_t>(r)]);
+      }
+    }
+  });
+  std::vector<double> sums{0.0, static_cast<double>(n)};
+  for (double p : parts) sums[0] += p;
   sum_over(group, sums);
   const double mean = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
   return objective == "regression" ? std::sqrt(mean) : mean;
@@ -111,29 +129,31 @@ void gradients(const std::string& objective, const std::vector<double>& margins,
   const int64_t n = rows.rows();
   g.resize(static_cast<size_t>(n * k));
   h.resize(g.size());
-  for (int64_t r = 0; r < n; ++r) {
-    const double y = rows.y[static_cast<size_t>(r)];
-    const double* m = margins.data() + r * k;
-    double* gr = g.data() + r * k;
-    double* hr = h.data() + r * k;
-    if (objective == "regression") {
-      gr[0] = m[0] - y;
-      hr[0] = 1.0;
-    } else if (objective == "binary") {
-      const double p = 1.0 / (1.0 + std::exp(-m[0]));
-      gr[0] = p - y;
-      hr[0] = std::max(p * (1.0 - p), kMinHessian);
-    } else {
-      const double top = *std::max_element(m, m + k);
-      double total = 0.0;
-      for (int64_t c = 0; c < k; ++c) total += std::exp(m[c] - top);
-      for (int64_t c = 0; c < k; ++c) {
-        const double p = std::exp(m[c] - top) / total;
-        gr[c] = p - (c == static_cast<int64_t>(y) ? 1.0 : 0.0);
-        hr[c] = std::max(2.0 * p * (1.0 - p), kMinHessian);
+  for_rows(n, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const double y = rows.y[static_cast<size_t>(r)];
+      const double* m = margins.data() + r * k;
+      double* gr = g.data() + r * k;
+      double* hr = h.data() + r * k;
+      if (objective == "regression") {
+        gr[0] = m[0] - y;
+        hr[0] = 1.0;
+      } else if (objective == "binary") {
+        const double p = 1.0 / (1.0 + std::exp(-m[0]));
+        gr[0] = p - y;
+        hr[0] = std::max(p * (1.0 - p), kMinHessian);
+      } else {
+        const double top = *std::max_element(m, m + k);
+        double total = 0.0;
+        for (int64_t c = 0; c < k; ++c) total += std::exp(m[c] - top);
+        for (int64_t c = 0; c < k; ++c) {
+          const double p = std::exp(m[c] - top) / total;
+          gr[c] = p - (c == static_cast<int64_t>(y) ? 1.0 : 0.0);
+          hr[c] = std::max(2.0 * p * (1.0 - p), kMinHessian);
+        }
       }
     }
-  }
+  });
 }
 
 // The margins before any tree: the mean target, or the log odds of each class's share.
@@ -227,19 +247,27 @@ void boost_round(BoostedTreesModel& model, const BoostedTreesOptions& o, const F
     const auto n = static_cast<double>(total_rows);
     const double g_scale = integer_scale(largest[static_cast<size_t>(2 * c)], n);
     const double h_scale = integer_scale(largest[static_cast<size_t>(2 * c + 1)], n);
-    for (size_t r = 0; r < pairs.size(); ++r) {
-      const size_t at = r * static_cast<size_t>(k) + static_cast<size_t>(c);
-      pairs[r] = {std::nearbyint(g[at] * g_scale), std::nearbyint(h[at] * h_scale)};
-    }
+    for_rows(train.rows(), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const auto at = static_cast<size_t>(r * k + c);
+        pairs[static_cast<size_t>(r)] = {std::nearbyint(g[at] * g_scale),
+                                         std::nearbyint(h[at] * h_scale)};
+      }
+    });
     GrownTree grown = grow_tree(train, bins, pairs, g_scale, h_scale, grow, group);
-    for (size_t r = 0; r < pairs.size(); ++r) {
-      train_margins[r * static_cast<size_t>(k) + static_cast<size_t>(c)] +=
-          grown.tree.nodes[static_cast<size_t>(grown.leaf_of_row[r])].value;
-    }
-    for (int64_t r = 0; r < held_out.rows(); ++r) {
-      held_margins[static_cast<size_t>(r * k + c)] +=
-          grown.tree.nodes[static_cast<size_t>(binned_leaf(grown.tree, held_out.row(r)))].value;
-    }
+    const std::vector<TreeNode>& nodes = grown.tree.nodes;
+    for_rows(train.rows(), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        train_margins[static_cast<size_t>(r * k + c)] +=
+            nodes[static_cast<size_t>(grown.leaf_of_row[static_cast<size_t>(r)])].value;
+      }
+    });
+    for_rows(held_out.rows(), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        held_margins[static_cast<size_t>(r * k + c)] +=
+            nodes[static_cast<size_t>(binned_leaf(grown.tree, held_out.row(r)))].value;
+      }
+    });
     model.trees.push_back(std::move(grown.tree));
   }
 }
@@ -282,9 +310,16 @@ BoostedTreesFit fit_boosted_trees(RowSource& rows, comm::ProcessGroup* group,
     boost_round(model, options, bins, train, held_out, fit.rows, train_margins, held_margins,
                 group);
     fit.rounds = round;
-    const double loss = watching
-                            ? boost_mean_loss(options.objective, held_margins, k, held_out, group)
-                            : boost_mean_loss(options.objective, train_margins, k, train, group);
+    if (!watching) {
+      fit.best_round = round;
+      // The training loss is a pass over the rows: every tenth round, the first and the last.
+      if (round == 1 || round % 10 == 0 || round == options.rounds) {
+        best = boost_mean_loss(options.objective, train_margins, k, train, group);
+        if (options.on_round) options.on_round(round, best);
+      }
+      continue;
+    }
+    const double loss = boost_mean_loss(options.objective, held_margins, k, held_out, group);
     if (options.on_round) options.on_round(round, loss);
     if (loss < best || options.early_stopping_rounds == 0) {
       best = loss;

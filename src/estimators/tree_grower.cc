@@ -12,6 +12,11 @@ namespace {
 
 // A split must gain more than this (XGBoost's kRtEps): less is rounding.
 constexpr double kMinGain = 1e-6;
+// A node's rows split over the threads (each its own histogram) when they hold this many values
+// per histogram entry; fewer, its features are.
+constexpr int64_t kRowsPerBinToSplitRows = 32;
+// Rows a thread partitions at once.
+constexpr int64_t kPartitionRows = 16384;
 // Streams of the keyed draws: which rows a tree grows on, which features a node may split.
 constexpr uint64_t kRowStream = 3;
 constexpr uint64_t kFeatureStream = 4;
@@ -131,11 +136,12 @@ class Grower {
   std::vector<OpenNode> expand(std::vector<OpenNode>& parents) {
     std::vector<OpenNode> children(2 * parents.size());
     std::vector<size_t> built;
+    const std::vector<int64_t> middles = partition(parents);
     for (size_t p = 0; p < parents.size(); ++p) {
       OpenNode& parent = parents[p];
       OpenNode& left = children[2 * p];
       OpenNode& right = children[2 * p + 1];
-      const int64_t middle = partition(parent);
+      const int64_t middle = middles[p];
       left.id = static_cast<int32_t>(result_.tree.nodes.size());
       right.id = left.id + 1;
       result_.tree.nodes.resize(result_.tree.nodes.size() + 2);
@@ -232,24 +238,60 @@ class Grower {
     }
   }
 
-  // Moves the node's rows that go left before those that go right, each in their order; returns
-  // where the right ones begin.
-  int64_t partition(const OpenNode& n) {
-    const Split& s = n.split;
-    int64_t left = n.begin;
-    int64_t right = 0;
-    for (int64_t i = n.begin; i < n.end; ++i) {
-      const int32_t r = order_[static_cast<size_t>(i)];
-      const uint8_t bin = rows_.row(r)[s.feature];
-      const bool goes_left = bin == 0 ? s.default_left : bin <= s.bin;
-      if (goes_left) {
-        order_[static_cast<size_t>(left++)] = r;
-      } else {
-        spill_[static_cast<size_t>(right++)] = r;
+  // Moves each parent's rows that go left before those that go right, each in their order;
+  // returns where each parent's right ones begin. The rows go in stretches of kPartitionRows, all
+  // at once on the threads: each stretch puts its left rows at its front in spill_ and its right
+  // ones at its back, then copies them to their places.
+  std::vector<int64_t> partition(const std::vector<OpenNode>& parents) {
+    struct Stretch {
+      size_t parent;
+      int64_t begin, end, left;
+    };
+    std::vector<Stretch> stretches;
+    for (size_t p = 0; p < parents.size(); ++p) {
+      for (int64_t b = parents[p].begin; b < parents[p].end; b += kPartitionRows) {
+        stretches.push_back({p, b, std::min(parents[p].end, b + kPartitionRows), 0});
       }
     }
-    std::copy_n(spill_.begin(), right, order_.begin() + left);
-    return left;
+    const auto each = [&](const std::function<void(Stretch&)>& fn) {
+      parallel_for(static_cast<int64_t>(stretches.size()), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) fn(stretches[static_cast<size_t>(i)]);
+      });
+    };
+    each([&](Stretch& t) {
+      const Split& s = parents[t.parent].split;
+      int64_t left = t.begin;
+      int64_t right = t.end;
+      for (int64_t i = t.begin; i < t.end; ++i) {
+        const int32_t r = order_[static_cast<size_t>(i)];
+        const uint8_t bin = rows_.row(r)[s.feature];
+        const bool goes_left = bin == 0 ? s.default_left : bin <= s.bin;
+        spill_[static_cast<size_t>(goes_left ? left++ : --right)] = r;
+      }
+      t.left = left - t.begin;
+    });
+    // Where each stretch's left and right rows go.
+    std::vector<int64_t> middles(parents.size());
+    for (size_t p = 0; p < parents.size(); ++p) middles[p] = parents[p].begin;
+    for (const Stretch& t : stretches) middles[t.parent] += t.left;
+    std::vector<std::pair<int64_t, int64_t>> to(stretches.size());
+    std::vector<std::pair<int64_t, int64_t>> next(parents.size());
+    for (size_t p = 0; p < parents.size(); ++p) next[p] = {parents[p].begin, middles[p]};
+    for (size_t i = 0; i < stretches.size(); ++i) {
+      const Stretch& t = stretches[i];
+      to[i] = next[t.parent];
+      next[t.parent].first += t.left;
+      next[t.parent].second += t.end - t.begin - t.left;
+    }
+    each([&](Stretch& t) {
+      const auto i = static_cast<size_t>(&t - stretches.data());
+      std::copy(spill_.begin() + t.begin, spill_.begin() + t.begin + t.left,
+                order_.begin() + to[i].first);
+      // The right ones were put from the back: reversed, back in their order.
+      std::reverse_copy(spill_.begin() + t.begin + t.left, spill_.begin() + t.end,
+                        order_.begin() + to[i].second);
+    });
+    return middles;
   }
 
   // The histograms of nodes[which] (of this process's features), from every process's rows: each
@@ -258,29 +300,37 @@ class Grower {
   void build_histograms(std::vector<OpenNode>& nodes, const std::vector<size_t>& which) {
     const size_t size = 2 * static_cast<size_t>(bins_.total());
     const int ranks = group_ == nullptr ? 1 : group_->size();
+    if (which.empty()) return;
+    std::vector<std::vector<double>> full(which.size());
+    // Several nodes: a thread each; one: its features split over the threads.
+    const auto build = [&](size_t i) {
+      full[i].assign(size, 0.0);
+      add_rows(nodes[which[i]], full[i].data());
+    };
+    if (which.size() == 1) {
+      build(0);
+    } else {
+      parallel_for(static_cast<int64_t>(which.size()), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) build(static_cast<size_t>(i));
+      });
+    }
     if (ranks == 1) {
-      for (size_t w : which) {
-        nodes[w].histogram.assign(size, 0.0);
-        add_rows(nodes[w], nodes[w].histogram.data());
-      }
+      for (size_t i = 0; i < which.size(); ++i) nodes[which[i]].histogram = std::move(full[i]);
       return;
     }
-    if (which.empty()) return;
     const size_t block = 2 * static_cast<size_t>(padded_);
     std::vector<double> send(static_cast<size_t>(ranks) * which.size() * block, 0.0);
-    std::vector<double> full(size);
     for (size_t i = 0; i < which.size(); ++i) {
-      std::fill(full.begin(), full.end(), 0.0);
-      add_rows(nodes[which[i]], full.data());
       for (int r = 0; r < ranks; ++r) {
         const auto from =
             2 * static_cast<size_t>(
                     bins_.offset[static_cast<size_t>(slice_starts_[static_cast<size_t>(r)])]);
-        std::copy_n(full.begin() + static_cast<std::ptrdiff_t>(from),
+        std::copy_n(full[i].begin() + static_cast<std::ptrdiff_t>(from),
                     2 * slice_bins_[static_cast<size_t>(r)],
                     send.begin() + static_cast<std::ptrdiff_t>(
                                        (static_cast<size_t>(r) * which.size() + i) * block));
       }
+      full[i] = {};
     }
     std::vector<double> mine(which.size() * block);
     group_
@@ -294,22 +344,51 @@ class Grower {
     }
   }
 
-  // Adds the node's rows to a histogram of all features, the features split over the threads.
-  void add_rows(const OpenNode& n, double* histogram) {
+  // Adds the node's rows to a histogram of all features. Many rows for the bins: each thread adds
+  // its share of the rows to a histogram of its own, then they are added; else each thread takes
+  // a share of the features. Sums of integers: the same either way.
+  void add_rows(const OpenNode& n, double* histogram) const {
+    const int64_t rows = n.end - n.begin;
     const int64_t d = rows_.features;
-    const int32_t* offset = bins_.offset.data();
-    parallel_for(d, grain_for(n.end - n.begin), [&](int64_t first, int64_t last) {
-      for (int64_t i = n.begin; i < n.end; ++i) {
-        const int32_t r = order_[static_cast<size_t>(i)];
-        const uint8_t* row = rows_.row(r);
-        const GradientPair p = gradients_[static_cast<size_t>(r)];
-        for (int64_t f = first; f < last; ++f) {
-          double* bin = histogram + 2 * (offset[f] + row[f]);
-          bin[0] += p.g;
-          bin[1] += p.h;
+    const auto size = 2 * static_cast<size_t>(bins_.total());
+    const int threads = num_threads();
+    if (threads == 1 || rows * d < kRowsPerBinToSplitRows * static_cast<int64_t>(size)) {
+      parallel_for(d, grain_for(rows), [&](int64_t first, int64_t last) {
+        add_stretch(n.begin, n.end, first, last, histogram);
+      });
+      return;
+    }
+    std::vector<std::vector<double>> own(static_cast<size_t>(threads - 1));
+    parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        double* into = histogram;
+        if (t > 0) {
+          own[static_cast<size_t>(t - 1)].assign(size, 0.0);
+          into = own[static_cast<size_t>(t - 1)].data();
         }
+        add_stretch(n.begin + rows * t / threads, n.begin + rows * (t + 1) / threads, 0, d, into);
       }
     });
+    for (const std::vector<double>& h : own) {
+      for (size_t i = 0; i < size; ++i) histogram[i] += h[i];
+    }
+  }
+
+  // Adds the rows order_[begin, end) to the histogram's bins of features [first, last).
+  void add_stretch(int64_t begin, int64_t end, int64_t first, int64_t last,
+                   double* histogram) const {
+    // A bin's gradient and hessian added as one vector.
+    using Pair = double __attribute__((vector_size(16), may_alias));
+    const int32_t* offset = bins_.offset.data();
+    for (int64_t i = begin; i < end; ++i) {
+      const int32_t r = order_[static_cast<size_t>(i)];
+      const uint8_t* row = rows_.row(r);
+      const GradientPair p = gradients_[static_cast<size_t>(r)];
+      const Pair pair = {p.g, p.h};
+      for (int64_t f = first; f < last; ++f) {
+        *reinterpret_cast<Pair*>(histogram + 2 * (offset[f] + row[f])) += pair;
+      }
+    }
   }
 
   [[nodiscard]] double score(GradientPair s) const {

@@ -63,8 +63,8 @@ struct BoostedTreesOptions {
   double validation_fraction = 0.0;
   int64_t early_stopping_rounds = 0;
   uint64_t seed = 0;
-  // Called after every round with the round (from 1) and the mean training loss, or the held-out
-  // rows' loss when some are held out.
+  // Called with the round (from 1) and the held-out rows' mean loss after every round when some
+  // are held out; else with the mean training loss after the first, every tenth and the last.
   std::function<void(int64_t, double)> on_round;
 };
 
