@@ -227,7 +227,7 @@ int64_t count_classes(const RowSource& source, const std::string& objective,
 void boost_round(BoostedTreesModel& model, const BoostedTreesOptions& o, const FeatureBins& bins,
                  const BinnedRows& train, const BinnedRows& held_out, int64_t total_rows,
                  std::vector<double>& train_margins, std::vector<double>& held_margins,
-                 comm::ProcessGroup* group) {
+                 HistogramPool& pool, comm::ProcessGroup* group) {
   const int64_t k = model.outputs();
   std::vector<double> g;
   std::vector<double> h;
@@ -254,7 +254,7 @@ void boost_round(BoostedTreesModel& model, const BoostedTreesOptions& o, const F
                                          std::nearbyint(h[at] * h_scale)};
       }
     });
-    GrownTree grown = grow_tree(train, bins, pairs, g_scale, h_scale, grow, group);
+    GrownTree grown = grow_tree(train, bins, pairs, g_scale, h_scale, grow, group, pool);
     const std::vector<TreeNode>& nodes = grown.tree.nodes;
     for_rows(train.rows(), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
@@ -305,9 +305,10 @@ BoostedTreesFit fit_boosted_trees(RowSource& rows, comm::ProcessGroup* group,
   for (size_t i = 0; i < held_margins.size(); ++i) held_margins[i] = model.base_margin[i % k];
   const bool watching = counts[1] > 0;
   double best = std::numeric_limits<double>::infinity();
+  HistogramPool pool;
   fit.stop = "rounds done";
   for (int64_t round = 1; round <= options.rounds; ++round) {
-    boost_round(model, options, bins, train, held_out, fit.rows, train_margins, held_margins,
+    boost_round(model, options, bins, train, held_out, fit.rows, train_margins, held_margins, pool,
                 group);
     fit.rounds = round;
     if (!watching) {

@@ -8,6 +8,7 @@
 #include "collective.h"
 #include "tessera/core/error.h"
 #include "tessera/core/random.h"
+#include "tessera/core/thread_pool.h"
 
 namespace tessera::estimators {
 namespace {
@@ -251,13 +252,18 @@ FeatureBins find_feature_bins(RowSource& rows, comm::ProcessGroup* group, int64_
       pairs[static_cast<size_t>(sampled[j])] = std::move(values[j]);
   }
   FeatureBins bins;
+  bins.upper.resize(static_cast<size_t>(d));
+  parallel_for(d, 1, [&](int64_t begin, int64_t end) {
+    std::vector<double> values;
+    std::vector<double> counts;
+    for (int64_t f = begin; f < end; ++f) {
+      merge_pairs(pairs[static_cast<size_t>(f)], values, counts);
+      bins.upper[static_cast<size_t>(f)] = cuts_from(values, counts, max_bins);
+    }
+  });
   bins.offset.push_back(0);
-  std::vector<double> values;
-  std::vector<double> counts;
-  for (int64_t f = 0; f < d; ++f) {
-    merge_pairs(pairs[static_cast<size_t>(f)], values, counts);
-    bins.upper.push_back(cuts_from(values, counts, max_bins));
-    bins.offset.push_back(bins.offset.back() + 1 + static_cast<int32_t>(bins.upper.back().size()));
+  for (const std::vector<float>& u : bins.upper) {
+    bins.offset.push_back(bins.offset.back() + 1 + static_cast<int32_t>(u.size()));
   }
   return bins;
 }

@@ -47,7 +47,8 @@ struct OpenNode {
 class Grower {
  public:
   Grower(const BinnedRows& rows, const FeatureBins& bins, std::span<const GradientPair> gradients,
-         double g_scale, double h_scale, const GrowOptions& options, comm::ProcessGroup* group)
+         double g_scale, double h_scale, const GrowOptions& options, comm::ProcessGroup* group,
+         HistogramPool& pool)
       : rows_(rows),
         bins_(bins),
         gradients_(gradients),
@@ -55,6 +56,7 @@ class Grower {
         h_scale_(h_scale),
         o_(options),
         group_(group),
+        pool_(pool),
         tree_key_(mix64(options.seed ^ mix64(options.tree))) {
     for (int64_t r = 0; r < rows.rows(); ++r) {
       if (o_.subsample >= 1.0 ||
@@ -87,11 +89,7 @@ class Grower {
     } else {
       grow_depthwise(open);
     }
-    for (size_t r = 0; r < result_.leaf_of_row.size(); ++r) {  // the rows left out of the sample
-      if (result_.leaf_of_row[r] < 0) {
-        result_.leaf_of_row[r] = binned_leaf(result_.tree, rows_.row(static_cast<int64_t>(r)));
-      }
-    }
+    find_leaves_of_rows();
     return std::move(result_);
   }
 
@@ -302,16 +300,17 @@ class Grower {
     const int ranks = group_ == nullptr ? 1 : group_->size();
     if (which.empty()) return;
     std::vector<std::vector<double>> full(which.size());
-    // Several nodes: a thread each; one: its features split over the threads.
-    const auto build = [&](size_t i) {
+    for (std::vector<double>& h : full) h = pool_.take();
+    // Several nodes: a thread each; one: its rows or features split over the threads.
+    const auto build = [&](size_t i, bool alone) {
       full[i].assign(size, 0.0);
-      add_rows(nodes[which[i]], full[i].data());
+      add_rows(nodes[which[i]], full[i].data(), alone);
     };
     if (which.size() == 1) {
-      build(0);
+      build(0, true);
     } else {
       parallel_for(static_cast<int64_t>(which.size()), 1, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) build(static_cast<size_t>(i));
+        for (int64_t i = begin; i < end; ++i) build(static_cast<size_t>(i), false);
       });
     }
     if (ranks == 1) {
@@ -330,7 +329,7 @@ class Grower {
                     send.begin() + static_cast<std::ptrdiff_t>(
                                        (static_cast<size_t>(r) * which.size() + i) * block));
       }
-      full[i] = {};
+      pool_.give(std::move(full[i]));
     }
     std::vector<double> mine(which.size() * block);
     group_
@@ -340,25 +339,28 @@ class Grower {
     const auto own = 2 * static_cast<size_t>(slice_bins_[static_cast<size_t>(group_->rank())]);
     for (size_t i = 0; i < which.size(); ++i) {
       const auto at = mine.begin() + static_cast<std::ptrdiff_t>(i * block);
+      nodes[which[i]].histogram = pool_.take();
       nodes[which[i]].histogram.assign(at, at + static_cast<std::ptrdiff_t>(own));
     }
   }
 
-  // Adds the node's rows to a histogram of all features. Many rows for the bins: each thread adds
-  // its share of the rows to a histogram of its own, then they are added; else each thread takes
-  // a share of the features. Sums of integers: the same either way.
-  void add_rows(const OpenNode& n, double* histogram) const {
+  // Adds the node's rows to a histogram of all features. A node `alone` on the threads with many
+  // rows for the bins: each thread adds its share of the rows to a histogram of its own, then they
+  // are added; else each thread takes a share of the features. Sums of integers: the same either
+  // way.
+  void add_rows(const OpenNode& n, double* histogram, bool alone) {
     const int64_t rows = n.end - n.begin;
     const int64_t d = rows_.features;
     const auto size = 2 * static_cast<size_t>(bins_.total());
     const int threads = num_threads();
-    if (threads == 1 || rows * d < kRowsPerBinToSplitRows * static_cast<int64_t>(size)) {
+    if (!alone || threads == 1 || rows * d < kRowsPerBinToSplitRows * static_cast<int64_t>(size)) {
       parallel_for(d, grain_for(rows), [&](int64_t first, int64_t last) {
         add_stretch(n.begin, n.end, first, last, histogram);
       });
       return;
     }
-    std::vector<std::vector<double>> own(static_cast<size_t>(threads - 1));
+    std::vector<std::vector<double>>& own = pool_.per_thread;
+    own.resize(static_cast<size_t>(threads - 1));
     parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         double* into = histogram;
@@ -369,7 +371,8 @@ class Grower {
         add_stretch(n.begin + rows * t / threads, n.begin + rows * (t + 1) / threads, 0, d, into);
       }
     });
-    for (const std::vector<double>& h : own) {
+    for (int t = 1; t < threads; ++t) {
+      const std::vector<double>& h = own[static_cast<size_t>(t - 1)];
       for (size_t i = 0; i < size; ++i) histogram[i] += h[i];
     }
   }
@@ -447,15 +450,35 @@ class Grower {
     return best;
   }
 
-  void make_leaf(const OpenNode& n) {
+  void make_leaf(OpenNode& n) {
+    pool_.give(std::move(n.histogram));
     TreeNode& node = result_.tree.nodes[static_cast<size_t>(n.id)];
     const double g = n.total.g / g_scale_;
     const double t = std::copysign(std::max(std::abs(g) - o_.reg_alpha, 0.0), g);
     const double h = n.total.h / h_scale_ + o_.reg_lambda;
     node.value = h > 0 ? -t / h * o_.learning_rate : 0.0;
-    for (int64_t i = n.begin; i < n.end; ++i) {
-      result_.leaf_of_row[static_cast<size_t>(order_[static_cast<size_t>(i)])] = n.id;
-    }
+    leaves_.push_back({n.id, n.begin, n.end});
+  }
+
+  // Each row's leaf: those grown on from the leaves' stretches, the others from the tree.
+  void find_leaves_of_rows() {
+    std::vector<int32_t>& leaf_of_row = result_.leaf_of_row;
+    parallel_for(static_cast<int64_t>(leaves_.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t l = begin; l < end; ++l) {
+        const Leaf& leaf = leaves_[static_cast<size_t>(l)];
+        for (int64_t i = leaf.begin; i < leaf.end; ++i) {
+          leaf_of_row[static_cast<size_t>(order_[static_cast<size_t>(i)])] = leaf.id;
+        }
+      }
+    });
+    if (order_.size() == leaf_of_row.size()) return;
+    parallel_for(rows_.rows(), kPartitionRows, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        if (leaf_of_row[static_cast<size_t>(r)] < 0) {
+          leaf_of_row[static_cast<size_t>(r)] = binned_leaf(result_.tree, rows_.row(r));
+        }
+      }
+    });
   }
 
   const BinnedRows& rows_;
@@ -465,6 +488,7 @@ class Grower {
   double h_scale_;
   GrowOptions o_;
   comm::ProcessGroup* group_;
+  HistogramPool& pool_;
   uint64_t tree_key_;                  // the seed of this tree's draws
   std::vector<int32_t> order_;         // the rows grown on, each node's a stretch
   std::vector<int32_t> spill_;         // the right rows of a partition
@@ -473,6 +497,11 @@ class Grower {
   int64_t padded_ = 0;                 // the most bins of a process
   int64_t first_feature_ = 0;          // this process's features
   int64_t end_feature_ = 0;
+  struct Leaf {
+    int32_t id;
+    int64_t begin, end;  // its rows in order_
+  };
+  std::vector<Leaf> leaves_;
   GrownTree result_;
 };
 
@@ -480,8 +509,8 @@ class Grower {
 
 GrownTree grow_tree(const BinnedRows& rows, const FeatureBins& bins,
                     std::span<const GradientPair> gradients, double g_scale, double h_scale,
-                    const GrowOptions& options, comm::ProcessGroup* group) {
-  return Grower(rows, bins, gradients, g_scale, h_scale, options, group).grow();
+                    const GrowOptions& options, comm::ProcessGroup* group, HistogramPool& pool) {
+  return Grower(rows, bins, gradients, g_scale, h_scale, options, group, pool).grow();
 }
 
 int32_t binned_leaf(const Tree& tree, const uint8_t* row) {

@@ -35,6 +35,22 @@ struct GrowOptions {
   uint64_t tree = 0;
 };
 
+// Histograms kept from tree to tree: growing takes and gives them back rather than asking the
+// system for fresh memory (and its page faults) for every node.
+struct HistogramPool {
+  std::vector<std::vector<double>> spare;
+  std::vector<std::vector<double>> per_thread;  // a node's rows split over the threads
+  std::vector<double> take() {
+    if (spare.empty()) return {};
+    std::vector<double> h = std::move(spare.back());
+    spare.pop_back();
+    return h;
+  }
+  void give(std::vector<double>&& h) {
+    if (h.capacity() > 0) spare.push_back(std::move(h));
+  }
+};
+
 // A grown tree and the leaf each of this process's rows reaches (those it was not grown on too).
 struct GrownTree {
   Tree tree;
@@ -42,12 +58,13 @@ struct GrownTree {
 };
 
 // Grows one tree on this process's quantised rows from their gradient pairs, which are the true
-// ones times g_scale and h_scale; the histograms of each level are summed over `group` by one
-// allreduce, and every process grows the same tree.
+// ones times g_scale and h_scale; the histograms of each level are summed over `group` (each
+// process keeps its stretch of the features by one reduce-scatter), and every process grows the
+// same tree. Histograms come from, and go back to, `pool`.
 [[nodiscard]] GrownTree grow_tree(const BinnedRows& rows, const FeatureBins& bins,
                                   std::span<const GradientPair> gradients, double g_scale,
                                   double h_scale, const GrowOptions& options,
-                                  comm::ProcessGroup* group);
+                                  comm::ProcessGroup* group, HistogramPool& pool);
 
 // The leaf of `tree` a quantised row reaches.
 [[nodiscard]] int32_t binned_leaf(const Tree& tree, const uint8_t* row);
