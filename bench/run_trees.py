@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tessera's boosted trees against XGBoost 1.7's `hist` method (Debian's python3-xgboost) on the
 same rows, the same parameters and the same threads: test scores and seconds to fit (median of
---runs, each in a fresh process).
+--runs, each in a fresh process, the peer's and tessera's runs alternating).
 
 Both: max_depth 6, learning rate 0.3, reg_lambda 1, min_child_weight 1, depthwise growth;
 XGBoost max_bin 256, tessera max_bins 255 (its bin 0 holds missing values). XGBoost's time is
@@ -92,8 +92,7 @@ def run_tessera(build, spec, nproc, run_dir):
     return dict(last, seconds=last["fit_s"])
 
 
-def median_of(runs, f):
-    results = [f() for _ in range(runs)]
+def median_of(results):
     out = dict(results[len(results) // 2])
     out["seconds"] = statistics.median(r["seconds"] for r in results)
     return out
@@ -144,11 +143,15 @@ def main():
         for name, spec in cases:
             names = SCORES[spec["objective"]]
             one_thread = run_xgboost(spec, 1)
-            peer = median_of(a.runs, lambda: run_xgboost(spec, 2))
-            rows = [("XGBoost", "1 x 1", one_thread), ("XGBoost", "1 x 2", peer)]
-            for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-                rows.append(("tessera", threads, median_of(
-                    a.runs, lambda: run_tessera(a.build, spec, nproc, os.path.join(tmp, f"run{nproc}")))))
+            # The runs alternate, so that a machine that slows down slows all of them.
+            runs = {"peer": [], 1: [], 2: []}
+            for _ in range(a.runs):
+                runs["peer"].append(run_xgboost(spec, 2))
+                for nproc in (1, 2):
+                    runs[nproc].append(run_tessera(a.build, spec, nproc, os.path.join(tmp, f"run{nproc}")))
+            peer = median_of(runs["peer"])
+            rows = [("XGBoost", "1 x 1", one_thread), ("XGBoost", "1 x 2", peer),
+                    ("tessera", "1 x 2", median_of(runs[1])), ("tessera", "2 x 1", median_of(runs[2]))]
             for who, threads, r in rows:
                 ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
                 scores = ", ".join(f"{n[5:]} {show(r.get(n), n)}" for n in names)

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -299,15 +300,18 @@ TEST_F(Estimators, NaiveBayesOnTwoProcessesIsOneProcesses) {
   EXPECT_EQ(predicted[0], (std::vector<std::string>{"prediction", "p_0", "p_1", "p_2"}));
 }
 
-// Boosted trees grow the same trees on any number of processes: their predictions are the same
-// bytes, for classes and for values.
-TEST_F(Estimators, BoostedTreesOnTwoProcessesPredictWhatOneProcessPredicts) {
-  for (const auto& [objective, classes] :
-       std::vector<std::pair<std::string, int>>{{"multiclass", 3}, {"regression", 0}}) {
+// Boosted trees and forests grow the same trees on any number of processes: their predictions
+// are the same bytes, for classes and for values.
+TEST_F(Estimators, TreesOnTwoProcessesPredictWhatOneProcessPredicts) {
+  for (const auto& [type, objective, classes] :
+       std::vector<std::tuple<std::string, std::string, int>>{{"boosted_trees", "multiclass", 3},
+                                                              {"boosted_trees", "regression", 0},
+                                                              {"random_forest", "multiclass", 3}}) {
     const fs::path test_csv = table("test.csv", 300, classes, 2);
+    const bool forest = type == "random_forest";
     std::ofstream(dir_ / "bt.toml")
-        << "[model]\ntype = \"boosted_trees\"\nobjective = \"" << objective
-        << "\"\nrounds = 10\nmax_depth = 4\n"
+        << "[model]\ntype = \"" << type << "\"\nobjective = \"" << objective << "\"\n"
+        << (forest ? "trees = 10\n" : "rounds = 10\n") << "max_depth = 4\n"
         << "[data]\ntrain = \"csv:" << table("train.csv", 1500, classes, 1).string()
         << "\"\ntest = \"csv:" << test_csv.string()
         << "\"\nlabel_column = \"y\"\n[train]\nrun_dir = \"" << (dir_ / "run").string() << "\"\n";
@@ -315,7 +319,8 @@ TEST_F(Estimators, BoostedTreesOnTwoProcessesPredictWhatOneProcessPredicts) {
     nlohmann::json first;
     for (int nproc : {1, 2}) {
       ASSERT_EQ(train(dir_ / "bt.toml", nproc, "train" + std::to_string(nproc)), 0) << err_;
-      EXPECT_NE(out_.find("boosted_trees: 1500 rows, 10 iterations"), std::string::npos) << out_;
+      const std::string line = type + ": 1500 rows, " + (forest ? "1" : "10") + " iterations";
+      EXPECT_NE(out_.find(line), std::string::npos) << out_;
       const nlohmann::json r = result();
       const char* score = classes == 0 ? "test_rmse" : "test_accuracy";
       if (nproc == 1) first = r;

@@ -80,6 +80,47 @@ TEST(EstimatorConfig, PcaKeysReadAndWriteBack) {
   EXPECT_EQ(error_of("[model]\ntype = \"pca\"\ncomponents = 0\n").key(), "model.components");
 }
 
+TEST(EstimatorConfig, TreeKeysReadAndWriteBack) {
+  const Config c = parse_config(
+      "[model]\ntype = \"boosted_trees\"\nobjective = \"binary\"\nrounds = 40\n"
+      "learning_rate = 0.1\nmax_depth = 4\ngrow_policy = \"lossguide\"\nmax_leaves = 16\n"
+      "reg_alpha = 0.5\nsubsample = 0.7\nvalidation_fraction = 0.2\nearly_stopping_rounds = 5\n",
+      "ml.toml");
+  EXPECT_TRUE(is_estimator(c.model.type));
+  const TreeConfig back = parse_config(to_toml(c), "back.toml").model.trees;
+  EXPECT_EQ(back.objective, "binary");
+  EXPECT_EQ(back.rounds, 40);
+  EXPECT_EQ(back.learning_rate, 0.1);
+  EXPECT_EQ(back.max_depth, 4);
+  EXPECT_EQ(back.grow_policy, "lossguide");
+  EXPECT_EQ(back.max_leaves, 16);
+  EXPECT_EQ(back.reg_alpha, 0.5);
+  EXPECT_EQ(back.reg_lambda, 1.0);
+  EXPECT_EQ(back.subsample, 0.7);
+  EXPECT_EQ(back.validation_fraction, 0.2);
+  EXPECT_EQ(back.early_stopping_rounds, 5);
+  // A forest's defaults are XGBRFClassifier's, and its keys are its own.
+  const Config forest = parse_config("[model]\ntype = \"random_forest\"\ntrees = 7\n", "ml.toml");
+  EXPECT_TRUE(is_regression(
+      parse_config("[model]\ntype = \"random_forest\"\nobjective = \"regression\"\n", "ml.toml")
+          .model));
+  const TreeConfig f = parse_config(to_toml(forest), "back.toml").model.trees;
+  EXPECT_EQ(f.trees, 7);
+  EXPECT_EQ(f.rounds, 1);
+  EXPECT_EQ(f.learning_rate, 1.0);
+  EXPECT_EQ(f.subsample, 0.8);
+  EXPECT_EQ(f.colsample_bynode, 0.8);
+  EXPECT_EQ(f.reg_lambda, 1e-5);
+  EXPECT_EQ(error_of("[model]\ntype = \"random_forest\"\nrounds = 3\n").key(), "model.rounds");
+  EXPECT_EQ(error_of("[model]\ntype = \"boosted_trees\"\nmax_bins = 256\n").key(),
+            "model.max_bins");
+  EXPECT_EQ(error_of("[model]\ntype = \"boosted_trees\"\nobjective = \"poisson\"\n").key(),
+            "model.objective");
+  EXPECT_EQ(error_of("[model]\ntype = \"boosted_trees\"\nearly_stopping_rounds = 3\n").key(),
+            "model.early_stopping_rounds");
+  EXPECT_EQ(error_of("[model]\ntype = \"boosted_trees\"\nl2 = 1\n").key(), "model.l2");
+}
+
 TEST(EstimatorConfig, ANetworksKeysAndStrategiesAreErrorsNamingTheKey) {
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nlayers = []\n").key(), "model.layers");
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nfactors = 4\n").key(), "model.factors");
