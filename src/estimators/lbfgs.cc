@@ -146,6 +146,47 @@ class WolfeSearch {
   int64_t evaluations_ = 0;
 };
 
+// The gradient of f + sum l1_i |x_i| where it is smooth; at x_i = 0, the one-sided derivative that
+// descends, or 0 when neither does.
+std::vector<double> pseudo_gradient(const std::vector<double>& x, const std::vector<double>& g,
+                                    const std::vector<double>& l1) {
+  std::vector<double> pg = g;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double w = l1[i];
+    if (w == 0) continue;
+    if (x[i] > 0) {
+      pg[i] = g[i] + w;
+    } else if (x[i] < 0) {
+      pg[i] = g[i] - w;
+    } else if (g[i] + w < 0) {
+      pg[i] = g[i] + w;
+    } else if (g[i] - w > 0) {
+      pg[i] = g[i] - w;
+    } else {
+      pg[i] = 0;
+    }
+  }
+  return pg;
+}
+
+double l1_norm(const std::vector<double>& x, const std::vector<double>& l1) {
+  double s = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) s += l1[i] * std::abs(x[i]);
+  return s;
+}
+
+double sign(double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); }
+
+// OWL-QN's direction: L-BFGS's from the pseudo-gradient, less the components that would climb.
+std::vector<double> orthant_direction(const std::deque<Pair>& pairs,
+                                      const std::vector<double>& pg) {
+  std::vector<double> d = descent_direction(pairs, pg);
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (d[i] * pg[i] >= 0) d[i] = 0;
+  }
+  return d;
+}
+
 }  // namespace
 
 LbfgsResult minimize_lbfgs(const Objective& f, std::vector<double> x0,
@@ -192,6 +233,89 @@ LbfgsResult minimize_lbfgs(const Objective& f, std::vector<double> x0,
       return r;
     }
     const double value_new = found->value;
+    Pair p{std::vector<double>(r.x.size()), std::vector<double>(r.x.size()), 0.0};
+    for (size_t i = 0; i < x_new.size(); ++i) {
+      p.s[i] = x_new[i] - r.x[i];
+      p.y[i] = g_new[i] - g[i];
+    }
+    const double sy = dot(p.s, p.y);
+    if (sy > 1e-12 * dot(p.y, p.y)) {
+      p.rho = 1.0 / sy;
+      pairs.push_back(std::move(p));
+      if (static_cast<int64_t>(pairs.size()) > options.history) pairs.pop_front();
+    }
+    const double decrease = r.value - value_new;
+    std::swap(r.x, x_new);
+    std::swap(g, g_new);
+    r.value = value_new;
+    ++r.iterations;
+    if (options.on_iteration) options.on_iteration(r.iterations, r.value);
+    if (decrease <= options.value_tolerance * std::max(1.0, std::abs(r.value))) {
+      r.converged = true;
+      r.stop = "the objective stopped decreasing";
+      return r;
+    }
+  }
+}
+
+LbfgsResult minimize_owlqn(const Objective& f, std::vector<double> x0,
+                           const std::vector<double>& l1, const LbfgsOptions& options) {
+  if (options.history < 1 || options.max_iterations < 0 || l1.size() != x0.size()) {
+    throw ValueError(detail::concat("minimize_owlqn: history ", options.history,
+                                    ", max_iterations ", options.max_iterations, ", ", l1.size(),
+                                    " L1 weights for ", x0.size(), " coordinates"));
+  }
+  constexpr double kC1 = 1e-4;
+  constexpr int kMaxHalvings = 60;
+  LbfgsResult r;
+  r.x = std::move(x0);
+  std::vector<double> g(r.x.size());
+  r.value = f(r.x, g) + l1_norm(r.x, l1);
+  r.evaluations = 1;
+  if (!std::isfinite(r.value))
+    throw ValueError("minimize_owlqn: the objective is not finite at x0");
+  std::deque<Pair> pairs;
+  std::vector<double> x_new(r.x.size());
+  std::vector<double> g_new(r.x.size());
+  while (true) {
+    const std::vector<double> pg = pseudo_gradient(r.x, g, l1);
+    if (max_abs(pg) <= options.gradient_tolerance) {
+      r.converged = true;
+      r.stop = "the gradient is within the tolerance";
+      return r;
+    }
+    if (r.iterations >= options.max_iterations) {
+      r.stop = "the iteration limit was reached";
+      return r;
+    }
+    std::vector<double> d = orthant_direction(pairs, pg);
+    if (dot(d, pg) >= 0) {  // nothing descends along it: start again from the pseudo-gradient
+      pairs.clear();
+      d = orthant_direction(pairs, pg);
+    }
+    // The orthant of the step: each coordinate's sign, or for a 0 the sign it descends towards.
+    std::vector<double> orthant(r.x.size());
+    for (size_t i = 0; i < r.x.size(); ++i) orthant[i] = r.x[i] != 0 ? sign(r.x[i]) : -sign(pg[i]);
+    double step = pairs.empty() ? std::min(1.0, 1.0 / std::sqrt(dot(pg, pg))) : 1.0;
+    double value_new = 0.0;
+    bool found = false;
+    for (int i = 0; i < kMaxHalvings && !found; ++i, step *= 0.5) {
+      double expected = 0.0;  // the first-order decrease, along pg
+      for (size_t k = 0; k < x_new.size(); ++k) {
+        double v = r.x[k] + step * d[k];
+        if (l1[k] > 0 && sign(v) != orthant[k]) v = 0;  // no crossing of zero
+        x_new[k] = v;
+        expected += pg[k] * (v - r.x[k]);
+      }
+      ++r.evaluations;
+      value_new = f(x_new, g_new) + l1_norm(x_new, l1);
+      found = std::isfinite(value_new) && value_new <= r.value + kC1 * expected;
+    }
+    if (!found) {
+      r.converged = true;
+      r.stop = "no step along the search direction lowers the objective";
+      return r;
+    }
     Pair p{std::vector<double>(r.x.size()), std::vector<double>(r.x.size()), 0.0};
     for (size_t i = 0; i < x_new.size(); ++i) {
       p.s[i] = x_new[i] - r.x[i];

@@ -76,8 +76,9 @@ void check_options(const LinearOptions& o) {
     throw ValueError("fit_linear: loss \"" + o.loss +
                      "\" is not one of: squared, logistic, squared_hinge");
   }
-  if (!(o.l2 >= 0) || !std::isfinite(o.l2)) {
-    throw ValueError(detail::concat("fit_linear: l2 ", o.l2, " must be a finite number >= 0"));
+  if (!(o.l2 >= 0) || !std::isfinite(o.l2) || !(o.l1 >= 0) || !std::isfinite(o.l1)) {
+    throw ValueError(
+        detail::concat("fit_linear: l2 ", o.l2, " and l1 ", o.l1, " must be finite numbers >= 0"));
   }
 }
 
@@ -225,7 +226,7 @@ void LinearProblem::add_block(const RowBlock& block, const Tensor& weights,
 }
 
 LinearFit fit_linear(RowSource& rows, comm::ProcessGroup* group, const LinearOptions& options) {
-  if (options.loss == "squared" && options.closed_form &&
+  if (options.loss == "squared" && options.closed_form && options.l1 == 0 &&
       rows.num_features() <= kMaxClosedFormFeatures) {
     check_options(options);
     if (auto fit = solve_least_squares(rows, group, options)) return *std::move(fit);
@@ -233,9 +234,19 @@ LinearFit fit_linear(RowSource& rows, comm::ProcessGroup* group, const LinearOpt
   LinearProblem problem(rows, group, options);
   LinearFit fit;
   fit.rows = problem.rows();
-  fit.solver = minimize_lbfgs(
-      [&](const std::vector<double>& p, std::vector<double>& g) { return problem(p, g); },
-      std::vector<double>(static_cast<size_t>(problem.num_parameters()), 0.0), options.solver);
+  const auto objective = [&](const std::vector<double>& p, std::vector<double>& g) {
+    return problem(p, g);
+  };
+  std::vector<double> start(static_cast<size_t>(problem.num_parameters()), 0.0);
+  if (options.l1 > 0) {
+    // The weights come first in the parameters; the intercepts after are not penalised.
+    std::vector<double> l1(start.size(), 0.0);
+    const auto weights = static_cast<size_t>(rows.num_features() * problem.outputs());
+    std::fill(l1.begin(), l1.begin() + static_cast<std::ptrdiff_t>(weights), options.l1);
+    fit.solver = minimize_owlqn(objective, std::move(start), l1, options.solver);
+  } else {
+    fit.solver = minimize_lbfgs(objective, std::move(start), options.solver);
+  }
   fit.objective = fit.solver.value;
   fit.model = problem.model(fit.solver.x);
   return fit;

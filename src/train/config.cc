@@ -271,9 +271,11 @@ void read_estimator(Section& s, ModelConfig& m) {
             "must lie in [1, 2^20]");
   } else {
     s.read("l2", m.l2);
+    s.read("l1", m.l1);
     s.read("fit_intercept", m.fit_intercept);
     s.read("standardize", m.standardize);
     require(s, m.l2 >= 0 && m.l2 <= 1e6, "l2", "must lie in [0, 1e6]");
+    require(s, m.l1 >= 0 && m.l1 <= 1e6, "l1", "must lie in [0, 1e6]");
   }
   s.read("max_iter", m.max_iter);
   s.read("tol", m.tol);
@@ -651,7 +653,8 @@ std::string to_toml(const Config& c) {
     out << "clusters = " << c.model.clusters << "\nmax_iter = " << c.model.max_iter
         << "\ntol = " << number(c.model.tol) << "\n";
   } else if (is_estimator(c.model.type)) {
-    out << "l2 = " << number(c.model.l2) << "\nfit_intercept = " << boolean(c.model.fit_intercept)
+    out << "l2 = " << number(c.model.l2) << "\nl1 = " << number(c.model.l1)
+        << "\nfit_intercept = " << boolean(c.model.fit_intercept)
         << "\nstandardize = " << boolean(c.model.standardize) << "\nmax_iter = " << c.model.max_iter
         << "\ntol = " << number(c.model.tol) << "\n";
   } else if (c.model.type != "layers") {

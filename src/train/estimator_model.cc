@@ -249,6 +249,7 @@ EstimatorFit fit_linear(const ModelConfig& m, estimators::RowSource& rows,
   estimators::LinearOptions o;
   o.loss = linear_loss(m.type);
   o.l2 = m.l2;
+  o.l1 = m.l1;
   o.fit_intercept = m.fit_intercept;
   o.standardize = m.standardize;
   o.solver.max_iterations = m.max_iter;

@@ -51,5 +51,36 @@ TEST(Lbfgs, StopsAtTheIterationLimitAndSaysSo) {
   EXPECT_EQ(r.stop, "the iteration limit was reached");
 }
 
+// Separable: 1/2 sum a_i (x_i - c_i)^2 + l1 |x_i|, whose minimum soft-thresholds each c_i by
+// l1 / a_i (0 when |c_i| <= l1 / a_i); the last coordinate is not penalised.
+TEST(Owlqn, SoftThresholdsASeparableQuadratic) {
+  const std::vector<double> a{1.0, 4.0, 0.5, 2.0, 1.0};
+  const std::vector<double> c{3.0, -0.2, -5.0, 0.4, -2.0};
+  const std::vector<double> l1{1.0, 1.0, 1.0, 1.0, 0.0};
+  const Objective f = [&](const std::vector<double>& x, std::vector<double>& g) {
+    double v = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      v += 0.5 * a[i] * (x[i] - c[i]) * (x[i] - c[i]);
+      g[i] = a[i] * (x[i] - c[i]);
+    }
+    return v;
+  };
+  LbfgsOptions o;
+  o.gradient_tolerance = 1e-10;
+  const LbfgsResult r = minimize_owlqn(f, std::vector<double>(5, 0.0), l1, o);
+  ASSERT_TRUE(r.converged) << r.stop;
+  const std::vector<double> expected{2.0, 0.0, -3.0, 0.0, -2.0};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(r.x[i], expected[i], 1e-8) << i;
+  EXPECT_EQ(r.x[1], 0.0) << "a coordinate L1 keeps at zero is exactly zero";
+  EXPECT_EQ(r.x[3], 0.0);
+  // The value counts the L1 term: 1/2 (1 + 1/4 ... ) at the minimum.
+  double value = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    value +=
+        0.5 * a[i] * (expected[i] - c[i]) * (expected[i] - c[i]) + l1[i] * std::abs(expected[i]);
+  }
+  EXPECT_NEAR(r.value, value, 1e-10);
+}
+
 }  // namespace
 }  // namespace tessera::estimators

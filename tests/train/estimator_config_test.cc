@@ -125,6 +125,12 @@ TEST(EstimatorConfig, ANetworksKeysAndStrategiesAreErrorsNamingTheKey) {
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nlayers = []\n").key(), "model.layers");
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nfactors = 4\n").key(), "model.factors");
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\nl2 = -1\n").key(), "model.l2");
+  EXPECT_EQ(error_of("[model]\ntype = \"linear_regression\"\nl1 = -1\n").key(), "model.l1");
+  EXPECT_EQ(parse_config(to_toml(parse_config("[model]\ntype = \"linear_regression\"\nl1 = 0.25\n",
+                                              "ml.toml")),
+                         "back.toml")
+                .model.l1,
+            0.25);
   EXPECT_EQ(error_of("[model]\ntype = \"linear_svm\"\ntol = 0\n").key(), "model.tol");
   const ConfigError e =
       error_of("[model]\ntype = \"linear_regression\"\n[parallel]\nstrategy = \"ddp\"\n");

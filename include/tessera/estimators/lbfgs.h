@@ -37,4 +37,13 @@ struct LbfgsResult {
 [[nodiscard]] LbfgsResult minimize_lbfgs(const Objective& f, std::vector<double> x0,
                                          const LbfgsOptions& options);
 
+// Minimises f(x) + sum_i l1[i] |x_i| (f smooth, every l1[i] >= 0) by OWL-QN (Andrew and Gao,
+// 2007): L-BFGS steps on the orthant the pseudo-gradient points into, a backtracking line search
+// projected onto that orthant, so coordinates reach exactly 0. Converged when the pseudo-gradient
+// (the gradient of the nearest smooth piece, 0 where 0 is optimal) is within gradient_tolerance.
+// The value returned includes the L1 term. Deterministic as minimize_lbfgs.
+[[nodiscard]] LbfgsResult minimize_owlqn(const Objective& f, std::vector<double> x0,
+                                         const std::vector<double>& l1,
+                                         const LbfgsOptions& options);
+
 }  // namespace tessera::estimators

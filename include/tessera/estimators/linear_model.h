@@ -14,7 +14,8 @@
 namespace tessera::estimators {
 
 // What a linear model minimises: the mean loss over the rows plus l2 / 2 times the squared norm of
-// the weights (the intercept is not penalised).
+// the weights plus l1 times their absolute values (the intercept is not penalised): lasso and
+// elastic net for "squared", L1 or elastic-net logistic regression; with l1 > 0 by OWL-QN.
 //   "squared": least squares (ridge with l2 > 0) on a value target;
 //   "logistic": logistic regression on class labels 0 .. K-1, binary for K = 2 (one weight per
 //               feature), multinomial (softmax) above;
@@ -22,6 +23,7 @@ namespace tessera::estimators {
 struct LinearOptions {
   std::string loss = "logistic";
   double l2 = 0.0;
+  double l1 = 0.0;
   bool fit_intercept = true;
   // Fits on features scaled to mean 0 and variance 1 (over all processes' rows); the model
   // returned takes the features as they are.
@@ -71,6 +73,7 @@ class LinearProblem {
   [[nodiscard]] int64_t num_parameters() const;
   [[nodiscard]] int64_t rows() const { return total_rows_; }
   [[nodiscard]] const LinearOptions& options() const { return options_; }
+  [[nodiscard]] int64_t outputs() const { return outputs_; }
   // Its value at p, with its gradient in grad.
   double operator()(const std::vector<double>& p, std::vector<double>& grad);
   // The model that parameters p describe, taking the features as they are.

@@ -54,7 +54,8 @@ struct ModelConfig {
   // "linear_regression" | "logistic_regression" | "linear_svm": a linear model of dense features
   // (least squares; binary or multinomial logistic regression; a squared-hinge SVM on labels 0
   // and 1) fitted by L-BFGS, every process passing over its share of the rows each iteration
-  // (docs/ml.md). It minimises the mean loss plus l2 / 2 times the squared weights; a regression's
+  // (docs/ml.md). It minimises the mean loss plus l2 / 2 times the squared weights plus l1 times
+  // their absolute values (OWL-QN); a regression's
   // target is the CSV column data.label_column.
   //
   // "kmeans": `clusters` centers from k-means|| (seeded by train.seed), then Lloyd iterations.
@@ -71,6 +72,7 @@ struct ModelConfig {
   int64_t hash_rows = int64_t{1} << 24;
   double init_scale = 0.01;
   double l2 = 0.0;
+  double l1 = 0.0;  // > 0: lasso or elastic net (with l2), by OWL-QN
   bool fit_intercept = true;
   bool standardize = false;  // fit on features scaled to mean 0, variance 1
   int64_t max_iter = 500;    // L-BFGS iterations at most (k-means: 300 Lloyd iterations)
