@@ -24,8 +24,12 @@ Naive Bayes: GaussianNB, MultinomialNB and BernoulliNB(binarize=0.5) on the same
 PCA: PCA(n_components=10) with the randomized solver (what svd_solver="auto" picks for this
 shape) and the full SVD; the speed is against the faster of the two.
 
+Least squares with penalties: Ridge, Lasso and ElasticNet (tol 1e-8) against linear_regression with
+l2, l1 or both (tol 1e-9) on a make_table_data regression table (--rows x 100, seed 1),
+standardised; the objective is the same for both, 1/2 the mean squared residual plus the penalties.
+
 Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000]
-                       [--models linear,kmeans,nb,pca]
+                       [--models linear,penalised,kmeans,nb,pca]
 """
 import argparse
 import json
@@ -232,6 +236,60 @@ def pca_table(a, env2, tmp):
               f"{100 * r['test_explained_variance']:.4f}% | {r['seconds']:.3f} | {ratio} |", flush=True)
 
 
+SKLEARN_PENALISED = PRELUDE + r'''
+from sklearn.linear_model import ElasticNet, Lasso, Ridge
+from sklearn.preprocessing import StandardScaler
+train = np.loadtxt(spec["train"], delimiter=",", skiprows=1)
+test = np.loadtxt(spec["test"], delimiter=",", skiprows=1)
+scaler = StandardScaler().fit(train[:, :-1])
+x, y = scaler.transform(train[:, :-1]), train[:, -1]
+xt, yt = scaler.transform(test[:, :-1]), test[:, -1]
+n, l1, l2 = x.shape[0], spec["l1"], spec["l2"]
+if l1 == 0:
+    model = Ridge(alpha=l2 * n)
+elif l2 == 0:
+    model = Lasso(alpha=l1, tol=1e-8, max_iter=100000)
+else:
+    model = ElasticNet(alpha=l1 + l2, l1_ratio=l1 / (l1 + l2), tol=1e-8, max_iter=100000)
+start = time.perf_counter()
+model.fit(x, y)
+seconds = time.perf_counter() - start
+r = y - x @ model.coef_ - model.intercept_
+objective = 0.5 * np.mean(r ** 2) + l1 * np.abs(model.coef_).sum() + 0.5 * l2 * (model.coef_ ** 2).sum()
+print(json.dumps({"seconds": seconds, "objective": float(objective),
+                  "test_rmse": float(np.sqrt(np.mean((yt - xt @ model.coef_ - model.intercept_) ** 2))),
+                  "zeros": int((model.coef_ == 0).sum())}))
+'''
+
+
+def penalised_table(a, env2, tmp):
+    out = os.path.join(tmp, "regression")
+    subprocess.run([os.path.join(a.build, "tools/make_table_data"), "--out", out, "--task", "regression",
+                    "--train", str(a.rows), "--test", "20000", "--features", "100", "--seed", "1"],
+                   check=True, capture_output=True)
+    print(f"least squares, table {a.rows} x 100 (standardised), Ridge / Lasso / ElasticNet; fit s median of {a.runs}")
+    print("| penalty | who | processes x threads | objective | test RMSE | zero weights | fit s | speed vs scikit-learn |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, l1, l2 in (("ridge (l2 1e-3)", 0.0, 1e-3), ("lasso (l1 0.01)", 0.01, 0.0),
+                         ("elastic net (l1 0.01, l2 0.01)", 0.01, 0.01)):
+        spec = {"train": out + "/train.csv", "test": out + "/test.csv", "l1": l1, "l2": l2}
+        peer = median_of(a.runs, lambda: run_peer(SKLEARN_PENALISED, spec, env2))
+        rows = [("scikit-learn", "1 x 2", peer)]
+        for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
+            def one():
+                sets = [f'data.train="csv:{spec["train"]}"', f'data.test="csv:{spec["test"]}"',
+                        f"model.l1={l1}", f"model.l2={l2}", "model.tol=1e-9"]
+                last = run_example(a.build, "linear_regression", sets, nproc, os.path.join(tmp, f"pen{nproc}"))
+                return {"seconds": last["fit_s"], "objective": last["objective"],
+                        "test_rmse": last["test_rmse"], "zeros": None}
+            rows.append(("tessera", threads, median_of(a.runs, one)))
+        for who, threads, r in rows:
+            ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
+            zeros = "-" if r["zeros"] is None else str(r["zeros"])
+            print(f"| {name} | {who} | {threads} | {r['objective']:.10f} | {r['test_rmse']:.5f} | {zeros} | "
+                  f"{r['seconds']:.3f} | {ratio} |", flush=True)
+
+
 def run_sklearn(spec, env):
     return run_peer(SKLEARN_FIT, spec, env)
 
@@ -266,8 +324,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
     ap.add_argument("--rows", type=int, default=200000)
-    ap.add_argument("--models", default="linear,kmeans,nb,pca",
-                    help="which comparisons: linear, kmeans, nb (naive Bayes), pca")
+    ap.add_argument("--models", default="linear,penalised,kmeans,nb,pca",
+                    help="which comparisons: linear (logistic), penalised (least squares with "
+                         "ridge, lasso, elastic net), kmeans, nb (naive Bayes), pca")
     a = ap.parse_args()
     models = a.models.split(",")
     print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs'), KMeans, naive Bayes"))
@@ -279,6 +338,8 @@ def main():
             nb_table(a, env2, tmp)
         if "pca" in models:
             pca_table(a, env2, tmp)
+        if "penalised" in models:
+            penalised_table(a, env2, tmp)
         if "linear" not in models:
             print(bench_env.footer())
             return
