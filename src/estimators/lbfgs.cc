@@ -187,6 +187,37 @@ std::vector<double> orthant_direction(const std::deque<Pair>& pairs,
   return d;
 }
 
+// Moves r to the step found (x_new, its gradient g_new, value_new; the old point is left in them),
+// keeping the step's (s, y) pair when its curvature is positive, at most `history` pairs. True
+// when the objective stopped decreasing, r then says so.
+bool take_step(LbfgsResult& r, std::vector<double>& g, std::vector<double>& x_new,
+               std::vector<double>& g_new, double value_new, std::deque<Pair>& pairs,
+               const LbfgsOptions& options) {
+  Pair p{std::vector<double>(r.x.size()), std::vector<double>(r.x.size()), 0.0};
+  for (size_t i = 0; i < x_new.size(); ++i) {
+    p.s[i] = x_new[i] - r.x[i];
+    p.y[i] = g_new[i] - g[i];
+  }
+  const double sy = dot(p.s, p.y);
+  if (sy > 1e-12 * dot(p.y, p.y)) {
+    p.rho = 1.0 / sy;
+    pairs.push_back(std::move(p));
+    if (static_cast<int64_t>(pairs.size()) > options.history) pairs.pop_front();
+  }
+  const double decrease = r.value - value_new;
+  std::swap(r.x, x_new);
+  std::swap(g, g_new);
+  r.value = value_new;
+  ++r.iterations;
+  if (options.on_iteration) options.on_iteration(r.iterations, r.value);
+  if (decrease <= options.value_tolerance * std::max(1.0, std::abs(r.value))) {
+    r.converged = true;
+    r.stop = "the objective stopped decreasing";
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 LbfgsResult minimize_lbfgs(const Objective& f, std::vector<double> x0,
@@ -233,28 +264,7 @@ LbfgsResult minimize_lbfgs(const Objective& f, std::vector<double> x0,
       return r;
     }
     const double value_new = found->value;
-    Pair p{std::vector<double>(r.x.size()), std::vector<double>(r.x.size()), 0.0};
-    for (size_t i = 0; i < x_new.size(); ++i) {
-      p.s[i] = x_new[i] - r.x[i];
-      p.y[i] = g_new[i] - g[i];
-    }
-    const double sy = dot(p.s, p.y);
-    if (sy > 1e-12 * dot(p.y, p.y)) {
-      p.rho = 1.0 / sy;
-      pairs.push_back(std::move(p));
-      if (static_cast<int64_t>(pairs.size()) > options.history) pairs.pop_front();
-    }
-    const double decrease = r.value - value_new;
-    std::swap(r.x, x_new);
-    std::swap(g, g_new);
-    r.value = value_new;
-    ++r.iterations;
-    if (options.on_iteration) options.on_iteration(r.iterations, r.value);
-    if (decrease <= options.value_tolerance * std::max(1.0, std::abs(r.value))) {
-      r.converged = true;
-      r.stop = "the objective stopped decreasing";
-      return r;
-    }
+    if (take_step(r, g, x_new, g_new, value_new, pairs, options)) return r;
   }
 }
 
@@ -316,28 +326,7 @@ LbfgsResult minimize_owlqn(const Objective& f, std::vector<double> x0,
       r.stop = "no step along the search direction lowers the objective";
       return r;
     }
-    Pair p{std::vector<double>(r.x.size()), std::vector<double>(r.x.size()), 0.0};
-    for (size_t i = 0; i < x_new.size(); ++i) {
-      p.s[i] = x_new[i] - r.x[i];
-      p.y[i] = g_new[i] - g[i];
-    }
-    const double sy = dot(p.s, p.y);
-    if (sy > 1e-12 * dot(p.y, p.y)) {
-      p.rho = 1.0 / sy;
-      pairs.push_back(std::move(p));
-      if (static_cast<int64_t>(pairs.size()) > options.history) pairs.pop_front();
-    }
-    const double decrease = r.value - value_new;
-    std::swap(r.x, x_new);
-    std::swap(g, g_new);
-    r.value = value_new;
-    ++r.iterations;
-    if (options.on_iteration) options.on_iteration(r.iterations, r.value);
-    if (decrease <= options.value_tolerance * std::max(1.0, std::abs(r.value))) {
-      r.converged = true;
-      r.stop = "the objective stopped decreasing";
-      return r;
-    }
+    if (take_step(r, g, x_new, g_new, value_new, pairs, options)) return r;
   }
 }
 
