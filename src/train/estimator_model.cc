@@ -207,6 +207,10 @@ EstimatorFit fit_trees(const ModelConfig& m, uint64_t seed, estimators::RowSourc
   o.seed = seed;
   o.on_round = std::move(on_iteration);
   estimators::BoostedTreesFit fit = estimators::fit_boosted_trees(rows, group, o);
+  if (m.type == "random_forest") {  // one round: no iterations to count
+    fit.rounds = 0;
+    fit.stop = detail::concat(t.trees, t.trees == 1 ? " tree" : " trees", " a class grown");
+  }
   return {std::make_unique<TreesEstimator>(std::move(fit.model)),
           fit.rows,
           fit.rounds,
