@@ -105,8 +105,8 @@ void BoostedTreesModel::predict(const Tensor& x, std::vector<double>& predicted,
   }
 }
 
-BoostedTreesScore score_boosted_trees(const BoostedTreesModel& model, RowSource& rows,
-                                      comm::ProcessGroup* group) {
+PredictionScore score_boosted_trees(const BoostedTreesModel& model, RowSource& rows,
+                                    comm::ProcessGroup* group) {
   const int64_t k = model.outputs();
   const double eps = std::numeric_limits<double>::epsilon();
   // [rows, right, log loss, squared error, sum y, sum y^2]
@@ -131,16 +131,7 @@ BoostedTreesScore score_boosted_trees(const BoostedTreesModel& model, RowSource&
     }
   });
   sum_over(group, sums);
-  BoostedTreesScore s;
-  s.rows = static_cast<int64_t>(sums[0]);
-  if (s.rows == 0) return s;
-  const double n = sums[0];
-  s.accuracy = sums[1] / n;
-  s.log_loss = sums[2] / n;
-  s.rmse = std::sqrt(sums[3] / n);
-  const double variance = sums[5] / n - (sums[4] / n) * (sums[4] / n);
-  s.r2 = variance > 0 ? 1.0 - (sums[3] / n) / variance : 0.0;
-  return s;
+  return prediction_score(sums);
 }
 
 void BoostedTreesModel::write(BinaryWriter& out) const {

@@ -187,6 +187,21 @@ std::vector<double> orthant_direction(const std::deque<Pair>& pairs,
   return d;
 }
 
+// Whether r is done before another iteration: its gradient (largest component `gradient`) is
+// within the tolerance, or the iterations are spent; r then says which.
+bool finished(LbfgsResult& r, double gradient, const LbfgsOptions& options) {
+  if (gradient <= options.gradient_tolerance) {
+    r.converged = true;
+    r.stop = "the gradient is within the tolerance";
+    return true;
+  }
+  if (r.iterations >= options.max_iterations) {
+    r.stop = "the iteration limit was reached";
+    return true;
+  }
+  return false;
+}
+
 // Moves r to the step found (x_new, its gradient g_new, value_new; the old point is left in them),
 // keeping the step's (s, y) pair when its curvature is positive, at most `history` pairs. True
 // when the objective stopped decreasing, r then says so.
@@ -237,15 +252,7 @@ LbfgsResult minimize_lbfgs(const Objective& f, std::vector<double> x0,
   std::vector<double> x_new(r.x.size());
   std::vector<double> g_new(r.x.size());
   while (true) {
-    if (max_abs(g) <= options.gradient_tolerance) {
-      r.converged = true;
-      r.stop = "the gradient is within the tolerance";
-      return r;
-    }
-    if (r.iterations >= options.max_iterations) {
-      r.stop = "the iteration limit was reached";
-      return r;
-    }
+    if (finished(r, max_abs(g), options)) return r;
     std::vector<double> d = descent_direction(pairs, g);
     double slope = dot(d, g);
     if (slope >= 0) {  // not a descent direction: start again from the gradient
@@ -289,15 +296,7 @@ LbfgsResult minimize_owlqn(const Objective& f, std::vector<double> x0,
   std::vector<double> g_new(r.x.size());
   while (true) {
     const std::vector<double> pg = pseudo_gradient(r.x, g, l1);
-    if (max_abs(pg) <= options.gradient_tolerance) {
-      r.converged = true;
-      r.stop = "the gradient is within the tolerance";
-      return r;
-    }
-    if (r.iterations >= options.max_iterations) {
-      r.stop = "the iteration limit was reached";
-      return r;
-    }
+    if (finished(r, max_abs(pg), options)) return r;
     std::vector<double> d = orthant_direction(pairs, pg);
     if (dot(d, pg) >= 0) {  // nothing descends along it: start again from the pseudo-gradient
       pairs.clear();

@@ -306,7 +306,7 @@ std::vector<float> LinearModel::probabilities_from(const Tensor& m) const {
   return out;
 }
 
-LinearScore score_linear(const LinearModel& model, RowSource& rows, comm::ProcessGroup* group) {
+PredictionScore score_linear(const LinearModel& model, RowSource& rows, comm::ProcessGroup* group) {
   // [rows, right, log loss, squared error, sum y, sum y^2]
   std::vector<double> sums = sum_blocks(rows, 6, [&](const RowBlock& b, std::vector<double>& sums) {
     std::vector<float> r(static_cast<size_t>(model.outputs));
@@ -327,16 +327,7 @@ LinearScore score_linear(const LinearModel& model, RowSource& rows, comm::Proces
     }
   });
   sum_over(group, sums, comm::ReduceOp::kSum);
-  LinearScore s;
-  s.rows = static_cast<int64_t>(sums[0]);
-  if (s.rows == 0) return s;
-  const double n = sums[0];
-  s.accuracy = sums[1] / n;
-  s.log_loss = sums[2] / n;
-  s.rmse = std::sqrt(sums[3] / n);
-  const double variance = sums[5] / n - (sums[4] / n) * (sums[4] / n);
-  s.r2 = variance > 0 ? 1.0 - (sums[3] / n) / variance : 0.0;
-  return s;
+  return prediction_score(sums);
 }
 
 }  // namespace tessera::estimators

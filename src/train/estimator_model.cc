@@ -54,7 +54,7 @@ class LinearEstimator : public EstimatorModel {
   }
   [[nodiscard]] Scores score(estimators::RowSource& rows,
                              comm::ProcessGroup* group) const override {
-    const estimators::LinearScore s = estimators::score_linear(m_, rows, group);
+    const estimators::PredictionScore s = estimators::score_linear(m_, rows, group);
     if (m_.classes == 0) return {{"rmse", s.rmse}, {"r2", s.r2}};
     if (m_.loss == "logistic") {
       return with_auc({{"accuracy", s.accuracy}, {"log_loss", s.log_loss}}, *this, rows, group);
@@ -169,7 +169,7 @@ class TreesEstimator : public EstimatorModel {
   [[nodiscard]] int64_t probability_columns() const override { return m_.classes; }
   [[nodiscard]] Scores score(estimators::RowSource& rows,
                              comm::ProcessGroup* group) const override {
-    const estimators::BoostedTreesScore s = estimators::score_boosted_trees(m_, rows, group);
+    const estimators::PredictionScore s = estimators::score_boosted_trees(m_, rows, group);
     if (m_.classes == 0) return {{"rmse", s.rmse}, {"r2", s.r2}};
     return with_auc({{"accuracy", s.accuracy}, {"log_loss", s.log_loss}}, *this, rows, group);
   }

@@ -158,7 +158,7 @@ TEST(BoostedTrees, TheRawRowsScoreAsTrainingMeasuredItsQuantisedRows) {
   const BoostedTreesFit fit = fit_boosted_trees(*rows, nullptr, o);
   EXPECT_EQ(fit.model.classes, 3);
   EXPECT_EQ(fit.model.trees.size(), 8U * 3U);
-  const BoostedTreesScore s = score_boosted_trees(fit.model, *rows, nullptr);
+  const PredictionScore s = score_boosted_trees(fit.model, *rows, nullptr);
   EXPECT_NEAR(s.log_loss, last, 1e-9);
   EXPECT_GT(s.accuracy, 0.75);
 }

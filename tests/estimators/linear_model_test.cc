@@ -261,7 +261,7 @@ TEST(LinearModel, LearnsTheGeneratorsClasses) {
   auto train = table(4000, 8, 3, 21);
   auto rows = dataset_rows(train, shard(0, 1, false, 8, 512));
   const LinearFit fit = fit_linear(*rows, nullptr, options("logistic", 1e-4));
-  const LinearScore score = score_linear(fit.model, *rows, nullptr);
+  const PredictionScore score = score_linear(fit.model, *rows, nullptr);
   EXPECT_EQ(score.rows, 4000);
   // Gumbel noise on margins that spread over several units: most rows keep their class.
   EXPECT_GT(score.accuracy, 0.8);

@@ -7,6 +7,7 @@
 
 #include "tessera/comm/process_group.h"
 #include "tessera/core/serialize.h"
+#include "tessera/estimators/prediction_score.h"
 #include "tessera/estimators/row_source.h"
 #include "tessera/tensor/tensor.h"
 
@@ -99,15 +100,8 @@ struct BoostedTreesFit {
 // The model's scores on rows, summed over `group` (every process gets them): accuracy and mean log
 // loss for a classifier (probabilities clipped at float64's epsilon, as scikit-learn's log_loss
 // does), RMSE and R^2 for a regression.
-struct BoostedTreesScore {
-  int64_t rows = 0;
-  double accuracy = 0.0;
-  double log_loss = 0.0;
-  double rmse = 0.0;
-  double r2 = 0.0;
-};
-[[nodiscard]] BoostedTreesScore score_boosted_trees(const BoostedTreesModel& model, RowSource& rows,
-                                                    comm::ProcessGroup* group);
+[[nodiscard]] PredictionScore score_boosted_trees(const BoostedTreesModel& model, RowSource& rows,
+                                                  comm::ProcessGroup* group);
 
 // Fits on every process's rows (each holding only their quantised form, a byte per value) with the
 // same trees on every process. Throws ValueError for bad options or a process without rows, and

@@ -8,6 +8,7 @@
 #include "tessera/comm/process_group.h"
 #include "tessera/core/serialize.h"
 #include "tessera/estimators/lbfgs.h"
+#include "tessera/estimators/prediction_score.h"
 #include "tessera/estimators/row_source.h"
 #include "tessera/tensor/tensor.h"
 
@@ -120,14 +121,7 @@ struct LinearFit {
                                                            const LinearOptions& options);
 
 // Quality of a model on rows (summed over `group`'s processes, every process gets the totals).
-struct LinearScore {
-  int64_t rows = 0;
-  double accuracy = 0.0;  // classifiers
-  double log_loss = 0.0;  // "logistic"
-  double rmse = 0.0;      // "squared"
-  double r2 = 0.0;        // "squared"
-};
-[[nodiscard]] LinearScore score_linear(const LinearModel& model, RowSource& rows,
-                                       comm::ProcessGroup* group);
+[[nodiscard]] PredictionScore score_linear(const LinearModel& model, RowSource& rows,
+                                           comm::ProcessGroup* group);
 
 }  // namespace tessera::estimators
