@@ -29,7 +29,10 @@ l2, l1 or both (tol 1e-9) on a make_table_data regression table (--rows x 100, s
 standardised; the objective is the same for both, 1/2 the mean squared residual plus the penalties.
 
 Usage: bench/run_ml.py [--runs 3] [--build build/release] [--rows 200000]
-                       [--models linear,l1,penalised,kmeans,nb,pca]
+                       [--models linear,l1,penalised,kmeans,nb,pca,als]
+
+ALS: no peer on Debian; explicit feedback's test RMSE against the generator's noise floor, implicit
+feedback's precision at 10 against the true model's (tools/make_ratings_data, defaults, seed 1).
 """
 import argparse
 import json
@@ -295,6 +298,31 @@ def penalised_table(a, env2, tmp):
                   f"{r['seconds']:.3f} | {ratio} |", flush=True)
 
 
+def als_table(a, tmp):
+    """ALS has no peer on Debian (scikit-learn has none; Spark is not packaged): its quality is
+    measured against the generator's truth, the noise floor and the true model's precision."""
+    print("ALS, make_ratings_data (2000 users x 1000 items, rank 10, density 0.3, seed 1), "
+          "examples/ml/als.toml and als_implicit.toml; fit s median of %d" % a.runs)
+    print("| feedback | processes x threads | test score | the true model's | ratio | fit s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for feedback, example, score, truth_key in (("explicit", "als", "test_rmse", "noise"),
+                                                ("implicit", "als_implicit", "test_precision_at_k",
+                                                 "test_precision_at_10")):
+        out = os.path.join(tmp, "ratings_" + feedback)
+        subprocess.run([os.path.join(a.build, "tools/make_ratings_data"), "--out", out,
+                        "--feedback", feedback], check=True, capture_output=True)
+        truth = json.load(open(os.path.join(out, "truth.json")))[truth_key]
+        sets = [f'data.train="csv:{out}/train.csv"', f'data.test="csv:{out}/test.csv"']
+        for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
+            runs = [run_example(a.build, example, sets, nproc, os.path.join(tmp, f"als{nproc}"))
+                    for _ in range(a.runs)]
+            got = runs[0][score]
+            seconds = statistics.median(r["fit_s"] for r in runs)
+            name = "RMSE" if feedback == "explicit" else "precision@10"
+            print(f"| {feedback} | {threads} | {name} {got:.4f} | {truth:.4f} | {got / truth:.3f} | "
+                  f"{seconds:.2f} |", flush=True)
+
+
 def run_sklearn(spec, env):
     return run_peer(SKLEARN_FIT, spec, env)
 
@@ -329,9 +357,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(ROOT, "build/release"))
     ap.add_argument("--rows", type=int, default=200000)
-    ap.add_argument("--models", default="linear,l1,penalised,kmeans,nb,pca",
+    ap.add_argument("--models", default="linear,l1,penalised,kmeans,nb,pca,als",
                     help="which comparisons: linear (logistic), l1 (L1 logistic), penalised (least "
-                         "squares with ridge, lasso, elastic net), kmeans, nb (naive Bayes), pca")
+                         "squares with ridge, lasso, elastic net), kmeans, nb (naive Bayes), pca, "
+                         "als (against the generator's truth)")
     a = ap.parse_args()
     models = a.models.split(",")
     print(bench_env.header("scikit-learn 1.2 LogisticRegression(solver='lbfgs'), KMeans, naive Bayes"))
@@ -345,6 +374,8 @@ def main():
             pca_table(a, env2, tmp)
         if "penalised" in models:
             penalised_table(a, env2, tmp)
+        if "als" in models:
+            als_table(a, tmp)
         if "linear" not in models and "l1" not in models:
             print(bench_env.footer())
             return

@@ -76,7 +76,7 @@ void print_estimator_result(const train::EstimatorResult& r) {
                 static_cast<long long>(r.rows), static_cast<long long>(r.iterations),
                 r.wall_seconds, r.stop.c_str(), r.objective);
   }
-  std::printf("; %s", train::describe_scores("train", r.train).c_str());
+  if (!r.train.empty()) std::printf("; %s", train::describe_scores("train", r.train).c_str());
   if (!r.test.empty()) std::printf("; %s", train::describe_scores("test", r.test).c_str());
   std::printf("\nmodel saved to %s\n", r.saved_to.c_str());
 }

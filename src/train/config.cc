@@ -241,6 +241,24 @@ void read_trees(Section& s, const std::string& type, TreeConfig& t) {
           "needs validation_fraction > 0: the held-out rows it watches");
 }
 
+// ALS's keys (Spark's defaults: rank 10, regParam 0.1, maxIter 10, alpha 1).
+void read_als(Section& s, ModelConfig& m) {
+  m.factors = 10;
+  m.l2 = 0.1;
+  m.max_iter = 10;
+  s.read("factors", m.factors);
+  s.read("l2", m.l2);
+  s.read("max_iter", m.max_iter);
+  s.read("implicit", m.implicit);
+  s.read("alpha", m.alpha);
+  s.read("top_k", m.top_k);
+  require(s, m.factors >= 1 && m.factors <= 1024, "factors", "must lie in [1, 1024]");
+  require(s, m.l2 > 0 && m.l2 <= 1e6, "l2", "must lie in (0, 1e6]");
+  require(s, m.max_iter >= 1 && m.max_iter <= 100000, "max_iter", "must lie in [1, 1e5]");
+  require(s, m.alpha >= 0 && m.alpha <= 1e9, "alpha", "must lie in [0, 1e9]");
+  require(s, m.top_k >= 1 && m.top_k <= 100000, "top_k", "must lie in [1, 1e5]");
+}
+
 // [model] of an estimator: its own keys, no layers.
 void read_estimator(Section& s, ModelConfig& m) {
   if (s.raw("layers") != nullptr)
@@ -263,6 +281,7 @@ void read_estimator(Section& s, ModelConfig& m) {
     return;
   }
   if (m.type == "boosted_trees" || m.type == "random_forest") return read_trees(s, m.type, m.trees);
+  if (m.type == "als") return read_als(s, m);
   if (m.type == "kmeans") {
     m.max_iter = 300;
     m.tol = 1e-4;
@@ -288,7 +307,7 @@ ModelConfig read_model(Section& s, const std::string& file) {
   s.read("type", m.type);
   one_of(s, "type", m.type,
          {"layers", "logistic", "fm", "linear_regression", "logistic_regression", "linear_svm",
-          "kmeans", "naive_bayes", "pca", "boosted_trees", "random_forest"});
+          "kmeans", "naive_bayes", "pca", "boosted_trees", "random_forest", "als"});
   if (is_estimator(m.type)) {
     m.line = s.line("type");
     read_estimator(s, m);
@@ -560,11 +579,12 @@ Config build(const toml::table& root, const std::string& file) {
 bool is_estimator(const std::string& model_type) {
   return model_type == "linear_regression" || model_type == "logistic_regression" ||
          model_type == "linear_svm" || model_type == "kmeans" || model_type == "naive_bayes" ||
-         model_type == "pca" || model_type == "boosted_trees" || model_type == "random_forest";
+         model_type == "pca" || model_type == "boosted_trees" || model_type == "random_forest" ||
+         model_type == "als";
 }
 
 bool is_regression(const ModelConfig& model) {
-  return model.type == "linear_regression" ||
+  return model.type == "linear_regression" || model.type == "als" ||
          ((model.type == "boosted_trees" || model.type == "random_forest") &&
           model.trees.objective == "regression");
 }
@@ -649,6 +669,10 @@ std::string to_toml(const Config& c) {
         << "\nmax_bins = " << t.max_bins << "\nmin_child_weight = " << number(t.min_child_weight)
         << "\nreg_lambda = " << number(t.reg_lambda) << "\nreg_alpha = " << number(t.reg_alpha)
         << "\nmin_split_loss = " << number(t.min_split_loss) << "\n";
+  } else if (c.model.type == "als") {
+    out << "factors = " << c.model.factors << "\nl2 = " << number(c.model.l2)
+        << "\nmax_iter = " << c.model.max_iter << "\nimplicit = " << boolean(c.model.implicit)
+        << "\nalpha = " << number(c.model.alpha) << "\ntop_k = " << c.model.top_k << "\n";
   } else if (c.model.type == "kmeans") {
     out << "clusters = " << c.model.clusters << "\nmax_iter = " << c.model.max_iter
         << "\ntol = " << number(c.model.tol) << "\n";

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "als_estimator.h"
 #include "tessera/core/error.h"
 #include "tessera/estimators/boosted_trees.h"
 #include "tessera/estimators/kmeans.h"
@@ -283,11 +284,12 @@ std::string describe_scores(const std::string& prefix, const Scores& scores) {
     } else if (name == "inertia") {
       std::snprintf(buf, sizeof buf, "%s%sinertia %.8g", prefix.c_str(), who, value);
     } else {
-      const std::string shown = name == "log_loss" ? "log loss"
-                                : name == "auc"    ? "AUC"
-                                : name == "rmse"   ? "RMSE"
-                                : name == "r2"     ? "R2"
-                                                   : name;
+      const std::string shown = name == "log_loss"         ? "log loss"
+                                : name == "auc"            ? "AUC"
+                                : name == "rmse"           ? "RMSE"
+                                : name == "r2"             ? "R2"
+                                : name == "precision_at_k" ? "precision@k"
+                                                           : name;
       std::snprintf(buf, sizeof buf, "%s%s%s %.4f", prefix.c_str(), who, shown.c_str(), value);
     }
     text += (text.empty() ? "" : ", ") + std::string(buf);
@@ -321,13 +323,17 @@ EstimatorFit fit_estimator(const ModelConfig& model, uint64_t seed, estimators::
             "one pass"};
   }
   if (model.type == "kmeans") return fit_kmeans(model, seed, rows, group, std::move(on_iteration));
+  if (model.type == "als")
+    return fit_als_estimator(model, seed, rows, group, std::move(on_iteration));
   if (model.type == "boosted_trees" || model.type == "random_forest") {
     return fit_trees(model, seed, rows, group, std::move(on_iteration));
   }
   return fit_linear(model, rows, group, std::move(on_iteration));
 }
 
-std::unique_ptr<EstimatorModel> read_estimator_model(const std::string& type, BinaryReader& in) {
+std::unique_ptr<EstimatorModel> read_estimator_model(const ModelConfig& model, BinaryReader& in) {
+  const std::string& type = model.type;
+  if (type == "als") return read_als_estimator(model, in);
   if (type == "kmeans") {
     return std::make_unique<KMeansEstimator>(estimators::KMeansModel::read(in));
   }

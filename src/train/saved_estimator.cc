@@ -55,7 +55,7 @@ SavedEstimator load_saved_estimator(const Checkpoint& checkpoint) {
   saved.layout = read_layout(checkpoint);
   std::istringstream in(checkpoint.section("estimator"));
   BinaryReader r(in, where + " [estimator]");
-  saved.model = read_estimator_model(saved.config.model.type, r);
+  saved.model = read_estimator_model(saved.config.model, r);
   const EstimatorModel& m = *saved.model;
   const Shape& shape = saved.layout.sample_shape;
   const bool positive = std::all_of(shape.begin(), shape.end(), [](int64_t d) { return d > 0; });

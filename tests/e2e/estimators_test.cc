@@ -348,6 +348,81 @@ TEST_F(Estimators, TreesOnTwoProcessesPredictWhatOneProcessPredicts) {
   }
 }
 
+// Ratings user,item,rating of 210 users x 40 items, each pair with probability 0.3: a rank-2
+// model plus noise of deviation 0.3, or (implicit) an interaction where that is above 0.5. A
+// fifth of them, and all of users 200 to 209, go to test.csv; the rest to train.csv.
+void write_ratings(const fs::path& dir, bool implicit) {
+  std::mt19937 gen(1);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uniform;
+  std::vector<double> u(420);
+  std::vector<double> v(80);
+  for (double& x : u) x = normal(gen);
+  for (double& x : v) x = normal(gen);
+  std::ofstream train(dir / "train.csv");
+  std::ofstream test(dir / "test.csv");
+  train << "user,item,rating\n";
+  test << "user,item,rating\n";
+  for (int a = 0; a < 210; ++a) {
+    for (int b = 0; b < 40; ++b) {
+      const double r = u[2 * a] * v[2 * b] + u[2 * a + 1] * v[2 * b + 1] + 0.3 * normal(gen);
+      if (uniform(gen) < 0.3 && (!implicit || r > 0.5)) {
+        (a >= 200 || uniform(gen) < 0.2 ? test : train)
+            << a << "," << b << "," << (implicit ? 1.0 : r) << "\n";
+      }
+    }
+  }
+}
+
+// ALS's users and items split over 2 and 4 processes: the same factors (so the same predictions
+// and scores); a user or an item training never saw is predicted "nan".
+TEST_F(Estimators, AlsOnTwoAndFourProcessesPredictsWhatOneProcessPredicts) {
+  for (bool implicit : {false, true}) {
+    write_ratings(dir_, implicit);
+    const fs::path train_csv = dir_ / "train.csv";
+    const fs::path test_csv = dir_ / "test.csv";
+    std::ofstream(dir_ / "als.toml")
+        << "[model]\ntype = \"als\"\nfactors = 2\nl2 = 0.01\ntop_k = 3\nimplicit = "
+        << (implicit ? "true" : "false") << "\n[data]\ntrain = \"csv:" << train_csv.string()
+        << "\"\ntest = \"csv:" << test_csv.string()
+        << "\"\nlabel_column = \"rating\"\n[train]\nrun_dir = \"" << (dir_ / "run").string()
+        << "\"\n";
+    const char* score = implicit ? "test_precision_at_k" : "test_rmse";
+    std::vector<std::string> predictions;
+    nlohmann::json first;
+    for (int nproc : {1, 2, 4}) {
+      ASSERT_EQ(train(dir_ / "als.toml", nproc, "train" + std::to_string(nproc)), 0) << err_;
+      EXPECT_NE(out_.find("als: "), std::string::npos) << out_;
+      const nlohmann::json r = result();
+      ASSERT_TRUE(r.contains(score)) << r.dump();
+      if (nproc == 1) first = r;
+      EXPECT_NEAR(r[score].get<double>(), first[score].get<double>(), 1e-12)
+          << nproc << " processes";
+      const fs::path out = dir_ / ("predictions" + std::to_string(nproc) + ".csv");
+      ASSERT_EQ(run({"predict", (dir_ / "run" / "model.ckpt").string(), "--data",
+                     "csv:" + test_csv.string(), "--out", out.string()},
+                    "predict"),
+                0)
+          << err_;
+      std::ifstream in(out);
+      predictions.emplace_back(std::istreambuf_iterator<char>(in),
+                               std::istreambuf_iterator<char>());
+    }
+    EXPECT_EQ(predictions[0], predictions[1]);
+    EXPECT_EQ(predictions[0], predictions[2]);
+    // Users 200 to 209 are not in training.
+    const auto lines = read_csv(dir_ / "predictions1.csv");
+    ASSERT_GT(lines.size(), 2U);
+    EXPECT_EQ(lines.back().back(), "nan") << "the last rows are of users training never saw";
+    if (implicit) {
+      // About one held-out item a user among some 35 it did not rate: chance is about 0.03.
+      EXPECT_GT(first[score].get<double>(), 0.07);
+    } else {
+      EXPECT_LT(first[score].get<double>(), 0.4) << "the noise is 0.3";
+    }
+  }
+}
+
 // PCA on 2 processes keeps one process's share of the variance; predict writes coordinates.
 TEST_F(Estimators, PcaOnTwoProcessesIsOneProcesses) {
   const fs::path test_csv = table("test.csv", 200, 2, 2);

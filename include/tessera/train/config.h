@@ -66,6 +66,10 @@ struct ModelConfig {
   // "boosted_trees": gradient-boosted trees on histograms, `trees` its keys (seeded by train.seed);
   // "random_forest": a forest of such trees, each on a sample of the rows (XGBoost's random
   // forest).
+  // "als": matrix factorisation of ratings (columns user id, item id and the rating,
+  // data.label_column) into `factors` factors per user and item by `max_iter` alternating
+  // least-squares steps, l2 times each user's (item's) ratings penalising its factors; `implicit`:
+  // ratings are implicit feedback of confidence 1 + alpha |r|, scored by precision at `top_k`.
   std::string type = "layers";
   std::vector<LayerSpec> layers;
   int64_t factors = 8;
@@ -83,6 +87,8 @@ struct ModelConfig {
   double alpha = 1.0;
   double var_smoothing = 1e-9;
   double binarize = 0.0;
+  bool implicit = false;
+  int64_t top_k = 10;
   TreeConfig trees;
   int line = 0;
 };

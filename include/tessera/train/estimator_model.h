@@ -63,9 +63,9 @@ struct EstimatorFit {
                                          estimators::RowSource& rows, comm::ProcessGroup* group,
                                          std::function<void(int64_t, double)> on_iteration);
 
-// Reads the model bytes that write() of a model of [model] type `type` wrote; throws FormatError
-// naming the reader's source.
-[[nodiscard]] std::unique_ptr<EstimatorModel> read_estimator_model(const std::string& type,
+// Reads the model bytes that write() of a model of this [model] wrote; throws FormatError naming
+// the reader's source.
+[[nodiscard]] std::unique_ptr<EstimatorModel> read_estimator_model(const ModelConfig& model,
                                                                    BinaryReader& in);
 
 }  // namespace tessera::train
