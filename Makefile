@@ -44,7 +44,7 @@ TSAN_FLAGS  := -O1 -g1 -DNDEBUG
 # at -O0, and jobs of real processes that mostly wait (for deadlines, heartbeats, restarts) on
 # code the rest of the suite runs under the sanitizers; of each trainer's equivalence tests the
 # largest (smaller ones of the same strategy run), and MPI beyond 2 ranks (the same code).
-ASAN_SKIP   := ^(MemoryCap|ElasticFashionMnist|PsJob|Strategies/ElasticStrategies)\.
+ASAN_SKIP   := ^(MemoryCap|OutOfCore|ElasticFashionMnist|PsJob|Strategies/ElasticStrategies)\.
 ASAN_SKIP   := $(ASAN_SKIP)|^Elastic\.(AHostThatVanishes|AHungWorker|ACorruptOrTruncated)
 ASAN_SKIP   := $(ASAN_SKIP)|^TrainerPipelineTest\.(StagesTrainAsOneProcessWithATiedHeadAndClipping|MeshesWithTensorParallelStages|CheckpointsMoveBetweenOneProcessAndAMesh|HybridDataParallelPipelines)
 ASAN_SKIP   := $(ASAN_SKIP)|^TrainerTextTest\.(AHeadTiedToTheEmbeddingUsesItsTableAndLearns|ATransformerLearnsToPredictTheNextCharacter)

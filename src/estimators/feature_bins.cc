@@ -16,7 +16,7 @@ namespace {
 // Distinct values a feature may have and still get bins from all of them.
 constexpr size_t kExactValues = 1024;
 // Values sampled over all the features with more distinct values, and rows sampled at most.
-constexpr int64_t kSampleValues = int64_t{1} << 22;
+constexpr int64_t kSampleValues = int64_t{1} << 21;
 constexpr int64_t kMaxSampleRows = int64_t{1} << 16;
 constexpr int64_t kMinSampleRows = int64_t{1} << 12;
 // Features a row pass visits together: their tables stay in cache.
@@ -138,10 +138,10 @@ std::vector<DistinctValues> count_distinct(RowSource& rows) {
   return std::move(parts[0]);
 }
 
-// Every process's values of `features` from the rows the keyed draw picks, as (value, 1) pairs.
-std::vector<std::vector<std::pair<double, double>>> sample_values(
-    RowSource& rows, comm::ProcessGroup* group, const std::vector<int64_t>& features,
-    uint64_t seed) {
+// Every process's values of `features` from the rows the keyed draw picks, each feature's sorted.
+// Floats all the way: the sample is the largest thing the bins need.
+std::vector<std::vector<float>> sample_values(RowSource& rows, comm::ProcessGroup* group,
+                                              const std::vector<int64_t>& features, uint64_t seed) {
   const auto n = static_cast<double>(count_rows(rows, group));
   const int64_t wanted = std::clamp<int64_t>(kSampleValues / static_cast<int64_t>(features.size()),
                                              kMinSampleRows, kMaxSampleRows);
@@ -161,23 +161,46 @@ std::vector<std::vector<std::pair<double, double>>> sample_values(
       }
     }
   });
-  std::vector<double> mine;
+  std::vector<float> mine;  // per feature: its count, then its values
   for (size_t j = 0; j < k; ++j) {
     size_t count = 0;
     for (const auto& p : parts) count += p[j].size();
-    mine.push_back(static_cast<double>(count));
-    for (const auto& p : parts) mine.insert(mine.end(), p[j].begin(), p[j].end());
+    mine.push_back(static_cast<float>(count));  // a count below 2^24: kMaxSampleRows
+    for (auto& p : parts) {
+      mine.insert(mine.end(), p[j].begin(), p[j].end());
+      p[j] = {};
+    }
   }
   parts.clear();
-  const std::vector<double> all = gather_values(group, mine);
-  std::vector<std::vector<std::pair<double, double>>> values(k);
+  std::vector<float> all = gather_rows(group, mine);
+  mine = {};
+  std::vector<std::vector<float>> values(k);
   for (size_t at = 0; at < all.size();) {  // one process's records after another
     for (size_t j = 0; j < k; ++j) {
       const auto count = static_cast<size_t>(all[at++]);
-      for (size_t i = 0; i < count; ++i) values[j].emplace_back(all[at++], 1.0);
+      values[j].insert(values[j].end(), all.begin() + static_cast<std::ptrdiff_t>(at),
+                       all.begin() + static_cast<std::ptrdiff_t>(at + count));
+      at += count;
     }
   }
+  all = {};
+  for (auto& v : values) std::sort(v.begin(), v.end());
   return values;
+}
+
+// Sorted values as distinct values and their counts.
+void count_sorted(const std::vector<float>& sorted, std::vector<double>& values,
+                  std::vector<double>& counts) {
+  values.clear();
+  counts.clear();
+  for (float v : sorted) {
+    if (!values.empty() && values.back() == v) {
+      counts.back() += 1;
+    } else {
+      values.push_back(v);
+      counts.push_back(1);
+    }
+  }
 }
 
 }  // namespace
@@ -246,10 +269,11 @@ FeatureBins find_feature_bins(RowSource& rows, comm::ProcessGroup* group, int64_
       }
     }
   }
+  std::vector<std::vector<float>> sample(static_cast<size_t>(d));
   if (!sampled.empty()) {
     auto values = sample_values(rows, group, sampled, seed);
     for (size_t j = 0; j < sampled.size(); ++j)
-      pairs[static_cast<size_t>(sampled[j])] = std::move(values[j]);
+      sample[static_cast<size_t>(sampled[j])] = std::move(values[j]);
   }
   FeatureBins bins;
   bins.upper.resize(static_cast<size_t>(d));
@@ -257,7 +281,11 @@ FeatureBins find_feature_bins(RowSource& rows, comm::ProcessGroup* group, int64_
     std::vector<double> values;
     std::vector<double> counts;
     for (int64_t f = begin; f < end; ++f) {
-      merge_pairs(pairs[static_cast<size_t>(f)], values, counts);
+      if (overflowed[static_cast<size_t>(f)] != 0) {
+        count_sorted(sample[static_cast<size_t>(f)], values, counts);
+      } else {
+        merge_pairs(pairs[static_cast<size_t>(f)], values, counts);
+      }
       bins.upper[static_cast<size_t>(f)] = cuts_from(values, counts, max_bins);
     }
   });

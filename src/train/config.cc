@@ -433,7 +433,10 @@ Config build(const toml::table& root, const std::string& file) {
   data.read("num_features", d.num_features);
   data.read("seq_len", d.seq_len);
   data.read("prefetch", d.prefetch);
+  data.read("stream", d.stream);
   data.finish();
+  require(data, !d.stream || is_estimator(c.model.type) || !d.shuffle, "stream",
+          "reads the file in order, a block at a time: set data.shuffle = false");
   require(data, !d.train.empty(), "train", "must name a data set");
   require(data, d.batch_size >= 1, "batch_size",
           "must be >= 1, got " + std::to_string(d.batch_size));
@@ -707,7 +710,8 @@ std::string to_toml(const Config& c) {
       << "\nbatch_size = " << d.batch_size << "\nbatch_per_worker = " << boolean(d.batch_per_worker)
       << "\nshuffle = " << boolean(d.shuffle) << "\ndrop_last = " << boolean(d.drop_last)
       << "\nlabel_column = " << quote(d.label_column) << "\nnum_features = " << d.num_features
-      << "\nseq_len = " << d.seq_len << "\nprefetch = " << d.prefetch << "\n\n";
+      << "\nseq_len = " << d.seq_len << "\nprefetch = " << d.prefetch
+      << "\nstream = " << boolean(d.stream) << "\n\n";
   const OptimizerConfig& o = c.optimizer;
   out << "[optimizer]\nname = " << quote(o.name) << "\nlr = " << number(o.lr)
       << "\nmomentum = " << number(o.momentum) << "\nnesterov = " << boolean(o.nesterov)

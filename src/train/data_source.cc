@@ -6,6 +6,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/data/builtin.h"
+#include "tessera/data/chunked_csv_dataset.h"
 #include "tessera/data/csv_reader.h"
 #include "tessera/data/idx_file.h"
 #include "tessera/data/in_memory_dataset.h"
@@ -15,6 +16,9 @@
 
 namespace tessera::train {
 namespace {
+
+// Rows a streamed CSV file parses at a time: a few MB of floats for tables of hundreds of columns.
+constexpr int64_t kStreamedRows = 4096;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -98,7 +102,7 @@ std::unique_ptr<data::Dataset> open_csv(const std::string& path, const Config& c
       options = data::CsvOptions{};  // features alone
     }
   }
-  return std::make_unique<data::InMemoryDataset>(data::read_csv(path, options));
+  return open_csv_file(path, options, config);
 }
 
 std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& config,
@@ -137,6 +141,15 @@ std::unique_ptr<data::Dataset> open_any(const std::string& spec, const Config& c
 }
 
 }  // namespace
+
+std::unique_ptr<data::Dataset> open_csv_file(const std::string& path,
+                                             const data::CsvOptions& options,
+                                             const Config& config) {
+  if (config.data.stream) {
+    return std::make_unique<data::ChunkedCsvDataset>(path, options, kStreamedRows);
+  }
+  return std::make_unique<data::InMemoryDataset>(data::read_csv(path, options));
+}
 
 std::unique_ptr<data::Dataset> open_dataset(const std::string& spec, const Config& config,
                                             const std::string& key, const DataLayout* layout) {

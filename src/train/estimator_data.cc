@@ -5,7 +5,6 @@
 
 #include "tessera/core/error.h"
 #include "tessera/data/csv_reader.h"
-#include "tessera/data/in_memory_dataset.h"
 
 namespace tessera::train {
 namespace {
@@ -42,8 +41,7 @@ EstimatorTable open_regression_table(const std::string& spec, const Config& conf
                       "'" + column + "' is no column of " + path + " (its columns: " +
                           (names.empty() ? std::string() : names.front()) + ", ...)");
   }
-  return {std::make_shared<data::InMemoryDataset>(data::read_csv(path, data::CsvOptions{})),
-          target};
+  return {std::shared_ptr<data::Dataset>(open_csv_file(path, data::CsvOptions{}, config)), target};
 }
 
 }  // namespace

@@ -423,6 +423,25 @@ TEST_F(Estimators, AlsOnTwoAndFourProcessesPredictsWhatOneProcessPredicts) {
   }
 }
 
+// data.stream reads the file a block at a time each pass; the rows, and so the models, are the
+// loaded file's: a classifier, and a regression whose target is a column taken out of each row.
+TEST_F(Estimators, AStreamedFileFitsTheLoadedFilesModel) {
+  for (const auto& [type, classes, score] : std::vector<std::tuple<std::string, int, std::string>>{
+           {"logistic_regression", 3, "test_accuracy"}, {"linear_regression", 0, "test_rmse"}}) {
+    const fs::path cfg =
+        config(type, table("train.csv", 9000, classes, 1), table("test.csv", 500, classes, 2));
+    ASSERT_EQ(train(cfg, 2, "loaded"), 0) << err_;
+    const nlohmann::json loaded = result();
+    ASSERT_EQ(run({"train", cfg.string(), "--nproc", "2", "--set", "data.stream=true"}, "streamed"),
+              0)
+        << err_;
+    const nlohmann::json streamed = result();
+    EXPECT_EQ(streamed["objective"], loaded["objective"]) << type;
+    EXPECT_EQ(streamed[score], loaded[score]) << type;
+    EXPECT_EQ(streamed["iterations"], loaded["iterations"]) << type;
+  }
+}
+
 // PCA on 2 processes keeps one process's share of the variance; predict writes coordinates.
 TEST_F(Estimators, PcaOnTwoProcessesIsOneProcesses) {
   const fs::path test_csv = table("test.csv", 200, 2, 2);

@@ -80,6 +80,30 @@ TEST(EstimatorConfig, PcaKeysReadAndWriteBack) {
   EXPECT_EQ(error_of("[model]\ntype = \"pca\"\ncomponents = 0\n").key(), "model.components");
 }
 
+TEST(EstimatorConfig, AlsKeysTakeSparksDefaultsAndWriteBack) {
+  const Config c = parse_config(
+      "[model]\ntype = \"als\"\nimplicit = true\nalpha = 4\n"
+      "[data]\ntrain = \"csv:r.csv\"\nlabel_column = \"rating\"\n"
+      "stream = true\n",
+      "ml.toml");
+  EXPECT_TRUE(is_regression(c.model));
+  const Config back = parse_config(to_toml(c), "back.toml");
+  EXPECT_EQ(back.model.factors, 10);
+  EXPECT_EQ(back.model.l2, 0.1);
+  EXPECT_EQ(back.model.max_iter, 10);
+  EXPECT_TRUE(back.model.implicit);
+  EXPECT_EQ(back.model.alpha, 4.0);
+  EXPECT_EQ(back.model.top_k, 10);
+  EXPECT_TRUE(back.data.stream);
+  EXPECT_EQ(error_of("[model]\ntype = \"als\"\nl2 = 0\n").key(), "model.l2");
+  EXPECT_EQ(error_of("[model]\ntype = \"als\"\nclusters = 3\n").key(), "model.clusters");
+  // A network reads a streamed file in order only.
+  const ConfigError e = error_of(
+      "[model]\nlayers = [{ type = \"linear\", out = 2 }]\n[data]\ntrain = \"csv:t.csv\"\n"
+      "stream = true\n");
+  EXPECT_EQ(e.key(), "data.stream");
+}
+
 TEST(EstimatorConfig, TreeKeysReadAndWriteBack) {
   const Config c = parse_config(
       "[model]\ntype = \"boosted_trees\"\nobjective = \"binary\"\nrounds = 40\n"

@@ -116,6 +116,9 @@ struct DataConfig {
   int64_t num_features = 0;            // LIBSVM: 0 infers it from the file
   int64_t seq_len = 0;                 // text: tokens a sample feeds the model (0: not text)
   int64_t prefetch = 2;                // batches prepared ahead by a loader thread (0: none)
+  // csv: read the file from disk a block of rows at a time, every pass, holding one block, for
+  // files bigger than memory (estimators; networks only with shuffle = false). false: load it.
+  bool stream = false;
 };
 
 struct OptimizerConfig {
