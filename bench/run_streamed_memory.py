@@ -10,7 +10,7 @@ LogisticRegression(C = 1 / (l2 x rows), max_iter=20)), k-means (10 clusters, 10 
 one start; KMeans(n_init=1, max_iter=10)), boosted trees (binary, 20 rounds, depth 6, 255 bins;
 XGBClassifier(tree_method="hist", n_estimators=20, max_depth=6)).
 
-Usage: bench/run_memory.py [--rows 270000] [--build build/release]
+Usage: bench/run_streamed_memory.py [--rows 270000] [--build build/release]
 """
 import argparse
 import json
