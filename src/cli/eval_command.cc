@@ -13,8 +13,13 @@ namespace tessera::cli {
 namespace {
 
 void eval_estimator(const train::SavedEstimator& saved, const std::string& spec) {
-  std::printf("%s: %s\n", saved.config.model.type.c_str(),
-              train::describe_scores("", train::evaluate_estimator(saved, spec)).c_str());
+  const train::Scores scores = train::evaluate_estimator(saved, spec);
+  // Only implicit ALS scores nothing: its precision at k counts items a user did not rate in
+  // training, and rows of the training set hold none.
+  const std::string text = scores.empty() ? "nothing to score: no row rates an item its user did "
+                                            "not rate in training"
+                                          : train::describe_scores("", scores);
+  std::printf("%s: %s\n", saved.config.model.type.c_str(), text.c_str());
 }
 
 }  // namespace

@@ -23,10 +23,13 @@ int32_t read_id(float v, const char* what, const RowSource& rows, int64_t index)
 
 std::vector<Rating> read_ratings(RowSource& rows) {
   if (rows.num_features() != 2) {
+    // The file the rows come from ("train.csv:2"), when this process has any.
+    const std::string where =
+        rows.num_rows() > 0 ? rows.origin(rows.first_row()) : std::string("the data");
     throw ValueError(
         detail::concat("ALS: a rating is two columns, a user id and an item id, and "
-                       "the rating (data.label_column); the data has ",
-                       rows.num_features(), " columns besides the rating"));
+                       "the rating (data.label_column); ",
+                       where, " has ", rows.num_features(), " columns besides the rating"));
   }
   std::vector<Rating> ratings;
   ratings.reserve(static_cast<size_t>(rows.num_rows()));

@@ -171,7 +171,7 @@ TEST(Als, BadRowsAreNamed) {
                             "the rating nan is not a number");
   auto wide = rating_rows(table({0, 0, 0, 1.0F}, 4));
   expect_error<ValueError>([&] { (void)fit_als(*wide, nullptr, als_options(false)); },
-                           "the data has 3 columns besides the rating");
+                           "has 3 columns besides the rating");
 }
 
 TEST(Als, ModelBytesRoundTripAndBadOnesAreRefused) {
