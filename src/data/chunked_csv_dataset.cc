@@ -9,7 +9,7 @@ namespace tessera::data {
 
 ChunkedCsvDataset::ChunkedCsvDataset(const std::filesystem::path& path, const CsvOptions& options,
                                      int64_t chunk_rows)
-    : reader_(path, options), chunk_rows_(chunk_rows) {
+    : reader_(path, options), options_(options), chunk_rows_(chunk_rows) {
   set_origin({path.string(), {}});
   if (chunk_rows < 1) {
     throw ValueError(detail::concat(path.string(), ": ChunkedCsvDataset: chunk_rows is ",
@@ -33,6 +33,21 @@ ChunkedCsvDataset::ChunkedCsvDataset(const std::filesystem::path& path, const Cs
 }
 
 ChunkedCsvDataset::~ChunkedCsvDataset() = default;
+
+std::unique_ptr<Dataset> ChunkedCsvDataset::another_reader() const {
+  return std::unique_ptr<Dataset>(new ChunkedCsvDataset(*this, Copy{}));
+}
+
+ChunkedCsvDataset::ChunkedCsvDataset(const ChunkedCsvDataset& indexed, Copy /*unused*/)
+    : reader_(indexed.reader_.path(), indexed.options_),
+      options_(indexed.options_),
+      chunk_rows_(indexed.chunk_rows_),
+      size_(indexed.size_),
+      sample_shape_(indexed.sample_shape_),
+      chunk_starts_(indexed.chunk_starts_) {
+  set_origin({indexed.reader_.path().string(), {}});
+  set_class_labels(indexed.class_labels());
+}
 
 void ChunkedCsvDataset::load_chunk(int64_t chunk) {
   // Forget the old chunk first: if parsing throws, the next read retries rather than serving a

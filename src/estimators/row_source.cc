@@ -21,6 +21,10 @@ class DatasetRows final : public RowSource {
     columns_ = data_->sample_numel();
     features_ = options_.target_feature >= 0 ? columns_ - 1 : columns_;
     if (options_.target_feature < 0) in_memory_ = dynamic_cast<data::InMemoryDataset*>(data_.get());
+    // A data set read through one handle (a streamed file) may still give each thread its own.
+    if (!data_->concurrent_reads()) {
+      if (auto reader = data_->another_reader()) readers_.push_back(std::move(reader));
+    }
   }
 
   [[nodiscard]] int64_t num_features() const override { return features_; }
@@ -30,11 +34,11 @@ class DatasetRows final : public RowSource {
 
   void for_each_block(const std::function<void(const RowBlock&)>& visit) override {
     if (buffers_.empty()) buffers_.resize(1);
-    visit_stretch(begin_, end_, buffers_[0], visit);
+    visit_stretch(*data_, begin_, end_, buffers_[0], visit);
   }
 
   [[nodiscard]] int parts() const override {
-    if (!data_->concurrent_reads()) return 1;
+    if (!data_->concurrent_reads() && readers_.empty()) return 1;
     const int64_t blocks = (num_rows() + options_.block_rows - 1) / options_.block_rows;
     return static_cast<int>(std::clamp<int64_t>(blocks, 1, num_threads()));
   }
@@ -43,10 +47,17 @@ class DatasetRows final : public RowSource {
       const std::function<void(const RowBlock&, int part)>& visit) override {
     const int parts = this->parts();
     if (static_cast<int>(buffers_.size()) < parts) buffers_.resize(static_cast<size_t>(parts));
+    if (!readers_.empty()) {
+      while (static_cast<int>(readers_.size()) < parts - 1) {
+        readers_.push_back(data_->another_reader());
+      }
+    }
     const int64_t n = num_rows();
     parallel_for(parts, 1, [&](int64_t first_part, int64_t end_part) {
       for (int64_t p = first_part; p < end_part; ++p) {
-        visit_stretch(begin_ + n * p / parts, begin_ + n * (p + 1) / parts,
+        data::Dataset& from =
+            p == 0 || readers_.empty() ? *data_ : *readers_[static_cast<size_t>(p - 1)];
+        visit_stretch(from, begin_ + n * p / parts, begin_ + n * (p + 1) / parts,
                       buffers_[static_cast<size_t>(p)],
                       [&](const RowBlock& block) { visit(block, static_cast<int>(p)); });
       }
@@ -54,9 +65,9 @@ class DatasetRows final : public RowSource {
   }
 
  private:
-  // Rows [first, end) of the table in blocks; `buffer` holds a block read (kept from pass to
-  // pass).
-  void visit_stretch(int64_t first, int64_t end, Tensor& buffer,
+  // Rows [first, end) of the table in blocks, read from `from` (the data set or another reader
+  // of it); `buffer` holds a block read (kept from pass to pass).
+  void visit_stretch(data::Dataset& from, int64_t first, int64_t end, Tensor& buffer,
                      const std::function<void(const RowBlock&)>& visit) const {
     if (in_memory_ != nullptr) {
       view_blocks(first, end, visit);
@@ -74,10 +85,10 @@ class DatasetRows final : public RowSource {
         float* out = x + r * features_;
         if (options_.target_feature < 0) {
           block.y[static_cast<size_t>(r)] =
-              static_cast<double>(data_->read_into(first + r, std::span<float>(out, features_)));
+              static_cast<double>(from.read_into(first + r, std::span<float>(out, features_)));
           continue;
         }
-        data_->read_into(first + r, row);
+        from.read_into(first + r, row);
         const auto t = static_cast<size_t>(options_.target_feature);
         block.y[static_cast<size_t>(r)] = row[t];
         std::copy(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(t), out);
@@ -112,7 +123,8 @@ class DatasetRows final : public RowSource {
   int64_t end_ = 0;
   int64_t columns_ = 0;
   int64_t features_ = 0;
-  std::vector<Tensor> buffers_;  // one per part
+  std::vector<Tensor> buffers_;                          // one per part
+  std::vector<std::unique_ptr<data::Dataset>> readers_;  // parts 1 on's, when data_ gives them
 };
 
 }  // namespace

@@ -163,6 +163,30 @@ TEST(ChunkedCsvDataset, MatchesTheInMemoryReaderChunkByChunk) {
   EXPECT_EQ(streamed.get(102).features.to_vector<float>(), (std::vector<float>{51, 103}));
 }
 
+// Two threads stream one file, each through a reader of its own: reads interleaved between the
+// two leave each one's chunk alone.
+TEST(ChunkedCsvDataset, AnotherReaderReadsTheSameSamplesThroughItsOwnChunk) {
+  TempDir dir;
+  const auto path = dir.write("n.csv", numbered_csv(103));
+  ChunkedCsvDataset streamed(path, {.label_column = "label"}, 10);
+  const std::unique_ptr<Dataset> other = streamed.another_reader();
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->size(), 103);
+  EXPECT_EQ(other->sample_shape(), streamed.sample_shape());
+  for (int64_t i = 0; i < 50; ++i) {
+    const Example near = streamed.get(i);
+    const Example far = other->get(102 - i);
+    EXPECT_EQ(near.features.to_vector<float>(),
+              (std::vector<float>{0.5F * static_cast<float>(i), static_cast<float>(i + 1)}))
+        << i;
+    EXPECT_EQ(far.features.to_vector<float>(),
+              (std::vector<float>{0.5F * static_cast<float>(102 - i), static_cast<float>(103 - i)}))
+        << 102 - i;
+  }
+  // Each parsed its own chunks once: the interleaving cost nothing.
+  EXPECT_EQ(streamed.chunks_loaded(), 5);
+}
+
 TEST(ChunkedCsvDataset, MalformedRowSurfacesWhenItsChunkIsReadWithFileAndLine) {
   TempDir dir;
   std::string text = "x,y\n";

@@ -22,7 +22,8 @@ namespace tessera::data {
 // within a chunk then chunk after chunk (DistributedSampler with shuffle=false does this), never
 // globally shuffled.
 // Errors in a chunk (FormatError naming file:line:column) surface from read_into, i.e. from the
-// DataLoader's next(). Not thread-safe: read_into changes the current chunk.
+// DataLoader's next(). Not thread-safe: read_into changes the current chunk; another_reader()
+// gives a second thread a reader of its own.
 class ChunkedCsvDataset : public Dataset {
  public:
   // Throws as CsvReader does, FormatError when the file holds no records, ValueError when
@@ -34,6 +35,8 @@ class ChunkedCsvDataset : public Dataset {
   [[nodiscard]] int64_t size() const override { return size_; }
   [[nodiscard]] const Shape& sample_shape() const override { return sample_shape_; }
   int64_t read_into(int64_t index, std::span<float> out) override;
+  // The same file and chunk index (not indexed again), read through a handle of its own.
+  [[nodiscard]] std::unique_ptr<Dataset> another_reader() const override;
 
   [[nodiscard]] int64_t chunk_rows() const { return chunk_rows_; }
   [[nodiscard]] int64_t num_chunks() const { return static_cast<int64_t>(chunk_starts_.size()); }
@@ -41,9 +44,12 @@ class ChunkedCsvDataset : public Dataset {
   [[nodiscard]] int64_t chunks_loaded() const { return chunks_loaded_; }
 
  private:
+  struct Copy {};
+  ChunkedCsvDataset(const ChunkedCsvDataset& indexed, Copy /*unused*/);
   void load_chunk(int64_t chunk);
 
   CsvReader reader_;
+  CsvOptions options_;
   int64_t chunk_rows_;
   int64_t size_ = 0;
   Shape sample_shape_;

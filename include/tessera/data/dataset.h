@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -63,6 +64,9 @@ class Dataset {
   // Whether read_into may run on several threads at once (a data set in memory or mapped, with no
   // reading state); false unless the subclass says so.
   [[nodiscard]] virtual bool concurrent_reads() const { return false; }
+  // A second reader of the same samples with reading state of its own, for another thread (a
+  // streamed file: its own handle and buffer); nullptr when the data set has none to give.
+  [[nodiscard]] virtual std::unique_ptr<Dataset> another_reader() const { return nullptr; }
   // The label of sample `index` alone; the default reads the whole sample. Throws as read_into.
   [[nodiscard]] virtual int64_t label(int64_t index);
 
