@@ -434,9 +434,9 @@ TEST_F(Estimators, AStreamedFileFitsTheLoadedFilesModel) {
     for (const char* nproc : {"1", "2"}) {
       ASSERT_EQ(run({"train", cfg.string(), "--nproc", nproc}, "loaded"), 0) << err_;
       const nlohmann::json loaded = result();
-      ASSERT_EQ(run({"train", cfg.string(), "--nproc", nproc, "--set", "data.stream=true"},
-                    "streamed"),
-                0)
+      ASSERT_EQ(
+          run({"train", cfg.string(), "--nproc", nproc, "--set", "data.stream=true"}, "streamed"),
+          0)
           << err_;
       const nlohmann::json streamed = result();
       EXPECT_EQ(streamed["objective"], loaded["objective"]) << type << " on " << nproc;
