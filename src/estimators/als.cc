@@ -160,12 +160,6 @@ std::vector<double> gram_of(const std::vector<float>& fixed, int64_t k) {
   return g;
 }
 
-double factor_dot(const float* x, const float* y, int64_t k) {
-  double s = 0;
-  for (int64_t i = 0; i < k; ++i) s += double{x[i]} * y[i];
-  return s;
-}
-
 // The objective's terms over the users this process owns: their ratings' losses and their
 // factors' penalty, and the items' penalty over the items it owns.
 double objective_part(const Side& users, const Side& items, const std::vector<float>& x,
@@ -260,26 +254,26 @@ AlsFit fit_als(RowSource& rows, comm::ProcessGroup* group, const AlsOptions& o) 
   check_every_process_has_rows(rows, group, "ALS");
   const int rank = group == nullptr ? 0 : group->rank();
   const int p = group == nullptr ? 1 : group->size();
-  const std::vector<Rating> ratings = read_ratings(rows);
-  std::vector<double> counts{0.0, 0.0, static_cast<double>(ratings.size())};
+  std::vector<Rating> ratings = read_ratings(rows);
+  std::vector<double> ids{0.0, 0.0};  // users, items: the largest id + 1 on any process
   for (const Rating& r : ratings) {
-    counts[0] = std::max(counts[0], r.user + 1.0);
-    counts[1] = std::max(counts[1], r.item + 1.0);
+    ids[0] = std::max(ids[0], r.user + 1.0);
+    ids[1] = std::max(ids[1], r.item + 1.0);
   }
-  std::vector<double> size{counts[2]};
-  counts.pop_back();
-  sum_over(group, counts, comm::ReduceOp::kMax);
+  std::vector<double> size{static_cast<double>(ratings.size())};
+  sum_over(group, ids, comm::ReduceOp::kMax);
   sum_over(group, size);
   AlsFit fit;
   fit.ratings = static_cast<int64_t>(size[0]);
   AlsModel& m = fit.model;
-  m.users = static_cast<int64_t>(counts[0]);
-  m.items = static_cast<int64_t>(counts[1]);
+  m.users = static_cast<int64_t>(ids[0]);
+  m.items = static_cast<int64_t>(ids[1]);
   m.factors = o.factors;
   m.implicit = o.implicit;
   const int64_t k = o.factors;
   const Side users = group_side(send_to_owners(group, ratings, true), true, m.users, rank, p);
   const Side items = group_side(send_to_owners(group, ratings, false), false, m.items, rank, p);
+  ratings = {};  // the sides hold them now
 
   // The first item factors: positive draws keyed by (seed, item, factor), scaled to length 1.
   m.item_factors.resize(static_cast<size_t>(m.items * k));

@@ -14,12 +14,6 @@ namespace {
 constexpr uint32_t kAlsVersion = 1;
 constexpr int64_t kMaxIds = int64_t{1} << 24;
 
-double dot_of(const float* x, const float* y, int64_t k) {
-  double s = 0;
-  for (int64_t i = 0; i < k; ++i) s += double{x[i]} * y[i];
-  return s;
-}
-
 template <typename T>
 void read_array(BinaryReader& in, std::vector<T>& v, int64_t count, const char* what) {
   const auto bytes = static_cast<uint64_t>(count) * sizeof(T);
@@ -87,8 +81,8 @@ bool AlsModel::rated_by(int64_t user, int32_t item) const {
 
 double AlsModel::predict(int64_t user, int64_t item) const {
   if (!knows_user(user) || !knows_item(item)) return std::numeric_limits<double>::quiet_NaN();
-  return dot_of(user_factors.data() + user * factors, item_factors.data() + item * factors,
-                factors);
+  return factor_dot(user_factors.data() + user * factors, item_factors.data() + item * factors,
+                    factors);
 }
 
 std::vector<int32_t> AlsModel::recommend(int64_t user, int64_t k) const {

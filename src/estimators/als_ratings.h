@@ -15,6 +15,13 @@ struct Rating {
   float value = 0.0F;
 };
 
+// x . y over k factors, summed in double.
+[[nodiscard]] inline double factor_dot(const float* x, const float* y, int64_t k) {
+  double s = 0;
+  for (int64_t i = 0; i < k; ++i) s += double{x[i]} * y[i];
+  return s;
+}
+
 // The ratings of a process's rows (two features, a user id and an item id, and the rating as the
 // target). Throws ValueError for another feature count, FormatError naming the row for an id that
 // is not an integer in [0, 2^24) or a rating that is not a number.

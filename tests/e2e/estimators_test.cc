@@ -99,6 +99,17 @@ class Estimators : public ::testing::Test {
     return lines;
   }
 
+  // `tessera predict` of the run's model on a CSV file, into predictions<N>.csv: the file's text
+  // (empty, with a test failure, when predict fails).
+  std::string predict_run_model(const fs::path& csv, int n) {
+    const fs::path out = dir_ / ("predictions" + std::to_string(n) + ".csv");
+    const int code = run({"predict", (dir_ / "run" / "model.ckpt").string(), "--data",
+                          "csv:" + csv.string(), "--out", out.string()},
+                         "predict");
+    EXPECT_EQ(code, 0) << err_;
+    return code == 0 ? read_file(out) : std::string();
+  }
+
   // The last line of the run's metrics: the fitted model's.
   [[nodiscard]] nlohmann::json result() const {
     std::ifstream in(dir_ / "run" / "metrics.jsonl");
@@ -328,15 +339,7 @@ TEST_F(Estimators, TreesOnTwoProcessesPredictWhatOneProcessPredicts) {
       // The same model; its score is summed over the processes in another order.
       EXPECT_NEAR(r[score].get<double>(), first[score].get<double>(), 1e-12)
           << objective << " on " << nproc << " processes";
-      const fs::path out = dir_ / ("predictions" + std::to_string(nproc) + ".csv");
-      ASSERT_EQ(run({"predict", (dir_ / "run" / "model.ckpt").string(), "--data",
-                     "csv:" + test_csv.string(), "--out", out.string()},
-                    "predict"),
-                0)
-          << err_;
-      std::ifstream in(out);
-      predictions.emplace_back(std::istreambuf_iterator<char>(in),
-                               std::istreambuf_iterator<char>());
+      predictions.push_back(predict_run_model(test_csv, nproc));
     }
     EXPECT_EQ(predictions[0], predictions[1]) << objective;
     EXPECT_EQ(read_csv(dir_ / "predictions1.csv").size(), 301U);
@@ -398,15 +401,7 @@ TEST_F(Estimators, AlsOnTwoAndFourProcessesPredictsWhatOneProcessPredicts) {
       if (nproc == 1) first = r;
       EXPECT_NEAR(r[score].get<double>(), first[score].get<double>(), 1e-12)
           << nproc << " processes";
-      const fs::path out = dir_ / ("predictions" + std::to_string(nproc) + ".csv");
-      ASSERT_EQ(run({"predict", (dir_ / "run" / "model.ckpt").string(), "--data",
-                     "csv:" + test_csv.string(), "--out", out.string()},
-                    "predict"),
-                0)
-          << err_;
-      std::ifstream in(out);
-      predictions.emplace_back(std::istreambuf_iterator<char>(in),
-                               std::istreambuf_iterator<char>());
+      predictions.push_back(predict_run_model(test_csv, nproc));
     }
     EXPECT_EQ(predictions[0], predictions[1]);
     EXPECT_EQ(predictions[0], predictions[2]);

@@ -105,7 +105,7 @@ TEST_F(OutOfCore, EstimatorsStreamTheFileUnderAQuarterOfItsSize) {
   EXPECT_NE(out.find("kmeans: 270000 rows, 3 iterations"), std::string::npos) << out;
   EXPECT_LT(peak_rss_mib(), cap_mib()) << "k-means";
 
-  // Trees keep each row quantised (a byte a feature and about 80 bytes of gradients, margins and
+  // Trees keep each row quantised (a byte a feature and about 70 bytes of gradients, margins and
   // indices): four processes hold a quarter of them each.
   out =
       train("type = \"boosted_trees\"\nobjective = \"binary\"\nrounds = 3\nmax_depth = 4", 4, true);
