@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 #include "collective.h"
 #include "feature_bins.h"
@@ -123,22 +124,29 @@ double boost_mean_loss(const std::string& objective, const std::vector<double>& 
   return objective == "regression" ? std::sqrt(mean) : mean;
 }
 
-// Each output's gradient and hessian for every row, [rows, k] row-major each.
-void gradients(const std::string& objective, const std::vector<double>& margins, int64_t k,
-               const BinnedRows& rows, std::vector<double>& g, std::vector<double>& h) {
+// Each output's gradient and hessian for every row, [rows, k] row-major each; returns each
+// output's largest |gradient| and hessian of this process's rows, [k, 2].
+std::vector<double> gradients(const std::string& objective, const std::vector<double>& margins,
+                              int64_t k, const BinnedRows& rows, std::vector<double>& g,
+                              std::vector<double>& h) {
   const int64_t n = rows.rows();
   g.resize(static_cast<size_t>(n * k));
   h.resize(g.size());
+  std::vector<double> largest(static_cast<size_t>(2 * k), 0.0);
+  std::mutex largest_mutex;
+  const bool regression = objective == "regression";
+  const bool binary = objective == "binary";
   for_rows(n, [&](int64_t begin, int64_t end) {
+    std::vector<double> mine(largest.size(), 0.0);
     for (int64_t r = begin; r < end; ++r) {
       const double y = rows.y[static_cast<size_t>(r)];
       const double* m = margins.data() + r * k;
       double* gr = g.data() + r * k;
       double* hr = h.data() + r * k;
-      if (objective == "regression") {
+      if (regression) {
         gr[0] = m[0] - y;
         hr[0] = 1.0;
-      } else if (objective == "binary") {
+      } else if (binary) {
         const double p = 1.0 / (1.0 + std::exp(-m[0]));
         gr[0] = p - y;
         hr[0] = std::max(p * (1.0 - p), kMinHessian);
@@ -152,8 +160,17 @@ void gradients(const std::string& objective, const std::vector<double>& margins,
           hr[c] = std::max(2.0 * p * (1.0 - p), kMinHessian);
         }
       }
+      for (int64_t c = 0; c < k; ++c) {
+        mine[static_cast<size_t>(2 * c)] =
+            std::max(mine[static_cast<size_t>(2 * c)], std::abs(gr[c]));
+        mine[static_cast<size_t>(2 * c + 1)] =
+            std::max(mine[static_cast<size_t>(2 * c + 1)], hr[c]);
+      }
     }
+    const std::lock_guard lock(largest_mutex);
+    for (size_t i = 0; i < largest.size(); ++i) largest[i] = std::max(largest[i], mine[i]);
   });
+  return largest;
 }
 
 // The margins before any tree: the mean target, or the log odds of each class's share.
@@ -231,13 +248,7 @@ void boost_round(BoostedTreesModel& model, const BoostedTreesOptions& o, const F
   const int64_t k = model.outputs();
   std::vector<double> g;
   std::vector<double> h;
-  gradients(o.objective, train_margins, k, train, g, h);
-  std::vector<double> largest(static_cast<size_t>(2 * k), 0.0);
-  for (size_t i = 0; i < g.size(); ++i) {
-    const size_t c = i % static_cast<size_t>(k);
-    largest[2 * c] = std::max(largest[2 * c], std::abs(g[i]));
-    largest[2 * c + 1] = std::max(largest[2 * c + 1], h[i]);
-  }
+  std::vector<double> largest = gradients(o.objective, train_margins, k, train, g, h);
   sum_over(group, largest, comm::ReduceOp::kMax);
   std::vector<GradientPair> pairs(static_cast<size_t>(train.rows()));
   GrowOptions grow = grow_options(o);

@@ -184,7 +184,11 @@ std::vector<std::vector<float>> sample_values(RowSource& rows, comm::ProcessGrou
     }
   }
   all = {};
-  for (auto& v : values) std::sort(v.begin(), v.end());
+  parallel_for(static_cast<int64_t>(k), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      std::sort(values[static_cast<size_t>(j)].begin(), values[static_cast<size_t>(j)].end());
+    }
+  });
   return values;
 }
 
@@ -208,7 +212,10 @@ void count_sorted(const std::vector<float>& sorted, std::vector<double>& values,
 uint8_t FeatureBins::bin(int64_t f, float value) const {
   if (std::isnan(value)) return 0;
   const std::vector<float>& u = upper[static_cast<size_t>(f)];
-  const auto below = std::upper_bound(u.begin(), u.end(), value) - u.begin();
+  // std::upper_bound without branches: a row's values are not predictable, its steps are.
+  const float* at = u.data();
+  for (size_t n = u.size(); n > 1; n -= n / 2) at = at[n / 2] <= value ? at + n / 2 : at;
+  const auto below = (at - u.data()) + (*at <= value ? 1 : 0);
   return static_cast<uint8_t>(
       1 + std::min<std::ptrdiff_t>(below, static_cast<std::ptrdiff_t>(u.size()) - 1));
 }

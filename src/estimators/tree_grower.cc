@@ -1,7 +1,10 @@
 #include "tree_grower.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
+#include <numeric>
 
 #include "collective.h"
 #include "tessera/core/random.h"
@@ -14,15 +17,28 @@ namespace {
 constexpr double kMinGain = 1e-6;
 // A node's rows split over the threads (each its own histogram) when they hold this many values
 // per histogram entry; fewer, its features are.
-constexpr int64_t kRowsPerBinToSplitRows = 32;
-// Rows a thread partitions at once.
+constexpr int64_t kRowsPerBinToSplitRows = 4;
+// How far ahead of the row it is at a pass over a node's rows (in any order) fetches a row.
+constexpr int64_t kPrefetchRows = 16;
+// A parent of this many rows or more is partitioned by all the threads; fewer, by one.
 constexpr int64_t kPartitionRows = 16384;
 // Streams of the keyed draws: which rows a tree grows on, which features a node may split.
 constexpr uint64_t kRowStream = 3;
 constexpr uint64_t kFeatureStream = 4;
 
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
 GradientPair operator+(GradientPair a, GradientPair b) { return {a.g + b.g, a.h + b.h}; }
 GradientPair operator-(GradientPair a, GradientPair b) { return {a.g - b.g, a.h - b.h}; }
+
+// A side's share of a split's gain, from its sums of integer gradients and hessians (the true ones
+// times g_scale and h_scale): XGBoost's, with L1 (alpha) and L2 (lambda) penalties.
+inline double split_score(GradientPair s, double g_scale, double h_scale, double alpha,
+                          double lambda) {
+  const double g = s.g / g_scale;
+  const double t = std::copysign(std::max(std::abs(g) - alpha, 0.0), g);
+  return t * t / (s.h / h_scale + lambda);
+}
 
 struct Split {
   double gain = 0.0;
@@ -158,20 +174,31 @@ class Grower {
       left.depth = right.depth = parent.depth + 1;
       left.total = s.left;
       right.total = parent.total - s.left;
-      built.push_back(left.total.h <= right.total.h ? 2 * p : 2 * p + 1);
+      // Children at the deepest level are leaves: no split to find, no histogram to build.
+      if (o_.max_depth == 0 || left.depth < o_.max_depth) {
+        built.push_back(left.total.h <= right.total.h ? 2 * p : 2 * p + 1);
+      } else {
+        pool_.give(std::move(parent.histogram));
+      }
     }
     build_histograms(children, built);
-    for (size_t p = 0; p < parents.size(); ++p) {
-      const size_t small = built[p];
-      OpenNode& other = children[small ^ 1U];
-      other.histogram = std::move(parents[p].histogram);
-      const std::vector<double>& known = children[small].histogram;
-      for (size_t i = 0; i < other.histogram.size(); ++i) other.histogram[i] -= known[i];
-    }
-    parallel_for(static_cast<int64_t>(children.size()), 1, [&](int64_t begin, int64_t end) {
-      for (int64_t c = begin; c < end; ++c) {
-        OpenNode& child = children[static_cast<size_t>(c)];
-        if (o_.max_depth == 0 || child.depth < o_.max_depth) child.split = best_split(child);
+    const auto size = 2 * static_cast<int64_t>(bins_.total());
+    parallel_for(static_cast<int64_t>(built.size()), grain_for(size),
+                 [&](int64_t begin, int64_t end) {
+                   for (int64_t b = begin; b < end; ++b) {
+                     const size_t small = built[static_cast<size_t>(b)];
+                     OpenNode& other = children[small ^ 1U];
+                     other.histogram = std::move(parents[small / 2].histogram);
+                     const std::vector<double>& known = children[small].histogram;
+                     for (size_t i = 0; i < other.histogram.size(); ++i)
+                       other.histogram[i] -= known[i];
+                   }
+                 });
+    parallel_for(static_cast<int64_t>(built.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const size_t small = built[static_cast<size_t>(b)];
+        children[small].split = best_split(children[small]);
+        children[small ^ 1U].split = best_split(children[small ^ 1U]);
       }
     });
     agree_on_splits(children);
@@ -200,6 +227,10 @@ class Grower {
                            bins_.offset[static_cast<size_t>(first[static_cast<size_t>(r)])];
       slice_bins_.push_back(bins);
       padded_ = std::max(padded_, bins);
+    }
+    plain_.shift = {0};
+    for (int64_t f = 0; f <= rows_.features; ++f) {
+      plain_.pos.push_back(2 * int64_t{bins_.offset[static_cast<size_t>(f)]});
     }
     first_feature_ = first[static_cast<size_t>(rank)];
     end_feature_ = first[static_cast<size_t>(rank + 1)];
@@ -237,23 +268,41 @@ class Grower {
   }
 
   // Moves each parent's rows that go left before those that go right, each in their order;
-  // returns where each parent's right ones begin. The rows go in stretches of kPartitionRows, all
-  // at once on the threads: each stretch puts its left rows at its front in spill_ and its right
-  // ones at its back, then copies them to their places.
+  // returns where each parent's right ones begin. The rows go in stretches, all at once on the
+  // threads: a parent of kPartitionRows or more is cut in a stretch a thread, the first to the
+  // first thread (its rows are in row order: each thread reads about its own stretch of the rows,
+  // as the histograms' do), a smaller one goes whole to the thread with the fewest rows so far.
+  // Each stretch puts its left rows at its front in spill_ and its right ones at its back, then
+  // copies them to their places.
   std::vector<int64_t> partition(const std::vector<OpenNode>& parents) {
     struct Stretch {
       size_t parent;
       int64_t begin, end, left;
     };
+    int64_t total = 0;
+    for (const OpenNode& p : parents) total += p.end - p.begin;
+    const int threads = total < kPartitionRows ? 1 : num_threads();
     std::vector<Stretch> stretches;
+    std::vector<std::vector<size_t>> of_thread(static_cast<size_t>(threads));
+    std::vector<int64_t> load(static_cast<size_t>(threads), 0);
     for (size_t p = 0; p < parents.size(); ++p) {
-      for (int64_t b = parents[p].begin; b < parents[p].end; b += kPartitionRows) {
-        stretches.push_back({p, b, std::min(parents[p].end, b + kPartitionRows), 0});
+      const int64_t begin = parents[p].begin;
+      const int64_t rows = parents[p].end - begin;
+      const int cuts = rows < kPartitionRows ? 1 : threads;
+      const auto least =
+          static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+      for (int c = 0; c < cuts; ++c) {
+        const size_t t = cuts == 1 ? least : static_cast<size_t>(c);
+        stretches.push_back({p, begin + rows * c / cuts, begin + rows * (c + 1) / cuts, 0});
+        of_thread[t].push_back(stretches.size() - 1);
+        load[t] += rows / cuts;
       }
     }
     const auto each = [&](const std::function<void(Stretch&)>& fn) {
-      parallel_for(static_cast<int64_t>(stretches.size()), 1, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) fn(stretches[static_cast<size_t>(i)]);
+      parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          for (size_t i : of_thread[static_cast<size_t>(t)]) fn(stretches[i]);
+        }
       });
     };
     each([&](Stretch& t) {
@@ -261,6 +310,9 @@ class Grower {
       int64_t left = t.begin;
       int64_t right = t.end;
       for (int64_t i = t.begin; i < t.end; ++i) {
+        if (i + kPrefetchRows < t.end) {
+          __builtin_prefetch(rows_.row(order_[static_cast<size_t>(i + kPrefetchRows)]) + s.feature);
+        }
         const int32_t r = order_[static_cast<size_t>(i)];
         const uint8_t bin = rows_.row(r)[s.feature];
         const bool goes_left = bin == 0 ? s.default_left : bin <= s.bin;
@@ -292,112 +344,192 @@ class Grower {
     return middles;
   }
 
+  // Where a level's histograms are built: bin b of feature f of node i at into[i] + pos[f] + 2 b,
+  // and entry x of a histogram laid out by bins_.offset, of process r's features, at into[i] +
+  // shift[r] + x. One process: each node's histogram as bins_.offset lays it out. Several: one
+  // buffer of a block per process and node, process-major, that the reduce-scatter sends as it is.
+  struct Layout {
+    std::vector<int64_t> pos;
+    std::vector<int64_t> shift;
+  };
+
   // The histograms of nodes[which] (of this process's features), from every process's rows: each
-  // process adds its rows to a histogram of all features, then one reduce-scatter sums each
+  // process adds its rows to histograms of all features, then one reduce-scatter sums each
   // stretch of features onto the process that owns it.
   void build_histograms(std::vector<OpenNode>& nodes, const std::vector<size_t>& which) {
+    if (which.empty()) return;
     const size_t size = 2 * static_cast<size_t>(bins_.total());
     const int ranks = group_ == nullptr ? 1 : group_->size();
-    if (which.empty()) return;
-    std::vector<std::vector<double>> full(which.size());
-    for (std::vector<double>& h : full) h = pool_.take();
-    // Several nodes: a thread each; one: its rows or features split over the threads.
-    const auto build = [&](size_t i, bool alone) {
-      full[i].assign(size, 0.0);
-      add_rows(nodes[which[i]], full[i].data(), alone);
-    };
-    if (which.size() == 1) {
-      build(0, true);
-    } else {
-      parallel_for(static_cast<int64_t>(which.size()), 1, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) build(static_cast<size_t>(i), false);
-      });
-    }
+    const size_t m = which.size();
+    std::vector<double*> into(m);
     if (ranks == 1) {
-      for (size_t i = 0; i < which.size(); ++i) nodes[which[i]].histogram = std::move(full[i]);
+      for (size_t i = 0; i < m; ++i) {
+        OpenNode& n = nodes[which[i]];
+        n.histogram = pool_.take();
+        n.histogram.resize(size);
+        into[i] = n.histogram.data();
+      }
+      add_rows(nodes, which, into, plain_);
       return;
     }
-    const size_t block = 2 * static_cast<size_t>(padded_);
-    std::vector<double> send(static_cast<size_t>(ranks) * which.size() * block, 0.0);
-    for (size_t i = 0; i < which.size(); ++i) {
-      for (int r = 0; r < ranks; ++r) {
-        const auto from =
-            2 * static_cast<size_t>(
-                    bins_.offset[static_cast<size_t>(slice_starts_[static_cast<size_t>(r)])]);
-        std::copy_n(full[i].begin() + static_cast<std::ptrdiff_t>(from),
-                    2 * slice_bins_[static_cast<size_t>(r)],
-                    send.begin() + static_cast<std::ptrdiff_t>(
-                                       (static_cast<size_t>(r) * which.size() + i) * block));
-      }
-      pool_.give(std::move(full[i]));
+    const auto block = 2 * static_cast<size_t>(padded_);
+    Layout layout;
+    for (int r = 0; r < ranks; ++r) {
+      layout.shift.push_back(
+          static_cast<int64_t>(static_cast<size_t>(r) * m * block) -
+          plain_.pos[static_cast<size_t>(slice_starts_[static_cast<size_t>(r)])]);
     }
-    std::vector<double> mine(which.size() * block);
+    layout.pos.resize(static_cast<size_t>(rows_.features));
+    for (int r = 0; r < ranks; ++r) {
+      for (int64_t f = slice_starts_[static_cast<size_t>(r)];
+           f < slice_starts_[static_cast<size_t>(r + 1)]; ++f) {
+        layout.pos[static_cast<size_t>(f)] =
+            plain_.pos[static_cast<size_t>(f)] + layout.shift[static_cast<size_t>(r)];
+      }
+    }
+    // Blocks' padding past a process's bins is summed and never read: left as it is.
+    pool_.send.resize(static_cast<size_t>(ranks) * m * block);
+    for (size_t i = 0; i < m; ++i) into[i] = pool_.send.data() + i * block;
+    add_rows(nodes, which, into, layout);
+    pool_.received.resize(m * block);
     group_
-        ->reduce_scatter(send.data(), mine.data(), mine.size(), comm::DataType::kFloat64,
-                         comm::ReduceOp::kSum)
+        ->reduce_scatter(pool_.send.data(), pool_.received.data(), m * block,
+                         comm::DataType::kFloat64, comm::ReduceOp::kSum)
         ->wait();
     const auto own = 2 * static_cast<size_t>(slice_bins_[static_cast<size_t>(group_->rank())]);
-    for (size_t i = 0; i < which.size(); ++i) {
-      const auto at = mine.begin() + static_cast<std::ptrdiff_t>(i * block);
+    for (size_t i = 0; i < m; ++i) {
+      const auto at = pool_.received.begin() + static_cast<std::ptrdiff_t>(i * block);
       nodes[which[i]].histogram = pool_.take();
       nodes[which[i]].histogram.assign(at, at + static_cast<std::ptrdiff_t>(own));
     }
   }
 
-  // Adds the node's rows to a histogram of all features. A node `alone` on the threads with many
-  // rows for the bins: each thread adds its share of the rows to a histogram of its own, then they
-  // are added; else each thread takes a share of the features. Sums of integers: the same either
-  // way.
-  void add_rows(const OpenNode& n, double* histogram, bool alone) {
-    const int64_t rows = n.end - n.begin;
+  // Adds each node's rows to its histogram of all features, at into[i] for nodes[which[i]], laid
+  // out by `layout`. A node with enough rows for its bins is shared by the threads: each adds its
+  // share of the node's rows, which are in row order, so each thread reads about its own stretch
+  // of the rows as a process would, into a histogram of its own, added after. Smaller nodes go
+  // whole to the thread with the fewest rows so far, the largest first. One small node alone
+  // shares its features. Sums of integers: the same whichever thread adds which rows.
+  void add_rows(const std::vector<OpenNode>& nodes, const std::vector<size_t>& which,
+                const std::vector<double*>& into, const Layout& layout) {
     const int64_t d = rows_.features;
     const auto size = 2 * static_cast<size_t>(bins_.total());
-    const int threads = num_threads();
-    if (!alone || threads == 1 || rows * d < kRowsPerBinToSplitRows * static_cast<int64_t>(size)) {
-      parallel_for(d, grain_for(rows), [&](int64_t first, int64_t last) {
-        add_stretch(n.begin, n.end, first, last, histogram);
+    const auto rows_of = [&](size_t i) { return nodes[which[i]].end - nodes[which[i]].begin; };
+    int64_t total = 0;
+    for (size_t i = 0; i < which.size(); ++i) total += rows_of(i);
+    const int threads = total * d < kMinParallelElements ? 1 : num_threads();
+    if (which.size() == 1 && (threads == 1 || !worth_sharing(total))) {
+      zero(into[0], layout);
+      const OpenNode& n = nodes[which[0]];
+      parallel_for(d, grain_for(total), [&](int64_t first, int64_t last) {
+        add_stretch(n.begin, n.end, first, last, into[0], layout.pos.data());
       });
       return;
     }
-    std::vector<std::vector<double>>& own = pool_.per_thread;
-    own.resize(static_cast<size_t>(threads - 1));
+    struct Task {
+      int64_t begin, end;
+      double* into;
+      bool own;  // a thread's own histogram, laid out by bins_.offset
+    };
+    std::vector<std::vector<Task>> tasks(static_cast<size_t>(threads));
+    std::vector<int64_t> load(static_cast<size_t>(threads), 0);
+    std::vector<std::pair<size_t, std::vector<double>>> extra;  // (node, a thread's histogram)
+    extra.reserve(which.size() * static_cast<size_t>(threads));
+    std::vector<size_t> by_size(which.size());
+    std::iota(by_size.begin(), by_size.end(), size_t{0});
+    std::stable_sort(by_size.begin(), by_size.end(),
+                     [&](size_t a, size_t b) { return rows_of(a) > rows_of(b); });
+    for (size_t i : by_size) {
+      const OpenNode& n = nodes[which[i]];
+      const int64_t rows = n.end - n.begin;
+      if (threads == 1 || !worth_sharing(rows)) {
+        const auto t =
+            static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+        tasks[t].push_back({n.begin, n.end, into[i], false});
+        load[t] += rows;
+        continue;
+      }
+      for (int t = 0; t < threads; ++t) {
+        double* to = into[i];
+        if (t > 0) {
+          extra.emplace_back(i, pool_.take());
+          extra.back().second.resize(size);
+          to = extra.back().second.data();
+        }
+        tasks[static_cast<size_t>(t)].push_back(
+            {n.begin + rows * t / threads, n.begin + rows * (t + 1) / threads, to, t > 0});
+        load[static_cast<size_t>(t)] += rows / threads;
+      }
+    }
     parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
-        double* into = histogram;
-        if (t > 0) {
-          own[static_cast<size_t>(t - 1)].assign(size, 0.0);
-          into = own[static_cast<size_t>(t - 1)].data();
+        for (const Task& task : tasks[static_cast<size_t>(t)]) {
+          if (task.own) {
+            std::fill_n(task.into, size, 0.0);
+          } else {
+            zero(task.into, layout);
+          }
+          add_stretch(task.begin, task.end, 0, d, task.into,
+                      task.own ? plain_.pos.data() : layout.pos.data());
         }
-        add_stretch(n.begin + rows * t / threads, n.begin + rows * (t + 1) / threads, 0, d, into);
       }
     });
-    for (int t = 1; t < threads; ++t) {
-      const std::vector<double>& h = own[static_cast<size_t>(t - 1)];
-      for (size_t i = 0; i < size; ++i) histogram[i] += h[i];
+    // Each process's entries of the threads' own histograms, added to the nodes'.
+    parallel_for(
+        static_cast<int64_t>(size), grain_for(static_cast<int64_t>(extra.size())),
+        [&](int64_t lo, int64_t hi) {
+          for (size_t r = 0; r < layout.shift.size(); ++r) {
+            const int64_t from = std::max(lo, plain_.pos[static_cast<size_t>(slice_starts_[r])]);
+            const int64_t to = std::min(hi, plain_.pos[static_cast<size_t>(slice_starts_[r + 1])]);
+            for (const auto& [i, h] : extra) {
+              double* node = into[i] + layout.shift[r];
+              for (int64_t x = from; x < to; ++x) node[x] += h[static_cast<size_t>(x)];
+            }
+          }
+        });
+    for (auto& [i, h] : extra) pool_.give(std::move(h));
+  }
+
+  // Zeroes a node's histogram laid out by `layout`: each process's features' entries.
+  void zero(double* into, const Layout& layout) const {
+    for (size_t r = 0; r < layout.shift.size(); ++r) {
+      const int64_t from = plain_.pos[static_cast<size_t>(slice_starts_[r])];
+      const int64_t to = plain_.pos[static_cast<size_t>(slice_starts_[r + 1])];
+      std::fill(into + layout.shift[r] + from, into + layout.shift[r] + to, 0.0);
     }
   }
 
-  // Adds the rows order_[begin, end) to the histogram's bins of features [first, last).
-  void add_stretch(int64_t begin, int64_t end, int64_t first, int64_t last,
-                   double* histogram) const {
+  // Whether a node's rows are many enough for its histogram's entries to share among threads,
+  // each adding to a histogram of its own.
+  [[nodiscard]] bool worth_sharing(int64_t rows) const {
+    return rows * rows_.features >= kRowsPerBinToSplitRows * 2 * int64_t{bins_.total()};
+  }
+
+  // Adds the rows order_[begin, end) to a histogram's bins of features [first, last), feature f's
+  // bin b at into + pos[f] + 2 b.
+  void add_stretch(int64_t begin, int64_t end, int64_t first, int64_t last, double* into,
+                   const int64_t* pos) const {
     // A bin's gradient and hessian added as one vector.
     using Pair = double __attribute__((vector_size(16), may_alias));
-    const int32_t* offset = bins_.offset.data();
     for (int64_t i = begin; i < end; ++i) {
+      if (i + kPrefetchRows < end) {
+        // The rows come in any order: fetch a later one's bins and gradients while this adds.
+        const int32_t later = order_[static_cast<size_t>(i + kPrefetchRows)];
+        __builtin_prefetch(rows_.row(later) + first);
+        __builtin_prefetch(&gradients_[static_cast<size_t>(later)]);
+      }
       const int32_t r = order_[static_cast<size_t>(i)];
       const uint8_t* row = rows_.row(r);
       const GradientPair p = gradients_[static_cast<size_t>(r)];
       const Pair pair = {p.g, p.h};
       for (int64_t f = first; f < last; ++f) {
-        *reinterpret_cast<Pair*>(histogram + 2 * (offset[f] + row[f])) += pair;
+        *reinterpret_cast<Pair*>(into + pos[f] + 2 * row[f]) += pair;
       }
     }
   }
 
   [[nodiscard]] double score(GradientPair s) const {
-    const double g = s.g / g_scale_;
-    const double t = std::copysign(std::max(std::abs(g) - o_.reg_alpha, 0.0), g);
-    return t * t / (s.h / h_scale_ + o_.reg_lambda);
+    return split_score(s, g_scale_, h_scale_, o_.reg_alpha, o_.reg_lambda);
   }
 
   // Which features node `id` may split on (colsample_bynode of them, at least one, by the smallest
@@ -424,26 +556,56 @@ class Grower {
     Split best;
     const double parent = score(n.total);
     const double least_h = o_.min_child_weight * h_scale_;
-    const auto consider = [&](GradientPair left, int64_t f, int64_t b, bool default_left) {
-      const GradientPair right = n.total - left;
-      if (left.h < least_h || right.h < least_h) return;
-      const double gain = score(left) + score(right) - parent;
-      if (gain > best.gain) {
-        best = {gain, static_cast<int32_t>(f), static_cast<int32_t>(b), default_left, left};
-      }
-    };
     const std::vector<uint8_t> usable = features_of(n.id);
     const int32_t base = bins_.offset[static_cast<size_t>(first_feature_)];
+    // The sums of a feature's bins [1, b] and the gain of splitting after b, with the missing
+    // values on the right (gain) or the left (gain_missing): a loop of their own so that the
+    // compiler takes the bins in vectors.
+    std::array<double, 256> left_g{};
+    std::array<double, 256> left_h{};
+    std::array<double, 256> gain{};
+    std::array<double, 256> gain_missing{};
+    const double g_scale = g_scale_;
+    const double h_scale = h_scale_;
+    const double alpha = o_.reg_alpha;
+    const double lambda = o_.reg_lambda;
+    const auto gains = [&](int64_t last, GradientPair add, double* out) {
+      for (int64_t b = 1; b < last; ++b) {
+        const GradientPair l{left_g[static_cast<size_t>(b)] + add.g,
+                             left_h[static_cast<size_t>(b)] + add.h};
+        const GradientPair r = n.total - l;
+        const double value = split_score(l, g_scale, h_scale, alpha, lambda) +
+                             split_score(r, g_scale, h_scale, alpha, lambda) - parent;
+        out[b] = l.h < least_h || r.h < least_h ? -kInfinity : value;
+      }
+    };
     for (int64_t f = first_feature_; f < end_feature_; ++f) {
       if (!usable.empty() && usable[static_cast<size_t>(f)] == 0) continue;
       const double* h =
           n.histogram.data() + 2 * static_cast<size_t>(bins_.offset[static_cast<size_t>(f)] - base);
       const GradientPair missing{h[0], h[1]};
+      const int64_t last = bins_.bins(f) - 1;
       GradientPair left;
-      for (int64_t b = 1; b + 1 < bins_.bins(f); ++b) {
+      for (int64_t b = 1; b < last; ++b) {
         left = left + GradientPair{h[2 * b], h[2 * b + 1]};
-        consider(left, f, b, false);
-        if (missing.h > 0) consider(left + missing, f, b, true);
+        left_g[static_cast<size_t>(b)] = left.g;
+        left_h[static_cast<size_t>(b)] = left.h;
+      }
+      gains(last, {}, gain.data());
+      if (missing.h > 0) gains(last, missing, gain_missing.data());
+      for (int64_t b = 1; b < last; ++b) {
+        const auto i = static_cast<size_t>(b);
+        if (gain[i] > best.gain) {
+          best = {gain[i],
+                  static_cast<int32_t>(f),
+                  static_cast<int32_t>(b),
+                  false,
+                  {left_g[i], left_h[i]}};
+        }
+        if (missing.h > 0 && gain_missing[i] > best.gain) {
+          best = {gain_missing[i], static_cast<int32_t>(f), static_cast<int32_t>(b), true,
+                  GradientPair{left_g[i], left_h[i]} + missing};
+        }
       }
     }
     if (best.gain <= std::max(kMinGain, o_.min_split_loss)) best.feature = -1;
@@ -494,6 +656,7 @@ class Grower {
   std::vector<int32_t> spill_;         // the right rows of a partition
   std::vector<int64_t> slice_starts_;  // each process's first feature, then the features
   std::vector<int64_t> slice_bins_;    // each process's histogram bins
+  Layout plain_;                       // by bins_.offset: one process's
   int64_t padded_ = 0;                 // the most bins of a process
   int64_t first_feature_ = 0;          // this process's features
   int64_t end_feature_ = 0;

@@ -39,7 +39,8 @@ struct GrowOptions {
 // system for fresh memory (and its page faults) for every node.
 struct HistogramPool {
   std::vector<std::vector<double>> spare;
-  std::vector<std::vector<double>> per_thread;  // a node's rows split over the threads
+  std::vector<double> send;      // a level's histograms, each process's features apart
+  std::vector<double> received;  // their sums of this process's features
   std::vector<double> take() {
     if (spare.empty()) return {};
     std::vector<double> h = std::move(spare.back());

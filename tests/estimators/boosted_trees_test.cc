@@ -16,6 +16,7 @@
 #include "../../src/estimators/feature_bins.h"
 #include "../comm/run_ranks.h"
 #include "tessera/core/error.h"
+#include "tessera/core/thread_pool.h"
 #include "tessera/data/in_memory_dataset.h"
 #include "testing/text.h"
 
@@ -41,11 +42,10 @@ BoostedTreesOptions tree_options(const std::string& objective) {
 
 // 3000 rows of 4 features: two continuous (more distinct values than bins are made from), one of
 // a few values, one often missing; the label a noisy function of them (3 classes).
-std::shared_ptr<data::InMemoryDataset> mixed(uint32_t seed, int64_t classes) {
+std::shared_ptr<data::InMemoryDataset> mixed(uint32_t seed, int64_t classes, int64_t n = 3000) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> normal;
   std::uniform_int_distribution<int> small(0, 5);
-  const int64_t n = 3000;
   std::vector<float> x(static_cast<size_t>(n * 4));
   std::vector<int64_t> y(static_cast<size_t>(n));
   for (int64_t r = 0; r < n; ++r) {
@@ -191,6 +191,32 @@ TEST(BoostedTrees, SeveralProcessesGrowOneProcessesTreesBitForBit) {
                             objective + ", " + policy + ", " + std::to_string(ranks) + " ranks");
         }
       }
+    }
+  }
+}
+
+// Enough rows that the threads share nodes' rows and partitions (each its own histogram), and
+// parents of unequal sizes go to different threads: 1, 2 and 3 threads grow the same trees.
+TEST(BoostedTrees, AnyNumberOfThreadsGrowsOneThreadsTreesBitForBit) {
+  const int saved = num_threads();
+  for (const std::string policy : {"depthwise", "lossguide"}) {
+    auto data = mixed(11, 2, 40000);
+    BoostedTreesOptions o = tree_options("binary");
+    o.grow_policy = policy;
+    o.max_leaves = policy == "lossguide" ? 12 : 0;
+    o.max_depth = 6;
+    o.rounds = 3;
+    std::vector<BoostedTreesFit> fits;
+    for (int threads : {1, 2, 3}) {
+      set_core_num_threads(threads);
+      auto rows = dataset_rows(data, {.block_rows = 4096});
+      fits.push_back(fit_boosted_trees(*rows, nullptr, o));
+    }
+    set_core_num_threads(saved);
+    EXPECT_GT(fits[0].model.trees[0].nodes.size(), 20U) << policy;
+    for (size_t i = 1; i < fits.size(); ++i) {
+      expect_same_trees(fits[0].model, fits[i].model,
+                        policy + ", " + std::to_string(i + 1) + " threads");
     }
   }
 }
