@@ -226,7 +226,7 @@ void LinearProblem::add_block(const RowBlock& block, const Tensor& weights,
 }
 
 LinearFit fit_linear(RowSource& rows, comm::ProcessGroup* group, const LinearOptions& options) {
-  if (options.loss == "squared" && options.closed_form && options.l1 == 0 &&
+  if (options.loss == "squared" && options.closed_form &&
       rows.num_features() <= kMaxClosedFormFeatures) {
     check_options(options);
     if (auto fit = solve_least_squares(rows, group, options)) return *std::move(fit);

@@ -242,6 +242,16 @@ TEST(LinearModel, L1FitsMeetTheLassosOptimalityConditions) {
     }
     EXPECT_GT(zeros, 0) << loss << ": the penalty zeroes the weakest weights";
     EXPECT_LT(zeros, 8) << loss;
+    if (regression) {
+      // Least squares went by coordinate descent on the normal equations; OWL-QN over the rows
+      // finds the same minimum.
+      EXPECT_NE(fit.solver.stop.find("coordinate descent"), std::string::npos) << fit.solver.stop;
+      LinearOptions iterative = o;
+      iterative.closed_form = false;
+      const LinearFit by_owlqn = fit_linear(*rows, nullptr, iterative);
+      ASSERT_TRUE(by_owlqn.solver.converged) << by_owlqn.solver.stop;
+      EXPECT_NEAR(by_owlqn.objective, fit.objective, 1e-6 * std::abs(fit.objective));
+    }
     for (int ranks : {2, 4}) {
       std::vector<LinearFit> fits(static_cast<size_t>(ranks));
       comm::testing::run_ranks(ranks, [&](comm::ProcessGroup& group) {

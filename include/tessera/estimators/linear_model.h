@@ -29,8 +29,9 @@ struct LinearOptions {
   // Fits on features scaled to mean 0 and variance 1 (over all processes' rows); the model
   // returned takes the features as they are.
   bool standardize = false;
-  // "squared" of up to kMaxClosedFormFeatures features: solve the normal equations in one pass
-  // (least_squares.cc) instead of iterating; false: L-BFGS, as for the other losses.
+  // "squared" of up to kMaxClosedFormFeatures features: the normal equations from one pass
+  // (least_squares.cc), solved, or with l1 minimised by coordinate descent, instead of passes over
+  // the rows; false: L-BFGS or OWL-QN, as for the other losses.
   bool closed_form = true;
   LbfgsOptions solver;
 };
