@@ -7,6 +7,7 @@
 #include "tessera/core/error.h"
 #include "tessera/data/builtin.h"
 #include "tessera/data/chunked_csv_dataset.h"
+#include "tessera/data/chunked_libsvm_dataset.h"
 #include "tessera/data/csv_reader.h"
 #include "tessera/data/idx_file.h"
 #include "tessera/data/in_memory_dataset.h"
@@ -37,6 +38,9 @@ std::unique_ptr<data::Dataset> open_libsvm(const std::string& path, const Config
       options.num_features = layout->sample_shape[0];
     }
     options.class_labels = layout->class_labels;
+  }
+  if (config.data.stream) {
+    return std::make_unique<data::ChunkedLibsvmDataset>(path, options, kStreamedRows);
   }
   return std::make_unique<data::InMemoryDataset>(data::read_libsvm(path, options));
 }

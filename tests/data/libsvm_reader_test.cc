@@ -2,15 +2,73 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "data_test_util.h"
 #include "tessera/core/error.h"
+#include "tessera/data/chunked_libsvm_dataset.h"
 
 namespace tessera::data {
 namespace {
 
 using testing::TempDir;
+
+// A LIBSVM file of n records with labels -1/+1/3, comments and blank lines between them.
+std::string numbered_svm(int n) {
+  std::string text = "# a header comment\n";
+  for (int i = 0; i < n; ++i) {
+    const int label = i % 3 == 0 ? -1 : (i % 3 == 1 ? 1 : 3);
+    text += std::to_string(label) + " " + std::to_string(1 + i % 4) + ":" + std::to_string(i) +
+            " 6:" + std::to_string(0.5 * i) + (i % 5 == 0 ? " # note" : "") + "\n";
+    if (i % 7 == 3) text += "\n";
+  }
+  return text;
+}
+
+TEST(ChunkedLibsvmDataset, StreamsWhatReadLibsvmReadsChunkByChunk) {
+  TempDir dir;
+  const auto path = dir.write("n.svm", numbered_svm(103));
+  ChunkedLibsvmDataset streamed(path, {}, 10);
+  InMemoryDataset whole = read_libsvm(path);
+  EXPECT_EQ(streamed.size(), 103);
+  EXPECT_EQ(streamed.num_chunks(), 11);
+  EXPECT_EQ(streamed.sample_shape(), (Shape{6}));
+  EXPECT_EQ(streamed.class_labels(), (std::vector<int64_t>{-1, 1, 3}));
+  std::vector<int64_t> all(103);
+  for (int64_t i = 0; i < 103; ++i) all[static_cast<size_t>(i)] = i;
+  const Batch a = streamed.get_batch(all);
+  const Batch b = whole.get_batch(all);
+  EXPECT_EQ(a.x.to_vector<float>(), b.x.to_vector<float>());
+  EXPECT_EQ(a.y.to_vector<int64_t>(), b.y.to_vector<int64_t>());
+  EXPECT_EQ(streamed.chunks_loaded(), 11);
+  // A second reader shares the index and keeps its own chunk.
+  const std::unique_ptr<Dataset> other = streamed.another_reader();
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->get(102).features.to_vector<float>(),
+            whole.get(102).features.to_vector<float>());
+  EXPECT_EQ(streamed.get(101).label, whole.get(101).label);
+  EXPECT_EQ(streamed.chunks_loaded(), 11);
+}
+
+TEST(ChunkedLibsvmDataset, ATestSetTakesTheTrainingSetsClassesAndBadRecordsNameTheirLine) {
+  TempDir dir;
+  const auto test = dir.write("t.svm", "1 1:1\n-1 2:1\n");
+  ChunkedLibsvmDataset data(test, {.num_features = 4, .class_labels = {-1, 1, 3}}, 1);
+  EXPECT_EQ(data.sample_shape(), (Shape{4}));
+  EXPECT_EQ(data.get(0).label, 1);
+  EXPECT_EQ(data.get(1).label, 0);
+  const auto unknown = dir.write("u.svm", "1 1:1\n2 2:1\n");
+  EXPECT_THROW_WITH(ChunkedLibsvmDataset(unknown, {.class_labels = {-1, 1}}, 1), FormatError,
+                    unknown.string() + ":2", "label 2");
+  // A bad record fails the indexing pass, not a later read.
+  const auto bad = dir.write("b.svm", "1 1:1\n1 3:1 2:1\n");
+  EXPECT_THROW_WITH(ChunkedLibsvmDataset(bad, {}, 1), FormatError, bad.string() + ":2");
+  const auto none = dir.write("e.svm", "# nothing\n\n");
+  EXPECT_THROW_WITH(ChunkedLibsvmDataset(none, {}, 4), FormatError, none.string(), "no records");
+  EXPECT_THROW_WITH(ChunkedLibsvmDataset(test, {}, 0), ValueError, "chunk_rows is 0");
+}
 
 TEST(LibsvmReader, ReadsSparseRowsIntoDenseWithInferredWidth) {
   TempDir dir;

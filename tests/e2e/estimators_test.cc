@@ -441,6 +441,43 @@ TEST_F(Estimators, AStreamedFileFitsTheLoadedFilesModel) {
   }
 }
 
+// LIBSVM files stream too (labels -1/+1, sparse rows): the same model as the files loaded.
+TEST_F(Estimators, AStreamedLibsvmFileFitsTheLoadedFilesModel) {
+  const auto svm = [&](const std::string& name, int rows, uint32_t seed) {
+    std::mt19937 gen(seed);
+    std::normal_distribution<float> normal;
+    std::ofstream out(dir_ / name);
+    for (int r = 0; r < rows; ++r) {
+      float score = 0.0F;
+      std::string pairs;
+      for (int f = 1; f <= 6; ++f) {
+        if ((r + f) % 3 == 0) continue;  // absent: 0
+        const float v = normal(gen);
+        score += v * static_cast<float>(f % 3) - 0.5F * v;
+        pairs += " " + std::to_string(f) + ":" + std::to_string(v);
+      }
+      out << (score + 0.5F * normal(gen) > 0 ? "+1" : "-1") << pairs << "\n";
+    }
+    return dir_ / name;
+  };
+  const fs::path train_svm = svm("train.svm", 6000, 1);
+  const fs::path test_svm = svm("test.svm", 400, 2);
+  std::ofstream(dir_ / "svm.toml")
+      << "[model]\ntype = \"logistic_regression\"\nl2 = 1e-3\ntol = 1e-9\n"
+      << "[data]\ntrain = \"libsvm:" << train_svm.string()
+      << "\"\ntest = \"libsvm:" << test_svm.string() << "\"\n[train]\nrun_dir = \""
+      << (dir_ / "run").string() << "\"\n";
+  const std::string cfg = (dir_ / "svm.toml").string();
+  ASSERT_EQ(run({"train", cfg, "--nproc", "2"}, "loaded"), 0) << err_;
+  const nlohmann::json loaded = result();
+  ASSERT_EQ(run({"train", cfg, "--nproc", "2", "--set", "data.stream=true"}, "streamed"), 0)
+      << err_;
+  const nlohmann::json streamed = result();
+  EXPECT_EQ(streamed["objective"], loaded["objective"]);
+  EXPECT_EQ(streamed["test_accuracy"], loaded["test_accuracy"]);
+  EXPECT_GT(loaded["test_accuracy"].get<double>(), 0.7);
+}
+
 // PCA on 2 processes keeps one process's share of the variance; predict writes coordinates.
 TEST_F(Estimators, PcaOnTwoProcessesIsOneProcesses) {
   const fs::path test_csv = table("test.csv", 200, 2, 2);
