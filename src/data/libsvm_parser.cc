@@ -1,5 +1,7 @@
 #include "libsvm_parser.h"
 
+#include <algorithm>
+
 #include "tessera/core/error.h"
 #include "text_fields.h"
 
@@ -36,7 +38,8 @@ void SparseRows::clear() {
 bool libsvm_record_text(std::string_view& line) {
   const size_t comment = line.find('#');
   if (comment != std::string_view::npos) line = line.substr(0, comment);
-  return !text::trim(line).empty();
+  // Blank by the fields' own separators: a line of only '\v' or '\f' has no field either.
+  return std::any_of(line.begin(), line.end(), [](char c) { return !is_space(c); });
 }
 
 void LibsvmParser::parse_line(std::string_view line, int64_t line_number, SparseRows& rows) {
@@ -62,6 +65,7 @@ void LibsvmParser::parse_line(std::string_view line, int64_t line_number, Sparse
       rows.max_index_line = line_number;
     }
   });
+  if (token_count == 0) fail(0, "expected a record, got a line of no fields");
   rows.lines.push_back(line_number);
   rows.row_starts.push_back(static_cast<int64_t>(rows.indices.size()));
 }

@@ -60,6 +60,9 @@ EstimatorResult run_estimator(const Config& config, const EstimatorRunOptions& o
                    static_cast<long long>(iteration), value, wall);
     }
   };
+  // Every process holds its rows before the clock starts: fit_s times the fit, not a peer still
+  // reading its file.
+  if (group != nullptr && group->size() > 1) group->barrier()->wait();
   const auto fit_start = Clock::now();
   EstimatorFit fit = fit_estimator(config.model, config.train.seed, *rows, group, on_iteration);
   const EstimatorModel& model = *fit.model;

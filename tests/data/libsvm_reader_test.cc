@@ -84,6 +84,21 @@ TEST(LibsvmReader, ReadsSparseRowsIntoDenseWithInferredWidth) {
             (std::vector<float>{0.5f, 0, 2, 0, 0, -1.25f, 0, 0, 0, 0, 0, 0.1f}));
 }
 
+// A line of only vertical tabs or form feeds holds no field: not a record, and the records after
+// it keep their own features (a fuzzer found them shifted by one).
+TEST(LibsvmReader, ALineOfOtherWhitespaceIsBlank) {
+  TempDir dir;
+  const auto path = dir.write("v.svm", "1 1:1\n\v\f\n-1 2:3\n");
+  InMemoryDataset whole = read_libsvm(path);
+  ASSERT_EQ(whole.size(), 2);
+  EXPECT_EQ(whole.features().to_vector<float>(), (std::vector<float>{1, 0, 0, 3}));
+  EXPECT_EQ(whole.origin(1), path.string() + ":3");
+  ChunkedLibsvmDataset streamed(path, {}, 1);
+  ASSERT_EQ(streamed.size(), 2);
+  EXPECT_EQ(streamed.get(1).features.to_vector<float>(), (std::vector<float>{0, 3}));
+  EXPECT_EQ(streamed.get(1).label, 0);
+}
+
 TEST(LibsvmReader, DeclaredWidthPadsWithZeros) {
   TempDir dir;
   const auto path = dir.write("b.svm", "0 2:1\n1\n");  // a record with no features
