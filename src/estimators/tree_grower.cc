@@ -426,14 +426,41 @@ class Grower {
       });
       return;
     }
-    struct Task {
-      int64_t begin, end;
-      double* into;
-      bool own;  // a thread's own histogram, laid out by bins_.offset
-    };
+    std::vector<std::pair<size_t, std::vector<double>>> extra;  // (node, a thread's histogram)
+    const std::vector<std::vector<Task>> tasks = plan_tasks(nodes, which, into, threads, extra);
+    parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        for (const Task& task : tasks[static_cast<size_t>(t)]) {
+          if (task.own) {
+            std::fill_n(task.into, size, 0.0);
+          } else {
+            zero(task.into, layout);
+          }
+          add_stretch(task.begin, task.end, 0, d, task.into,
+                      task.own ? plain_.pos.data() : layout.pos.data());
+        }
+      }
+    });
+    add_own_histograms(extra, into, layout);
+    for (auto& [i, h] : extra) pool_.give(std::move(h));
+  }
+
+  // A thread's share of a level's rows: order_[begin, end) added into `into`.
+  struct Task {
+    int64_t begin, end;
+    double* into;
+    bool own;  // a thread's own histogram, laid out by bins_.offset
+  };
+
+  // Each thread's tasks for add_rows; `extra` receives the threads' own histograms, by node.
+  std::vector<std::vector<Task>> plan_tasks(
+      const std::vector<OpenNode>& nodes, const std::vector<size_t>& which,
+      const std::vector<double*>& into, int threads,
+      std::vector<std::pair<size_t, std::vector<double>>>& extra) {
+    const auto size = 2 * static_cast<size_t>(bins_.total());
+    const auto rows_of = [&](size_t i) { return nodes[which[i]].end - nodes[which[i]].begin; };
     std::vector<std::vector<Task>> tasks(static_cast<size_t>(threads));
     std::vector<int64_t> load(static_cast<size_t>(threads), 0);
-    std::vector<std::pair<size_t, std::vector<double>>> extra;  // (node, a thread's histogram)
     extra.reserve(which.size() * static_cast<size_t>(threads));
     std::vector<size_t> by_size(which.size());
     std::iota(by_size.begin(), by_size.end(), size_t{0});
@@ -461,33 +488,24 @@ class Grower {
         load[static_cast<size_t>(t)] += rows / threads;
       }
     }
-    parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        for (const Task& task : tasks[static_cast<size_t>(t)]) {
-          if (task.own) {
-            std::fill_n(task.into, size, 0.0);
-          } else {
-            zero(task.into, layout);
-          }
-          add_stretch(task.begin, task.end, 0, d, task.into,
-                      task.own ? plain_.pos.data() : layout.pos.data());
+    return tasks;
+  }
+
+  // Adds the threads' own histograms (laid out by bins_.offset) to their nodes' (by `layout`), each
+  // process's entries apart.
+  void add_own_histograms(const std::vector<std::pair<size_t, std::vector<double>>>& extra,
+                          const std::vector<double*>& into, const Layout& layout) const {
+    const auto size = 2 * static_cast<int64_t>(bins_.total());
+    parallel_for(size, grain_for(static_cast<int64_t>(extra.size())), [&](int64_t lo, int64_t hi) {
+      for (size_t r = 0; r < layout.shift.size(); ++r) {
+        const int64_t from = std::max(lo, plain_.pos[static_cast<size_t>(slice_starts_[r])]);
+        const int64_t to = std::min(hi, plain_.pos[static_cast<size_t>(slice_starts_[r + 1])]);
+        for (const auto& [i, h] : extra) {
+          double* node = into[i] + layout.shift[r];
+          for (int64_t x = from; x < to; ++x) node[x] += h[static_cast<size_t>(x)];
         }
       }
     });
-    // Each process's entries of the threads' own histograms, added to the nodes'.
-    parallel_for(
-        static_cast<int64_t>(size), grain_for(static_cast<int64_t>(extra.size())),
-        [&](int64_t lo, int64_t hi) {
-          for (size_t r = 0; r < layout.shift.size(); ++r) {
-            const int64_t from = std::max(lo, plain_.pos[static_cast<size_t>(slice_starts_[r])]);
-            const int64_t to = std::min(hi, plain_.pos[static_cast<size_t>(slice_starts_[r + 1])]);
-            for (const auto& [i, h] : extra) {
-              double* node = into[i] + layout.shift[r];
-              for (int64_t x = from; x < to; ++x) node[x] += h[static_cast<size_t>(x)];
-            }
-          }
-        });
-    for (auto& [i, h] : extra) pool_.give(std::move(h));
   }
 
   // Zeroes a node's histogram laid out by `layout`: each process's features' entries.
