@@ -204,11 +204,13 @@ void run_worker(const train::Config& config, const comm::JobEnv& job, const Trai
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     set_num_threads(std::max(1, cores / *job.local_world_size));
   }
-  const train::ServeOptions serve{.host = comm::service_host(job),
-                                  .job_token = job.token,
-                                  .log = args.quiet ? nullptr : stderr,
-                                  .resume = args.resume,
-                                  .on_hung = report_hung_to(job)};
+  const train::ServeOptions serve{
+      .host = comm::service_host(job),
+      .job_token = job.token,
+      .log = args.quiet ? nullptr : stderr,
+      .resume = args.resume,
+      .workers_restarted = env_string("TESSERA_MAX_RESTARTS").has_value(),
+      .on_hung = report_hung_to(job)};
   if (env_string("TESSERA_RESTART")) {
     // The others joined the group long ago: a restarted server or worker comes back on its own.
     if (train::is_parameter_server(config, job.rank, job.world_size)) {

@@ -24,7 +24,7 @@ constexpr std::string_view kWorkerVariables[] = {
     "TESSERA_RANK",       "TESSERA_WORLD_SIZE", "TESSERA_LOCAL_RANK", "TESSERA_LOCAL_WORLD_SIZE",
     "TESSERA_STORE_ADDR", "TESSERA_JOB_TOKEN",  "TESSERA_JOB_ID",     "TESSERA_BACKEND",
     "TESSERA_NODE_RANK",  "TESSERA_NNODES",     "TESSERA_RESTART",    "TESSERA_ATTEMPT",
-    "TESSERA_ELASTIC",    "TESSERA_AGENT_FD",   "TESSERA_SPARE"};
+    "TESSERA_ELASTIC",    "TESSERA_AGENT_FD",   "TESSERA_SPARE",      "TESSERA_MAX_RESTARTS"};
 
 }  // namespace
 
@@ -50,6 +50,8 @@ std::vector<std::string> worker_environment(const LaunchOptions& o, const Placem
   env.push_back("TESSERA_JOB_ID=" + c.job_id);
   env.push_back("TESSERA_BACKEND=" + o.backend);
   if (p.attempt != 0) env.push_back("TESSERA_ATTEMPT=" + std::to_string(p.attempt));
+  // A parameter server then waits for a lost worker to come back before it ends the job.
+  if (o.max_restarts > 0) env.push_back("TESSERA_MAX_RESTARTS=" + std::to_string(o.max_restarts));
   // Our own workers' large buffers on huge pages: where a page fault is slow (virtual machines),
   // fresh buffers cost more than the copies into them, and a recovery that moves a memory copy to
   // another worker touches several. A user's own glibc tunables are left as they are.

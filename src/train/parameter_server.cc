@@ -128,6 +128,12 @@ std::string resume_from(const Config& config, int index) {
   return file;
 }
 
+// A worker of a network goes on from its servers' step (rank 0 appending to the metrics and
+// writing the checkpoints from there); the sparse models' workers cannot rejoin yet.
+bool workers_rejoin(const Config& config) {
+  return config.parallel.consistency != "bsp" && config.model.type == "layers";
+}
+
 // Serves until every worker is done; `port` 0: any free one. Returns the address it served at.
 void run_server(const Config& config, int index, int workers, const std::string& token,
                 const ServeOptions& options, const std::string& restore_from, int port,
@@ -145,6 +151,9 @@ void run_server(const Config& config, int index, int workers, const std::string&
        .port = port,
        .timeout = seconds(par.timeout_s),
        .heartbeat_timeout = seconds(par.heartbeat_timeout_s),
+       .rejoin_window = options.workers_restarted && workers_rejoin(config)
+                            ? seconds(par.heartbeat_timeout_s)
+                            : std::chrono::milliseconds::zero(),
        .log = options.log,
        .checkpoint_dir = checkpoint_dir(config),
        .checkpoint_interval = par.server_checkpoint_s > 0 ? seconds(par.server_checkpoint_s)
@@ -178,9 +187,7 @@ std::vector<int> restartable_ranks(const Config& config, int world_size) {
   if (config.parallel.strategy != "ps" || config.parallel.consistency == "bsp") return {};
   const int workers = ps_workers(config, world_size);
   std::vector<int> ranks;
-  // A worker of a network goes on from its servers' step (rank 0 appending to the metrics and
-  // writing the checkpoints from there); the sparse models' workers cannot rejoin yet.
-  if (config.model.type == "layers") {
+  if (workers_rejoin(config)) {
     for (int r = 0; r < workers; ++r) ranks.push_back(r);
   }
   if (config.parallel.server_checkpoint_s > 0) {

@@ -330,6 +330,60 @@ TEST(PsServer, BspLosingAWorkerFailsTheRoundNamingIt) {
   EXPECT_THROW(c.servers[0]->wait_until_done(milliseconds(2000)), comm::CommError);
 }
 
+std::unique_ptr<Server> server_awaiting_lost_workers(milliseconds rejoin_window) {
+  return std::make_unique<Server>(ServerOptions{.workers = 2,
+                                                .consistency = Consistency::kAsp,
+                                                .token = kToken,
+                                                .rejoin_window = rejoin_window,
+                                                .log = nullptr},
+                                  std::vector{dense_table(1, 2)},
+                                  std::map<uint32_t, std::vector<float>>{});
+}
+
+// Connects as worker 0 and drops the connection without saying bye, as a killed worker does.
+void lose_worker_zero(const Server& server) {
+  std::string error;
+  Connection doomed(
+      comm::connect_tcp("127.0.0.1", server.port(), Clock::now() + milliseconds(2000), &error),
+      "doomed");
+  handshake_as_worker(doomed, kToken, 0, Clock::now() + milliseconds(2000));
+}
+
+std::unique_ptr<Worker> worker_of(const Server& server, uint32_t index) {
+  return std::make_unique<Worker>(
+      WorkerOptions{.index = index,
+                    .servers = {"127.0.0.1:" + std::to_string(server.port())},
+                    .token = kToken},
+      std::vector{dense_table(1, 2)});
+}
+
+// Where the launcher starts dead workers again, the job is not over while a lost worker may still
+// come back: the others finishing first must not leave it servers that are gone.
+TEST(PsServer, ALostWorkerIsWaitedForWithinItsRejoinWindow) {
+  auto server = server_awaiting_lost_workers(milliseconds(60000));
+  lose_worker_zero(*server);
+  auto other = worker_of(*server, 1);
+  other->push_dense(1, 0, std::vector<float>(2, 1.0f), 0.1f);
+  other->finish();
+  EXPECT_THROW(server->wait_until_done(milliseconds(300)), comm::TimeoutError)
+      << "done while worker 0 could still come back";
+  auto again = worker_of(*server, 0);
+  again->push_dense(1, 0, std::vector<float>(2, 1.0f), 0.1f);
+  again->finish();
+  server->wait_until_done(milliseconds(5000));
+  EXPECT_EQ(server->stats().pushes, 2);
+}
+
+TEST(PsServer, ALostWorkerThatDoesNotComeBackWithinItsWindowIsGone) {
+  auto server = server_awaiting_lost_workers(milliseconds(400));
+  const auto start = Clock::now();
+  lose_worker_zero(*server);
+  auto other = worker_of(*server, 1);
+  other->finish();
+  server->wait_until_done(milliseconds(5000));
+  EXPECT_GE(Clock::now() - start, milliseconds(400)) << "gone only once its window closed";
+}
+
 TEST(PsServer, RefusesAWorkerWithoutTheToken) {
   Cluster c(1, 1, Consistency::kAsp, {dense_table(1, 2)});
   WorkerOptions o{.index = 0,

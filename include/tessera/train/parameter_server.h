@@ -36,6 +36,9 @@ struct ServeOptions {
   // Start from the servers' checkpoint of the step the workers resume from (the run's newest
   // valid checkpoint, as Trainer::resume picks it); afresh when the run has none.
   bool resume = false;
+  // The launcher starts dead workers again (--max-restarts): a worker the server lost has
+  // [parallel] heartbeat_timeout_s to come back before the job may end without it.
+  bool workers_restarted = false;
   // Told of each worker (its rank) the server declared lost for sending not even a heartbeat.
   std::function<void(int rank)> on_hung = nullptr;
 };

@@ -13,7 +13,7 @@ ServerState::ServerState(const ServerOptions& options, const std::vector<TableSp
                          const std::map<uint32_t, std::vector<float>>& dense_initial)
     : index_(options.index),
       servers_(options.servers),
-      clocks_(options.workers, options.consistency, options.staleness) {
+      clocks_(options.workers, options.consistency, options.staleness, options.rejoin_window) {
   check_tables(tables);
   const bool bsp = options.consistency == Consistency::kBsp;
   for (const TableSpec& t : tables) {

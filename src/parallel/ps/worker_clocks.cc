@@ -7,11 +7,14 @@
 
 namespace tessera::parallel::ps {
 
-WorkerClocks::WorkerClocks(int workers, Consistency consistency, int64_t staleness)
+WorkerClocks::WorkerClocks(int workers, Consistency consistency, int64_t staleness,
+                           Clock::duration rejoin_window)
     : consistency_(consistency),
       staleness_(staleness),
+      rejoin_window_(rejoin_window),
       steps_(static_cast<size_t>(workers), 0),
-      status_(static_cast<size_t>(workers), Status::kWaiting) {}
+      status_(static_cast<size_t>(workers), Status::kWaiting),
+      may_rejoin_until_(static_cast<size_t>(workers)) {}
 
 void WorkerClocks::joined(uint32_t worker) {
   std::lock_guard lock(mutex_);
@@ -68,7 +71,10 @@ void WorkerClocks::finished(uint32_t worker) {
 
 void WorkerClocks::lost(uint32_t worker) {
   std::lock_guard lock(mutex_);
-  if (status_[worker] != Status::kDone) status_[worker] = Status::kLost;
+  if (status_[worker] != Status::kDone) {
+    status_[worker] = Status::kLost;
+    may_rejoin_until_[worker] = Clock::now() + rejoin_window_;
+  }
   changed_.notify_all();
   done_.notify_all();
 }
@@ -80,14 +86,33 @@ void WorkerClocks::fail(const std::string& why) {
   done_.notify_all();
 }
 
-bool WorkerClocks::all_done() const {
-  return std::none_of(status_.begin(), status_.end(),
-                      [](Status s) { return s == Status::kTraining || s == Status::kWaiting; });
+bool WorkerClocks::all_done(Clock::time_point now) const {
+  for (size_t w = 0; w < status_.size(); ++w) {
+    if (status_[w] == Status::kTraining || status_[w] == Status::kWaiting) return false;
+    if (status_[w] == Status::kLost && now < may_rejoin_until_[w]) return false;
+  }
+  return true;
+}
+
+Clock::time_point WorkerClocks::next_window_end(Clock::time_point now) const {
+  auto soonest = Clock::time_point::max();
+  for (size_t w = 0; w < status_.size(); ++w) {
+    if (status_[w] == Status::kLost && now < may_rejoin_until_[w]) {
+      soonest = std::min(soonest, may_rejoin_until_[w]);
+    }
+  }
+  return soonest;
 }
 
 bool WorkerClocks::wait_all_done(Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
-  return done_.wait_until(lock, deadline, [&] { return all_done() || !failure_.empty(); });
+  for (;;) {
+    const auto now = Clock::now();
+    if (all_done(now) || !failure_.empty()) return true;
+    if (now >= deadline) return false;
+    // No notification marks a window's end: wake for it.
+    done_.wait_until(lock, std::min(deadline, next_window_end(now)));
+  }
 }
 
 int64_t WorkerClocks::steps(uint32_t worker) {
@@ -100,7 +125,9 @@ void WorkerClocks::save(BinaryWriter& out) {
   out.write_u32(static_cast<uint32_t>(steps_.size()));
   for (size_t w = 0; w < steps_.size(); ++w) {
     out.write_i64(steps_[w]);
-    out.write_u32(static_cast<uint32_t>(status_[w]));
+    // A restarted server waits for a worker that may still come back as for one training.
+    const bool may_rejoin = status_[w] == Status::kLost && Clock::now() < may_rejoin_until_[w];
+    out.write_u32(static_cast<uint32_t>(may_rejoin ? Status::kTraining : status_[w]));
   }
 }
 

@@ -13,13 +13,17 @@
 // What one server knows of the workers: how many steps each has pushed, and whether it is still
 // training, done (it said bye) or gone (its connection dropped). SSP's gate lives here: a worker
 // may start step t only while t - (steps of the slowest worker still training) <= staleness.
+// Where a launcher starts dead workers again, a lost worker has `rejoin_window` to connect again
+// before the job may end without it: the others finishing first must not leave it nothing to
+// come back to.
 namespace tessera::parallel::ps {
 
 using Clock = std::chrono::steady_clock;
 
 class WorkerClocks {
  public:
-  WorkerClocks(int workers, Consistency consistency, int64_t staleness);
+  WorkerClocks(int workers, Consistency consistency, int64_t staleness,
+               Clock::duration rejoin_window = Clock::duration::zero());
 
   // The worker connected (again).
   void joined(uint32_t worker);
@@ -47,15 +51,19 @@ class WorkerClocks {
   enum class Status { kWaiting, kTraining, kDone, kLost };
   // The training worker with the fewest steps, or -1 when none trains.
   [[nodiscard]] int slowest() const;
-  [[nodiscard]] bool all_done() const;
+  [[nodiscard]] bool all_done(Clock::time_point now) const;
+  // The soonest a lost worker's rejoin window closes, if one is still open.
+  [[nodiscard]] Clock::time_point next_window_end(Clock::time_point now) const;
 
   Consistency consistency_;
   int64_t staleness_;
+  Clock::duration rejoin_window_;
   std::mutex mutex_;
   std::condition_variable changed_;  // SSP's gate: a worker's steps or status changed
   std::condition_variable done_;     // a worker finished or was lost, or fail()
   std::vector<int64_t> steps_;
   std::vector<Status> status_;
+  std::vector<Clock::time_point> may_rejoin_until_;  // of each lost worker
   std::string failure_;
 };
 

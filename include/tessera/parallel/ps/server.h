@@ -38,6 +38,9 @@ struct ServerOptions {
   // A worker silent this long (no request and no heartbeat) is declared lost: SSP stops waiting
   // for it, BSP stops. Workers send heartbeats every WorkerOptions::heartbeat_interval.
   std::chrono::milliseconds heartbeat_timeout = std::chrono::seconds(10);
+  // Where a launcher starts dead workers again: how long a lost worker has to connect again
+  // before the server may finish without it. Zero: a lost worker is gone.
+  std::chrono::milliseconds rejoin_window = std::chrono::milliseconds::zero();
   std::FILE* log = stderr;  // where refused connections and dropped messages are reported
   // Where the server writes its checkpoints (its shards, their optimizer state and the workers'
   // steps; atomically, with a checksum): checkpoint_file(dir, index) when it starts, every
