@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config  # toolchain
   clang-format clang-tidy                       # format and naming checks (make lint)
-  clang libclang-rt-14-dev libomp-dev           # sanitizer build with libFuzzer (make test, make fuzz)
+  clang libclang-rt-14-dev libomp-dev lld       # sanitizer build with libFuzzer, linked by lld (make test, make fuzz)
   libdnnl-dev ocl-icd-opencl-dev                # float32 GEMM and convolution (oneDNN; its CMake config asks for OpenCL)
   libopenblas-dev                               # float64 GEMM (gradient checks)
   libgtest-dev libgmock-dev googletest          # unit tests

@@ -43,56 +43,56 @@ int64_t class_of(const std::string& path, const std::vector<int64_t>& classes, i
 
 ChunkedLibsvmDataset::ChunkedLibsvmDataset(const std::filesystem::path& path,
                                            const LibsvmOptions& options, int64_t chunk_rows)
-    : path_(path.string()), chunk_rows_(chunk_rows) {
-  set_origin({path_, {}});
-  if (chunk_rows < 1) {
-    throw ValueError(detail::concat(path_, ": ChunkedLibsvmDataset: chunk_rows is ", chunk_rows,
-                                    ", expected >= 1"));
-  }
+    : ChunkedDataset(path.string(), chunk_rows, "ChunkedLibsvmDataset") {
+  const std::string& file = this->path();
   if (options.num_features < 0) {
-    throw ValueError(detail::concat(path_, ": LibsvmOptions::num_features is ",
-                                    options.num_features, ", expected >= 0 (0: infer)"));
+    throw ValueError(detail::concat(file, ": LibsvmOptions::num_features is ", options.num_features,
+                                    ", expected >= 0 (0: infer)"));
   }
   const auto& given = options.class_labels;
   if (std::adjacent_find(given.begin(), given.end(), std::greater_equal<>()) != given.end()) {
-    throw ValueError(path_ + ": LibsvmOptions::class_labels must be strictly increasing");
+    throw ValueError(file + ": LibsvmOptions::class_labels must be strictly increasing");
   }
   LineReader lines(path);
   const bool inferred = options.num_features == 0;
-  LibsvmParser parser(path_, inferred ? kMaxInferredLibsvmFeatures : options.num_features,
-                      inferred);
+  LibsvmParser parser(file, inferred ? kMaxInferredLibsvmFeatures : options.num_features, inferred);
   SparseRows rows;  // one record at a time
   std::set<int64_t> labels;
   int64_t max_index = 0;
+  int64_t records = 0;
+  Start start;  // of the chunk being counted
   std::string_view line;
   while (lines.next(line)) {
     if (!libsvm_record_text(line)) continue;
-    if (size_ % chunk_rows_ == 0)
-      chunk_starts_.push_back({lines.line_offset(), lines.line_number()});
+    if (records % chunk_rows == 0) {
+      if (records > 0) add_chunk(start, chunk_rows);
+      start = {lines.line_offset(), lines.line_number()};
+    }
     rows.clear();
     parser.parse_line(line, lines.line_number(), rows);
     max_index = std::max(max_index, rows.max_index);
     const int64_t label = rows.labels[0];
     if (!given.empty()) {
-      (void)class_of(path_, given, label, lines.line_number());
+      (void)class_of(file, given, label, lines.line_number());
     } else {
       labels.insert(label);
     }
-    ++size_;
+    ++records;
   }
-  if (size_ == 0) {
-    throw FormatError(detail::concat(path_, ": no records in ", lines.line_number(),
+  if (records == 0) {
+    throw FormatError(detail::concat(file, ": no records in ", lines.line_number(),
                                      " lines: expected lines of '<label> <index>:<value> ...'"));
   }
+  add_chunk(start, records - (records - 1) / chunk_rows * chunk_rows);  // the last, maybe short
   if (inferred && max_index == 0) {
-    throw FormatError(detail::concat(path_,
+    throw FormatError(detail::concat(file,
                                      ": no record has a feature, so the feature count "
                                      "cannot be inferred; set LibsvmOptions::num_features"));
   }
   num_features_ = inferred ? max_index : options.num_features;
-  sample_shape_ = {num_features_};
+  set_sample_shape({num_features_});
   set_class_labels(given.empty() ? std::vector<int64_t>(labels.begin(), labels.end()) : given);
-  chunk_ = std::make_unique<Chunk>(path_, num_features_);
+  chunk_ = std::make_unique<Chunk>(file, num_features_);
 }
 
 ChunkedLibsvmDataset::~ChunkedLibsvmDataset() = default;
@@ -102,55 +102,35 @@ std::unique_ptr<Dataset> ChunkedLibsvmDataset::another_reader() const {
 }
 
 ChunkedLibsvmDataset::ChunkedLibsvmDataset(const ChunkedLibsvmDataset& indexed)
-    : path_(indexed.path_),
+    : ChunkedDataset(indexed),
       num_features_(indexed.num_features_),
-      chunk_rows_(indexed.chunk_rows_),
-      size_(indexed.size_),
-      sample_shape_(indexed.sample_shape_),
-      chunk_starts_(indexed.chunk_starts_),
-      chunk_(std::make_unique<Chunk>(indexed.path_, indexed.num_features_)) {
-  set_origin({path_, {}});
-  set_class_labels(indexed.class_labels());
-}
+      chunk_(std::make_unique<Chunk>(indexed.path(), indexed.num_features_)) {}
 
-void ChunkedLibsvmDataset::load_chunk(int64_t chunk) {
-  // Forget the old chunk first: if parsing throws, the next read retries rather than serving a
-  // half-filled chunk.
-  current_chunk_ = -1;
-  SparseRows& rows = chunk_->rows;
-  rows.clear();
-  const int64_t expected = std::min(chunk_rows_, size_ - chunk * chunk_rows_);
-  const Start& start = chunk_starts_[static_cast<size_t>(chunk)];
+int64_t ChunkedLibsvmDataset::parse_chunk(const Start& start, int64_t rows) {
+  SparseRows& parsed = chunk_->rows;
+  parsed.clear();
   chunk_->lines.seek(start.offset, start.line);
   std::string_view line;
-  while (static_cast<int64_t>(rows.labels.size()) < expected && chunk_->lines.next(line)) {
-    if (libsvm_record_text(line))
-      chunk_->parser.parse_line(line, chunk_->lines.line_number(), rows);
+  while (static_cast<int64_t>(parsed.labels.size()) < rows && chunk_->lines.next(line)) {
+    if (libsvm_record_text(line)) {
+      chunk_->parser.parse_line(line, chunk_->lines.line_number(), parsed);
+    }
   }
-  if (static_cast<int64_t>(rows.labels.size()) != expected) {
-    throw FormatError(detail::concat(path_, ": chunk ", chunk, " from line ", start.line, " has ",
-                                     rows.labels.size(), " records, expected ", expected,
-                                     ": the file changed after it was indexed"));
+  for (size_t r = 0; r < parsed.labels.size(); ++r) {
+    parsed.labels[r] = class_of(path(), class_labels(), parsed.labels[r], parsed.lines[r]);
   }
-  for (size_t r = 0; r < rows.labels.size(); ++r) {
-    rows.labels[r] = class_of(path_, class_labels(), rows.labels[r], rows.lines[r]);
-  }
-  current_chunk_ = chunk;
-  ++chunks_loaded_;
+  return static_cast<int64_t>(parsed.labels.size());
 }
 
-int64_t ChunkedLibsvmDataset::read_into(int64_t index, std::span<float> out) {
-  check_read(index, out, "ChunkedLibsvmDataset::read_into");
-  const int64_t chunk = index / chunk_rows_;
-  if (chunk != current_chunk_) load_chunk(chunk);
-  const auto row = static_cast<size_t>(index - chunk * chunk_rows_);
+int64_t ChunkedLibsvmDataset::read_row(int64_t row, std::span<float> out) const {
   const SparseRows& rows = chunk_->rows;
+  const auto r = static_cast<size_t>(row);
   std::fill(out.begin(), out.end(), 0.0F);
-  for (int64_t k = rows.row_starts[row]; k < rows.row_starts[row + 1]; ++k) {
+  for (int64_t k = rows.row_starts[r]; k < rows.row_starts[r + 1]; ++k) {
     out[static_cast<size_t>(rows.indices[static_cast<size_t>(k)])] =
         rows.values[static_cast<size_t>(k)];
   }
-  return rows.labels[row];
+  return rows.labels[r];
 }
 
 }  // namespace tessera::data

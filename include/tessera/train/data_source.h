@@ -25,7 +25,8 @@ struct DataLayout {
 //   "idx:IMAGES,LABELS"   IDX files; memory-mapped (streamed from disk) unless gzip-compressed
 //   "csv:PATH"            numeric CSV with a header; label column from data.label_column;
 //                         loaded, or streamed a block at a time with data.stream
-//   "libsvm:PATH"         LIBSVM/SVMlight sparse rows, densified; data.num_features (0: infer)
+//   "libsvm:PATH"         LIBSVM/SVMlight sparse rows, densified; data.num_features (0: infer);
+//                         loaded, or streamed a chunk at a time with data.stream
 // With `layout`, a LIBSVM file takes its feature count (unless data.num_features sets one) and
 // class labels from it, and a data set whose samples have another shape is a ConfigError.
 // An unknown scheme throws ConfigError naming `key` (e.g. "data.train"); file problems throw the
