@@ -388,13 +388,13 @@ class Grower {
       }
     }
     // Blocks' padding past a process's bins is summed and never read: left as it is.
-    pool_.send.resize(static_cast<size_t>(ranks) * m * block);
-    for (size_t i = 0; i < m; ++i) into[i] = pool_.send.data() + i * block;
+    double* send = pool_.send(static_cast<size_t>(ranks) * m * block, *group_);
+    for (size_t i = 0; i < m; ++i) into[i] = send + i * block;
     add_rows(nodes, which, into, layout);
     pool_.received.resize(m * block);
     group_
-        ->reduce_scatter(pool_.send.data(), pool_.received.data(), m * block,
-                         comm::DataType::kFloat64, comm::ReduceOp::kSum)
+        ->reduce_scatter(send, pool_.received.data(), m * block, comm::DataType::kFloat64,
+                         comm::ReduceOp::kSum)
         ->wait();
     const auto own = 2 * static_cast<size_t>(slice_bins_[static_cast<size_t>(group_->rank())]);
     for (size_t i = 0; i < m; ++i) {
@@ -687,6 +687,17 @@ class Grower {
 };
 
 }  // namespace
+
+double* HistogramPool::send(size_t count, comm::ProcessGroup& group) {
+  if (count > send_count_) {
+    send_.reset();  // back to the group's pool before the larger buffer is taken
+    send_ = group.allocate(count * sizeof(double));
+    send_count_ = count;
+    // The padding is summed though never read: zeros, not whatever the memory held.
+    std::fill_n(reinterpret_cast<double*>(send_.get()), count, 0.0);
+  }
+  return reinterpret_cast<double*>(send_.get());
+}
 
 GrownTree grow_tree(const BinnedRows& rows, const FeatureBins& bins,
                     std::span<const GradientPair> gradients, double g_scale, double h_scale,

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -39,8 +41,10 @@ struct GrowOptions {
 // system for fresh memory (and its page faults) for every node.
 struct HistogramPool {
   std::vector<std::vector<double>> spare;
-  std::vector<double> send;      // a level's histograms, each process's features apart
-  std::vector<double> received;  // their sums of this process's features
+  std::vector<double> received;  // the sums of a level's histograms, of this process's features
+  // A level's histograms, each process's features apart, in at least `count` doubles of the
+  // group's memory (ProcessGroup::allocate), where the shared-memory backend sums them in place.
+  double* send(size_t count, comm::ProcessGroup& group);
   std::vector<double> take() {
     if (spare.empty()) return {};
     std::vector<double> h = std::move(spare.back());
@@ -50,6 +54,10 @@ struct HistogramPool {
   void give(std::vector<double>&& h) {
     if (h.capacity() > 0) spare.push_back(std::move(h));
   }
+
+ private:
+  std::shared_ptr<std::byte[]> send_;
+  size_t send_count_ = 0;
 };
 
 // A grown tree and the leaf each of this process's rows reaches (those it was not grown on too).

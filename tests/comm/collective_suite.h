@@ -318,11 +318,13 @@ inline void check_allgatherv(ProcessGroup& pg, std::size_t scale) {
   }
 }
 
-inline void check_reduce_scatter(ProcessGroup& pg, std::size_t block) {
+inline void check_reduce_scatter(ProcessGroup& pg, std::size_t block,
+                                 Memory memory = Memory::kPlain) {
   const int n = pg.size();
   for (DataType dtype : kAllTypes) {
     for (ReduceOp op : kAllOps) {
-      Buffer in(dtype, block * static_cast<std::size_t>(n));
+      const std::size_t count = block * static_cast<std::size_t>(n);
+      Buffer in(dtype, count, memory_for(pg, memory, count * data_type_size(dtype)));
       // Element i of the whole input behaves like element i of an allreduce.
       for (std::size_t i = 0; i < in.count(); ++i) in.set(i, contribution(pg.rank(), i));
       Buffer out(dtype, block);
@@ -525,6 +527,11 @@ inline void check_everything(ProcessGroup& pg, std::size_t slot_elements) {
   check_allgatherv(pg, slot_elements + 1);
   check_reduce_scatter(pg, 5);
   check_reduce_scatter(pg, slot_elements + 1);
+  // Blocks of several of the pooled path's 32 KiB steps.
+  for (const Memory memory : {Memory::kAllocated, Memory::kMixed}) {
+    check_reduce_scatter(pg, 5, memory);
+    check_reduce_scatter(pg, 40001, memory);
+  }
   check_gather_scatter(pg, 3);
   check_gather_scatter(pg, 2 * slot_elements + 1);
   check_alltoall(pg, 2);

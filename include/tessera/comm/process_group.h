@@ -124,7 +124,8 @@ class ProcessGroup {
   // initialised; not collective. The shared-memory backend hands out memory every rank of the
   // group has mapped, and an allreduce whose buffers all come from there reads the other ranks'
   // buffers and writes its result into them directly, without copying through its staging
-  // slots (faster for large buffers: src/comm/README.md has the measurements). Other backends,
+  // slots (faster for large buffers: src/comm/README.md has the measurements); a reduce_scatter
+  // whose `in` buffers all come from there reads them in place likewise. Other backends,
   // and the shared-memory backend once its pool (ShmOptions::pool_bytes) is used up, return
   // ordinary memory; every collective accepts any memory either way. The memory stays valid
   // while referenced, also after shutdown().

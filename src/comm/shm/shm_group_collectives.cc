@@ -164,6 +164,37 @@ void ShmGroup::allreduce_pooled(std::byte* data, std::size_t count, DataType dty
   wait_all(o);
 }
 
+// Every rank's `in` is in its pool, at `offsets[r]`: this rank reads block r of each where it
+// lies, with no staging copy, summing in the order the chunked path does (its own block, then the
+// others by rank), so either path gives the same bits; the last step keeps every `in` unchanged
+// until no rank reads it any more.
+void ShmGroup::reduce_scatter_pooled(const std::byte* in, std::byte* out, std::size_t recv_count,
+                                     DataType dtype, ReduceOp op,
+                                     const std::vector<std::uint64_t>& offsets, Op& o) {
+  const std::size_t esz = data_type_size(dtype);
+  const int n = size();
+  const int r = rank();
+  const std::size_t mine = static_cast<std::size_t>(r) * recv_count * esz;
+  const ReduceFunction fn = reduce_function(dtype, op);
+  const std::size_t block_count = std::max<std::size_t>(kPooledBlockBytes / esz, 1);
+  for (std::size_t at = 0; at < recv_count; at += block_count) {
+    const std::size_t len = std::min(block_count, recv_count - at);
+    std::byte* dst = out + at * esz;
+    const std::byte* own = in + mine + at * esz;
+    bool first = true;
+    for (int j = 0; j < n; ++j) {
+      if (j == r) continue;
+      const std::byte* theirs =
+          base_ + layout_.pool_offset(j) + offsets[static_cast<std::size_t>(j)] + mine + at * esz;
+      fn(dst, first ? own : dst, theirs, len);
+      first = false;
+    }
+    if (op == ReduceOp::kAvg) divide_in_place(dst, len, dtype, n);
+  }
+  publish();
+  wait_all(o);
+}
+
 // dst (this rank's slice in the caller's buffer) and out (the same slice of this rank's slot)
 // get dst reduced with slice `at` of every other rank's slot `b`.
 void ShmGroup::reduce_slice(std::byte* dst, std::byte* out, int b, std::size_t at,
@@ -374,22 +405,28 @@ std::shared_ptr<Work> ShmGroup::do_allreduce(void* data, std::size_t count, Data
     if (size() == 1) return;
     if (count == 0) return arrive(o);
     auto* bytes = static_cast<std::byte*>(data);
-    if (pool_) {
-      // A first step in which the ranks learn where each other's buffers are.
-      shared(block(rank())->buffer_offset)
-          .store(pool_->offset_of(data, count * data_type_size(dtype)), std::memory_order_relaxed);
-      arrive(o);
-      std::vector<std::uint64_t> offsets(static_cast<std::size_t>(size()));
-      bool all_pooled = true;
-      for (int r = 0; r < size(); ++r) {
-        offsets[static_cast<std::size_t>(r)] =
-            pooled_offset(r, count * data_type_size(dtype), data_type_size(dtype), o);
-        all_pooled = all_pooled && offsets[static_cast<std::size_t>(r)] != kNotPooled;
-      }
-      if (all_pooled) return allreduce_pooled(bytes, count, dtype, op, offsets, o);
+    std::vector<std::uint64_t> offsets;
+    if (pooled_offsets(data, count * data_type_size(dtype), data_type_size(dtype), o, &offsets)) {
+      return allreduce_pooled(bytes, count, dtype, op, offsets, o);
     }
     allreduce_chunks(bytes, count, dtype, op, -1, o);
   });
+}
+
+bool ShmGroup::pooled_offsets(const void* data, std::size_t bytes, std::size_t alignment, Op& o,
+                              std::vector<std::uint64_t>* offsets) {
+  if (!pool_) return false;
+  // A first step in which the ranks learn where each other's buffers are.
+  shared(block(rank())->buffer_offset)
+      .store(pool_->offset_of(data, bytes), std::memory_order_relaxed);
+  arrive(o);
+  offsets->resize(static_cast<std::size_t>(size()));
+  bool all_pooled = true;
+  for (int r = 0; r < size(); ++r) {
+    (*offsets)[static_cast<std::size_t>(r)] = pooled_offset(r, bytes, alignment, o);
+    all_pooled = all_pooled && (*offsets)[static_cast<std::size_t>(r)] != kNotPooled;
+  }
+  return all_pooled;
 }
 
 std::uint64_t ShmGroup::pooled_offset(int r, std::size_t bytes, std::size_t alignment,
@@ -469,6 +506,12 @@ std::shared_ptr<Work> ShmGroup::do_reduce_scatter(const void* in, void* out, std
     if (size() == 1) {
       std::memmove(out, in, recv_count * data_type_size(dtype));
       return;
+    }
+    const std::size_t esz = data_type_size(dtype);
+    std::vector<std::uint64_t> offsets;
+    if (pooled_offsets(in, recv_count * esz * static_cast<std::size_t>(size()), esz, o, &offsets)) {
+      return reduce_scatter_pooled(static_cast<const std::byte*>(in), static_cast<std::byte*>(out),
+                                   recv_count, dtype, op, offsets, o);
     }
     reduce_scatter_chunks(static_cast<const std::byte*>(in), static_cast<std::byte*>(out),
                           recv_count, dtype, op, o);

@@ -140,6 +140,10 @@ class ShmGroup final : public ProcessGroup {
   // throws CommError naming the rank and the field when the offset leaves the pool.
   [[nodiscard]] std::uint64_t pooled_offset(int r, std::size_t bytes, std::size_t alignment,
                                             const Op& o) const;
+  // A step in which every rank says where its buffer `data` of `bytes` lies in its pool; true,
+  // with each rank's offset, when every rank's does (the collective may then read them in place).
+  bool pooled_offsets(const void* data, std::size_t bytes, std::size_t alignment, Op& o,
+                      std::vector<std::uint64_t>* offsets);
 
   // Collective bodies (run on the worker).
   // `root` >= 0: a reduce, whose result only the root copies out.
@@ -156,6 +160,10 @@ class ShmGroup final : public ProcessGroup {
                          const std::vector<std::size_t>& block_bytes, Op& o);
   void reduce_scatter_chunks(const std::byte* in, std::byte* out, std::size_t recv_count,
                              DataType dtype, ReduceOp op, Op& o);
+  // Every rank's `in` is in its pool, at `offsets[r]`: reads this rank's block of each in place.
+  void reduce_scatter_pooled(const std::byte* in, std::byte* out, std::size_t recv_count,
+                             DataType dtype, ReduceOp op, const std::vector<std::uint64_t>& offsets,
+                             Op& o);
   void gather_chunks(const std::byte* in, std::byte* out, std::size_t bytes, int root, Op& o);
   void scatter_chunks(const std::byte* in, std::byte* out, std::size_t count, std::size_t esz,
                       int root, Op& o);
