@@ -45,14 +45,8 @@ ChunkedLibsvmDataset::ChunkedLibsvmDataset(const std::filesystem::path& path,
                                            const LibsvmOptions& options, int64_t chunk_rows)
     : ChunkedDataset(path.string(), chunk_rows, "ChunkedLibsvmDataset") {
   const std::string& file = this->path();
-  if (options.num_features < 0) {
-    throw ValueError(detail::concat(file, ": LibsvmOptions::num_features is ", options.num_features,
-                                    ", expected >= 0 (0: infer)"));
-  }
+  check_libsvm_options(file, options);
   const auto& given = options.class_labels;
-  if (std::adjacent_find(given.begin(), given.end(), std::greater_equal<>()) != given.end()) {
-    throw ValueError(file + ": LibsvmOptions::class_labels must be strictly increasing");
-  }
   LineReader lines(path);
   const bool inferred = options.num_features == 0;
   LibsvmParser parser(file, inferred ? kMaxInferredLibsvmFeatures : options.num_features, inferred);

@@ -1,6 +1,7 @@
 #include "libsvm_parser.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "tessera/core/error.h"
 #include "text_fields.h"
@@ -33,6 +34,17 @@ void SparseRows::clear() {
   values.clear();
   max_index = 0;
   max_index_line = 0;
+}
+
+void check_libsvm_options(const std::string& file, const LibsvmOptions& options) {
+  if (options.num_features < 0) {
+    throw ValueError(detail::concat(file, ": LibsvmOptions::num_features is ", options.num_features,
+                                    ", expected >= 0 (0: infer)"));
+  }
+  const auto& given = options.class_labels;
+  if (std::adjacent_find(given.begin(), given.end(), std::greater_equal<>()) != given.end()) {
+    throw ValueError(file + ": LibsvmOptions::class_labels must be strictly increasing");
+  }
 }
 
 bool libsvm_record_text(std::string_view& line) {

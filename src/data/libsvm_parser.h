@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tessera/data/libsvm_reader.h"
+
 // The one parser of LIBSVM / SVMlight records, shared by read_libsvm (whole file, dense rows) and
 // LibsvmStream (record by record, 64-bit ids). Internal to tessera_data.
 namespace tessera::data {
@@ -46,5 +48,9 @@ class LibsvmParser {
 
 // Cuts a `#` comment off `line`; false when nothing but blanks is left.
 bool libsvm_record_text(std::string_view& line);
+
+// Throws ValueError naming `file` for a negative feature count or class labels not strictly
+// increasing.
+void check_libsvm_options(const std::string& file, const LibsvmOptions& options);
 
 }  // namespace tessera::data

@@ -72,14 +72,7 @@ Tensor densify(const std::string& name, const SparseRows& rows, const LibsvmOpti
 
 InMemoryDataset read_libsvm(const std::filesystem::path& path, const LibsvmOptions& options) {
   const std::string name = path.string();
-  if (options.num_features < 0) {
-    throw ValueError(detail::concat(name, ": LibsvmOptions::num_features is ", options.num_features,
-                                    ", expected >= 0 (0: infer)"));
-  }
-  const auto& given = options.class_labels;
-  if (std::adjacent_find(given.begin(), given.end(), std::greater_equal<>()) != given.end()) {
-    throw ValueError(name + ": LibsvmOptions::class_labels must be strictly increasing");
-  }
+  check_libsvm_options(name, options);
   LineReader lines(path);
   LibsvmParser parser(name,
                       options.num_features > 0 ? options.num_features : kMaxInferredLibsvmFeatures,
