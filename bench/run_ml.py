@@ -157,11 +157,12 @@ def kmeans_table(a, env2, tmp):
     print("| who | processes x threads | train inertia | test inertia | iterations | fit s | s per iteration | speed vs scikit-learn (fit, per iteration) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     med = lambda rs, k: statistics.median(r[k] for r in rs)
-    peer = [run_sklearn_kmeans(seed, env2) for seed in range(a.runs)]
-    rows = [("scikit-learn", "1 x 2", peer)]
-    for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-        rows.append(("tessera", threads, [run_tessera_kmeans(a.build, seed, nproc, os.path.join(tmp, f"km{nproc}"))
-                                          for seed in range(a.runs)]))
+    peer, one_process, two = [], [], []
+    for seed in range(a.runs):  # taking turns, as alternating() does
+        peer.append(run_sklearn_kmeans(seed, env2))
+        for nproc, runs in ((1, one_process), (2, two)):
+            runs.append(run_tessera_kmeans(a.build, seed, nproc, os.path.join(tmp, f"km{nproc}")))
+    rows = [("scikit-learn", "1 x 2", peer), ("tessera", "1 x 2", one_process), ("tessera", "2 x 1", two)]
     per_iteration = lambda rs: statistics.median(r["seconds"] / r["iterations"] for r in rs)
     for who, threads, rs in rows:
         ratio = ""
@@ -193,15 +194,14 @@ def nb_table(a, env2, tmp):
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for dist in ("gaussian", "multinomial", "bernoulli"):
         spec = {"dir": FASHION, "distribution": dist}
-        peer = median_of(a.runs, lambda: run_peer(SKLEARN_NB, spec, env2))
-        rows = [("scikit-learn", "1 x 2", peer)]
-        for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-            def one():
-                last = run_example(a.build, "naive_bayes", [f'model.distribution="{dist}"'], nproc,
-                                   os.path.join(tmp, f"nb{nproc}"))
-                return {"seconds": last["fit_s"], "test_accuracy": last["test_accuracy"],
-                        "test_log_loss": last["test_log_loss"]}
-            rows.append(("tessera", threads, median_of(a.runs, one)))
+        def one(nproc):
+            last = run_example(a.build, "naive_bayes", [f'model.distribution="{dist}"'], nproc,
+                               os.path.join(tmp, f"nb{nproc}"))
+            return {"seconds": last["fit_s"], "test_accuracy": last["test_accuracy"],
+                    "test_log_loss": last["test_log_loss"]}
+        peer, one_process, two = alternating(a.runs, [lambda: run_peer(SKLEARN_NB, spec, env2),
+                                                      lambda: one(1), lambda: one(2)])
+        rows = [("scikit-learn", "1 x 2", peer), ("tessera", "1 x 2", one_process), ("tessera", "2 x 1", two)]
         for who, threads, r in rows:
             ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
             print(f"| {dist} | {who} | {threads} | {100 * r['test_accuracy']:.2f}% | "
@@ -226,17 +226,17 @@ def pca_table(a, env2, tmp):
     print("PCA, 10 components of Fashion-MNIST's pixels; fit s median of %d" % a.runs)
     print("| who | solver | processes x threads | train variance kept | test variance kept | fit s | speed vs scikit-learn |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    peers = []
-    for solver in ("randomized", "full"):
-        spec = {"dir": FASHION, "solver": solver}
-        peers.append((solver, median_of(a.runs, lambda: run_peer(SKLEARN_PCA, spec, env2))))
+    def one(nproc):
+        last = run_example(a.build, "pca", [], nproc, os.path.join(tmp, f"pca{nproc}"))
+        return {"seconds": last["fit_s"], "train_explained_variance": last["train_explained_variance"],
+                "test_explained_variance": last["test_explained_variance"]}
+    peer = lambda solver: run_peer(SKLEARN_PCA, {"dir": FASHION, "solver": solver}, env2)
+    randomized, full, one_process, two = alternating(
+        a.runs, [lambda: peer("randomized"), lambda: peer("full"), lambda: one(1), lambda: one(2)])
+    peers = [("randomized", randomized), ("full", full)]
     rows = [("scikit-learn", solver, "1 x 2", r) for solver, r in peers]
-    for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-        def one():
-            last = run_example(a.build, "pca", [], nproc, os.path.join(tmp, f"pca{nproc}"))
-            return {"seconds": last["fit_s"], "train_explained_variance": last["train_explained_variance"],
-                    "test_explained_variance": last["test_explained_variance"]}
-        rows.append(("tessera", "covariance, one pass", threads, median_of(a.runs, one)))
+    rows += [("tessera", "covariance, one pass", "1 x 2", one_process),
+             ("tessera", "covariance, one pass", "2 x 1", two)]
     fastest = min(r["seconds"] for _, r in peers)
     for who, solver, threads, r in rows:
         ratio = f"{fastest / r['seconds']:.2f}x" if who == "tessera" else ""
@@ -281,16 +281,15 @@ def penalised_table(a, env2, tmp):
     for name, l1, l2 in (("ridge (l2 1e-3)", 0.0, 1e-3), ("lasso (l1 0.01)", 0.01, 0.0),
                          ("elastic net (l1 0.01, l2 0.01)", 0.01, 0.01)):
         spec = {"train": out + "/train.csv", "test": out + "/test.csv", "l1": l1, "l2": l2}
-        peer = median_of(a.runs, lambda: run_peer(SKLEARN_PENALISED, spec, env2))
-        rows = [("scikit-learn", "1 x 2", peer)]
-        for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-            def one():
-                sets = [f'data.train="csv:{spec["train"]}"', f'data.test="csv:{spec["test"]}"',
-                        f"model.l1={l1}", f"model.l2={l2}", "model.tol=1e-9"]
-                last = run_example(a.build, "linear_regression", sets, nproc, os.path.join(tmp, f"pen{nproc}"))
-                return {"seconds": last["fit_s"], "objective": last["objective"],
-                        "test_rmse": last["test_rmse"], "zeros": None}
-            rows.append(("tessera", threads, median_of(a.runs, one)))
+        def one(nproc):
+            sets = [f'data.train="csv:{spec["train"]}"', f'data.test="csv:{spec["test"]}"',
+                    f"model.l1={l1}", f"model.l2={l2}", "model.tol=1e-9"]
+            last = run_example(a.build, "linear_regression", sets, nproc, os.path.join(tmp, f"pen{nproc}"))
+            return {"seconds": last["fit_s"], "objective": last["objective"],
+                    "test_rmse": last["test_rmse"], "zeros": None}
+        peer, one_process, two = alternating(a.runs, [lambda: run_peer(SKLEARN_PENALISED, spec, env2),
+                                                      lambda: one(1), lambda: one(2)])
+        rows = [("scikit-learn", "1 x 2", peer), ("tessera", "1 x 2", one_process), ("tessera", "2 x 1", two)]
         for who, threads, r in rows:
             ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
             zeros = "-" if r["zeros"] is None else str(r["zeros"])
@@ -313,11 +312,12 @@ def als_table(a, tmp):
                         "--feedback", feedback], check=True, capture_output=True)
         truth = json.load(open(os.path.join(out, "truth.json")))[truth_key]
         sets = [f'data.train="csv:{out}/train.csv"', f'data.test="csv:{out}/test.csv"']
-        for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-            runs = [run_example(a.build, example, sets, nproc, os.path.join(tmp, f"als{nproc}"))
-                    for _ in range(a.runs)]
-            got = runs[0][score]
-            seconds = statistics.median(r["fit_s"] for r in runs)
+        def one(nproc):
+            last = run_example(a.build, example, sets, nproc, os.path.join(tmp, f"als{nproc}"))
+            return dict(last, seconds=last["fit_s"])
+        fits = alternating(a.runs, [lambda: one(1), lambda: one(2)])
+        for threads, r in zip(("1 x 2", "2 x 1"), fits):
+            got, seconds = r[score], r["seconds"]
             name = "RMSE" if feedback == "explicit" else "precision@10"
             print(f"| {feedback} | {threads} | {name} {got:.4f} | {truth:.4f} | {got / truth:.3f} | "
                   f"{seconds:.2f} |", flush=True)
@@ -345,11 +345,20 @@ def run_tessera(build, spec, nproc, env, run_dir):
             "test_accuracy": last["test_accuracy"], "iterations": last["iterations"]}
 
 
-def median_of(runs, f):
-    results = [f() for _ in range(runs)]
+def median(results):
     out = dict(results[len(results) // 2])
     out["seconds"] = statistics.median(r["seconds"] for r in results)
     return out
+
+
+def alternating(runs, fits):
+    """Each of `fits` run `runs` times, taking turns, so that a machine that slows down for a while
+    slows all of them alike: the median of each."""
+    results = [[] for _ in fits]
+    for _ in range(runs):
+        for out, fit in zip(results, fits):
+            out.append(fit())
+    return [median(r) for r in results]
 
 
 def main():
@@ -400,12 +409,10 @@ def main():
         print("| data | who | threads | objective | test accuracy | test AUC | iterations | fit s | speed vs scikit-learn |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, spec in cases:
-            peer = median_of(a.runs, lambda: run_sklearn(spec, env2))
-            rows = [("scikit-learn", "1 x 2", peer)]
-            for nproc, threads in ((1, "1 x 2"), (2, "2 x 1")):
-                r = median_of(a.runs, lambda: run_tessera(a.build, spec, nproc, os.environ,
-                                                          os.path.join(tmp, f"run{nproc}")))
-                rows.append(("tessera", threads, r))
+            one = lambda nproc: run_tessera(a.build, spec, nproc, os.environ, os.path.join(tmp, f"run{nproc}"))
+            peer, one_process, two = alternating(a.runs, [lambda: run_sklearn(spec, env2),
+                                                          lambda: one(1), lambda: one(2)])
+            rows = [("scikit-learn", "1 x 2", peer), ("tessera", "1 x 2", one_process), ("tessera", "2 x 1", two)]
             for who, threads, r in rows:
                 ratio = f"{peer['seconds'] / r['seconds']:.2f}x" if who == "tessera" else ""
                 auc = "-" if r.get("test_auc") is None else f"{r['test_auc']:.5f}"
