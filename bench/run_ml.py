@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """tessera's estimators against scikit-learn 1.2 on the same rows, same objective, same
 tolerance, same threads: the objective each reaches, test accuracy, and seconds to fit (median of
---runs, each in a fresh process; tessera's time is its own report of the fit, data loading apart,
+--runs, each in a fresh process, scikit-learn's, tessera's 1 x 2 and its 2 x 1 fits taking turns;
+tessera's time is its own report of the fit, data loading apart,
 as scikit-learn's is the fit call's).
 
 k-means: KMeans(n_clusters=10, n_init=1, tol=1e-4, max_iter=300, algorithm="lloyd") on
